@@ -1,0 +1,133 @@
+//! Certificate helpers: loading bundles, summaries for reports, and the TSA certificate rules
+//! (RFC 3161 §2.3, ETSI EN 319 422 §6) shared by the authority's start-up check and the verifier.
+
+use crate::digest::HashAlg;
+use crate::error::{Error, Result};
+use crate::oid;
+use crate::report::CertSummary;
+use der::Decode;
+use der::asn1::ObjectIdentifier;
+use x509_cert::Certificate;
+use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages};
+
+/// Reads every certificate of a PEM bundle (any number of `CERTIFICATE` blocks) or one DER
+/// certificate, returning their DER.
+pub fn load_certificates(bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
+    let text = bytes.trim_ascii_start();
+    if !text.starts_with(b"-----BEGIN") {
+        Certificate::from_der(bytes).map_err(Error::decode("DER certificate"))?;
+        return Ok(vec![bytes.to_vec()]);
+    }
+    let text = std::str::from_utf8(text).map_err(|_| Error::invalid("PEM bundle", "not UTF-8"))?;
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("-----BEGIN ") {
+        let after = &rest[start..];
+        let label_end = after[11..].find("-----").ok_or_else(|| Error::invalid("PEM bundle", "unterminated BEGIN line"))?;
+        let label = &after[11..11 + label_end];
+        let end_marker = format!("-----END {label}-----");
+        let end = after.find(&end_marker).ok_or_else(|| Error::invalid("PEM bundle", format!("no END line for {label}")))?;
+        let block = &after[..end + end_marker.len()];
+        if label == "CERTIFICATE" || label == "TRUSTED CERTIFICATE" || label == "X509 CERTIFICATE" {
+            let (_, der) = der::pem::decode_vec(block.as_bytes()).map_err(|e| Error::Decode { what: "PEM certificate", source: e.into() })?;
+            Certificate::from_der(&der).map_err(Error::decode("certificate"))?;
+            out.push(der);
+        }
+        rest = &after[end + end_marker.len()..];
+    }
+    if out.is_empty() {
+        return Err(Error::invalid("PEM bundle", "no CERTIFICATE block"));
+    }
+    Ok(out)
+}
+
+/// Encodes certificates as a PEM bundle.
+pub fn to_pem(ders: &[Vec<u8>]) -> Result<String> {
+    let mut out = String::new();
+    for der in ders {
+        out.push_str(&der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, der).map_err(|e| Error::Encode(e.into()))?);
+    }
+    Ok(out)
+}
+
+/// A certificate's summary for reports.
+pub fn summary(der: &[u8]) -> Result<CertSummary> {
+    let cert = Certificate::from_der(der).map_err(Error::decode("certificate"))?;
+    let tbs = &cert.tbs_certificate;
+    let t = |t: &x509_cert::time::Time| {
+        crate::gentime::GenTime::from_unix_millis(
+            i64::try_from(t.to_unix_duration().as_millis()).unwrap_or(i64::MAX),
+        )
+        .map(|g| g.to_string())
+        .unwrap_or_else(|_| t.to_string())
+    };
+    Ok(CertSummary {
+        subject: tbs.subject.to_string(),
+        issuer: tbs.issuer.to_string(),
+        serial: hex::encode(tbs.serial_number.as_bytes()),
+        not_before: t(&tbs.validity.not_before),
+        not_after: t(&tbs.validity.not_after),
+        sha256: hex::encode(HashAlg::Sha256.digest(der)),
+    })
+}
+
+/// Finds an extension by OID: `(critical, value DER)`.
+pub fn extension<'c>(cert: &'c Certificate, id: &ObjectIdentifier) -> Option<(bool, &'c [u8])> {
+    cert.tbs_certificate
+        .extensions
+        .as_ref()?
+        .iter()
+        .find(|e| e.extn_id == *id)
+        .map(|e| (e.critical, e.extn_value.as_bytes()))
+}
+
+/// What is wrong with a certificate as a TSA certificate (empty: nothing).
+///
+/// RFC 3161 §2.3: extendedKeyUsage present, critical, with id-kp-timeStamping as its only
+/// purpose. Also: not a CA, and keyUsage (when present) allows digitalSignature or
+/// nonRepudiation.
+pub fn tsa_certificate_problems(cert: &Certificate) -> Vec<String> {
+    let mut problems = Vec::new();
+    match extension(cert, &oid::ID_CE_EXT_KEY_USAGE) {
+        None => problems.push("it has no extendedKeyUsage extension (timeStamping is required)".into()),
+        Some((critical, value)) => {
+            match ExtendedKeyUsage::from_der(value) {
+                Ok(eku) => {
+                    if !eku.0.contains(&oid::ID_KP_TIME_STAMPING) {
+                        problems.push("its extendedKeyUsage lacks id-kp-timeStamping".into());
+                    } else if eku.0.len() != 1 {
+                        problems.push("its extendedKeyUsage lists purposes besides timeStamping".into());
+                    }
+                }
+                Err(e) => problems.push(format!("its extendedKeyUsage is malformed: {e}")),
+            }
+            if !critical {
+                problems.push("its extendedKeyUsage is not marked critical".into());
+            }
+        }
+    }
+    if let Some((_, value)) = extension(cert, &oid::ID_CE_BASIC_CONSTRAINTS)
+        && BasicConstraints::from_der(value).map(|b| b.ca).unwrap_or(false)
+    {
+        problems.push("it is a CA certificate (basicConstraints cA is true)".into());
+    }
+    if let Some((_, value)) = extension(cert, &oid::ID_CE_KEY_USAGE) {
+        match KeyUsage::from_der(value) {
+            Ok(ku) if ku.0.contains(KeyUsages::DigitalSignature) || ku.0.contains(KeyUsages::NonRepudiation) => {}
+            Ok(_) => problems.push("its keyUsage allows neither digitalSignature nor nonRepudiation".into()),
+            Err(e) => problems.push(format!("its keyUsage is malformed: {e}")),
+        }
+    }
+    problems
+}
+
+/// Whether `at` (Unix seconds) lies within the certificate's validity period.
+pub fn valid_at(cert: &Certificate, at_unix: u64) -> bool {
+    let v = &cert.tbs_certificate.validity;
+    v.not_before.to_unix_duration().as_secs() <= at_unix && at_unix <= v.not_after.to_unix_duration().as_secs()
+}
+
+/// Whether the certificate is self-issued (subject equals issuer), as a root is.
+pub fn is_self_issued(cert: &Certificate) -> bool {
+    cert.tbs_certificate.subject == cert.tbs_certificate.issuer
+}

@@ -1,0 +1,122 @@
+//! A development PKI: a root CA and a TSA certificate, generated on first run so that a new
+//! user has a working authority with no configuration. Never for production: the root's key
+//! is created beside the TSA key and the subject says "development".
+
+use crate::error::{Error, Result};
+use rcgen::{
+    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SerialNumber,
+};
+use time::{Duration, OffsetDateTime};
+use zeroize::Zeroizing;
+
+/// Key types the development PKI can generate (ring cannot generate RSA keys; bring your own
+/// RSA key through configuration).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DevKeyType {
+    /// ECDSA P-256 (the default).
+    #[default]
+    EcdsaP256,
+    /// ECDSA P-384.
+    EcdsaP384,
+    /// Ed25519.
+    Ed25519,
+}
+
+impl DevKeyType {
+    /// Parses `ecdsa-p256`, `ecdsa-p384` or `ed25519`.
+    pub fn from_name(name: &str) -> Option<DevKeyType> {
+        match name {
+            "ecdsa-p256" | "p256" => Some(DevKeyType::EcdsaP256),
+            "ecdsa-p384" | "p384" => Some(DevKeyType::EcdsaP384),
+            "ed25519" => Some(DevKeyType::Ed25519),
+            _ => None,
+        }
+    }
+
+    fn rcgen(self) -> &'static rcgen::SignatureAlgorithm {
+        match self {
+            DevKeyType::EcdsaP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+            DevKeyType::EcdsaP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
+            DevKeyType::Ed25519 => &rcgen::PKCS_ED25519,
+        }
+    }
+}
+
+/// The generated material. Keys are PKCS#8 DER in zeroizing buffers.
+pub struct DevPki {
+    /// Root CA certificate (DER).
+    pub root_cert: Vec<u8>,
+    /// Root CA key (PKCS#8 DER).
+    pub root_key: Zeroizing<Vec<u8>>,
+    /// TSA certificate (DER), signed by the root.
+    pub tsa_cert: Vec<u8>,
+    /// TSA key (PKCS#8 DER).
+    pub tsa_key: Zeroizing<Vec<u8>>,
+}
+
+/// DER of `ExtKeyUsageSyntax ::= SEQUENCE { id-kp-timeStamping }`.
+const EKU_TIME_STAMPING: [u8; 12] = [0x30, 0x0a, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x08];
+
+fn rc(e: rcgen::Error) -> Error {
+    Error::Certificate(format!("development PKI generation failed: {e}"))
+}
+
+fn random_serial() -> Result<SerialNumber> {
+    let mut bytes = [0u8; 16];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .map_err(|_| Error::Certificate("no randomness for a serial number".into()))?;
+    bytes[0] &= 0x7f; // positive
+    bytes[0] |= 0x01; // and minimal: no leading zero byte
+    Ok(SerialNumber::from(bytes.to_vec()))
+}
+
+fn name(common_name: &str) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CountryName, "XX");
+    dn.push(DnType::OrganizationName, "Sigillum development (not for production)");
+    dn.push(DnType::CommonName, common_name);
+    dn
+}
+
+impl DevPki {
+    /// Generates a root (10 years) and a TSA certificate (5 years) with keys of `key_type`.
+    ///
+    /// The TSA certificate has extendedKeyUsage timeStamping only, marked critical (rcgen writes
+    /// EKU non-critical, which openssl refuses for TSAs, so it is added as a custom extension),
+    /// keyUsage digitalSignature, and subject countryName and organizationName (ETSI EN 319 422).
+    pub fn generate(key_type: DevKeyType) -> Result<DevPki> {
+        let now = OffsetDateTime::now_utc() - Duration::minutes(5);
+        let root_key = KeyPair::generate_for(key_type.rcgen()).map_err(rc)?;
+        let mut root = CertificateParams::default();
+        root.distinguished_name = name("Sigillum Development Root CA");
+        root.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        root.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        root.not_before = now;
+        root.not_after = now + Duration::days(3652);
+        root.serial_number = Some(random_serial()?);
+        let root_cert = root.self_signed(&root_key).map_err(rc)?;
+
+        let tsa_key = KeyPair::generate_for(key_type.rcgen()).map_err(rc)?;
+        let mut tsa = CertificateParams::default();
+        tsa.distinguished_name = name("Sigillum Development TSA");
+        tsa.is_ca = IsCa::ExplicitNoCa;
+        tsa.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        tsa.not_before = now;
+        tsa.not_after = now + Duration::days(1826);
+        tsa.serial_number = Some(random_serial()?);
+        tsa.use_authority_key_identifier_extension = true;
+        let mut eku = CustomExtension::from_oid_content(&[2, 5, 29, 37], EKU_TIME_STAMPING.to_vec());
+        eku.set_criticality(true);
+        tsa.custom_extensions = vec![eku];
+        let issuer = Issuer::new(root, &root_key);
+        let tsa_cert = tsa.signed_by(&tsa_key, &issuer).map_err(rc)?;
+
+        Ok(DevPki {
+            root_cert: root_cert.der().to_vec(),
+            root_key: Zeroizing::new(root_key.serialize_der()),
+            tsa_cert: tsa_cert.der().to_vec(),
+            tsa_key: Zeroizing::new(tsa_key.serialize_der()),
+        })
+    }
+}

@@ -1,0 +1,79 @@
+//! Object identifiers used across Sigillum, with the document that assigns each.
+//!
+//! `const-oid` 0.9 has most of these in its database; the ones it lacks (id-ct-TSTInfo, the
+//! ESS attributes) are defined here so that every OID the project names lives in one place.
+
+use const_oid::ObjectIdentifier as Oid;
+
+/// id-ct-TSTInfo (RFC 3161 §2.4.2): the eContentType of a timestamp token.
+pub const ID_CT_TST_INFO: Oid = Oid::new_unwrap("1.2.840.113549.1.9.16.1.4");
+/// id-data (RFC 5652 §4).
+pub const ID_DATA: Oid = Oid::new_unwrap("1.2.840.113549.1.7.1");
+/// id-signedData (RFC 5652 §5.1).
+pub const ID_SIGNED_DATA: Oid = Oid::new_unwrap("1.2.840.113549.1.7.2");
+/// id-contentType signed attribute (RFC 5652 §11.1).
+pub const ID_CONTENT_TYPE: Oid = Oid::new_unwrap("1.2.840.113549.1.9.3");
+/// id-messageDigest signed attribute (RFC 5652 §11.2).
+pub const ID_MESSAGE_DIGEST: Oid = Oid::new_unwrap("1.2.840.113549.1.9.4");
+/// id-signingTime signed attribute (RFC 5652 §11.3).
+pub const ID_SIGNING_TIME: Oid = Oid::new_unwrap("1.2.840.113549.1.9.5");
+/// id-aa-signingCertificate (RFC 2634 §5.4): ESSCertID with SHA-1.
+pub const ID_AA_SIGNING_CERTIFICATE: Oid = Oid::new_unwrap("1.2.840.113549.1.9.16.2.12");
+/// id-aa-signingCertificateV2 (RFC 5035 §3, RFC 5816): ESSCertIDv2.
+pub const ID_AA_SIGNING_CERTIFICATE_V2: Oid = Oid::new_unwrap("1.2.840.113549.1.9.16.2.47");
+/// id-aa-signatureTimeStampToken (RFC 3161 Appendix A): unsigned attribute carrying a token.
+pub const ID_AA_SIGNATURE_TIME_STAMP_TOKEN: Oid = Oid::new_unwrap("1.2.840.113549.1.9.16.2.14");
+/// id-kp-timeStamping (RFC 5280 §4.2.1.12).
+pub const ID_KP_TIME_STAMPING: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.3.8");
+/// DER value bytes of id-kp-timeStamping, as rustls-webpki wants them.
+pub const ID_KP_TIME_STAMPING_BYTES: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x08];
+/// id-ce-extKeyUsage (RFC 5280 §4.2.1.12).
+pub const ID_CE_EXT_KEY_USAGE: Oid = Oid::new_unwrap("2.5.29.37");
+/// id-ce-keyUsage (RFC 5280 §4.2.1.3).
+pub const ID_CE_KEY_USAGE: Oid = Oid::new_unwrap("2.5.29.15");
+/// id-ce-basicConstraints (RFC 5280 §4.2.1.9).
+pub const ID_CE_BASIC_CONSTRAINTS: Oid = Oid::new_unwrap("2.5.29.19");
+
+/// SHA-1 (RFC 3279), accepted only when verifying and always reported as weak.
+pub const ID_SHA1: Oid = Oid::new_unwrap("1.3.14.3.2.26");
+/// SHA-256 (RFC 5754).
+pub const ID_SHA256: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.2.1");
+/// SHA-384 (RFC 5754).
+pub const ID_SHA384: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.2.2");
+/// SHA-512 (RFC 5754).
+pub const ID_SHA512: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.2.3");
+/// MD5 (RFC 1321), recognised only to be refused by name.
+pub const ID_MD5: Oid = Oid::new_unwrap("1.2.840.113549.2.5");
+
+/// rsaEncryption (RFC 8017): some signers put it in SignerInfo.signatureAlgorithm.
+pub const RSA_ENCRYPTION: Oid = Oid::new_unwrap("1.2.840.113549.1.1.1");
+/// sha1WithRSAEncryption (RFC 8017).
+pub const SHA1_WITH_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.5");
+/// sha256WithRSAEncryption (RFC 8017).
+pub const SHA256_WITH_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.11");
+/// sha384WithRSAEncryption (RFC 8017).
+pub const SHA384_WITH_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.12");
+/// sha512WithRSAEncryption (RFC 8017).
+pub const SHA512_WITH_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.13");
+/// id-RSASSA-PSS (RFC 8017).
+pub const RSASSA_PSS: Oid = Oid::new_unwrap("1.2.840.113549.1.1.10");
+/// id-mgf1 (RFC 8017).
+pub const ID_MGF1: Oid = Oid::new_unwrap("1.2.840.113549.1.1.8");
+/// id-ecPublicKey (RFC 5480).
+pub const ID_EC_PUBLIC_KEY: Oid = Oid::new_unwrap("1.2.840.10045.2.1");
+/// secp256r1 (RFC 5480).
+pub const SECP256R1: Oid = Oid::new_unwrap("1.2.840.10045.3.1.7");
+/// secp384r1 (RFC 5480).
+pub const SECP384R1: Oid = Oid::new_unwrap("1.3.132.0.34");
+/// ecdsa-with-SHA256 (RFC 5758).
+pub const ECDSA_WITH_SHA256: Oid = Oid::new_unwrap("1.2.840.10045.4.3.2");
+/// ecdsa-with-SHA384 (RFC 5758).
+pub const ECDSA_WITH_SHA384: Oid = Oid::new_unwrap("1.2.840.10045.4.3.3");
+/// ecdsa-with-SHA512 (RFC 5758).
+pub const ECDSA_WITH_SHA512: Oid = Oid::new_unwrap("1.2.840.10045.4.3.4");
+/// id-Ed25519 (RFC 8410).
+pub const ID_ED25519: Oid = Oid::new_unwrap("1.3.101.112");
+
+/// Sigillum's default development policy (under the example arc 1.3.6.1.4.1.55555, private use
+/// in development only; production configuration names its own policy OID).
+pub const DEV_POLICY: Oid = Oid::new_unwrap("1.3.6.1.4.1.55555.1.1");

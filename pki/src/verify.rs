@@ -1,0 +1,212 @@
+//! Signature and certificate-path checks shared by every verifier (tokens now; emails and PDFs
+//! on the same functions).
+//!
+//! Signatures are verified with ring; certificate paths are built and checked by rustls-webpki
+//! at a caller-given time (the genTime a token proves), with a required extended key usage.
+//! No CMS verification exists on this `der` line, so the CMS checks themselves live in
+//! [`crate::token`] and the future email/PDF modules, on top of these.
+
+use crate::digest::{HashAlg, params_absent_or_null};
+use crate::oid;
+use crate::signer::RsaPssParams;
+use der::Decode;
+use der::asn1::ObjectIdentifier;
+use ring::signature as sig;
+use rustls_pki_types::{CertificateDer, UnixTime};
+use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+use webpki::{EndEntityCert, KeyUsage};
+
+/// Identifies the signature algorithm named by a SignerInfo for the signer's key, and verifies
+/// `signature` over `message` with it. On success returns a short algorithm name for reports.
+///
+/// Both forms signers use are accepted: a combined OID (ecdsa-with-SHA256,
+/// sha256WithRSAEncryption, ...) and a bare key OID (rsaEncryption, as openssl writes in
+/// SignerInfo) with the hash taken from `digest_alg`.
+pub fn verify_signature(
+    spki: &SubjectPublicKeyInfoOwned,
+    signature_algorithm: &AlgorithmIdentifierOwned,
+    digest_alg: HashAlg,
+    message: &[u8],
+    signature: &[u8],
+) -> Result<String, String> {
+    let (alg, name) = ring_algorithm(spki, signature_algorithm, digest_alg)?;
+    let key = sig::UnparsedPublicKey::new(alg, spki.subject_public_key.raw_bytes());
+    key.verify(message, signature).map_err(|_| format!("the {name} signature does not verify"))?;
+    Ok(name)
+}
+
+fn ring_algorithm(
+    spki: &SubjectPublicKeyInfoOwned,
+    sig_alg: &AlgorithmIdentifierOwned,
+    digest_alg: HashAlg,
+) -> Result<(&'static dyn sig::VerificationAlgorithm, String), String> {
+    let key_oid = spki.algorithm.oid;
+    let s = sig_alg.oid;
+    if key_oid == oid::ID_EC_PUBLIC_KEY {
+        let curve = spki
+            .algorithm
+            .parameters
+            .as_ref()
+            .and_then(|p| p.decode_as::<ObjectIdentifier>().ok())
+            .ok_or("EC key without a named curve")?;
+        let hash = if s == oid::ECDSA_WITH_SHA256 {
+            HashAlg::Sha256
+        } else if s == oid::ECDSA_WITH_SHA384 {
+            HashAlg::Sha384
+        } else if s == oid::ID_EC_PUBLIC_KEY {
+            digest_alg
+        } else {
+            return Err(format!("signature algorithm {s} is not supported for EC keys"));
+        };
+        let alg: &'static dyn sig::VerificationAlgorithm = match (curve, hash) {
+            (c, HashAlg::Sha256) if c == oid::SECP256R1 => &sig::ECDSA_P256_SHA256_ASN1,
+            (c, HashAlg::Sha384) if c == oid::SECP256R1 => &sig::ECDSA_P256_SHA384_ASN1,
+            (c, HashAlg::Sha256) if c == oid::SECP384R1 => &sig::ECDSA_P384_SHA256_ASN1,
+            (c, HashAlg::Sha384) if c == oid::SECP384R1 => &sig::ECDSA_P384_SHA384_ASN1,
+            _ => return Err(format!("ECDSA on curve {curve} with {hash} is not supported")),
+        };
+        let curve_name = if curve == oid::SECP256R1 { "p256" } else { "p384" };
+        return Ok((alg, format!("ecdsa-{curve_name}-{hash}")));
+    }
+    if key_oid == oid::RSA_ENCRYPTION {
+        if s == oid::RSASSA_PSS {
+            let params = sig_alg
+                .parameters
+                .as_ref()
+                .ok_or("RSASSA-PSS without parameters")?
+                .decode_as::<RsaPssParams>()
+                .map_err(|e| format!("malformed RSASSA-PSS parameters: {e}"))?;
+            let hash = params
+                .hash_algorithm
+                .as_ref()
+                .and_then(|h| HashAlg::from_oid(&h.oid))
+                .ok_or("RSASSA-PSS with SHA-1 or an unknown hash is not supported")?;
+            let mgf_ok = params.mask_gen_algorithm.as_ref().is_some_and(|m| {
+                m.oid == oid::ID_MGF1
+                    && m.parameters
+                        .as_ref()
+                        .and_then(|p| p.decode_as::<AlgorithmIdentifierOwned>().ok())
+                        .is_some_and(|h| h.oid == hash.oid())
+            });
+            if !mgf_ok || params.salt_length.map(|l| l as usize) != Some(hash.len()) || params.trailer_field.unwrap_or(1) != 1 {
+                return Err("RSASSA-PSS supported only with MGF1 over the same hash and a salt as long as the hash".into());
+            }
+            let alg: &'static dyn sig::VerificationAlgorithm = match hash {
+                HashAlg::Sha256 => &sig::RSA_PSS_2048_8192_SHA256,
+                HashAlg::Sha384 => &sig::RSA_PSS_2048_8192_SHA384,
+                HashAlg::Sha512 => &sig::RSA_PSS_2048_8192_SHA512,
+                HashAlg::Sha1 => return Err("RSASSA-PSS with SHA-1 is not supported".into()),
+            };
+            return Ok((alg, format!("rsa-pss-{hash}")));
+        }
+        let hash = if s == oid::SHA256_WITH_RSA {
+            HashAlg::Sha256
+        } else if s == oid::SHA384_WITH_RSA {
+            HashAlg::Sha384
+        } else if s == oid::SHA512_WITH_RSA {
+            HashAlg::Sha512
+        } else if s == oid::SHA1_WITH_RSA {
+            HashAlg::Sha1
+        } else if s == oid::RSA_ENCRYPTION {
+            digest_alg
+        } else {
+            return Err(format!("signature algorithm {s} is not supported for RSA keys"));
+        };
+        if !params_absent_or_null(sig_alg.parameters.as_ref()) {
+            return Err("RSA PKCS#1 v1.5 signature algorithm with unexpected parameters".into());
+        }
+        let alg: &'static dyn sig::VerificationAlgorithm = match hash {
+            HashAlg::Sha1 => &sig::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY,
+            HashAlg::Sha256 => &sig::RSA_PKCS1_2048_8192_SHA256,
+            HashAlg::Sha384 => &sig::RSA_PKCS1_2048_8192_SHA384,
+            HashAlg::Sha512 => &sig::RSA_PKCS1_2048_8192_SHA512,
+        };
+        return Ok((alg, format!("rsa-pkcs1-{hash}")));
+    }
+    if key_oid == oid::ID_ED25519 {
+        if s != oid::ID_ED25519 {
+            return Err(format!("signature algorithm {s} does not fit an Ed25519 key"));
+        }
+        return Ok((&sig::ED25519, "ed25519".into()));
+    }
+    Err(format!("public key algorithm {key_oid} is not supported"))
+}
+
+/// Signature algorithms accepted in certificate paths.
+static PATH_ALGS: &[&dyn rustls_pki_types::SignatureVerificationAlgorithm] = &[
+    webpki::ring::ECDSA_P256_SHA256,
+    webpki::ring::ECDSA_P256_SHA384,
+    webpki::ring::ECDSA_P384_SHA256,
+    webpki::ring::ECDSA_P384_SHA384,
+    webpki::ring::RSA_PKCS1_2048_8192_SHA256,
+    webpki::ring::RSA_PKCS1_2048_8192_SHA384,
+    webpki::ring::RSA_PKCS1_2048_8192_SHA512,
+    webpki::ring::RSA_PKCS1_2048_8192_SHA256_ABSENT_PARAMS,
+    webpki::ring::RSA_PKCS1_2048_8192_SHA384_ABSENT_PARAMS,
+    webpki::ring::RSA_PKCS1_2048_8192_SHA512_ABSENT_PARAMS,
+    webpki::ring::RSA_PKCS1_3072_8192_SHA384,
+    webpki::ring::RSA_PSS_2048_8192_SHA256_LEGACY_KEY,
+    webpki::ring::RSA_PSS_2048_8192_SHA384_LEGACY_KEY,
+    webpki::ring::RSA_PSS_2048_8192_SHA512_LEGACY_KEY,
+    webpki::ring::ED25519,
+];
+
+/// Validates the path from `end_entity` to one of `anchors` at `at_unix` seconds, requiring the
+/// extended key usage `eku` (DER value bytes of the OID), and returns the path's certificates
+/// (end entity first, anchor last).
+///
+/// An end-entity certificate that is itself one of the anchors is accepted as directly trusted
+/// (its validity period is still checked).
+pub fn validate_path(
+    end_entity: &[u8],
+    intermediates: &[Vec<u8>],
+    anchors: &[Vec<u8>],
+    at_unix: u64,
+    eku: &'static [u8],
+) -> Result<Vec<Vec<u8>>, String> {
+    if anchors.is_empty() {
+        return Err("no trust anchor given (use --trust FILE)".into());
+    }
+    if anchors.iter().any(|a| a.as_slice() == end_entity) {
+        let cert = x509_cert::Certificate::from_der(end_entity).map_err(|e| format!("malformed certificate: {e}"))?;
+        return if crate::cert::valid_at(&cert, at_unix) {
+            Ok(vec![end_entity.to_vec()])
+        } else {
+            Err("the directly trusted certificate was not valid at that time".into())
+        };
+    }
+    let ee_der = CertificateDer::from(end_entity);
+    let ee = EndEntityCert::try_from(&ee_der).map_err(|e| format!("certificate rejected: {e:?}"))?;
+    let anchor_ders: Vec<CertificateDer<'_>> = anchors.iter().map(|a| CertificateDer::from(a.as_slice())).collect();
+    let mut trust = Vec::new();
+    for a in &anchor_ders {
+        trust.push(webpki::anchor_from_trusted_cert(a).map_err(|e| format!("trust anchor rejected: {e:?}"))?);
+    }
+    let inter: Vec<CertificateDer<'_>> = intermediates.iter().map(|c| CertificateDer::from(c.as_slice())).collect();
+    let time = UnixTime::since_unix_epoch(std::time::Duration::from_secs(at_unix));
+    let path = ee
+        .verify_for_usage(PATH_ALGS, &trust, &inter, time, KeyUsage::required(eku), None, None)
+        .map_err(describe_webpki_error)?;
+    let mut out = vec![end_entity.to_vec()];
+    out.extend(path.intermediate_certificates().map(|c| c.der().to_vec()));
+    let anchor = path.anchor();
+    if let Some(i) = trust.iter().position(|t| t.subject == anchor.subject && t.subject_public_key_info == anchor.subject_public_key_info) {
+        out.push(anchors[i].clone());
+    }
+    Ok(out)
+}
+
+#[allow(deprecated)] // RequiredEkuNotFound: older webpki releases still return it
+fn describe_webpki_error(e: webpki::Error) -> String {
+    use webpki::Error as E;
+    match e {
+        E::UnknownIssuer => "no path to a trusted anchor (unknown issuer)".into(),
+        E::CertExpired { .. } => "a certificate in the path had expired at that time".into(),
+        E::CertNotValidYet { .. } => "a certificate in the path was not yet valid at that time".into(),
+        E::RequiredEkuNotFound | E::RequiredEkuNotFoundContext(_) => {
+            "the certificate lacks the required extended key usage".into()
+        }
+        E::InvalidSignatureForPublicKey => "a certificate signature in the path does not verify".into(),
+        other => format!("certificate path rejected: {other:?}"),
+    }
+}

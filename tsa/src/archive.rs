@@ -1,0 +1,969 @@
+//! The token archive: every token the authority issues, committed durably before its reply
+//! leaves (DESIGN.md, "Decisions"; ETSI EN 319 421 asks that every token be logged).
+//!
+//! Two backends sit behind one [`Archive`]: an embedded SQLite file (`sqlite://path`, the
+//! default; WAL journal with `synchronous=FULL`, so a commit survives a power cut) and a
+//! PostgreSQL database (`postgres://` or `postgresql://`) that several stateless nodes share.
+//! The schema is created at connect from the migrations in `tsa/migrations/<backend>/`.
+//!
+//! Writes use group commit: [`Archive::append`] hands its record to one writer task, which
+//! takes everything already queued, inserts it with one multi-row `INSERT` in one transaction,
+//! commits, and only then answers each caller. Durability costs one commit per batch, not one
+//! per token.
+//!
+//! The archive also keeps the serial counter: [`Archive::reserve_serials`] moves it forward in
+//! one statement, so blocks of serials never overlap, across restarts and across nodes.
+
+use std::borrow::Cow;
+use std::num::TryFromIntError;
+use std::ops::Range;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use sqlx::migrate::{MigrateError, Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, SqlSafeStr};
+use tokio::sync::{Mutex, Notify, mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// Schema of the embedded SQLite archive.
+const SQLITE_SCHEMA: &str = include_str!("../migrations/sqlite/0001_archive.sql");
+/// Schema of the shared PostgreSQL archive.
+const POSTGRES_SCHEMA: &str = include_str!("../migrations/postgres/0001_archive.sql");
+
+/// Six bound parameters per row; SQLite allows 32766 per statement, PostgreSQL 65535.
+const MAX_BATCH_LIMIT: usize = 4096;
+
+const INSERT_PREFIX: &str =
+    "INSERT INTO tokens (serial, gen_time_ms, policy, hash_alg, imprint, token) ";
+const SELECT_ONE: &str = "SELECT serial, gen_time_ms, policy, hash_alg, imprint, token \
+     FROM tokens WHERE serial = $1";
+/// One statement, so it is atomic on both backends; the guard keeps the counter inside BIGINT
+/// (SQLite would silently turn an overflowing integer into a float).
+const RESERVE: &str = "UPDATE serial_counter SET next_serial = next_serial + $1 \
+     WHERE id = 1 AND next_serial <= 9223372036854775807 - $1 \
+     RETURNING next_serial - $1";
+/// A session whose `synchronous_commit` is `off` would acknowledge commits that a crash can
+/// lose; raise it to `on` for our connections, and leave any stronger setting alone.
+const PG_DURABLE_COMMIT: &str = "SELECT set_config('synchronous_commit', 'on', false) \
+     WHERE current_setting('synchronous_commit') = 'off'";
+
+/// Everything that can go wrong in the archive.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ArchiveError {
+    /// The URL names neither SQLite nor PostgreSQL (only the scheme is kept: URLs hold passwords).
+    #[error(
+        "unsupported archive URL scheme `{scheme}`: expected sqlite://, postgres:// or postgresql://"
+    )]
+    UnsupportedUrl {
+        /// The part before the first `:`.
+        scheme: String,
+    },
+    /// The database could not be opened or reached.
+    #[error("cannot connect to the {backend} archive")]
+    Connect {
+        /// `"sqlite"` or `"postgres"`.
+        backend: &'static str,
+        /// The driver's error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// Creating or upgrading the schema failed.
+    #[error("cannot apply the archive schema")]
+    Migrate {
+        /// The migrator's error.
+        #[source]
+        source: MigrateError,
+    },
+    /// A statement failed.
+    #[error("archive database error while {op}")]
+    Database {
+        /// What the archive was doing.
+        op: &'static str,
+        /// The driver's error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// A token with this serial is already archived; the new one was not stored.
+    #[error("a token with serial {serial} is already archived")]
+    DuplicateSerial {
+        /// The serial that is taken.
+        serial: u64,
+        /// The database's unique-constraint error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// A batch commit failed for a reason that is not about one row (connection lost, disk
+    /// full): every token of the batch was refused with this same cause.
+    #[error("archive commit of a batch of {tokens} tokens failed")]
+    Commit {
+        /// How many tokens the failed batch held.
+        tokens: usize,
+        /// The driver's error, shared by every caller of the batch.
+        #[source]
+        source: Arc<sqlx::Error>,
+    },
+    /// Serials are stored as BIGINT, so they must lie in `1..=i64::MAX`.
+    #[error("serial {serial} is outside 1..=9223372036854775807, the range the archive stores")]
+    SerialOutOfRange {
+        /// The rejected serial.
+        serial: u64,
+        /// The failed conversion, when the serial is above `i64::MAX`.
+        #[source]
+        source: Option<TryFromIntError>,
+    },
+    /// `reserve_serials` was asked for zero serials or more than fit in a BIGINT.
+    #[error("cannot reserve {count} serials: the count must lie in 1..=9223372036854775807")]
+    InvalidSerialCount {
+        /// The requested count.
+        count: u64,
+    },
+    /// The serial counter cannot move forward by the requested count without leaving BIGINT.
+    #[error("serials exhausted: the counter cannot advance by {count} more")]
+    SerialsExhausted {
+        /// The requested count.
+        count: u64,
+    },
+    /// The database holds a value no code path writes (a negative serial or count).
+    #[error("the archive holds an impossible value for {what}")]
+    Corrupt {
+        /// Which value.
+        what: &'static str,
+        /// The failed conversion.
+        #[source]
+        source: TryFromIntError,
+    },
+    /// [`Archive::close`] was called; no more tokens are accepted.
+    #[error("the archive is closed")]
+    Closed,
+    /// The writer task ended without answering; the token may not be archived.
+    #[error("the archive writer task has stopped; the token was not confirmed as archived")]
+    WriterStopped {
+        /// The dropped reply channel, when the writer took the token and never answered.
+        #[source]
+        source: Option<oneshot::error::RecvError>,
+    },
+}
+
+/// One archived token and the facts kept about it for audit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// The token's serial number, unique over the archive's whole life.
+    pub serial: u64,
+    /// genTime of the token, in milliseconds since the Unix epoch.
+    pub gen_time_ms: i64,
+    /// The policy OID, dotted.
+    pub policy: String,
+    /// The message imprint's hash algorithm (OID or name, as the caller chooses).
+    pub hash_alg: String,
+    /// The message imprint's hash value.
+    pub imprint: Vec<u8>,
+    /// The DER of the whole token (ContentInfo with SignedData).
+    pub token: Vec<u8>,
+}
+
+/// Tuning of an [`Archive`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveOptions {
+    /// Most tokens committed in one transaction (clamped to 1..=4096).
+    pub max_batch: usize,
+    /// Appends that may wait for the writer before `append` itself waits (at least 1).
+    pub queue: usize,
+    /// Size of the connection pool.
+    pub max_connections: u32,
+}
+
+impl Default for ArchiveOptions {
+    fn default() -> Self {
+        Self {
+            max_batch: 512,
+            queue: 8192,
+            max_connections: 8,
+        }
+    }
+}
+
+/// Counters of the writer's work since connect, for tests and operators.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ArchiveStats {
+    /// Transactions committed by the writer.
+    pub commits: u64,
+    /// Tokens those transactions stored.
+    pub tokens: u64,
+}
+
+/// The token archive; cheap to clone, all clones share one pool and one writer.
+#[derive(Clone)]
+pub struct Archive {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    backend: Backend,
+    jobs: mpsc::Sender<Job>,
+    closed: AtomicBool,
+    shutdown: Arc<Notify>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    stats: Arc<Stats>,
+}
+
+#[derive(Default)]
+struct Stats {
+    commits: AtomicU64,
+    tokens: AtomicU64,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs the same code against whichever pool the backend holds; the SQL must suit both.
+macro_rules! on_pool {
+    ($backend:expr, $pool:ident => $body:expr) => {
+        match $backend {
+            Backend::Sqlite($pool) => $body,
+            Backend::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// A record on its way to the writer, with its serial already checked to fit BIGINT.
+struct Job {
+    serial: i64,
+    rec: TokenRecord,
+    reply: oneshot::Sender<Result<(), ArchiveError>>,
+}
+
+impl std::fmt::Debug for Archive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Archive")
+            .field("backend", &self.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Archive {
+    /// Opens the archive at `url` (`sqlite://path`, created if missing, or `postgres://...` /
+    /// `postgresql://...`), applies the schema and starts the writer task.
+    pub async fn connect(url: &str, opts: ArchiveOptions) -> Result<Self, ArchiveError> {
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite(connect_sqlite(url, &opts).await?)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres(connect_postgres(url, &opts).await?)
+        } else {
+            let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
+            return Err(ArchiveError::UnsupportedUrl {
+                scheme: scheme.to_owned(),
+            });
+        };
+        backend.migrate().await?;
+
+        let (jobs, queue) = mpsc::channel(opts.queue.max(1));
+        let shutdown = Arc::new(Notify::new());
+        let stats = Arc::new(Stats::default());
+        let writer = tokio::spawn(run_writer(
+            backend.clone(),
+            queue,
+            opts.max_batch.clamp(1, MAX_BATCH_LIMIT),
+            Arc::clone(&shutdown),
+            Arc::clone(&stats),
+        ));
+        tracing::info!(backend = backend.name(), "token archive open");
+        Ok(Self {
+            inner: Arc::new(Inner {
+                backend,
+                jobs,
+                closed: AtomicBool::new(false),
+                shutdown,
+                writer: Mutex::new(Some(writer)),
+                stats,
+            }),
+        })
+    }
+
+    /// `"sqlite"` or `"postgres"`.
+    pub fn backend(&self) -> &'static str {
+        self.inner.backend.name()
+    }
+
+    /// Archives `rec`; returns only once the transaction holding it has committed durably.
+    pub async fn append(&self, rec: TokenRecord) -> Result<(), ArchiveError> {
+        let serial = db_serial(rec.serial)?;
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(ArchiveError::Closed);
+        }
+        let (reply, answer) = oneshot::channel();
+        let job = Job { serial, rec, reply };
+        // A send error only says the receiver is gone and gives the job back: nothing to keep.
+        if self.inner.jobs.send(job).await.is_err() {
+            return Err(self.stopped(None));
+        }
+        match answer.await {
+            Ok(result) => result,
+            Err(dropped) => Err(self.stopped(Some(dropped))),
+        }
+    }
+
+    /// Reserves `count` consecutive serials that no caller, in this process or any other
+    /// sharing the database, has had or will get. Serials start at 1.
+    pub async fn reserve_serials(&self, count: u64) -> Result<Range<u64>, ArchiveError> {
+        let step = i64::try_from(count)
+            .ok()
+            .filter(|step| *step > 0)
+            .ok_or(ArchiveError::InvalidSerialCount { count })?;
+        let start: Option<i64> = on_pool!(&self.inner.backend, pool => {
+            sqlx::query_scalar(RESERVE).bind(step).fetch_optional(pool).await
+        })
+        .map_err(|source| ArchiveError::Database {
+            op: "reserving serials",
+            source,
+        })?;
+        let start = start.ok_or(ArchiveError::SerialsExhausted { count })?;
+        let start = u64::try_from(start).map_err(|source| ArchiveError::Corrupt {
+            what: "the serial counter",
+            source,
+        })?;
+        // Cannot overflow: the statement kept start + count within i64::MAX.
+        Ok(start..start + count)
+    }
+
+    /// genTime of the latest token archived, if any (the clock guard refuses to go back
+    /// before it).
+    pub async fn last_gen_time_ms(&self) -> Result<Option<i64>, ArchiveError> {
+        on_pool!(&self.inner.backend, pool => {
+            sqlx::query_scalar("SELECT MAX(gen_time_ms) FROM tokens")
+                .fetch_one(pool)
+                .await
+        })
+        .map_err(|source| ArchiveError::Database {
+            op: "reading the latest genTime",
+            source,
+        })
+    }
+
+    /// The token with this serial, if archived.
+    pub async fn get(&self, serial: u64) -> Result<Option<TokenRecord>, ArchiveError> {
+        type Columns = (i64, i64, String, String, Vec<u8>, Vec<u8>);
+        let key = db_serial(serial)?;
+        let row: Option<Columns> = on_pool!(&self.inner.backend, pool => {
+            sqlx::query_as(SELECT_ONE).bind(key).fetch_optional(pool).await
+        })
+        .map_err(|source| ArchiveError::Database {
+            op: "reading a token",
+            source,
+        })?;
+        let Some((serial, gen_time_ms, policy, hash_alg, imprint, token)) = row else {
+            return Ok(None);
+        };
+        let serial = u64::try_from(serial).map_err(|source| ArchiveError::Corrupt {
+            what: "a token serial",
+            source,
+        })?;
+        Ok(Some(TokenRecord {
+            serial,
+            gen_time_ms,
+            policy,
+            hash_alg,
+            imprint,
+            token,
+        }))
+    }
+
+    /// How many tokens the archive holds.
+    pub async fn count(&self) -> Result<u64, ArchiveError> {
+        let count: i64 = on_pool!(&self.inner.backend, pool => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM tokens").fetch_one(pool).await
+        })
+        .map_err(|source| ArchiveError::Database {
+            op: "counting tokens",
+            source,
+        })?;
+        u64::try_from(count).map_err(|source| ArchiveError::Corrupt {
+            what: "the token count",
+            source,
+        })
+    }
+
+    /// What the writer has committed since connect.
+    pub fn stats(&self) -> ArchiveStats {
+        ArchiveStats {
+            commits: self.inner.stats.commits.load(Ordering::Relaxed),
+            tokens: self.inner.stats.tokens.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Stops accepting tokens, lets the writer commit and answer everything already queued,
+    /// then closes the pool. Later calls on any clone fail with [`ArchiveError::Closed`] or a
+    /// database error; closing twice is harmless.
+    pub async fn close(&self) {
+        self.inner.closed.store(true, Ordering::Release);
+        self.inner.shutdown.notify_one();
+        let writer = self.inner.writer.lock().await.take();
+        if let Some(writer) = writer
+            && let Err(error) = writer.await
+        {
+            tracing::error!(%error, "archive writer task failed");
+        }
+        on_pool!(&self.inner.backend, pool => pool.close().await);
+    }
+
+    fn stopped(&self, source: Option<oneshot::error::RecvError>) -> ArchiveError {
+        if self.inner.closed.load(Ordering::Acquire) {
+            ArchiveError::Closed
+        } else {
+            ArchiveError::WriterStopped { source }
+        }
+    }
+}
+
+/// Checks that a serial fits the archive's BIGINT column and is positive.
+fn db_serial(serial: u64) -> Result<i64, ArchiveError> {
+    match i64::try_from(serial) {
+        Ok(0) => Err(ArchiveError::SerialOutOfRange {
+            serial,
+            source: None,
+        }),
+        Ok(key) => Ok(key),
+        Err(source) => Err(ArchiveError::SerialOutOfRange {
+            serial,
+            source: Some(source),
+        }),
+    }
+}
+
+async fn connect_sqlite(url: &str, opts: &ArchiveOptions) -> Result<SqlitePool, ArchiveError> {
+    let connect = |source| ArchiveError::Connect {
+        backend: "sqlite",
+        source,
+    };
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(connect)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(Duration::from_secs(30));
+    SqlitePoolOptions::new()
+        .max_connections(opts.max_connections.max(1))
+        .connect_with(options)
+        .await
+        .map_err(connect)
+}
+
+async fn connect_postgres(url: &str, opts: &ArchiveOptions) -> Result<PgPool, ArchiveError> {
+    let connect = |source| ArchiveError::Connect {
+        backend: "postgres",
+        source,
+    };
+    let options = PgConnectOptions::from_str(url)
+        .map_err(connect)?
+        .application_name("sigillum-tsa");
+    PgPoolOptions::new()
+        .max_connections(opts.max_connections.max(1))
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                sqlx::query(PG_DURABLE_COMMIT).execute(conn).await?;
+                Ok(())
+            })
+        })
+        .connect_with(options)
+        .await
+        .map_err(connect)
+}
+
+impl Backend {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+
+    async fn migrate(&self) -> Result<(), ArchiveError> {
+        let schema = match self {
+            Self::Sqlite(_) => SQLITE_SCHEMA,
+            Self::Postgres(_) => POSTGRES_SCHEMA,
+        };
+        let migrator = Migrator::with_migrations(vec![Migration::new(
+            1,
+            Cow::Borrowed("archive"),
+            MigrationType::Simple,
+            schema.into_sql_str(),
+            false,
+        )]);
+        on_pool!(self, pool => migrator.run(pool).await)
+            .map_err(|source| ArchiveError::Migrate { source })
+    }
+
+    /// Inserts `jobs` with one multi-row INSERT in one transaction, and commits.
+    async fn insert(&self, jobs: &[Job]) -> Result<(), sqlx::Error> {
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let mut insert = QueryBuilder::new(INSERT_PREFIX);
+            insert.push_values(jobs, |mut row, job| {
+                row.push_bind(job.serial)
+                    .push_bind(job.rec.gen_time_ms)
+                    .push_bind(job.rec.policy.as_str())
+                    .push_bind(job.rec.hash_alg.as_str())
+                    .push_bind(job.rec.imprint.as_slice())
+                    .push_bind(job.rec.token.as_slice());
+            });
+            insert.build().execute(&mut *tx).await?;
+            tx.commit().await
+        })
+    }
+}
+
+/// The writer task: commits batches until the channel is closed and drained.
+async fn run_writer(
+    backend: Backend,
+    mut queue: mpsc::Receiver<Job>,
+    max_batch: usize,
+    shutdown: Arc<Notify>,
+    stats: Arc<Stats>,
+) {
+    let mut batch = Vec::with_capacity(max_batch);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            () = shutdown.notified(), if !closing => {
+                // Refuse new sends but keep what is queued: it is drained below.
+                queue.close();
+                closing = true;
+            }
+            taken = queue.recv_many(&mut batch, max_batch) => {
+                if taken == 0 {
+                    break;
+                }
+                commit_batch(&backend, &mut batch, &stats).await;
+            }
+        }
+    }
+}
+
+/// Commits `batch` (leaving it empty) and answers each caller. When the batch is refused
+/// because of a row (a duplicate serial), each token is retried alone, so one bad record does
+/// not fail the others; any other failure is shared by the whole batch.
+async fn commit_batch(backend: &Backend, batch: &mut Vec<Job>, stats: &Stats) {
+    let result = timed_insert(backend, batch, stats).await;
+    match result {
+        Ok(()) => answer_all(batch, || Ok(())),
+        Err(error) if batch.len() == 1 || matches!(error, sqlx::Error::Database(_)) => {
+            if batch.len() > 1 {
+                tracing::warn!(%error, tokens = batch.len(), "archive batch refused; retrying each token alone");
+            }
+            for job in batch.drain(..) {
+                let result = timed_insert(backend, std::slice::from_ref(&job), stats)
+                    .await
+                    .map_err(|source| insert_error(&job, source));
+                // The caller may have given up (request cancelled); the outcome stands anyway.
+                let _ = job.reply.send(result);
+            }
+        }
+        Err(error) => {
+            tracing::error!(%error, tokens = batch.len(), "archive batch commit failed");
+            let tokens = batch.len();
+            let source = Arc::new(error);
+            answer_all(batch, || {
+                Err(ArchiveError::Commit {
+                    tokens,
+                    source: Arc::clone(&source),
+                })
+            });
+        }
+    }
+}
+
+async fn timed_insert(backend: &Backend, jobs: &[Job], stats: &Stats) -> Result<(), sqlx::Error> {
+    let started = Instant::now();
+    backend.insert(jobs).await?;
+    let tokens = u64::try_from(jobs.len()).unwrap_or(u64::MAX);
+    metrics::histogram!("tsa_archive_commit_seconds").record(started.elapsed().as_secs_f64());
+    #[allow(clippy::cast_precision_loss)] // a batch holds at most 4096 tokens
+    metrics::histogram!("tsa_archive_batch_size").record(tokens as f64);
+    metrics::counter!("tsa_archive_tokens_total").increment(tokens);
+    stats.commits.fetch_add(1, Ordering::Relaxed);
+    stats.tokens.fetch_add(tokens, Ordering::Relaxed);
+    Ok(())
+}
+
+fn answer_all(batch: &mut Vec<Job>, result: impl Fn() -> Result<(), ArchiveError>) {
+    for job in batch.drain(..) {
+        // The caller may have given up (request cancelled); the outcome stands anyway.
+        let _ = job.reply.send(result());
+    }
+}
+
+fn insert_error(job: &Job, source: sqlx::Error) -> ArchiveError {
+    let duplicate = matches!(&source, sqlx::Error::Database(db) if db.is_unique_violation());
+    if duplicate {
+        ArchiveError::DuplicateSerial {
+            serial: job.rec.serial,
+            source,
+        }
+    } else {
+        ArchiveError::Database {
+            op: "archiving a token",
+            source,
+        }
+    }
+}
+
+/// Helpers shared by the archive and serial tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::hash::{BuildHasher, Hasher};
+
+    use sqlx::{AssertSqlSafe, Connection, PgConnection};
+
+    /// A `sqlite://` URL for a fresh file in `dir`.
+    pub(crate) fn sqlite_url(dir: &tempfile::TempDir) -> String {
+        format!("sqlite://{}", dir.path().join("archive.db").display())
+    }
+
+    /// A fresh PostgreSQL database of its own for one test, so tests run in parallel.
+    pub(crate) struct PgTestDb {
+        admin_url: String,
+        name: String,
+        /// URL of the fresh database.
+        pub(crate) url: String,
+    }
+
+    impl PgTestDb {
+        /// Creates `sigillum_t_<random>` on the server named by `TSA_TEST_POSTGRES_URL`;
+        /// panics (fails the test, never skips it) when the server cannot be reached.
+        pub(crate) async fn create() -> Self {
+            let admin_url = std::env::var("TSA_TEST_POSTGRES_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+            let mut admin = Self::admin(&admin_url).await;
+            let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+            hasher.write_u32(std::process::id());
+            let name = format!("sigillum_t_{:016x}", hasher.finish());
+            sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut admin)
+                .await
+                .unwrap_or_else(|e| panic!("CREATE DATABASE {name} failed on {admin_url}: {e}"));
+            let _ = admin.close().await;
+            let url = with_database(&admin_url, &name);
+            Self {
+                admin_url,
+                name,
+                url,
+            }
+        }
+
+        /// Drops the database, closing any connection still open to it.
+        pub(crate) async fn drop_db(self) {
+            let mut admin = Self::admin(&self.admin_url).await;
+            let name = &self.name;
+            sqlx::query(AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .execute(&mut admin)
+            .await
+            .unwrap_or_else(|e| panic!("DROP DATABASE {name} failed: {e}"));
+            let _ = admin.close().await;
+        }
+
+        async fn admin(url: &str) -> PgConnection {
+            PgConnection::connect(url).await.unwrap_or_else(|e| {
+                panic!(
+                    "PostgreSQL tests need a server: cannot connect to {url} ({e}). \
+                     Start one or point TSA_TEST_POSTGRES_URL at a server where this \
+                     user may CREATE DATABASE."
+                )
+            })
+        }
+    }
+
+    /// `url` with its database name replaced by `name`, query string kept.
+    fn with_database(url: &str, name: &str) -> String {
+        let (base, query) = match url.split_once('?') {
+            Some((base, query)) => (base, format!("?{query}")),
+            None => (url, String::new()),
+        };
+        let authority = base.find("://").map_or(0, |i| i + 3);
+        let base = match base[authority..].find('/') {
+            Some(slash) => &base[..authority + slash],
+            None => base,
+        };
+        format!("{base}/{name}{query}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::test_support::{PgTestDb, sqlite_url};
+    use super::*;
+
+    fn record(serial: u64, gen_time_ms: i64) -> TokenRecord {
+        TokenRecord {
+            serial,
+            gen_time_ms,
+            policy: "1.3.6.1.4.1.99999.1".to_owned(),
+            hash_alg: "2.16.840.1.101.3.4.2.1".to_owned(),
+            imprint: serial.to_be_bytes().repeat(4),
+            token: vec![0x30, 0x03, 0x02, 0x01, 0x01],
+        }
+    }
+
+    async fn open_sqlite(dir: &tempfile::TempDir) -> Archive {
+        Archive::connect(&sqlite_url(dir), ArchiveOptions::default())
+            .await
+            .expect("open sqlite archive")
+    }
+
+    async fn check_round_trip(archive: &Archive) {
+        assert_eq!(archive.count().await.expect("count"), 0);
+        assert_eq!(archive.last_gen_time_ms().await.expect("last"), None);
+        archive.append(record(7, 1_700_000_000_123)).await.expect("append 7");
+        archive.append(record(3, 1_700_000_000_999)).await.expect("append 3");
+        archive.append(record(9, 1_600_000_000_000)).await.expect("append 9");
+        assert_eq!(archive.get(7).await.expect("get 7"), Some(record(7, 1_700_000_000_123)));
+        assert_eq!(archive.get(8).await.expect("get 8"), None);
+        assert_eq!(archive.count().await.expect("count"), 3);
+        assert_eq!(
+            archive.last_gen_time_ms().await.expect("last"),
+            Some(1_700_000_000_999),
+            "the latest genTime, not the last appended"
+        );
+    }
+
+    async fn check_concurrent_appends_are_grouped(archive: &Archive) {
+        let mut tasks = Vec::new();
+        for task in 0..50u64 {
+            let archive = archive.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..40u64 {
+                    let serial = 1 + task * 40 + i;
+                    archive.append(record(serial, 1000)).await.expect("append");
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.expect("append task");
+        }
+        assert_eq!(archive.count().await.expect("count"), 2000);
+        let stats = archive.stats();
+        assert_eq!(stats.tokens, 2000);
+        assert!(
+            stats.commits < 2000,
+            "group commit should use fewer transactions than tokens: {stats:?}"
+        );
+        for serial in [1, 777, 2000] {
+            assert_eq!(archive.get(serial).await.expect("get"), Some(record(serial, 1000)));
+        }
+    }
+
+    /// One duplicate in a batch must fail alone, not take its batch neighbours down with it.
+    async fn check_duplicate_fails_alone(archive: &Archive) {
+        archive.append(record(1, 1)).await.expect("first append");
+        let (stats, mut batch, mut answers) = (Stats::default(), Vec::new(), Vec::new());
+        for serial in [2, 1, 3, 3, 4] {
+            let (reply, answer) = oneshot::channel();
+            let serial_key = i64::try_from(serial).expect("small serial");
+            batch.push(Job { serial: serial_key, rec: record(serial, 2), reply });
+            answers.push(answer);
+        }
+        commit_batch(&archive.inner.backend, &mut batch, &stats).await;
+        let mut outcomes = Vec::new();
+        for answer in answers {
+            outcomes.push(answer.await.expect("answered"));
+        }
+        assert!(outcomes[0].is_ok() && outcomes[2].is_ok() && outcomes[4].is_ok());
+        for failed in [&outcomes[1], &outcomes[3]] {
+            assert!(
+                matches!(failed, Err(ArchiveError::DuplicateSerial { .. })),
+                "{failed:?}"
+            );
+        }
+        assert_eq!(archive.count().await.expect("count"), 4);
+        assert_eq!(stats.load(), ArchiveStats { commits: 3, tokens: 3 });
+        let again = archive.append(record(4, 3)).await;
+        assert!(matches!(again, Err(ArchiveError::DuplicateSerial { serial: 4, .. })), "{again:?}");
+        assert_eq!(archive.get(4).await.expect("get"), Some(record(4, 2)), "original kept");
+    }
+
+    impl Stats {
+        fn load(&self) -> ArchiveStats {
+            ArchiveStats {
+                commits: self.commits.load(Ordering::Relaxed),
+                tokens: self.tokens.load(Ordering::Relaxed),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn sqlite_round_trip() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let archive = open_sqlite(&dir).await;
+        assert_eq!(archive.backend(), "sqlite");
+        check_round_trip(&archive).await;
+        archive.close().await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_is_wal_with_full_sync() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let archive = open_sqlite(&dir).await;
+        let Backend::Sqlite(pool) = &archive.inner.backend else {
+            panic!("expected sqlite");
+        };
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(pool).await.expect("pragma");
+        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(pool).await.expect("pragma");
+        assert_eq!((mode.as_str(), sync), ("wal", 2), "2 is FULL");
+        archive.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_concurrent_appends_are_grouped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let archive = open_sqlite(&dir).await;
+        check_concurrent_appends_are_grouped(&archive).await;
+        archive.close().await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_duplicate_fails_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let archive = open_sqlite(&dir).await;
+        check_duplicate_fails_alone(&archive).await;
+        archive.close().await;
+    }
+
+    /// Guards against serial blocks restarting from 1 after a restart.
+    #[tokio::test]
+    async fn sqlite_serial_blocks_survive_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = open_sqlite(&dir).await;
+        assert_eq!(first.reserve_serials(10).await.expect("reserve"), 1..11);
+        assert_eq!(first.reserve_serials(5).await.expect("reserve"), 11..16);
+        first.append(record(3, 42)).await.expect("append");
+        first.close().await;
+
+        let second = open_sqlite(&dir).await;
+        assert_eq!(second.reserve_serials(1).await.expect("reserve"), 16..17);
+        assert_eq!(second.get(3).await.expect("get"), Some(record(3, 42)));
+        assert_eq!(second.last_gen_time_ms().await.expect("last"), Some(42));
+        second.close().await;
+    }
+
+    #[tokio::test]
+    async fn bad_input_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let archive = open_sqlite(&dir).await;
+        let too_big = u64::try_from(i64::MAX).expect("fits") + 1;
+        for serial in [0, too_big, u64::MAX] {
+            let refused = archive.append(record(serial, 1)).await;
+            assert!(matches!(refused, Err(ArchiveError::SerialOutOfRange { .. })), "{refused:?}");
+        }
+        assert!(matches!(archive.get(too_big).await, Err(ArchiveError::SerialOutOfRange { .. })));
+        for count in [0, too_big] {
+            let refused = archive.reserve_serials(count).await;
+            assert!(matches!(refused, Err(ArchiveError::InvalidSerialCount { .. })), "{refused:?}");
+        }
+        archive.reserve_serials(i64::MAX.unsigned_abs() - 1).await.expect("all but the last");
+        let refused = archive.reserve_serials(2).await;
+        assert!(matches!(refused, Err(ArchiveError::SerialsExhausted { count: 2 })), "{refused:?}");
+        assert_eq!(archive.count().await.expect("count"), 0);
+        archive.close().await;
+
+        let url = Archive::connect("mysql://root@localhost/x", ArchiveOptions::default()).await;
+        assert!(matches!(url, Err(ArchiveError::UnsupportedUrl { scheme }) if scheme == "mysql"));
+    }
+
+    #[tokio::test]
+    async fn close_commits_queued_tokens_then_refuses() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let archive = open_sqlite(&dir).await;
+        let pending: Vec<_> = (1..=20)
+            .map(|serial| {
+                let archive = archive.clone();
+                tokio::spawn(async move { archive.append(record(serial, 5)).await })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        archive.close().await;
+        let mut committed = 0;
+        for task in pending {
+            match task.await.expect("task") {
+                Ok(()) => committed += 1,
+                Err(ArchiveError::Closed) => {}
+                Err(other) => panic!("unexpected error: {other:?}"),
+            }
+        }
+        let refused = archive.append(record(99, 5)).await;
+        assert!(matches!(refused, Err(ArchiveError::Closed)), "{refused:?}");
+        let reopened = open_sqlite(&dir).await;
+        assert_eq!(reopened.count().await.expect("count"), committed, "every Ok was durable");
+        reopened.close().await;
+    }
+
+    #[tokio::test]
+    async fn postgres_round_trip() {
+        let db = PgTestDb::create().await;
+        let archive = Archive::connect(&db.url, ArchiveOptions::default()).await.expect("connect");
+        assert_eq!(archive.backend(), "postgres");
+        check_round_trip(&archive).await;
+        archive.close().await;
+        db.drop_db().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_concurrent_appends_are_grouped() {
+        let db = PgTestDb::create().await;
+        let archive = Archive::connect(&db.url, ArchiveOptions::default()).await.expect("connect");
+        check_concurrent_appends_are_grouped(&archive).await;
+        archive.close().await;
+        db.drop_db().await;
+    }
+
+    #[tokio::test]
+    async fn postgres_duplicate_fails_alone() {
+        let db = PgTestDb::create().await;
+        let archive = Archive::connect(&db.url, ArchiveOptions::default()).await.expect("connect");
+        check_duplicate_fails_alone(&archive).await;
+        archive.close().await;
+        db.drop_db().await;
+    }
+
+    /// Two nodes (and a restarted one) reserving concurrently must get disjoint blocks.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_serial_blocks_never_overlap() {
+        let db = PgTestDb::create().await;
+        let opts = ArchiveOptions::default;
+        let (a, b) = tokio::join!(
+            Archive::connect(&db.url, opts()),
+            Archive::connect(&db.url, opts())
+        );
+        let (a, b) = (a.expect("connect a"), b.expect("connect b"));
+        let mut tasks = Vec::new();
+        for i in 0..40u64 {
+            let node = if i % 2 == 0 { a.clone() } else { b.clone() };
+            tasks.push(tokio::spawn(async move { node.reserve_serials(1 + i % 7).await }));
+        }
+        let mut seen = HashSet::new();
+        for task in tasks {
+            for serial in task.await.expect("task").expect("reserve") {
+                assert!(serial > 0 && seen.insert(serial), "serial {serial} reserved twice");
+            }
+        }
+        let reserved = u64::try_from(seen.len()).expect("small");
+        assert_eq!(seen, (1..=reserved).collect(), "blocks are contiguous");
+        a.close().await;
+        let restarted = Archive::connect(&db.url, opts()).await.expect("reconnect");
+        assert_eq!(restarted.reserve_serials(1).await.expect("reserve").start, reserved + 1);
+        restarted.close().await;
+        b.close().await;
+        db.drop_db().await;
+    }
+}
