@@ -1,2 +1,20 @@
+//! Sigillum's RFC 3161 / RFC 5816 Time-Stamp Authority.
+//!
+//! * [`config`]: typed TOML configuration with command-line/environment overrides.
+//! * [`keys`]: the development PKI (`tsa init`) and loading the checked signing identity.
+//! * [`clock`]: the clock guard, sole source of genTime.
+//! * [`serial`] and [`archive`]: serial blocks and the token archive (SQLite or PostgreSQL,
+//!   grouped commits).
+//! * [`state`], [`routes`], [`timestamp`], [`info`]: the HTTP service.
+//! * [`limits`]: every limit on untrusted input.
+
 pub mod archive;
+pub mod clock;
+pub mod config;
+pub mod info;
+pub mod keys;
+pub mod limits;
+pub mod routes;
 pub mod serial;
+pub mod state;
+pub mod timestamp;

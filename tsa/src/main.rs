@@ -1,1 +1,111 @@
-fn main() {}
+//! The `tsa` binary: `tsa serve` and `tsa init`.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tsa::clock::ClockGuard;
+use tsa::config::{Config, Overrides};
+use tsa::state::App;
+
+/// Sigillum RFC 3161 Time-Stamp Authority.
+#[derive(Parser, Debug)]
+#[command(name = "tsa", version, about)]
+struct Opts {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve RFC 3161 over HTTP. With no configuration, creates a development PKI and an
+    /// SQLite archive in the data directory on first run.
+    Serve {
+        /// TOML configuration file (see deploy/tsa.example.toml).
+        #[arg(long, env = "TSA_CONFIG")]
+        config: Option<PathBuf>,
+        /// Address to listen on [default: 127.0.0.1:3161].
+        #[arg(long, env = "TSA_LISTEN")]
+        listen: Option<String>,
+        /// Data directory [default: ./tsa-data].
+        #[arg(long, env = "TSA_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// Archive URL: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite in the data dir].
+        #[arg(long, env = "TSA_DATABASE_URL")]
+        database_url: Option<String>,
+    },
+    /// Create the development PKI (root CA + TSA certificate) and exit.
+    Init {
+        /// Data directory [default: ./tsa-data].
+        #[arg(long, env = "TSA_DATA_DIR", default_value = tsa::config::DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+        /// Key type: ecdsa-p256, ecdsa-p384 or ed25519.
+        #[arg(long, default_value = "ecdsa-p256")]
+        key_type: String,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let opts = Opts::parse();
+    let result = match opts.command {
+        Command::Init { data_dir, key_type } => init(&data_dir, &key_type),
+        Command::Serve { config, listen, data_dir, database_url } => {
+            serve(config, Overrides { listen, data_dir, database_url })
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tsa: error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init(dir: &std::path::Path, key_type: &str) -> anyhow::Result<()> {
+    let kind = pki::devpki::DevKeyType::from_name(key_type)
+        .ok_or_else(|| anyhow::anyhow!("unknown key type {key_type:?}; use ecdsa-p256, ecdsa-p384 or ed25519"))?;
+    let outcome = tsa::keys::init_dev_pki(dir, kind)?;
+    if outcome.created {
+        println!("Created a DEVELOPMENT PKI in {} (not for production).", dir.display());
+    } else {
+        println!("A PKI already exists in {}; left unchanged.", dir.display());
+    }
+    println!("Root certificate: {}", outcome.root_cert.display());
+    println!("Verify tokens with: stamp verify FILE --trust {}", outcome.root_cert.display());
+    Ok(())
+}
+
+fn serve(config: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<()> {
+    let cfg = Config::load(config.as_deref(), overrides)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let app = App::build(&cfg, ClockGuard::kernel()).await?;
+        let listener = tokio::net::TcpListener::bind(cfg.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;
+        let root = cfg.data_dir.join(tsa::keys::files::ROOT_CERT);
+        if cfg.key.is_none() {
+            eprintln!("Development root certificate: {} (stamp verify FILE --trust {})", root.display(), root.display());
+        }
+        tracing::info!(listen = %cfg.listen, archive = %tsa::state::redact(&cfg.database_url), "serving RFC 3161");
+        eprintln!("Listening on http://{}/", cfg.listen);
+        let archive = app.archive.clone();
+        axum::serve(listener, tsa::routes::app(app))
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+                tracing::info!("shutting down");
+            })
+            .await?;
+        archive.close().await;
+        Ok(())
+    })
+}

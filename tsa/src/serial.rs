@@ -66,10 +66,10 @@ impl SerialAllocator {
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
+    use std::sync::Arc;
 
     use super::*;
-    use crate::archive::ArchiveOptions;
-    use crate::archive::test_support::{PgTestDb, sqlite_url};
+    use crate::archive::test_support::{on_both_backends, open, sqlite_url};
 
     fn block(n: u64) -> NonZeroU64 {
         NonZeroU64::new(n).expect("test block sizes are not zero")
@@ -77,21 +77,22 @@ mod tests {
 
     /// Takes `per_task` serials in each of `tasks` concurrent tasks.
     async fn take_concurrently(
-        alloc: std::sync::Arc<SerialAllocator>,
+        alloc: Arc<SerialAllocator>,
         tasks: usize,
         per_task: usize,
     ) -> Vec<u64> {
-        let mut handles = Vec::new();
-        for _ in 0..tasks {
-            let alloc = std::sync::Arc::clone(&alloc);
-            handles.push(tokio::spawn(async move {
-                let mut got = Vec::with_capacity(per_task);
-                for _ in 0..per_task {
-                    got.push(alloc.next().await.expect("serial"));
-                }
-                got
-            }));
-        }
+        let handles: Vec<_> = (0..tasks)
+            .map(|_| {
+                let alloc = Arc::clone(&alloc);
+                tokio::spawn(async move {
+                    let mut got = Vec::with_capacity(per_task);
+                    for _ in 0..per_task {
+                        got.push(alloc.next().await.expect("serial"));
+                    }
+                    got
+                })
+            })
+            .collect();
         let mut all = Vec::new();
         for handle in handles {
             all.extend(handle.await.expect("task"));
@@ -99,97 +100,78 @@ mod tests {
         all
     }
 
-    fn assert_unique_positive(serials: &[u64]) {
-        let set: HashSet<u64> = serials.iter().copied().collect();
-        assert_eq!(set.len(), serials.len(), "a serial was handed out twice");
-        assert!(!set.contains(&0), "serial 0 was handed out");
+    on_both_backends!(two_nodes_never_overlap, restart_skips_the_rest_of_the_block);
+
+    /// Two nodes sharing one database (PostgreSQL, or two processes on one SQLite file) must
+    /// never hand out the same serial, even when they race for blocks.
+    async fn two_nodes_never_overlap(url: &str) {
+        let (node_a, node_b) = tokio::join!(open(url), open(url));
+        let alloc_a = Arc::new(SerialAllocator::with_block_size(node_a.clone(), block(5)));
+        let alloc_b = Arc::new(SerialAllocator::with_block_size(node_b.clone(), block(3)));
+        let (a, b) = tokio::join!(
+            take_concurrently(alloc_a, 10, 40),
+            take_concurrently(alloc_b, 10, 40)
+        );
+        let all: HashSet<u64> = a.iter().chain(&b).copied().collect();
+        assert_eq!(all.len(), 800, "a serial was handed out twice");
+        assert!(!all.contains(&0), "serial 0 was handed out");
+        node_a.close().await;
+        node_b.close().await;
+    }
+
+    /// Guards against reusing the unused rest of a block after a restart.
+    async fn restart_skips_the_rest_of_the_block(url: &str) {
+        let first = open(url).await;
+        let alloc = SerialAllocator::with_block_size(first.clone(), block(100));
+        let mut before = Vec::new();
+        for _ in 0..5 {
+            before.push(alloc.next().await.expect("serial"));
+        }
+        assert_eq!(before, vec![1, 2, 3, 4, 5], "serials start at 1");
+        first.close().await;
+
+        let second = open(url).await;
+        let alloc = SerialAllocator::new(second.clone());
+        assert_eq!(alloc.next().await.expect("serial"), 101);
+        assert_eq!(
+            second.reserve_serials(2).await.expect("reserve"),
+            1101..1103
+        );
+        second.close().await;
     }
 
     #[tokio::test]
-    async fn serials_start_at_one_and_cross_blocks_in_order() {
+    async fn serials_cross_blocks_in_order() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let archive = Archive::connect(&sqlite_url(&dir), ArchiveOptions::default())
-            .await
-            .expect("connect");
+        let archive = open(&sqlite_url(&dir)).await;
         let alloc = SerialAllocator::with_block_size(archive.clone(), block(3));
         let mut got = Vec::new();
         for _ in 0..10 {
             got.push(alloc.next().await.expect("serial"));
         }
         assert_eq!(got, (1..=10).collect::<Vec<_>>());
+        let concurrent = take_concurrently(Arc::new(alloc), 20, 50).await;
+        let distinct: HashSet<u64> = concurrent.iter().copied().collect();
+        assert_eq!(distinct.len(), 1000);
+        assert!(distinct.iter().all(|serial| *serial > 10));
         archive.close().await;
     }
 
-    /// Guards against reusing the unused rest of a block after a restart.
     #[tokio::test]
-    async fn restart_skips_the_rest_of_the_block_and_never_repeats() {
+    async fn reserve_refuses_bad_counts_and_exhaustion() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let url = sqlite_url(&dir);
-        let first = Archive::connect(&url, ArchiveOptions::default())
-            .await
-            .expect("connect");
-        let alloc = SerialAllocator::with_block_size(first.clone(), block(100));
-        let mut before = Vec::new();
-        for _ in 0..5 {
-            before.push(alloc.next().await.expect("serial"));
+        let archive = open(&sqlite_url(&dir)).await;
+        for count in [0, i64::MAX.unsigned_abs() + 1] {
+            let refused = archive.reserve_serials(count).await;
+            let invalid = matches!(refused, Err(ArchiveError::InvalidSerialCount { .. }));
+            assert!(invalid, "{refused:?}");
         }
-        drop(alloc);
-        first.close().await;
-
-        let second = Archive::connect(&url, ArchiveOptions::default())
-            .await
-            .expect("reconnect");
-        let alloc = SerialAllocator::new(second.clone());
-        let after = alloc.next().await.expect("serial");
-        assert_eq!(before, vec![1, 2, 3, 4, 5]);
-        assert_eq!(after, 101, "the rest of the first block must be skipped");
-        second.close().await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_callers_get_distinct_serials() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let archive = Archive::connect(&sqlite_url(&dir), ArchiveOptions::default())
-            .await
-            .expect("connect");
-        let alloc = std::sync::Arc::new(SerialAllocator::with_block_size(
-            archive.clone(),
-            block(7),
-        ));
-        let all = take_concurrently(alloc, 20, 50).await;
-        assert_eq!(all.len(), 1000);
-        assert_unique_positive(&all);
+        // The counter holds the next serial, so it stops one short of i64::MAX.
+        let rest = archive.reserve_serials(i64::MAX.unsigned_abs() - 1).await;
+        assert_eq!(rest.expect("reserve"), 1..i64::MAX.unsigned_abs());
+        let refused = archive.reserve_serials(1).await;
+        let exhausted = matches!(refused, Err(ArchiveError::SerialsExhausted { count: 1 }));
+        assert!(exhausted, "{refused:?}");
         archive.close().await;
-    }
-
-    /// Two nodes sharing one PostgreSQL must never hand out the same serial.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres_two_allocators_never_overlap() {
-        let db = PgTestDb::create().await;
-        let node_a = Archive::connect(&db.url, ArchiveOptions::default())
-            .await
-            .expect("connect node a");
-        let node_b = Archive::connect(&db.url, ArchiveOptions::default())
-            .await
-            .expect("connect node b");
-        let alloc_a = std::sync::Arc::new(SerialAllocator::with_block_size(
-            node_a.clone(),
-            block(5),
-        ));
-        let alloc_b = std::sync::Arc::new(SerialAllocator::with_block_size(
-            node_b.clone(),
-            block(5),
-        ));
-        let (a, b) = tokio::join!(
-            take_concurrently(alloc_a, 10, 40),
-            take_concurrently(alloc_b, 10, 40)
-        );
-        let mut all = a;
-        all.extend(b);
-        assert_eq!(all.len(), 800);
-        assert_unique_positive(&all);
-        node_a.close().await;
-        node_b.close().await;
-        db.drop_db().await;
     }
 }

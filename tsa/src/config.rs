@@ -1,0 +1,323 @@
+//! Typed configuration: a TOML file plus command-line/environment overrides, loaded once at
+//! start and validated before serving. `deploy/tsa.example.toml` documents every key.
+
+use pki::HashAlg;
+use pki::signer::RsaPadding;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Default listen address: loopback only, port 3161 (after RFC 3161).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:3161";
+/// Default data directory.
+pub const DEFAULT_DATA_DIR: &str = "./tsa-data";
+
+/// The whole configuration file.
+#[derive(Clone, Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Address to listen on.
+    pub listen: Option<String>,
+    /// Data directory (development PKI, SQLite archive).
+    pub data_dir: Option<PathBuf>,
+    /// Archive URL: `sqlite://PATH` or `postgres://...`.
+    pub database_url: Option<String>,
+    /// Issue even when the kernel says the clock is unsynchronised (development only).
+    pub allow_unsynced_clock: Option<bool>,
+    /// The signing key and certificates.
+    #[serde(default)]
+    pub key: Option<KeyConfig>,
+    /// Token profile.
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    /// Archive tuning.
+    #[serde(default)]
+    pub archive: ArchiveConfig,
+}
+
+/// `[key]`: where the signing key and its certificates are.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    /// PKCS#8 private key, PEM or DER.
+    pub file: PathBuf,
+    /// The TSA certificate, PEM or DER.
+    pub certificate: PathBuf,
+    /// Certificates above it (intermediates, then the root), PEM bundle. Optional.
+    pub chain: Option<PathBuf>,
+    /// RSA padding: "pkcs1" (default) or "pss".
+    #[serde(default)]
+    pub rsa_padding: RsaPadding,
+}
+
+/// `[policy]`: the token profile.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Policy OID used when a request names none.
+    pub default: String,
+    /// Other policy OIDs a request may ask for.
+    #[serde(default)]
+    pub accepted: Vec<String>,
+    /// Imprint hash algorithms accepted.
+    #[serde(default = "default_hashes")]
+    pub hash_algorithms: Vec<String>,
+    /// Accept SHA-1 imprints (forbidden by CA/B Forum code-signing rules; legacy only).
+    #[serde(default)]
+    pub dangerous_allow_sha1: bool,
+    /// Accuracy: seconds part.
+    pub accuracy_seconds: Option<u64>,
+    /// Accuracy: milliseconds part (1-999).
+    pub accuracy_millis: Option<u16>,
+    /// Accuracy: microseconds part (1-999).
+    pub accuracy_micros: Option<u16>,
+    /// Put the TSA certificate's subject in the tokens' `tsa` field.
+    #[serde(default = "yes")]
+    pub include_tsa_name: bool,
+}
+
+fn default_hashes() -> Vec<String> {
+    vec!["sha256".into(), "sha384".into(), "sha512".into()]
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            default: pki::oid::DEV_POLICY.to_string(),
+            accepted: Vec::new(),
+            hash_algorithms: default_hashes(),
+            dangerous_allow_sha1: false,
+            accuracy_seconds: Some(1),
+            accuracy_millis: None,
+            accuracy_micros: None,
+            include_tsa_name: true,
+        }
+    }
+}
+
+/// `[archive]`: group-commit tuning.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveConfig {
+    /// Most tokens committed in one transaction.
+    #[serde(default = "default_batch")]
+    pub max_batch: usize,
+    /// Serials reserved from the database at a time.
+    #[serde(default = "default_block")]
+    pub serial_block: u64,
+    /// Database connections.
+    #[serde(default = "default_conns")]
+    pub max_connections: u32,
+}
+
+fn default_batch() -> usize {
+    512
+}
+fn default_block() -> u64 {
+    1000
+}
+fn default_conns() -> u32 {
+    4
+}
+
+impl Default for ArchiveConfig {
+    fn default() -> Self {
+        ArchiveConfig { max_batch: default_batch(), serial_block: default_block(), max_connections: default_conns() }
+    }
+}
+
+/// Overrides from the command line or environment (they win over the file).
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// `--listen` / `TSA_LISTEN`.
+    pub listen: Option<String>,
+    /// `--data-dir` / `TSA_DATA_DIR`.
+    pub data_dir: Option<PathBuf>,
+    /// `--database-url` / `TSA_DATABASE_URL`.
+    pub database_url: Option<String>,
+}
+
+/// The validated configuration the server runs with.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Archive URL.
+    pub database_url: String,
+    /// Whether the clock guard lets an unsynchronised clock through.
+    pub allow_unsynced_clock: bool,
+    /// Key and certificates; `None` means the development PKI in the data directory.
+    pub key: Option<KeyConfig>,
+    /// Token profile.
+    pub policy: PolicyConfig,
+    /// Archive tuning.
+    pub archive: ArchiveConfig,
+    /// Whether a configuration file was given (production) or defaults are in use.
+    pub from_file: bool,
+}
+
+/// A configuration problem, named precisely.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read configuration file {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("configuration file {path} is invalid")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: toml::de::Error,
+    },
+    /// A value is wrong.
+    #[error("configuration value `{key}` is invalid: {detail}")]
+    Value {
+        /// Which key.
+        key: &'static str,
+        /// What is wrong.
+        detail: String,
+    },
+}
+
+impl Config {
+    /// Loads `file` (if any), applies `overrides`, and validates.
+    pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Config, ConfigError> {
+        let (mut fc, base) = match file {
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+                let fc: FileConfig =
+                    toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })?;
+                (fc, path.parent().map(Path::to_path_buf).unwrap_or_default())
+            }
+            None => (FileConfig::default(), PathBuf::new()),
+        };
+        let from_file = file.is_some();
+        let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+        let listen_text = overrides.listen.or(fc.listen.take()).unwrap_or_else(|| DEFAULT_LISTEN.into());
+        let listen = listen_text
+            .parse()
+            .map_err(|e| ConfigError::Value { key: "listen", detail: format!("{listen_text:?}: {e}") })?;
+        let data_dir = match overrides.data_dir {
+            Some(d) => d,
+            None => fc.data_dir.take().map(&resolve).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+        };
+        let database_url = overrides
+            .database_url
+            .or(fc.database_url.take())
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("archive.db").display()));
+        if !(database_url.starts_with("sqlite:") || database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
+            return Err(ConfigError::Value {
+                key: "database_url",
+                detail: "must start with sqlite://, postgres:// or postgresql://".into(),
+            });
+        }
+        let key = fc.key.take().map(|k| KeyConfig {
+            file: resolve(k.file),
+            certificate: resolve(k.certificate),
+            chain: k.chain.map(&resolve),
+            rsa_padding: k.rsa_padding,
+        });
+        // The development defaults allow an unsynchronised clock (and say so loudly);
+        // a configuration file must opt in.
+        let allow_unsynced_clock = fc.allow_unsynced_clock.unwrap_or(!from_file);
+        let cfg = Config {
+            listen,
+            data_dir,
+            database_url,
+            allow_unsynced_clock,
+            key,
+            policy: fc.policy,
+            archive: fc.archive,
+            from_file,
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.default_policy()?;
+        self.accepted_policies()?;
+        self.hash_algorithms()?;
+        for (key, v) in [("policy.accuracy_millis", self.policy.accuracy_millis), ("policy.accuracy_micros", self.policy.accuracy_micros)] {
+            if let Some(v) = v
+                && !(1..=999).contains(&v)
+            {
+                return Err(ConfigError::Value { key, detail: format!("{v} is outside 1..=999 (RFC 3161 §2.4.2)") });
+            }
+        }
+        if self.archive.max_batch == 0 || self.archive.serial_block == 0 {
+            return Err(ConfigError::Value { key: "archive", detail: "max_batch and serial_block must be positive".into() });
+        }
+        Ok(())
+    }
+
+    /// The default policy OID.
+    pub fn default_policy(&self) -> Result<der::asn1::ObjectIdentifier, ConfigError> {
+        parse_oid("policy.default", &self.policy.default)
+    }
+
+    /// The accepted policy OIDs.
+    pub fn accepted_policies(&self) -> Result<Vec<der::asn1::ObjectIdentifier>, ConfigError> {
+        self.policy.accepted.iter().map(|p| parse_oid("policy.accepted", p)).collect()
+    }
+
+    /// The accepted imprint algorithms.
+    pub fn hash_algorithms(&self) -> Result<Vec<HashAlg>, ConfigError> {
+        self.policy
+            .hash_algorithms
+            .iter()
+            .map(|h| match HashAlg::from_name(h) {
+                Some(HashAlg::Sha1) => Err(ConfigError::Value {
+                    key: "policy.hash_algorithms",
+                    detail: "sha1 is only accepted through dangerous_allow_sha1 = true".into(),
+                }),
+                Some(alg) => Ok(alg),
+                None => Err(ConfigError::Value { key: "policy.hash_algorithms", detail: format!("unknown algorithm {h:?}") }),
+            })
+            .collect()
+    }
+
+    /// The accuracy to declare in tokens, if any part is set.
+    pub fn accuracy(&self) -> Option<pki::tsp::Accuracy> {
+        let p = &self.policy;
+        if p.accuracy_seconds.is_none() && p.accuracy_millis.is_none() && p.accuracy_micros.is_none() {
+            return None;
+        }
+        Some(pki::tsp::Accuracy {
+            seconds: p.accuracy_seconds,
+            millis: p.accuracy_millis.and_then(|m| i16::try_from(m).ok()),
+            micros: p.accuracy_micros.and_then(|m| i16::try_from(m).ok()),
+        })
+    }
+
+    /// The accuracy in microseconds, for the clock guard.
+    pub fn accuracy_us(&self) -> Option<i64> {
+        let p = &self.policy;
+        self.accuracy().map(|_| {
+            let s = i64::try_from(p.accuracy_seconds.unwrap_or(0)).unwrap_or(i64::MAX / 2_000_000);
+            s.saturating_mul(1_000_000)
+                + i64::from(p.accuracy_millis.unwrap_or(0)) * 1000
+                + i64::from(p.accuracy_micros.unwrap_or(0))
+        })
+    }
+}
+
+fn parse_oid(key: &'static str, s: &str) -> Result<der::asn1::ObjectIdentifier, ConfigError> {
+    der::asn1::ObjectIdentifier::new(s).map_err(|e| ConfigError::Value { key, detail: format!("{s:?} is not an OID: {e}") })
+}

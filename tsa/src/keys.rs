@@ -1,0 +1,230 @@
+//! Key material on disk: creating the development PKI (`tsa init`) and loading the signing
+//! identity the server runs with, checked before serving.
+//!
+//! Key files are created with mode 0600 (and the data directory 0700); their bytes go from
+//! `Zeroizing` buffers to ring and are never logged.
+
+use crate::config::Config;
+use pki::cms::SignerCert;
+use pki::devpki::{DevKeyType, DevPki};
+use pki::signer::{RingSigner, Signer};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// File names of the development PKI inside the data directory.
+pub mod files {
+    /// Root CA certificate: what verifiers pass to `--trust`.
+    pub const ROOT_CERT: &str = "root.pem";
+    /// Root CA key.
+    pub const ROOT_KEY: &str = "root.key";
+    /// TSA certificate.
+    pub const TSA_CERT: &str = "tsa.pem";
+    /// TSA key.
+    pub const TSA_KEY: &str = "tsa.key";
+}
+
+/// Errors while creating or loading key material.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// A file could not be read or written.
+    #[error("{action} {path}")]
+    Io {
+        /// What we were doing.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The key or a certificate cannot be used.
+    #[error("{path}: {detail}")]
+    Unusable {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The PKI library refused.
+    #[error("{context}")]
+    Pki {
+        /// What we were doing.
+        context: String,
+        /// Why.
+        #[source]
+        source: pki::Error,
+    },
+}
+
+/// What `tsa init` did.
+#[derive(Debug)]
+pub struct InitOutcome {
+    /// Whether a new PKI was created (false: one was there already).
+    pub created: bool,
+    /// The root certificate path.
+    pub root_cert: PathBuf,
+}
+
+/// Creates the development PKI in `dir` unless one is already there.
+pub fn init_dev_pki(dir: &Path, key_type: DevKeyType) -> Result<InitOutcome, KeyError> {
+    let root_cert = dir.join(files::ROOT_CERT);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| KeyError::Io { action: "cannot create data directory", path: dir.into(), source })?;
+    if dir.join(files::TSA_KEY).exists() {
+        return Ok(InitOutcome { created: false, root_cert });
+    }
+    let dev = DevPki::generate(key_type)
+        .map_err(|source| KeyError::Pki { context: "cannot generate the development PKI".into(), source })?;
+    let pem = |label: &str, der: &[u8]| {
+        der::pem::encode_string(label, der::pem::LineEnding::LF, der).map_err(|e| KeyError::Pki {
+            context: "cannot encode PEM".into(),
+            source: pki::Error::Encode(e.into()),
+        })
+    };
+    write_secret(&dir.join(files::ROOT_KEY), pem("PRIVATE KEY", &dev.root_key)?.as_bytes())?;
+    write_secret(&dir.join(files::TSA_KEY), pem("PRIVATE KEY", &dev.tsa_key)?.as_bytes())?;
+    write_public(&dir.join(files::TSA_CERT), pem("CERTIFICATE", &dev.tsa_cert)?.as_bytes())?;
+    write_public(&root_cert, pem("CERTIFICATE", &dev.root_cert)?.as_bytes())?;
+    Ok(InitOutcome { created: true, root_cert })
+}
+
+/// Writes a new secret file with mode 0600 (never over an existing file).
+fn write_secret(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
+    let io = |source| KeyError::Io { action: "cannot write key file", path: path.into(), source };
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(io)?;
+    f.write_all(bytes).map_err(io)?;
+    f.sync_all().map_err(io)
+}
+
+fn write_public(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
+    std::fs::write(path, bytes).map_err(|source| KeyError::Io { action: "cannot write", path: path.into(), source })
+}
+
+/// The signing identity the server runs with.
+pub struct Identity {
+    /// The key.
+    pub signer: Arc<dyn Signer>,
+    /// The TSA certificate.
+    pub cert: SignerCert,
+    /// Certificates above it (intermediates, root), DER.
+    pub chain: Vec<Vec<u8>>,
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, KeyError> {
+    std::fs::read(path).map_err(|source| KeyError::Io { action: "cannot read", path: path.into(), source })
+}
+
+/// Loads the configured key and certificates (or the development PKI) and checks them: the
+/// certificate matches the key, has a critical timeStamping EKU, is not a CA, is valid now.
+pub fn load_identity(cfg: &Config) -> Result<Identity, KeyError> {
+    let (key_path, cert_path, chain_path, padding) = match &cfg.key {
+        Some(k) => (k.file.clone(), k.certificate.clone(), k.chain.clone(), k.rsa_padding),
+        None => (
+            cfg.data_dir.join(files::TSA_KEY),
+            cfg.data_dir.join(files::TSA_CERT),
+            Some(cfg.data_dir.join(files::ROOT_CERT)),
+            Default::default(),
+        ),
+    };
+    warn_if_key_readable_by_others(&key_path);
+    let key_bytes = zeroize::Zeroizing::new(read(&key_path)?);
+    let signer = RingSigner::from_pkcs8_file_bytes(&key_bytes, padding)
+        .map_err(|e| KeyError::Unusable { path: key_path.clone(), detail: e.to_string() })?;
+    let cert_ders = pki::cert::load_certificates(&read(&cert_path)?)
+        .map_err(|e| KeyError::Unusable { path: cert_path.clone(), detail: e.to_string() })?;
+    let mut cert_ders = cert_ders.into_iter();
+    let cert_der = cert_ders.next().ok_or_else(|| KeyError::Unusable { path: cert_path.clone(), detail: "no certificate".into() })?;
+    // A certificate file may carry its chain after the TSA certificate.
+    let mut chain: Vec<Vec<u8>> = cert_ders.collect();
+    if let Some(p) = &chain_path {
+        let extra = pki::cert::load_certificates(&read(p)?)
+            .map_err(|e| KeyError::Unusable { path: p.clone(), detail: e.to_string() })?;
+        for c in extra {
+            if !chain.contains(&c) {
+                chain.push(c);
+            }
+        }
+    }
+    let cert = SignerCert::from_der(cert_der).map_err(|e| KeyError::Unusable { path: cert_path.clone(), detail: e.to_string() })?;
+    let problems = pki::cert::tsa_certificate_problems(&cert.cert);
+    if !problems.is_empty() {
+        return Err(KeyError::Unusable { path: cert_path, detail: format!("not usable as a TSA certificate: {}", problems.join("; ")) });
+    }
+    if cert.cert.tbs_certificate.subject_public_key_info.subject_public_key.raw_bytes() != signer.public_key() {
+        return Err(KeyError::Unusable { path: cert_path, detail: format!("the certificate does not match the key in {}", key_path.display()) });
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    if !pki::cert::valid_at(&cert.cert, now) {
+        let v = &cert.cert.tbs_certificate.validity;
+        return Err(KeyError::Unusable {
+            path: cert_path,
+            detail: format!("the certificate is not valid now (valid from {} to {})", v.not_before, v.not_after),
+        });
+    }
+    Ok(Identity { signer: Arc::new(signer), cert, chain })
+}
+
+fn warn_if_key_readable_by_others(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(path = %path.display(), mode = format!("{:o}", meta.permissions().mode() & 0o777), "key file is readable by group or others; chmod 600 it");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn init_creates_keys_with_mode_0600_and_is_idempotent() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path().join("data");
+        let first = init_dev_pki(&d, DevKeyType::EcdsaP256).expect("init");
+        assert!(first.created);
+        for f in [files::TSA_KEY, files::ROOT_KEY] {
+            let mode = std::fs::metadata(d.join(f)).expect("meta").permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{f}");
+        }
+        let dir_mode = std::fs::metadata(&d).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(dir_mode, 0o700);
+        let before = std::fs::read(d.join(files::TSA_KEY)).expect("key");
+        let second = init_dev_pki(&d, DevKeyType::EcdsaP256).expect("init again");
+        assert!(!second.created);
+        assert_eq!(before, std::fs::read(d.join(files::TSA_KEY)).expect("key"));
+    }
+
+    #[test]
+    fn a_certificate_for_another_key_is_refused_by_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = dir.path().join("a");
+        let b = dir.path().join("b");
+        init_dev_pki(&a, DevKeyType::EcdsaP256).expect("a");
+        init_dev_pki(&b, DevKeyType::EcdsaP256).expect("b");
+        let mut cfg = Config::load(None, crate::config::Overrides { data_dir: Some(a.clone()), ..Default::default() }).expect("cfg");
+        cfg.key = Some(crate::config::KeyConfig {
+            file: a.join(files::TSA_KEY),
+            certificate: b.join(files::TSA_CERT),
+            chain: None,
+            rsa_padding: Default::default(),
+        });
+        let err = load_identity(&cfg).err().expect("must fail").to_string();
+        assert!(err.contains("does not match the key"), "{err}");
+        cfg.key = Some(crate::config::KeyConfig {
+            file: a.join(files::ROOT_KEY),
+            certificate: a.join(files::ROOT_CERT),
+            chain: None,
+            rsa_padding: Default::default(),
+        });
+        let err = load_identity(&cfg).err().expect("must fail").to_string();
+        assert!(err.contains("extendedKeyUsage") && err.contains("CA certificate"), "{err}");
+    }
+}

@@ -1,0 +1,121 @@
+//! The server's state, built once from a validated [`Config`].
+
+use crate::archive::{Archive, ArchiveOptions};
+use crate::clock::{ClockGuard, StatusSource};
+use crate::config::Config;
+use crate::keys::{self, Identity};
+use crate::serial::SerialAllocator;
+use anyhow::Context;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use pki::tsp::{RequestPolicy, TokenIssuer};
+use std::num::NonZeroU64;
+use std::sync::{Arc, OnceLock};
+
+/// Everything a request handler needs. Shared as `Arc<App>`.
+pub struct App {
+    /// Builds and signs tokens with the TSA key.
+    pub issuer: TokenIssuer,
+    /// What requests are accepted (hash allowlist, policies).
+    pub policy: RequestPolicy,
+    /// The only source of genTime.
+    pub clock: ClockGuard,
+    /// Hands out serial numbers from blocks reserved in the archive.
+    pub serials: SerialAllocator,
+    /// Where every token is committed before its reply leaves.
+    pub archive: Archive,
+    /// Seconds since the Unix epoch at which the TSA certificate expires: no token after.
+    pub cert_not_after: u64,
+    /// The chain served at `GET /certs` (TSA certificate first, root last), PEM.
+    pub certs_pem: String,
+    /// Renders `GET /metrics`.
+    pub metrics: PrometheusHandle,
+}
+
+/// The process-wide Prometheus recorder (metrics' recorder is global; tests build many apps).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed; /metrics will be empty");
+            }
+            handle
+        })
+        .clone()
+}
+
+impl App {
+    /// Builds the state: development PKI on first run without a key configured, identity
+    /// checks, archive connection, clock guard seeded from the archive.
+    pub async fn build(cfg: &Config, clock_source: StatusSource) -> anyhow::Result<Arc<App>> {
+        if cfg.key.is_none() {
+            let outcome = keys::init_dev_pki(&cfg.data_dir, Default::default())?;
+            if outcome.created {
+                tracing::warn!(dir = %cfg.data_dir.display(), "created a DEVELOPMENT PKI (not for production)");
+            }
+            tracing::warn!(
+                root = %outcome.root_cert.display(),
+                "running with the development PKI; verifiers trust it with --trust {}",
+                outcome.root_cert.display()
+            );
+        }
+        let Identity { signer, cert, chain } = keys::load_identity(cfg)?;
+        let cert_not_after = cert.cert.tbs_certificate.validity.not_after.to_unix_duration().as_secs();
+        let mut all = vec![cert.der.clone()];
+        all.extend(chain.iter().cloned());
+        let certs_pem = pki::cert::to_pem(&all)?;
+        let issuer = TokenIssuer::new(signer, cert, chain, cfg.accuracy(), cfg.policy.include_tsa_name)?;
+        let mut policy = RequestPolicy::new(cfg.default_policy()?);
+        policy.hash_algorithms = cfg.hash_algorithms()?;
+        policy.accepted_policies = cfg.accepted_policies()?;
+        if cfg.policy.dangerous_allow_sha1 {
+            tracing::warn!("SHA-1 imprints are accepted (dangerous_allow_sha1 = true)");
+            policy = policy.dangerous_allow_sha1();
+        }
+        let archive = Archive::connect(
+            &cfg.database_url,
+            ArchiveOptions {
+                max_batch: cfg.archive.max_batch,
+                max_connections: cfg.archive.max_connections,
+                ..Default::default()
+            },
+        )
+        .await
+        .with_context(|| format!("cannot open the archive at {}", redact(&cfg.database_url)))?;
+        let last = archive.last_gen_time_ms().await.context("cannot read the archive's last genTime")?;
+        if cfg.allow_unsynced_clock {
+            tracing::warn!("allow_unsynced_clock = true: tokens are issued even if the clock is not synchronised");
+        }
+        let clock = ClockGuard::new(last, cfg.allow_unsynced_clock, cfg.accuracy_us(), clock_source);
+        let block = NonZeroU64::new(cfg.archive.serial_block).context("serial_block must be positive")?;
+        let serials = SerialAllocator::with_block_size(archive.clone(), block);
+        let app = Arc::new(App { issuer, policy, clock, serials, archive, cert_not_after, certs_pem, metrics: metrics_handle() });
+        let weak = Arc::downgrade(&app);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let Some(app) = weak.upgrade() else { break };
+                app.clock.refresh();
+                metrics::gauge!("tsa_clock_synchronised").set(if app.clock.synchronised() { 1.0 } else { 0.0 });
+            }
+        });
+        Ok(app)
+    }
+}
+
+/// A database URL without its password, for logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}

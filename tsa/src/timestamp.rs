@@ -1,0 +1,131 @@
+//! `POST /` and `POST /tsa`: RFC 3161 over HTTP.
+//!
+//! Every answer is a DER TimeStampResp with `application/timestamp-reply`. HTTP status: 200
+//! for granted tokens and for rejections of the request's content (the failInfo says why, which
+//! is how RFC 3161 clients expect to learn it); 415 for a wrong media type and 413 for an
+//! oversized body (HTTP-level refusals, still with a DER rejection body); 503 with Retry-After
+//! for timeNotAvailable, so load balancers try another node; 500 with systemFailure only for
+//! our own faults. Never a panic and never a 500 for a client's mistake.
+
+use crate::archive::TokenRecord;
+use crate::limits::{MAX_NONCE_BYTES, MAX_REQUEST_BYTES, QUERY_MEDIA_TYPE, REPLY_MEDIA_TYPE};
+use crate::state::App;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use pki::asn1::FailureInfo;
+use pki::tsp::{Rejection, check_request, granted_response, rejection_response};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+static REQUEST_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Handles one timestamp request.
+pub async fn handle(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    let started = Instant::now();
+    let id = REQUEST_ID.fetch_add(1, Ordering::Relaxed);
+    let response = match issue(&app, &headers, body).await {
+        Ok(reply) => {
+            metrics::counter!("tsa_requests_total", "outcome" => "granted").increment(1);
+            reply_with(StatusCode::OK, reply)
+        }
+        Err((status, rejection)) => {
+            if status.is_server_error() {
+                tracing::error!(request = id, fail_info = %rejection.fail_info, "request failed: {}", rejection.reason);
+            } else {
+                tracing::info!(request = id, fail_info = %rejection.fail_info, "request rejected: {}", rejection.reason);
+            }
+            metrics::counter!("tsa_requests_total", "outcome" => "rejected", "fail_info" => rejection.fail_info.name())
+                .increment(1);
+            let mut resp = match rejection_response(rejection.fail_info, &public_text(&rejection)) {
+                Ok(der) => reply_with(status, der),
+                Err(e) => {
+                    tracing::error!(request = id, error = %e, "cannot encode a rejection");
+                    StatusCode::INTERNAL_SERVER_ERROR.into_response()
+                }
+            };
+            if rejection.fail_info == FailureInfo::TimeNotAvailable {
+                resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            }
+            resp
+        }
+    };
+    metrics::histogram!("tsa_request_duration_seconds").record(started.elapsed().as_secs_f64());
+    response
+}
+
+fn reply_with(status: StatusCode, der: Vec<u8>) -> Response {
+    (status, [(header::CONTENT_TYPE, REPLY_MEDIA_TYPE)], der).into_response()
+}
+
+/// The statusString a client sees: the reason for its own mistakes, a fixed text for ours
+/// (the detail stays in our log).
+fn public_text(r: &Rejection) -> String {
+    match r.fail_info {
+        FailureInfo::SystemFailure => "internal error; the request was not timestamped".into(),
+        _ => r.reason.clone(),
+    }
+}
+
+type Refusal = (StatusCode, Rejection);
+
+fn refuse(status: StatusCode, fail_info: FailureInfo, reason: impl Into<String>) -> Refusal {
+    (status, Rejection::new(fail_info, reason))
+}
+
+async fn issue(app: &App, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, Refusal> {
+    let media = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let essence = media.split(';').next().unwrap_or("").trim();
+    if !essence.eq_ignore_ascii_case(QUERY_MEDIA_TYPE) {
+        return Err(refuse(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            FailureInfo::BadRequest,
+            format!("media type {media:?} is not {QUERY_MEDIA_TYPE}"),
+        ));
+    }
+    let bytes: Bytes = axum::body::to_bytes(body, MAX_REQUEST_BYTES).await.map_err(|e| {
+        refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            FailureInfo::BadRequest,
+            format!("request body over {MAX_REQUEST_BYTES} bytes or unreadable: {e}"),
+        )
+    })?;
+    let req = check_request(&bytes, &app.policy).map_err(|r| (StatusCode::OK, r))?;
+    if req.nonce.as_ref().is_some_and(|n| n.as_bytes().len() > MAX_NONCE_BYTES) {
+        return Err(refuse(StatusCode::OK, FailureInfo::BadDataFormat, format!("nonce longer than {MAX_NONCE_BYTES} bytes")));
+    }
+    let gen_time = app
+        .clock
+        .now()
+        .map_err(|e| refuse(StatusCode::SERVICE_UNAVAILABLE, FailureInfo::TimeNotAvailable, e.to_string()))?;
+    // ETSI EN 319 421: no token once the key's certificate has expired.
+    if u64::try_from(gen_time.unix_seconds()).is_ok_and(|t| t > app.cert_not_after) {
+        return Err(refuse(StatusCode::SERVICE_UNAVAILABLE, FailureInfo::SystemFailure, "the TSA certificate has expired"));
+    }
+    let serial = app
+        .serials
+        .next()
+        .await
+        .map_err(|e| refuse(StatusCode::INTERNAL_SERVER_ERROR, FailureInfo::SystemFailure, format!("serial allocation: {e}")))?;
+    let token = app
+        .issuer
+        .issue(&req, &serial.to_be_bytes(), gen_time)
+        .map_err(|e| refuse(StatusCode::INTERNAL_SERVER_ERROR, FailureInfo::SystemFailure, format!("issuing: {e}")))?;
+    let reply = granted_response(&token)
+        .map_err(|e| refuse(StatusCode::INTERNAL_SERVER_ERROR, FailureInfo::SystemFailure, format!("encoding: {e}")))?;
+    // The reply leaves only once the archive has the token durably.
+    app.archive
+        .append(TokenRecord {
+            serial,
+            gen_time_ms: gen_time.to_unix_millis(),
+            policy: req.policy.to_string(),
+            hash_alg: req.hash_alg.name().to_owned(),
+            imprint: req.message_imprint.hashed_message.as_bytes().to_vec(),
+            token,
+        })
+        .await
+        .map_err(|e| refuse(StatusCode::INTERNAL_SERVER_ERROR, FailureInfo::SystemFailure, format!("archive: {e}")))?;
+    Ok(reply)
+}
