@@ -1,1 +1,290 @@
-fn main() {}
+//! `tsa-bench`: throughput and latency of the `tsa` server, printed next to the ceilings and
+//! peers measured in the same run (STYLE.md: benchmarks print ratios, never assert wall-clock
+//! limits).
+//!
+//! For every key type asked for, one run:
+//! 1. creates the keys (the development PKI via `tsa init`, or an openssl-made RSA key and
+//!    certificate served through a config file);
+//! 2. measures the raw in-process signing rate of that key with ring on every core (the ceiling);
+//! 3. measures `openssl ts -reply` with the same key and certificate (a CLI peer: one process
+//!    per token);
+//! 4. starts the release `tsa` server on a free loopback port in a fresh data directory and
+//!    drives it with an HTTP/1.1 keep-alive load generator in this process, then checks that
+//!    the archive holds every granted token;
+//! 5. prints one table with the ratios.
+
+mod keys;
+mod load;
+mod peer;
+mod raw;
+mod report;
+mod server;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Benchmark the Sigillum time-stamp authority against raw signing and `openssl ts -reply`.
+#[derive(Parser, Debug)]
+#[command(name = "tsa-bench", version, about)]
+struct Opts {
+    /// The `tsa` binary to benchmark (build it with `cargo build --release -p tsa`).
+    #[arg(long, default_value = "target/release/tsa")]
+    tsa_bin: PathBuf,
+    /// Keep-alive connections of the load generator; a comma list runs one fresh server per value.
+    #[arg(long, value_delimiter = ',', default_value = "64")]
+    connections: Vec<usize>,
+    /// Measured window of the load generator, in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Warm-up before the measured window, in seconds (its requests are not measured).
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Most requests sent in one measured window (the window also ends after --duration).
+    #[arg(long, default_value_t = 5_000_000)]
+    max_requests: u64,
+    /// Key types: ecdsa-p256, rsa2048 (also accepted: ecdsa-p384, ed25519).
+    #[arg(long, value_delimiter = ',', default_value = "ecdsa-p256,rsa2048")]
+    keys: Vec<String>,
+    /// Smoke check: 2 s windows, 0.5 s warm-up, 1 s raw signing and openssl runs.
+    #[arg(long)]
+    quick: bool,
+    /// Seconds of raw signing per key.
+    #[arg(long, default_value_t = 3.0)]
+    raw_secs: f64,
+    /// Seconds of `openssl ts -reply` per key.
+    #[arg(long, default_value_t = 3.0)]
+    openssl_secs: f64,
+    /// Parallel `openssl ts -reply` processes.
+    #[arg(long, default_value_t = 2)]
+    openssl_jobs: usize,
+    /// The openssl binary.
+    #[arg(long, default_value = "openssl")]
+    openssl: PathBuf,
+    /// Skip the `openssl ts -reply` peer.
+    #[arg(long)]
+    no_openssl: bool,
+    /// Worker threads of the load generator's runtime (1: a current-thread runtime, which
+    /// leaves the most CPU to the server on a small machine).
+    #[arg(long, default_value_t = 1)]
+    client_threads: usize,
+    /// Put each run's SQLite archive in a fresh directory under this one instead of the data
+    /// directory (e.g. /dev/shm, to take fsync cost out of the figures). Not durable: for
+    /// profiling only.
+    #[arg(long)]
+    archive_dir: Option<PathBuf>,
+    /// Leave the temporary directories (keys, data, logs) in place and print where they are.
+    #[arg(long)]
+    keep: bool,
+}
+
+/// The run's settings, after `--quick` and validation.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Key types, by name.
+    pub keys: Vec<String>,
+    /// The `tsa` binary.
+    pub tsa_bin: PathBuf,
+    /// Load generator connection counts, one server run each.
+    pub connections: Vec<usize>,
+    /// Measured window.
+    pub duration: Duration,
+    /// Warm-up.
+    pub warmup: Duration,
+    /// Request cap per measured window.
+    pub max_requests: u64,
+    /// Raw signing time per key.
+    pub raw: Duration,
+    /// openssl peer time per key; `None` skips it.
+    pub openssl: Option<Duration>,
+    /// Parallel openssl processes.
+    pub openssl_jobs: usize,
+    /// The openssl binary.
+    pub openssl_bin: PathBuf,
+    /// Load generator runtime threads.
+    pub client_threads: usize,
+    /// Where archives go instead of the data directory.
+    pub archive_dir: Option<PathBuf>,
+}
+
+impl Opts {
+    fn settings(self) -> Result<Settings> {
+        let secs = |name: &str, v: f64| -> Result<Duration> {
+            if !(v.is_finite() && v > 0.0 && v <= 3600.0) {
+                bail!("--{name} must be between 0 and 3600 seconds, not {v}");
+            }
+            Ok(Duration::from_secs_f64(v))
+        };
+        let (duration, warmup, raw, openssl) = if self.quick {
+            (
+                Duration::from_secs(2),
+                Duration::from_millis(500),
+                Duration::from_secs(1),
+                Duration::from_secs(1),
+            )
+        } else {
+            (
+                secs("duration", self.duration)?,
+                secs("warmup", self.warmup)?,
+                secs("raw-secs", self.raw_secs)?,
+                secs("openssl-secs", self.openssl_secs)?,
+            )
+        };
+        if self.connections.is_empty() || self.connections.iter().any(|&c| c == 0 || c > 10_000) {
+            bail!("--connections must be between 1 and 10000");
+        }
+        if self.client_threads == 0 || self.openssl_jobs == 0 {
+            bail!("--client-threads and --openssl-jobs must be at least 1");
+        }
+        Ok(Settings {
+            keys: self.keys,
+            tsa_bin: find_tsa_bin(&self.tsa_bin)?,
+            connections: self.connections,
+            duration,
+            warmup,
+            max_requests: self.max_requests.max(1),
+            raw,
+            openssl: (!self.no_openssl).then_some(openssl),
+            openssl_jobs: self.openssl_jobs,
+            openssl_bin: self.openssl,
+            client_threads: self.client_threads,
+            archive_dir: self.archive_dir,
+        })
+    }
+}
+
+/// The `tsa` binary: as given, or, for the relative default, under the workspace root.
+fn find_tsa_bin(given: &std::path::Path) -> Result<PathBuf> {
+    if given.is_file() {
+        return Ok(given.canonicalize().unwrap_or_else(|_| given.to_owned()));
+    }
+    if given.is_relative() {
+        let in_workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(given);
+        if in_workspace.is_file() {
+            return Ok(in_workspace.canonicalize().unwrap_or(in_workspace));
+        }
+    }
+    bail!(
+        "no tsa binary at {}; build it with `cargo build --release -p tsa` or pass --tsa-bin",
+        given.display()
+    )
+}
+
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tsa-bench: error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+fn run() -> Result<()> {
+    let opts = Opts::parse();
+    let keep = opts.keep;
+    let settings = opts.settings()?;
+    let kinds = settings
+        .keys
+        .iter()
+        .map(|n| keys::KeyKind::from_name(n))
+        .collect::<Result<Vec<_>>>()?;
+    let machine = report::Machine::detect();
+    eprintln!(
+        "tsa-bench: {} ({} cores), tsa = {}",
+        machine.cpu,
+        machine.cores,
+        settings.tsa_bin.display()
+    );
+
+    let work = tempfile::Builder::new()
+        .prefix("tsa-bench-")
+        .tempdir()
+        .context("cannot create a temporary directory")?;
+    let request = load::request_der()?;
+    std::fs::write(work.path().join("request.tsq"), &request)
+        .context("cannot write request.tsq")?;
+
+    let mut results = Vec::new();
+    for kind in kinds {
+        let key_dir = work.path().join(kind.name());
+        eprintln!(
+            "tsa-bench: [{}] creating keys in {}",
+            kind.name(),
+            key_dir.display()
+        );
+        let key = keys::KeySet::create(kind, &key_dir, &settings)?;
+
+        eprintln!(
+            "tsa-bench: [{}] raw ring signing on {} threads for {:.1} s",
+            kind.name(),
+            machine.cores,
+            settings.raw.as_secs_f64()
+        );
+        let raw = raw::signing_rate(&key.key_file, machine.cores, settings.raw)?;
+
+        let openssl = match settings.openssl {
+            Some(time) => {
+                eprintln!(
+                    "tsa-bench: [{}] openssl ts -reply, {} in parallel, for {:.1} s",
+                    kind.name(),
+                    settings.openssl_jobs,
+                    time.as_secs_f64()
+                );
+                match peer::openssl_reply_rate(
+                    &settings,
+                    &key,
+                    &work.path().join("request.tsq"),
+                    time,
+                ) {
+                    Ok(r) => Some(r),
+                    Err(e) => {
+                        eprintln!(
+                            "tsa-bench: [{}] openssl ts -reply failed: {e:#}",
+                            kind.name()
+                        );
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+
+        let mut runs = Vec::new();
+        for (i, &connections) in settings.connections.iter().enumerate() {
+            let run_dir = key_dir.join(format!("run-{i}-c{connections}"));
+            eprintln!(
+                "tsa-bench: [{}] server with {connections} connections: warm-up {:.1} s, window {:.1} s",
+                kind.name(),
+                settings.warmup.as_secs_f64(),
+                settings.duration.as_secs_f64()
+            );
+            runs.push(server::measure(
+                &settings,
+                &key,
+                &run_dir,
+                connections,
+                &request,
+            )?);
+        }
+        results.push(report::KeyResult {
+            kind,
+            raw,
+            openssl,
+            runs,
+        });
+    }
+
+    report::print(&machine, &settings, &results);
+    if keep {
+        let kept = work.keep();
+        eprintln!("tsa-bench: kept {}", kept.display());
+    }
+    Ok(())
+}

@@ -216,7 +216,8 @@ impl FailureInfo {
         let bit = self as usize;
         let mut bytes = vec![0u8; bit / 8 + 1];
         bytes[bit / 8] = 0x80 >> (bit % 8);
-        let unused = u8::try_from(7 - bit % 8).map_err(|_| crate::Error::invalid("failInfo", "bit out of range"))?;
+        let unused = u8::try_from(7 - bit % 8)
+            .map_err(|_| crate::Error::invalid("failInfo", "bit out of range"))?;
         BitString::new(unused, bytes).map_err(crate::Error::Encode)
     }
 

@@ -106,10 +106,11 @@ pub enum BerError {
 ///
 /// Returns [`Cow::Borrowed`] with the input itself when nothing needs rewriting; that check
 /// is a scan that allocates nothing. Otherwise the result is allocated once, at its final
-/// size, which exceeds the input by at most a few bytes per nesting level (an indefinite
-/// length of 64 KiB or more needs more length octets than `0x80` and end-of-contents took).
-/// Each level of nesting may move the bytes below it once, so the work is at most
-/// [`MAX_DEPTH`] times the input size. Normalising the result again returns it borrowed.
+/// size, which is never larger than the input except by up to 6 bytes for each
+/// indefinite-length value holding 64 KiB or more (its definite length then needs more octets
+/// than `0x80` and the end-of-contents octets took). Each level of nesting may move the bytes
+/// below it once, so the work is at most [`MAX_DEPTH`] times the input size. Normalising the
+/// result again returns it borrowed.
 pub fn normalize(input: &[u8]) -> Result<Cow<'_, [u8]>, BerError> {
     let scan = Walker { input, out: None }.value(0, input.len(), 1, None)?;
     if scan.end != input.len() {

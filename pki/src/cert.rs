@@ -23,13 +23,20 @@ pub fn load_certificates(bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
     let mut rest = text;
     while let Some(start) = rest.find("-----BEGIN ") {
         let after = &rest[start..];
-        let label_end = after[11..].find("-----").ok_or_else(|| Error::invalid("PEM bundle", "unterminated BEGIN line"))?;
+        let label_end = after[11..]
+            .find("-----")
+            .ok_or_else(|| Error::invalid("PEM bundle", "unterminated BEGIN line"))?;
         let label = &after[11..11 + label_end];
         let end_marker = format!("-----END {label}-----");
-        let end = after.find(&end_marker).ok_or_else(|| Error::invalid("PEM bundle", format!("no END line for {label}")))?;
+        let end = after
+            .find(&end_marker)
+            .ok_or_else(|| Error::invalid("PEM bundle", format!("no END line for {label}")))?;
         let block = &after[..end + end_marker.len()];
         if label == "CERTIFICATE" || label == "TRUSTED CERTIFICATE" || label == "X509 CERTIFICATE" {
-            let (_, der) = der::pem::decode_vec(block.as_bytes()).map_err(|e| Error::Decode { what: "PEM certificate", source: e.into() })?;
+            let (_, der) = der::pem::decode_vec(block.as_bytes()).map_err(|e| Error::Decode {
+                what: "PEM certificate",
+                source: e.into(),
+            })?;
             Certificate::from_der(&der).map_err(Error::decode("certificate"))?;
             out.push(der);
         }
@@ -45,7 +52,10 @@ pub fn load_certificates(bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
 pub fn to_pem(ders: &[Vec<u8>]) -> Result<String> {
     let mut out = String::new();
     for der in ders {
-        out.push_str(&der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, der).map_err(|e| Error::Encode(e.into()))?);
+        out.push_str(
+            &der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, der)
+                .map_err(|e| Error::Encode(e.into()))?,
+        );
     }
     Ok(out)
 }
@@ -89,14 +99,18 @@ pub fn extension<'c>(cert: &'c Certificate, id: &ObjectIdentifier) -> Option<(bo
 pub fn tsa_certificate_problems(cert: &Certificate) -> Vec<String> {
     let mut problems = Vec::new();
     match extension(cert, &oid::ID_CE_EXT_KEY_USAGE) {
-        None => problems.push("it has no extendedKeyUsage extension (timeStamping is required)".into()),
+        None => {
+            problems.push("it has no extendedKeyUsage extension (timeStamping is required)".into())
+        }
         Some((critical, value)) => {
             match ExtendedKeyUsage::from_der(value) {
                 Ok(eku) => {
                     if !eku.0.contains(&oid::ID_KP_TIME_STAMPING) {
                         problems.push("its extendedKeyUsage lacks id-kp-timeStamping".into());
                     } else if eku.0.len() != 1 {
-                        problems.push("its extendedKeyUsage lists purposes besides timeStamping".into());
+                        problems.push(
+                            "its extendedKeyUsage lists purposes besides timeStamping".into(),
+                        );
                     }
                 }
                 Err(e) => problems.push(format!("its extendedKeyUsage is malformed: {e}")),
@@ -107,14 +121,19 @@ pub fn tsa_certificate_problems(cert: &Certificate) -> Vec<String> {
         }
     }
     if let Some((_, value)) = extension(cert, &oid::ID_CE_BASIC_CONSTRAINTS)
-        && BasicConstraints::from_der(value).map(|b| b.ca).unwrap_or(false)
+        && BasicConstraints::from_der(value)
+            .map(|b| b.ca)
+            .unwrap_or(false)
     {
         problems.push("it is a CA certificate (basicConstraints cA is true)".into());
     }
     if let Some((_, value)) = extension(cert, &oid::ID_CE_KEY_USAGE) {
         match KeyUsage::from_der(value) {
-            Ok(ku) if ku.0.contains(KeyUsages::DigitalSignature) || ku.0.contains(KeyUsages::NonRepudiation) => {}
-            Ok(_) => problems.push("its keyUsage allows neither digitalSignature nor nonRepudiation".into()),
+            Ok(ku)
+                if ku.0.contains(KeyUsages::DigitalSignature)
+                    || ku.0.contains(KeyUsages::NonRepudiation) => {}
+            Ok(_) => problems
+                .push("its keyUsage allows neither digitalSignature nor nonRepudiation".into()),
             Err(e) => problems.push(format!("its keyUsage is malformed: {e}")),
         }
     }
@@ -124,7 +143,8 @@ pub fn tsa_certificate_problems(cert: &Certificate) -> Vec<String> {
 /// Whether `at` (Unix seconds) lies within the certificate's validity period.
 pub fn valid_at(cert: &Certificate, at_unix: u64) -> bool {
     let v = &cert.tbs_certificate.validity;
-    v.not_before.to_unix_duration().as_secs() <= at_unix && at_unix <= v.not_after.to_unix_duration().as_secs()
+    v.not_before.to_unix_duration().as_secs() <= at_unix
+        && at_unix <= v.not_after.to_unix_duration().as_secs()
 }
 
 /// Whether the certificate is self-issued (subject equals issuer), as a root is.

@@ -73,7 +73,12 @@ impl SignedDataBuilder {
         if content_digest.len() != signature_algorithm.digest().len() {
             return Err(Error::invalid(
                 "content digest",
-                format!("{} bytes, {} wants {}", content_digest.len(), signature_algorithm.digest(), signature_algorithm.digest().len()),
+                format!(
+                    "{} bytes, {} wants {}",
+                    content_digest.len(),
+                    signature_algorithm.digest(),
+                    signature_algorithm.digest().len()
+                ),
             ));
         }
         Ok(SignedDataBuilder {
@@ -104,7 +109,10 @@ impl SignedDataBuilder {
     /// must not be passed here).
     pub fn signed_attribute(mut self, attr: Attribute) -> Result<SignedDataBuilder> {
         if attr.oid == oid::ID_CONTENT_TYPE || attr.oid == oid::ID_MESSAGE_DIGEST {
-            return Err(Error::invalid("signed attribute", "contentType and messageDigest are added by the builder"));
+            return Err(Error::invalid(
+                "signed attribute",
+                "contentType and messageDigest are added by the builder",
+            ));
         }
         self.extra_signed.push(attr);
         Ok(self)
@@ -120,20 +128,32 @@ impl SignedDataBuilder {
     pub fn to_be_signed(self) -> Result<ToBeSigned> {
         let mut attrs: SetOfVec<Attribute> = SetOfVec::new();
         attrs
-            .insert(attribute(oid::ID_CONTENT_TYPE, Any::encode_from(&self.content_type).map_err(Error::Encode)?)?)
+            .insert(attribute(
+                oid::ID_CONTENT_TYPE,
+                Any::encode_from(&self.content_type).map_err(Error::Encode)?,
+            )?)
             .map_err(Error::Encode)?;
         let md = OctetString::new(self.digest.clone()).map_err(Error::Encode)?;
         attrs
-            .insert(attribute(oid::ID_MESSAGE_DIGEST, Any::encode_from(&md).map_err(Error::Encode)?)?)
+            .insert(attribute(
+                oid::ID_MESSAGE_DIGEST,
+                Any::encode_from(&md).map_err(Error::Encode)?,
+            )?)
             .map_err(Error::Encode)?;
         for a in &self.extra_signed {
             attrs.insert(a.clone()).map_err(|e| match e.kind() {
-                der::ErrorKind::SetDuplicate => Error::invalid("signed attribute", format!("{} given twice", a.oid)),
+                der::ErrorKind::SetDuplicate => {
+                    Error::invalid("signed attribute", format!("{} given twice", a.oid))
+                }
                 _ => Error::Encode(e),
             })?;
         }
         let signed_attrs_der = to_der(&attrs)?;
-        Ok(ToBeSigned { builder: self, signed_attrs: attrs, signed_attrs_der })
+        Ok(ToBeSigned {
+            builder: self,
+            signed_attrs: attrs,
+            signed_attrs_der,
+        })
     }
 }
 
@@ -165,7 +185,13 @@ impl ToBeSigned {
             unsigned_attrs: None,
         };
         let signer_info_der = to_der(&signer_info)?;
-        assemble_signed_data(&b.content_type, b.econtent.as_deref(), &[digest_alg], &b.certificates, &[&signer_info_der])
+        assemble_signed_data(
+            &b.content_type,
+            b.econtent.as_deref(),
+            &[digest_alg],
+            &b.certificates,
+            &[&signer_info_der],
+        )
     }
 }
 
@@ -207,7 +233,10 @@ fn assemble_signed_data(
         tlv(context(0, true), &parts)?
     };
     let signer_infos = tlv(Tag::Set, signer_infos)?;
-    let sd = tlv(Tag::Sequence, &[&version, &algs, &encap, &certs, &signer_infos])?;
+    let sd = tlv(
+        Tag::Sequence,
+        &[&version, &algs, &encap, &certs, &signer_infos],
+    )?;
     content_info(&sd)
 }
 
@@ -237,11 +266,17 @@ impl<'a> RawSignedData<'a> {
         let ci = RawTlv::parse(content_info, "ContentInfo")?;
         let ci_fields = ci.children("ContentInfo")?;
         let [ct, explicit] = ci_fields.as_slice() else {
-            return Err(Error::invalid("ContentInfo", "expected contentType and content"));
+            return Err(Error::invalid(
+                "ContentInfo",
+                "expected contentType and content",
+            ));
         };
         let ct: ObjectIdentifier = ct.decode("ContentInfo contentType")?;
         if ct != oid::ID_SIGNED_DATA {
-            return Err(Error::invalid("ContentInfo", format!("content type {ct} is not signedData")));
+            return Err(Error::invalid(
+                "ContentInfo",
+                format!("content type {ct} is not signedData"),
+            ));
         }
         if explicit.tag != context(0, true) {
             return Err(Error::invalid("ContentInfo", "content is not [0] EXPLICIT"));
@@ -255,25 +290,46 @@ impl<'a> RawSignedData<'a> {
             return Err(Error::invalid("SignedData", "too few fields"));
         }
         let certificates = fields.iter().position(|f| f.tag == context(0, true));
-        let last = fields.last().ok_or_else(|| Error::invalid("SignedData", "empty"))?;
+        let last = fields
+            .last()
+            .ok_or_else(|| Error::invalid("SignedData", "empty"))?;
         if last.tag != Tag::Set {
             return Err(Error::invalid("SignedData", "signerInfos is not a SET"));
         }
         let signer_infos = last.children("SignerInfos")?;
-        Ok(RawSignedData { signed_data, fields, certificates, signer_infos })
+        Ok(RawSignedData {
+            signed_data,
+            fields,
+            certificates,
+            signer_infos,
+        })
     }
 
     /// The certificate DERs carried in the SignedData (certificates of other formats skipped).
     pub fn certificates(&self) -> Result<Vec<&'a [u8]>> {
-        let Some(i) = self.certificates else { return Ok(Vec::new()) };
-        Ok(self.fields[i].children("certificates")?.into_iter().filter(|c| c.tag == Tag::Sequence).map(|c| c.full).collect())
+        let Some(i) = self.certificates else {
+            return Ok(Vec::new());
+        };
+        Ok(self.fields[i]
+            .children("certificates")?
+            .into_iter()
+            .filter(|c| c.tag == Tag::Sequence)
+            .map(|c| c.full)
+            .collect())
     }
 
     /// The received DER of the signed attributes of SignerInfo `index`, re-tagged as the SET
     /// (0x31) that was signed (RFC 5652 §5.4), or `None` when it has none.
     pub fn signed_attrs_to_verify(&self, index: usize) -> Result<Option<Vec<u8>>> {
-        let si = self.signer_infos.get(index).ok_or_else(|| Error::invalid("SignedData", "no such SignerInfo"))?;
-        let Some(attrs) = si.children("SignerInfo")?.into_iter().find(|f| f.tag == context(0, true)) else {
+        let si = self
+            .signer_infos
+            .get(index)
+            .ok_or_else(|| Error::invalid("SignedData", "no such SignerInfo"))?;
+        let Some(attrs) = si
+            .children("SignerInfo")?
+            .into_iter()
+            .find(|f| f.tag == context(0, true))
+        else {
             return Ok(None);
         };
         let mut bytes = attrs.full.to_vec();
@@ -284,13 +340,20 @@ impl<'a> RawSignedData<'a> {
     /// Returns a new ContentInfo in which SignerInfo `index` carries `attr` among its unsigned
     /// attributes (RFC 5652 §11: unsignedAttrs), everything else kept byte for byte.
     pub fn with_unsigned_attribute(&self, index: usize, attr: &Attribute) -> Result<Vec<u8>> {
-        let si = self.signer_infos.get(index).ok_or_else(|| Error::invalid("SignedData", "no such SignerInfo"))?;
+        let si = self
+            .signer_infos
+            .get(index)
+            .ok_or_else(|| Error::invalid("SignedData", "no such SignerInfo"))?;
         let si_fields = si.children("SignerInfo")?;
         let mut unsigned: Vec<Vec<u8>> = Vec::new();
         let mut kept: Vec<&[u8]> = Vec::new();
         for f in &si_fields {
             if f.tag == context(1, true) {
-                unsigned.extend(f.children("unsignedAttrs")?.into_iter().map(|a| a.full.to_vec()));
+                unsigned.extend(
+                    f.children("unsignedAttrs")?
+                        .into_iter()
+                        .map(|a| a.full.to_vec()),
+                );
             } else {
                 kept.push(f.full);
             }
@@ -302,8 +365,18 @@ impl<'a> RawSignedData<'a> {
         let unsigned_field = tlv(context(1, true), &parts)?;
         kept.push(&unsigned_field);
         let new_si = tlv(Tag::Sequence, &kept)?;
-        let sis: Vec<&[u8]> =
-            self.signer_infos.iter().enumerate().map(|(i, s)| if i == index { new_si.as_slice() } else { s.full }).collect();
+        let sis: Vec<&[u8]> = self
+            .signer_infos
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                if i == index {
+                    new_si.as_slice()
+                } else {
+                    s.full
+                }
+            })
+            .collect();
         let sis = tlv(Tag::Set, &sis)?;
         let mut fields: Vec<&[u8]> = self.fields.iter().map(|f| f.full).collect();
         let last = fields.len() - 1;
@@ -318,13 +391,19 @@ impl<'a> RawSignedData<'a> {
 pub fn add_signature_timestamp(content_info: &[u8], index: usize, token: &[u8]) -> Result<Vec<u8>> {
     let raw = RawSignedData::parse(content_info)?;
     let token = Any::from_der(token).map_err(Error::decode("timestamp token"))?;
-    raw.with_unsigned_attribute(index, &attribute(oid::ID_AA_SIGNATURE_TIME_STAMP_TOKEN, token)?)
+    raw.with_unsigned_attribute(
+        index,
+        &attribute(oid::ID_AA_SIGNATURE_TIME_STAMP_TOKEN, token)?,
+    )
 }
 
 /// The signature value of SignerInfo `index`: what a signature timestamp's imprint covers.
 pub fn signature_value(content_info: &[u8], index: usize) -> Result<Vec<u8>> {
     let raw = RawSignedData::parse(content_info)?;
-    let si: SignerInfo =
-        raw.signer_infos.get(index).ok_or_else(|| Error::invalid("SignedData", "no such SignerInfo"))?.decode("SignerInfo")?;
+    let si: SignerInfo = raw
+        .signer_infos
+        .get(index)
+        .ok_or_else(|| Error::invalid("SignedData", "no such SignerInfo"))?
+        .decode("SignerInfo")?;
     Ok(si.signature.as_bytes().to_vec())
 }

@@ -4,8 +4,8 @@
 
 use crate::error::{Error, Result};
 use rcgen::{
-    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SerialNumber,
+    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType, IsCa, Issuer,
+    KeyPair, KeyUsagePurpose, SerialNumber,
 };
 use time::{Duration, OffsetDateTime};
 use zeroize::Zeroizing;
@@ -56,7 +56,9 @@ pub struct DevPki {
 }
 
 /// DER of `ExtKeyUsageSyntax ::= SEQUENCE { id-kp-timeStamping }`.
-const EKU_TIME_STAMPING: [u8; 12] = [0x30, 0x0a, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x08];
+const EKU_TIME_STAMPING: [u8; 12] = [
+    0x30, 0x0a, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x08,
+];
 
 fn rc(e: rcgen::Error) -> Error {
     Error::Certificate(format!("development PKI generation failed: {e}"))
@@ -74,7 +76,10 @@ fn random_serial() -> Result<SerialNumber> {
 fn name(common_name: &str) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CountryName, "XX");
-    dn.push(DnType::OrganizationName, "Sigillum development (not for production)");
+    dn.push(
+        DnType::OrganizationName,
+        "Sigillum development (not for production)",
+    );
     dn.push(DnType::CommonName, common_name);
     dn
 }
@@ -106,7 +111,8 @@ impl DevPki {
         tsa.not_after = now + Duration::days(1826);
         tsa.serial_number = Some(random_serial()?);
         tsa.use_authority_key_identifier_extension = true;
-        let mut eku = CustomExtension::from_oid_content(&[2, 5, 29, 37], EKU_TIME_STAMPING.to_vec());
+        let mut eku =
+            CustomExtension::from_oid_content(&[2, 5, 29, 37], EKU_TIME_STAMPING.to_vec());
         eku.set_criticality(true);
         tsa.custom_extensions = vec![eku];
         let issuer = Issuer::new(root, &root_key);

@@ -24,7 +24,12 @@ pub enum HashAlg {
 
 impl HashAlg {
     /// Every algorithm, strongest last.
-    pub const ALL: [HashAlg; 4] = [HashAlg::Sha1, HashAlg::Sha256, HashAlg::Sha384, HashAlg::Sha512];
+    pub const ALL: [HashAlg; 4] = [
+        HashAlg::Sha1,
+        HashAlg::Sha256,
+        HashAlg::Sha384,
+        HashAlg::Sha512,
+    ];
 
     /// The algorithm's object identifier.
     pub fn oid(self) -> ObjectIdentifier {
@@ -99,7 +104,10 @@ impl HashAlg {
 
     /// AlgorithmIdentifier with absent parameters, as RFC 5754 §2 prefers for SHA-2.
     pub fn algorithm_identifier(self) -> AlgorithmIdentifierOwned {
-        AlgorithmIdentifierOwned { oid: self.oid(), parameters: None }
+        AlgorithmIdentifierOwned {
+            oid: self.oid(),
+            parameters: None,
+        }
     }
 }
 

@@ -62,6 +62,9 @@ impl Error {
 
     /// Helper for an `Invalid` error.
     pub(crate) fn invalid(what: &'static str, detail: impl Into<String>) -> Error {
-        Error::Invalid { what, detail: detail.into() }
+        Error::Invalid {
+            what,
+            detail: detail.into(),
+        }
     }
 }

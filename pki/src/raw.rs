@@ -24,7 +24,10 @@ impl<'a> RawTlv<'a> {
     pub fn parse(input: &'a [u8], what: &'static str) -> Result<RawTlv<'a>> {
         let (tlv, rest) = Self::parse_prefix(input, what)?;
         if !rest.is_empty() {
-            return Err(Error::invalid(what, format!("{} trailing bytes", rest.len())));
+            return Err(Error::invalid(
+                what,
+                format!("{} trailing bytes", rest.len()),
+            ));
         }
         Ok(tlv)
     }
@@ -33,14 +36,20 @@ impl<'a> RawTlv<'a> {
     pub fn parse_prefix(input: &'a [u8], what: &'static str) -> Result<(RawTlv<'a>, &'a [u8])> {
         let mut reader = SliceReader::new(input).map_err(Error::decode(what))?;
         let header = Header::decode(&mut reader).map_err(Error::decode(what))?;
-        let header_len = usize::try_from(reader.position()).map_err(|_| Error::invalid(what, "length overflow"))?;
-        let value_len = usize::try_from(header.length).map_err(|_| Error::invalid(what, "length overflow"))?;
+        let header_len = usize::try_from(reader.position())
+            .map_err(|_| Error::invalid(what, "length overflow"))?;
+        let value_len =
+            usize::try_from(header.length).map_err(|_| Error::invalid(what, "length overflow"))?;
         let end = header_len
             .checked_add(value_len)
             .filter(|end| *end <= input.len())
             .ok_or_else(|| Error::invalid(what, "truncated"))?;
         Ok((
-            RawTlv { tag: header.tag, full: &input[..end], value: &input[header_len..end] },
+            RawTlv {
+                tag: header.tag,
+                full: &input[..end],
+                value: &input[header_len..end],
+            },
             &input[end..],
         ))
     }
@@ -66,7 +75,8 @@ impl<'a> RawTlv<'a> {
 /// Wraps already-encoded parts in a TLV with `tag`.
 pub fn tlv(tag: Tag, parts: &[&[u8]]) -> Result<Vec<u8>> {
     let len: usize = parts.iter().map(|p| p.len()).sum();
-    let header = Header::new(tag, Length::try_from(len).map_err(Error::Encode)?).map_err(Error::Encode)?;
+    let header =
+        Header::new(tag, Length::try_from(len).map_err(Error::Encode)?).map_err(Error::Encode)?;
     let mut out = Vec::with_capacity(len + 6);
     header.encode_to_vec(&mut out).map_err(Error::Encode)?;
     for p in parts {
@@ -77,5 +87,8 @@ pub fn tlv(tag: Tag, parts: &[&[u8]]) -> Result<Vec<u8>> {
 
 /// `[n]` context-specific tag (`n` at most 30, as every tag CMS uses).
 pub fn context(n: u8, constructed: bool) -> Tag {
-    Tag::ContextSpecific { constructed, number: der::TagNumber::new(n.min(30)) }
+    Tag::ContextSpecific {
+        constructed,
+        number: der::TagNumber::new(n.min(30)),
+    }
 }

@@ -125,7 +125,11 @@ impl SignatureReport {
 
     /// Records a check.
     pub fn check(&mut self, name: &str, outcome: Outcome, detail: impl Into<String>) {
-        self.checks.push(Check { name: name.to_owned(), outcome, detail: detail.into() });
+        self.checks.push(Check {
+            name: name.to_owned(),
+            outcome,
+            detail: detail.into(),
+        });
     }
 
     /// Records a passed check.
@@ -141,12 +145,18 @@ impl SignatureReport {
     /// Sets `verified` from the checks: none failed, none required left undone.
     pub fn finish(&mut self) {
         self.verified = !self.checks.is_empty()
-            && self.checks.iter().all(|c| matches!(c.outcome, Outcome::Passed | Outcome::Warning));
+            && self
+                .checks
+                .iter()
+                .all(|c| matches!(c.outcome, Outcome::Passed | Outcome::Warning));
     }
 
     /// The failed checks' details, for a one-line reason.
     pub fn failures(&self) -> Vec<&Check> {
-        self.checks.iter().filter(|c| matches!(c.outcome, Outcome::Failed | Outcome::NotChecked)).collect()
+        self.checks
+            .iter()
+            .filter(|c| matches!(c.outcome, Outcome::Failed | Outcome::NotChecked))
+            .collect()
     }
 }
 
@@ -169,11 +179,23 @@ impl Report {
     /// A report for `source` from its signatures.
     pub fn new(kind: Kind, source: impl Into<String>, signatures: Vec<SignatureReport>) -> Report {
         let verified = !signatures.is_empty() && signatures.iter().all(|s| s.verified);
-        Report { kind, source: source.into(), verified, signatures, errors: Vec::new() }
+        Report {
+            kind,
+            source: source.into(),
+            verified,
+            signatures,
+            errors: Vec::new(),
+        }
     }
 
     /// A report for an input that could not be examined.
     pub fn error(kind: Kind, source: impl Into<String>, error: impl Into<String>) -> Report {
-        Report { kind, source: source.into(), verified: false, signatures: Vec::new(), errors: vec![error.into()] }
+        Report {
+            kind,
+            source: source.into(),
+            verified: false,
+            signatures: Vec::new(),
+            errors: vec![error.into()],
+        }
     }
 }

@@ -79,7 +79,10 @@ impl SignatureAlgorithm {
 
     /// The AlgorithmIdentifier written into SignerInfo.signatureAlgorithm.
     pub fn algorithm_identifier(self) -> Result<AlgorithmIdentifierOwned> {
-        let plain = |oid| AlgorithmIdentifierOwned { oid, parameters: None };
+        let plain = |oid| AlgorithmIdentifierOwned {
+            oid,
+            parameters: None,
+        };
         Ok(match self {
             SignatureAlgorithm::EcdsaP256Sha256 => plain(oid::ECDSA_WITH_SHA256),
             SignatureAlgorithm::EcdsaP384Sha384 => plain(oid::ECDSA_WITH_SHA384),
@@ -98,9 +101,14 @@ impl SignatureAlgorithm {
                     hash_algorithm: Some(h.algorithm_identifier()),
                     mask_gen_algorithm: Some(AlgorithmIdentifierOwned {
                         oid: oid::ID_MGF1,
-                        parameters: Some(Any::encode_from(&h.algorithm_identifier()).map_err(Error::Encode)?),
+                        parameters: Some(
+                            Any::encode_from(&h.algorithm_identifier()).map_err(Error::Encode)?,
+                        ),
                     }),
-                    salt_length: Some(u32::try_from(h.len()).map_err(|_| Error::invalid("pss salt", "too long"))?),
+                    salt_length: Some(
+                        u32::try_from(h.len())
+                            .map_err(|_| Error::invalid("pss salt", "too long"))?,
+                    ),
                     trailer_field: None,
                 };
                 AlgorithmIdentifierOwned {
@@ -160,7 +168,9 @@ pub struct RingSigner {
 impl std::fmt::Debug for RingSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print key material: the algorithm is all a log needs.
-        f.debug_struct("RingSigner").field("algorithm", &self.algorithm).finish_non_exhaustive()
+        f.debug_struct("RingSigner")
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
     }
 }
 
@@ -187,7 +197,9 @@ impl RingSigner {
     /// Loads a key from PKCS#8 DER (or PKCS#1 `RSAPrivateKey` DER).
     pub fn from_pkcs8_der(der: &[u8], padding: RsaPadding) -> Result<RingSigner> {
         let rng = SystemRandom::new();
-        let key_err = |what: &str, e: ring::error::KeyRejected| Error::Key(format!("{what} key rejected: {e}"));
+        let key_err = |what: &str, e: ring::error::KeyRejected| {
+            Error::Key(format!("{what} key rejected: {e}"))
+        };
         let info = match PrivateKeyInfo::from_der(der) {
             Ok(info) => info,
             // Not PKCS#8: perhaps a PKCS#1 RSAPrivateKey.
@@ -209,38 +221,67 @@ impl RingSigner {
                 .and_then(|p| p.decode_as::<const_oid::ObjectIdentifier>().ok())
                 .ok_or_else(|| Error::Key("EC key without a named curve".into()))?;
             if curve == oid::SECP256R1 {
-                let k = signature::EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, der, &rng)
-                    .map_err(|e| key_err("P-256", e))?;
+                let k = signature::EcdsaKeyPair::from_pkcs8(
+                    &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+                    der,
+                    &rng,
+                )
+                .map_err(|e| key_err("P-256", e))?;
                 (RingKey::Ecdsa(k), SignatureAlgorithm::EcdsaP256Sha256)
             } else if curve == oid::SECP384R1 {
-                let k = signature::EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P384_SHA384_ASN1_SIGNING, der, &rng)
-                    .map_err(|e| key_err("P-384", e))?;
+                let k = signature::EcdsaKeyPair::from_pkcs8(
+                    &signature::ECDSA_P384_SHA384_ASN1_SIGNING,
+                    der,
+                    &rng,
+                )
+                .map_err(|e| key_err("P-384", e))?;
                 (RingKey::Ecdsa(k), SignatureAlgorithm::EcdsaP384Sha384)
             } else {
-                return Err(Error::Unsupported { what: "EC curve", detail: curve.to_string() });
+                return Err(Error::Unsupported {
+                    what: "EC curve",
+                    detail: curve.to_string(),
+                });
             }
         } else if alg.oid == oid::RSA_ENCRYPTION {
             let pair = signature::RsaKeyPair::from_pkcs8(der).map_err(|e| key_err("RSA", e))?;
             return Self::rsa(pair, padding, rng);
         } else if alg.oid == oid::ID_ED25519 {
-            let k = signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(|e| key_err("Ed25519", e))?;
+            let k = signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(der)
+                .map_err(|e| key_err("Ed25519", e))?;
             (RingKey::Ed25519(k), SignatureAlgorithm::Ed25519)
         } else {
-            return Err(Error::Unsupported { what: "key algorithm", detail: alg.oid.to_string() });
+            return Err(Error::Unsupported {
+                what: "key algorithm",
+                detail: alg.oid.to_string(),
+            });
         };
-        Ok(RingSigner { key, algorithm, rng })
+        Ok(RingSigner {
+            key,
+            algorithm,
+            rng,
+        })
     }
 
-    fn rsa(pair: signature::RsaKeyPair, padding: RsaPadding, rng: SystemRandom) -> Result<RingSigner> {
+    fn rsa(
+        pair: signature::RsaKeyPair,
+        padding: RsaPadding,
+        rng: SystemRandom,
+    ) -> Result<RingSigner> {
         let bits = pair.public().modulus_len() * 8;
         if !(2048..=4096).contains(&bits) {
-            return Err(Error::Key(format!("RSA key of {bits} bits; 2048 to 4096 are accepted")));
+            return Err(Error::Key(format!(
+                "RSA key of {bits} bits; 2048 to 4096 are accepted"
+            )));
         }
         let algorithm = match padding {
             RsaPadding::Pkcs1 => SignatureAlgorithm::RsaPkcs1(HashAlg::Sha256),
             RsaPadding::Pss => SignatureAlgorithm::RsaPss(HashAlg::Sha256),
         };
-        Ok(RingSigner { key: RingKey::Rsa(pair, padding), algorithm, rng })
+        Ok(RingSigner {
+            key: RingKey::Rsa(pair, padding),
+            algorithm,
+            rng,
+        })
     }
 }
 
@@ -279,7 +320,10 @@ impl Signer for RingSigner {
 pub fn pem_or_der(bytes: &[u8]) -> Result<Vec<u8>> {
     let trimmed = bytes.trim_ascii_start();
     if trimmed.starts_with(b"-----BEGIN") {
-        let (_label, der) = der::pem::decode_vec(trimmed).map_err(|e| Error::Decode { what: "PEM block", source: e.into() })?;
+        let (_label, der) = der::pem::decode_vec(trimmed).map_err(|e| Error::Decode {
+            what: "PEM block",
+            source: e.into(),
+        })?;
         Ok(der)
     } else {
         Ok(bytes.to_vec())

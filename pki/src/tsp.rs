@@ -2,8 +2,8 @@
 //! the client. No network here: the `tsa` and `stamp` crates carry the bytes.
 
 use crate::asn1::{
-    EssCertIdV2, FailureInfo, IssuerSerial, MessageImprint, PkiStatus, PkiStatusInfo, SigningCertificateV2,
-    TimeStampReq, TimeStampResp, TspVersion, TstInfo, attribute,
+    EssCertIdV2, FailureInfo, IssuerSerial, MessageImprint, PkiStatus, PkiStatusInfo,
+    SigningCertificateV2, TimeStampReq, TimeStampResp, TspVersion, TstInfo, attribute,
 };
 use crate::cms::{SignedDataBuilder, SignerCert};
 use crate::digest::{HashAlg, params_absent_or_null};
@@ -31,7 +31,10 @@ pub struct Rejection {
 impl Rejection {
     /// A rejection with `fail_info` and `reason`.
     pub fn new(fail_info: FailureInfo, reason: impl Into<String>) -> Rejection {
-        Rejection { fail_info, reason: reason.into() }
+        Rejection {
+            fail_info,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -93,37 +96,74 @@ pub struct CheckedRequest {
 }
 
 /// Parses and checks a DER TimeStampReq against `policy` (RFC 3161 §2.4.1).
-pub fn check_request(der: &[u8], policy: &RequestPolicy) -> std::result::Result<CheckedRequest, Rejection> {
-    let req = TimeStampReq::from_der(der)
-        .map_err(|e| Rejection::new(FailureInfo::BadDataFormat, format!("request is not a DER TimeStampReq: {e}")))?;
+pub fn check_request(
+    der: &[u8],
+    policy: &RequestPolicy,
+) -> std::result::Result<CheckedRequest, Rejection> {
+    let req = TimeStampReq::from_der(der).map_err(|e| {
+        Rejection::new(
+            FailureInfo::BadDataFormat,
+            format!("request is not a DER TimeStampReq: {e}"),
+        )
+    })?;
     let TspVersion::V1 = req.version;
     let alg = &req.message_imprint.hash_algorithm;
     let hash_alg = match HashAlg::from_oid(&alg.oid) {
         Some(h) if policy.hash_algorithms.contains(&h) => h,
-        Some(h) => return Err(Rejection::new(FailureInfo::BadAlg, format!("hash algorithm {h} is not accepted"))),
-        None if alg.oid == oid::ID_MD5 => return Err(Rejection::new(FailureInfo::BadAlg, "MD5 is not accepted")),
-        None => return Err(Rejection::new(FailureInfo::BadAlg, format!("unknown hash algorithm {}", alg.oid))),
+        Some(h) => {
+            return Err(Rejection::new(
+                FailureInfo::BadAlg,
+                format!("hash algorithm {h} is not accepted"),
+            ));
+        }
+        None if alg.oid == oid::ID_MD5 => {
+            return Err(Rejection::new(FailureInfo::BadAlg, "MD5 is not accepted"));
+        }
+        None => {
+            return Err(Rejection::new(
+                FailureInfo::BadAlg,
+                format!("unknown hash algorithm {}", alg.oid),
+            ));
+        }
     };
     if !params_absent_or_null(alg.parameters.as_ref()) {
-        return Err(Rejection::new(FailureInfo::BadAlg, "hash algorithm parameters must be absent or NULL"));
+        return Err(Rejection::new(
+            FailureInfo::BadAlg,
+            "hash algorithm parameters must be absent or NULL",
+        ));
     }
     let got = req.message_imprint.hashed_message.as_bytes().len();
     if got != hash_alg.len() {
         return Err(Rejection::new(
             FailureInfo::BadDataFormat,
-            format!("imprint is {got} bytes, {hash_alg} makes {}", hash_alg.len()),
+            format!(
+                "imprint is {got} bytes, {hash_alg} makes {}",
+                hash_alg.len()
+            ),
         ));
     }
     let token_policy = match req.req_policy {
         Some(p) if policy.accepts_policy(&p) => p,
-        Some(p) => return Err(Rejection::new(FailureInfo::UnacceptedPolicy, format!("policy {p} is not accepted"))),
+        Some(p) => {
+            return Err(Rejection::new(
+                FailureInfo::UnacceptedPolicy,
+                format!("policy {p} is not accepted"),
+            ));
+        }
         None => policy.default_policy,
     };
     // RFC 3161 §2.4.1: an extension the server does not recognise, critical or not, must be
     // refused. We recognise none.
     if let Some(ext) = req.extensions.as_ref().and_then(|e| e.first()) {
-        let kind = if ext.critical { "critical" } else { "non-critical" };
-        return Err(Rejection::new(FailureInfo::UnacceptedExtension, format!("{kind} extension {} is not supported", ext.extn_id)));
+        let kind = if ext.critical {
+            "critical"
+        } else {
+            "non-critical"
+        };
+        return Err(Rejection::new(
+            FailureInfo::UnacceptedExtension,
+            format!("{kind} extension {} is not supported", ext.extn_id),
+        ));
     }
     Ok(CheckedRequest {
         hash_alg,
@@ -143,12 +183,18 @@ pub fn build_request(
     policy: Option<ObjectIdentifier>,
 ) -> Result<Vec<u8>> {
     if digest.len() != hash_alg.len() {
-        return Err(Error::invalid("digest", format!("{} bytes for {hash_alg}", digest.len())));
+        return Err(Error::invalid(
+            "digest",
+            format!("{} bytes for {hash_alg}", digest.len()),
+        ));
     }
     let req = TimeStampReq {
         version: TspVersion::V1,
         message_imprint: MessageImprint {
-            hash_algorithm: spki::AlgorithmIdentifier { oid: hash_alg.oid(), parameters: Some(Any::null()) },
+            hash_algorithm: spki::AlgorithmIdentifier {
+                oid: hash_alg.oid(),
+                parameters: Some(Any::null()),
+            },
             hashed_message: OctetString::new(digest).map_err(Error::Encode)?,
         },
         req_policy: policy,
@@ -162,7 +208,10 @@ pub fn build_request(
 /// A positive INTEGER from big-endian magnitude bytes (leading zeros dropped, 0x00 added when
 /// the top bit is set), as serials and nonces need.
 pub fn positive_int(magnitude: &[u8]) -> Result<Int> {
-    let start = magnitude.iter().position(|b| *b != 0).unwrap_or(magnitude.len());
+    let start = magnitude
+        .iter()
+        .position(|b| *b != 0)
+        .unwrap_or(magnitude.len());
     let trimmed = &magnitude[start..];
     let mut bytes = Vec::with_capacity(trimmed.len() + 1);
     if trimmed.is_empty() || trimmed[0] & 0x80 != 0 {
@@ -185,7 +234,9 @@ pub struct TokenIssuer {
 
 impl std::fmt::Debug for TokenIssuer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenIssuer").field("algorithm", &self.signer.algorithm()).finish_non_exhaustive()
+        f.debug_struct("TokenIssuer")
+            .field("algorithm", &self.signer.algorithm())
+            .finish_non_exhaustive()
     }
 }
 
@@ -202,7 +253,9 @@ impl TokenIssuer {
     ) -> Result<TokenIssuer> {
         let spki = &cert.cert.tbs_certificate.subject_public_key_info;
         if spki.subject_public_key.raw_bytes() != signer.public_key() {
-            return Err(Error::Certificate("the TSA certificate does not match the signing key".into()));
+            return Err(Error::Certificate(
+                "the TSA certificate does not match the signing key".into(),
+            ));
         }
         let chain = chain
             .into_iter()
@@ -215,18 +268,31 @@ impl TokenIssuer {
         let ess = SigningCertificateV2 {
             certs: vec![EssCertIdV2 {
                 hash_algorithm: None,
-                cert_hash: OctetString::new(HashAlg::Sha256.digest(&cert.der)).map_err(Error::Encode)?,
+                cert_hash: OctetString::new(HashAlg::Sha256.digest(&cert.der))
+                    .map_err(Error::Encode)?,
                 issuer_serial: Some(IssuerSerial {
-                    issuer: vec![GeneralName::DirectoryName(cert.cert.tbs_certificate.issuer.clone())],
+                    issuer: vec![GeneralName::DirectoryName(
+                        cert.cert.tbs_certificate.issuer.clone(),
+                    )],
                     serial_number: cert.cert.tbs_certificate.serial_number.clone(),
                 }),
             }],
             policies: None,
         };
-        let signing_certificate_v2 =
-            attribute(oid::ID_AA_SIGNING_CERTIFICATE_V2, Any::encode_from(&ess).map_err(Error::Encode)?)?;
-        let tsa_name = include_tsa_name.then(|| GeneralName::DirectoryName(cert.cert.tbs_certificate.subject.clone()));
-        Ok(TokenIssuer { signer, cert, chain, signing_certificate_v2, accuracy, tsa_name })
+        let signing_certificate_v2 = attribute(
+            oid::ID_AA_SIGNING_CERTIFICATE_V2,
+            Any::encode_from(&ess).map_err(Error::Encode)?,
+        )?;
+        let tsa_name = include_tsa_name
+            .then(|| GeneralName::DirectoryName(cert.cert.tbs_certificate.subject.clone()));
+        Ok(TokenIssuer {
+            signer,
+            cert,
+            chain,
+            signing_certificate_v2,
+            accuracy,
+            tsa_name,
+        })
     }
 
     /// The signer (for callers that sign elsewhere, e.g. on a blocking pool).
@@ -235,7 +301,12 @@ impl TokenIssuer {
     }
 
     /// Steps 1 and 3 around the signer: builds the TSTInfo and signed attributes for `req`.
-    pub fn prepare(&self, req: &CheckedRequest, serial: &[u8], gen_time: GenTime) -> Result<crate::cms::ToBeSigned> {
+    pub fn prepare(
+        &self,
+        req: &CheckedRequest,
+        serial: &[u8],
+        gen_time: GenTime,
+    ) -> Result<crate::cms::ToBeSigned> {
         let tst = TstInfo {
             version: TspVersion::V1,
             policy: req.policy,
@@ -248,11 +319,17 @@ impl TokenIssuer {
             tsa: self.tsa_name.clone(),
             extensions: None,
         };
-        let mut builder =
-            SignedDataBuilder::encapsulated(oid::ID_CT_TST_INFO, to_der(&tst)?, self.signer.algorithm(), &self.cert)?
-                .signed_attribute(self.signing_certificate_v2.clone())?;
+        let mut builder = SignedDataBuilder::encapsulated(
+            oid::ID_CT_TST_INFO,
+            to_der(&tst)?,
+            self.signer.algorithm(),
+            &self.cert,
+        )?
+        .signed_attribute(self.signing_certificate_v2.clone())?;
         if req.cert_req {
-            builder = builder.certificates(std::iter::once(self.cert.der.clone()).chain(self.chain.iter().cloned()));
+            builder = builder.certificates(
+                std::iter::once(self.cert.der.clone()).chain(self.chain.iter().cloned()),
+            );
         }
         builder.to_be_signed()
     }
@@ -267,7 +344,11 @@ impl TokenIssuer {
 
 /// A granted TimeStampResp around `token` (no statusString: jarsigner breaks on it).
 pub fn granted_response(token: &[u8]) -> Result<Vec<u8>> {
-    let status = to_der(&PkiStatusInfo { status: PkiStatus::Granted, status_string: None, fail_info: None })?;
+    let status = to_der(&PkiStatusInfo {
+        status: PkiStatus::Granted,
+        status_string: None,
+        fail_info: None,
+    })?;
     tlv(Tag::Sequence, &[&status, token])
 }
 
@@ -303,8 +384,19 @@ pub fn parse_response(bytes: &[u8]) -> Result<ParsedResponse> {
     let resp = TimeStampResp::from_der(&der).map_err(Error::decode("TimeStampResp"))?;
     Ok(ParsedResponse {
         status: resp.status.status,
-        status_text: resp.status.status_string.unwrap_or_default().iter().map(|s| s.as_str().to_owned()).collect(),
-        fail_info: resp.status.fail_info.as_ref().map(FailureInfo::from_bit_string).unwrap_or_default(),
+        status_text: resp
+            .status
+            .status_string
+            .unwrap_or_default()
+            .iter()
+            .map(|s| s.as_str().to_owned())
+            .collect(),
+        fail_info: resp
+            .status
+            .fail_info
+            .as_ref()
+            .map(FailureInfo::from_bit_string)
+            .unwrap_or_default(),
         token: resp.time_stamp_token.map(|t| to_der(&t)).transpose()?,
     })
 }
@@ -312,8 +404,14 @@ pub fn parse_response(bytes: &[u8]) -> Result<ParsedResponse> {
 /// Whether `bytes` hold a whole TimeStampResp rather than a bare token (ContentInfo): a
 /// response's first element is the PKIStatusInfo SEQUENCE, a token's is an OID.
 pub fn is_response(bytes: &[u8]) -> bool {
-    let Ok(der) = crate::ber::normalize(bytes) else { return false };
-    let Ok(outer) = RawTlv::parse(&der, "input") else { return false };
-    let Ok((first, _)) = RawTlv::parse_prefix(outer.value, "input") else { return false };
+    let Ok(der) = crate::ber::normalize(bytes) else {
+        return false;
+    };
+    let Ok(outer) = RawTlv::parse(&der, "input") else {
+        return false;
+    };
+    let Ok((first, _)) = RawTlv::parse_prefix(outer.value, "input") else {
+        return false;
+    };
     first.tag == Tag::Sequence
 }

@@ -31,7 +31,8 @@ pub fn verify_signature(
 ) -> Result<String, String> {
     let (alg, name) = ring_algorithm(spki, signature_algorithm, digest_alg)?;
     let key = sig::UnparsedPublicKey::new(alg, spki.subject_public_key.raw_bytes());
-    key.verify(message, signature).map_err(|_| format!("the {name} signature does not verify"))?;
+    key.verify(message, signature)
+        .map_err(|_| format!("the {name} signature does not verify"))?;
     Ok(name)
 }
 
@@ -56,16 +57,26 @@ fn ring_algorithm(
         } else if s == oid::ID_EC_PUBLIC_KEY {
             digest_alg
         } else {
-            return Err(format!("signature algorithm {s} is not supported for EC keys"));
+            return Err(format!(
+                "signature algorithm {s} is not supported for EC keys"
+            ));
         };
         let alg: &'static dyn sig::VerificationAlgorithm = match (curve, hash) {
             (c, HashAlg::Sha256) if c == oid::SECP256R1 => &sig::ECDSA_P256_SHA256_ASN1,
             (c, HashAlg::Sha384) if c == oid::SECP256R1 => &sig::ECDSA_P256_SHA384_ASN1,
             (c, HashAlg::Sha256) if c == oid::SECP384R1 => &sig::ECDSA_P384_SHA256_ASN1,
             (c, HashAlg::Sha384) if c == oid::SECP384R1 => &sig::ECDSA_P384_SHA384_ASN1,
-            _ => return Err(format!("ECDSA on curve {curve} with {hash} is not supported")),
+            _ => {
+                return Err(format!(
+                    "ECDSA on curve {curve} with {hash} is not supported"
+                ));
+            }
         };
-        let curve_name = if curve == oid::SECP256R1 { "p256" } else { "p384" };
+        let curve_name = if curve == oid::SECP256R1 {
+            "p256"
+        } else {
+            "p384"
+        };
         return Ok((alg, format!("ecdsa-{curve_name}-{hash}")));
     }
     if key_oid == oid::RSA_ENCRYPTION {
@@ -88,7 +99,10 @@ fn ring_algorithm(
                         .and_then(|p| p.decode_as::<AlgorithmIdentifierOwned>().ok())
                         .is_some_and(|h| h.oid == hash.oid())
             });
-            if !mgf_ok || params.salt_length.map(|l| l as usize) != Some(hash.len()) || params.trailer_field.unwrap_or(1) != 1 {
+            if !mgf_ok
+                || params.salt_length.map(|l| l as usize) != Some(hash.len())
+                || params.trailer_field.unwrap_or(1) != 1
+            {
                 return Err("RSASSA-PSS supported only with MGF1 over the same hash and a salt as long as the hash".into());
             }
             let alg: &'static dyn sig::VerificationAlgorithm = match hash {
@@ -110,7 +124,9 @@ fn ring_algorithm(
         } else if s == oid::RSA_ENCRYPTION {
             digest_alg
         } else {
-            return Err(format!("signature algorithm {s} is not supported for RSA keys"));
+            return Err(format!(
+                "signature algorithm {s} is not supported for RSA keys"
+            ));
         };
         if !params_absent_or_null(sig_alg.parameters.as_ref()) {
             return Err("RSA PKCS#1 v1.5 signature algorithm with unexpected parameters".into());
@@ -125,7 +141,9 @@ fn ring_algorithm(
     }
     if key_oid == oid::ID_ED25519 {
         if s != oid::ID_ED25519 {
-            return Err(format!("signature algorithm {s} does not fit an Ed25519 key"));
+            return Err(format!(
+                "signature algorithm {s} does not fit an Ed25519 key"
+            ));
         }
         return Ok((&sig::ED25519, "ed25519".into()));
     }
@@ -168,7 +186,8 @@ pub fn validate_path(
         return Err("no trust anchor given (use --trust FILE)".into());
     }
     if anchors.iter().any(|a| a.as_slice() == end_entity) {
-        let cert = x509_cert::Certificate::from_der(end_entity).map_err(|e| format!("malformed certificate: {e}"))?;
+        let cert = x509_cert::Certificate::from_der(end_entity)
+            .map_err(|e| format!("malformed certificate: {e}"))?;
         return if crate::cert::valid_at(&cert, at_unix) {
             Ok(vec![end_entity.to_vec()])
         } else {
@@ -176,21 +195,41 @@ pub fn validate_path(
         };
     }
     let ee_der = CertificateDer::from(end_entity);
-    let ee = EndEntityCert::try_from(&ee_der).map_err(|e| format!("certificate rejected: {e:?}"))?;
-    let anchor_ders: Vec<CertificateDer<'_>> = anchors.iter().map(|a| CertificateDer::from(a.as_slice())).collect();
+    let ee =
+        EndEntityCert::try_from(&ee_der).map_err(|e| format!("certificate rejected: {e:?}"))?;
+    let anchor_ders: Vec<CertificateDer<'_>> = anchors
+        .iter()
+        .map(|a| CertificateDer::from(a.as_slice()))
+        .collect();
     let mut trust = Vec::new();
     for a in &anchor_ders {
-        trust.push(webpki::anchor_from_trusted_cert(a).map_err(|e| format!("trust anchor rejected: {e:?}"))?);
+        trust.push(
+            webpki::anchor_from_trusted_cert(a)
+                .map_err(|e| format!("trust anchor rejected: {e:?}"))?,
+        );
     }
-    let inter: Vec<CertificateDer<'_>> = intermediates.iter().map(|c| CertificateDer::from(c.as_slice())).collect();
+    let inter: Vec<CertificateDer<'_>> = intermediates
+        .iter()
+        .map(|c| CertificateDer::from(c.as_slice()))
+        .collect();
     let time = UnixTime::since_unix_epoch(std::time::Duration::from_secs(at_unix));
     let path = ee
-        .verify_for_usage(PATH_ALGS, &trust, &inter, time, KeyUsage::required(eku), None, None)
+        .verify_for_usage(
+            PATH_ALGS,
+            &trust,
+            &inter,
+            time,
+            KeyUsage::required(eku),
+            None,
+            None,
+        )
         .map_err(describe_webpki_error)?;
     let mut out = vec![end_entity.to_vec()];
     out.extend(path.intermediate_certificates().map(|c| c.der().to_vec()));
     let anchor = path.anchor();
-    if let Some(i) = trust.iter().position(|t| t.subject == anchor.subject && t.subject_public_key_info == anchor.subject_public_key_info) {
+    if let Some(i) = trust.iter().position(|t| {
+        t.subject == anchor.subject && t.subject_public_key_info == anchor.subject_public_key_info
+    }) {
         out.push(anchors[i].clone());
     }
     Ok(out)
@@ -202,11 +241,15 @@ fn describe_webpki_error(e: webpki::Error) -> String {
     match e {
         E::UnknownIssuer => "no path to a trusted anchor (unknown issuer)".into(),
         E::CertExpired { .. } => "a certificate in the path had expired at that time".into(),
-        E::CertNotValidYet { .. } => "a certificate in the path was not yet valid at that time".into(),
+        E::CertNotValidYet { .. } => {
+            "a certificate in the path was not yet valid at that time".into()
+        }
         E::RequiredEkuNotFound | E::RequiredEkuNotFoundContext(_) => {
             "the certificate lacks the required extended key usage".into()
         }
-        E::InvalidSignatureForPublicKey => "a certificate signature in the path does not verify".into(),
+        E::InvalidSignatureForPublicKey => {
+            "a certificate signature in the path does not verify".into()
+        }
         other => format!("certificate path rejected: {other:?}"),
     }
 }

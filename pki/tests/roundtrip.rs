@@ -15,31 +15,65 @@ fn issuer(kind: DevKeyType) -> (DevPki, TokenIssuer) {
     let dev = DevPki::generate(kind).expect("dev pki");
     let signer = RingSigner::from_pkcs8_der(&dev.tsa_key, RsaPadding::Pkcs1).expect("key");
     let cert = SignerCert::from_der(dev.tsa_cert.clone()).expect("cert");
-    let acc = pki::tsp::Accuracy { seconds: Some(1), millis: None, micros: None };
-    let issuer = TokenIssuer::new(Arc::new(signer), cert, vec![dev.root_cert.clone()], Some(acc), true).expect("issuer");
+    let acc = pki::tsp::Accuracy {
+        seconds: Some(1),
+        millis: None,
+        micros: None,
+    };
+    let issuer = TokenIssuer::new(
+        Arc::new(signer),
+        cert,
+        vec![dev.root_cert.clone()],
+        Some(acc),
+        true,
+    )
+    .expect("issuer");
     (dev, issuer)
 }
 
 fn issue(issuer: &TokenIssuer, data: &[u8], alg: HashAlg, cert_req: bool) -> Vec<u8> {
-    let req = build_request(alg, &alg.digest(data), Some(&[1, 2, 3, 4, 5, 6, 7, 8]), cert_req, None).expect("req");
+    let req = build_request(
+        alg,
+        &alg.digest(data),
+        Some(&[1, 2, 3, 4, 5, 6, 7, 8]),
+        cert_req,
+        None,
+    )
+    .expect("req");
     let checked = check_request(&req, &RequestPolicy::new(oid::DEV_POLICY)).expect("accepted");
-    issuer.issue(&checked, &[0x01, 0x23], GenTime::now_millis().expect("clock")).expect("token")
+    issuer
+        .issue(
+            &checked,
+            &[0x01, 0x23],
+            GenTime::now_millis().expect("clock"),
+        )
+        .expect("token")
 }
 
 #[test]
 fn tokens_of_every_dev_key_type_verify() {
-    for kind in [DevKeyType::EcdsaP256, DevKeyType::EcdsaP384, DevKeyType::Ed25519] {
+    for kind in [
+        DevKeyType::EcdsaP256,
+        DevKeyType::EcdsaP384,
+        DevKeyType::Ed25519,
+    ] {
         let (dev, issuer) = issuer(kind);
         for alg in [HashAlg::Sha256, HashAlg::Sha384, HashAlg::Sha512] {
             let token = issue(&issuer, b"hello", alg, true);
             let parsed = ParsedToken::parse(&token).expect("parse");
             assert_eq!(parsed.hash_alg(), Some(alg));
-            let opts = VerifyOptions { trust: vec![dev.root_cert.clone()], ..Default::default() };
+            let opts = VerifyOptions {
+                trust: vec![dev.root_cert.clone()],
+                ..Default::default()
+            };
             let r = verify(&parsed, Some(&alg.digest(b"hello")), &opts);
             assert!(r.verified, "{kind:?} {alg}: {:#?}", r.checks);
             assert_eq!(r.chain.len(), 2);
             let ts = r.timestamp.as_ref().expect("timestamp info");
-            assert_eq!((ts.serial.as_deref(), ts.hash_algorithm.as_str()), (Some("291"), alg.name()));
+            assert_eq!(
+                (ts.serial.as_deref(), ts.hash_algorithm.as_str()),
+                (Some("291"), alg.name())
+            );
             assert!(ts.gen_time.ends_with('Z'), "{}", ts.gen_time);
         }
     }
@@ -48,8 +82,12 @@ fn tokens_of_every_dev_key_type_verify() {
 #[test]
 fn wrong_data_fails_only_the_imprint_check() {
     let (dev, issuer) = issuer(DevKeyType::EcdsaP256);
-    let parsed = ParsedToken::parse(&issue(&issuer, b"hello", HashAlg::Sha256, true)).expect("parse");
-    let opts = VerifyOptions { trust: vec![dev.root_cert.clone()], ..Default::default() };
+    let parsed =
+        ParsedToken::parse(&issue(&issuer, b"hello", HashAlg::Sha256, true)).expect("parse");
+    let opts = VerifyOptions {
+        trust: vec![dev.root_cert.clone()],
+        ..Default::default()
+    };
     let r = verify(&parsed, Some(&HashAlg::Sha256.digest(b"hellO")), &opts);
     assert!(!r.verified);
     let failed: Vec<&str> = r.failures().iter().map(|c| c.name.as_str()).collect();
@@ -61,7 +99,10 @@ fn untrusted_root_fails_the_path() {
     let (_dev, issuer) = issuer(DevKeyType::EcdsaP256);
     let (other, _) = self::issuer(DevKeyType::EcdsaP256);
     let parsed = ParsedToken::parse(&issue(&issuer, b"x", HashAlg::Sha256, true)).expect("parse");
-    let opts = VerifyOptions { trust: vec![other.root_cert.clone()], ..Default::default() };
+    let opts = VerifyOptions {
+        trust: vec![other.root_cert.clone()],
+        ..Default::default()
+    };
     let r = verify(&parsed, Some(&HashAlg::Sha256.digest(b"x")), &opts);
     let failed: Vec<&str> = r.failures().iter().map(|c| c.name.as_str()).collect();
     assert_eq!(failed, vec!["certificate-path"]);
@@ -72,7 +113,10 @@ fn token_without_certificates_needs_certs_option() {
     let (dev, issuer) = issuer(DevKeyType::EcdsaP256);
     let parsed = ParsedToken::parse(&issue(&issuer, b"x", HashAlg::Sha256, false)).expect("parse");
     assert!(parsed.certificates.is_empty());
-    let mut opts = VerifyOptions { trust: vec![dev.root_cert.clone()], ..Default::default() };
+    let mut opts = VerifyOptions {
+        trust: vec![dev.root_cert.clone()],
+        ..Default::default()
+    };
     let digest = HashAlg::Sha256.digest(b"x");
     let r = verify(&parsed, Some(&digest), &opts);
     assert_eq!(r.failures()[0].name, "signer-certificate");
@@ -86,11 +130,17 @@ fn a_flipped_byte_in_the_tst_info_breaks_the_message_digest() {
     let token = issue(&issuer, b"x", HashAlg::Sha256, true);
     let parsed = ParsedToken::parse(&token).expect("parse");
     // Find the serial 0x0123 inside the TSTInfo and change it.
-    let pos = token.windows(4).position(|w| w == [0x02, 0x02, 0x01, 0x23]).expect("serial");
+    let pos = token
+        .windows(4)
+        .position(|w| w == [0x02, 0x02, 0x01, 0x23])
+        .expect("serial");
     let mut bad = token.clone();
     bad[pos + 3] = 0x24;
     let parsed_bad = ParsedToken::parse(&bad).expect("parse");
-    let opts = VerifyOptions { trust: vec![dev.root_cert.clone()], ..Default::default() };
+    let opts = VerifyOptions {
+        trust: vec![dev.root_cert.clone()],
+        ..Default::default()
+    };
     let digest = HashAlg::Sha256.digest(b"x");
     assert!(verify(&parsed, Some(&digest), &opts).verified);
     let r = verify(&parsed_bad, Some(&digest), &opts);
@@ -101,27 +151,74 @@ fn a_flipped_byte_in_the_tst_info_breaks_the_message_digest() {
 fn request_rejections_carry_the_right_fail_info() {
     let policy = RequestPolicy::new(oid::DEV_POLICY);
     let d = HashAlg::Sha256.digest(b"x");
-    let sha1 = build_request(HashAlg::Sha1, &HashAlg::Sha1.digest(b"x"), None, false, None).expect("req");
-    assert_eq!(check_request(&sha1, &policy).map(|_| ()).unwrap_err().fail_info, FailureInfo::BadAlg);
+    let sha1 = build_request(
+        HashAlg::Sha1,
+        &HashAlg::Sha1.digest(b"x"),
+        None,
+        false,
+        None,
+    )
+    .expect("req");
+    assert_eq!(
+        check_request(&sha1, &policy)
+            .map(|_| ())
+            .unwrap_err()
+            .fail_info,
+        FailureInfo::BadAlg
+    );
     assert!(check_request(&sha1, &policy.clone().dangerous_allow_sha1()).is_ok());
-    let other_policy = build_request(HashAlg::Sha256, &d, None, false, Some(oid::ID_DATA)).expect("req");
-    assert_eq!(check_request(&other_policy, &policy).map(|_| ()).unwrap_err().fail_info, FailureInfo::UnacceptedPolicy);
+    let other_policy =
+        build_request(HashAlg::Sha256, &d, None, false, Some(oid::ID_DATA)).expect("req");
+    assert_eq!(
+        check_request(&other_policy, &policy)
+            .map(|_| ())
+            .unwrap_err()
+            .fail_info,
+        FailureInfo::UnacceptedPolicy
+    );
     let mut trailing = build_request(HashAlg::Sha256, &d, None, false, None).expect("req");
     trailing.push(0);
-    assert_eq!(check_request(&trailing, &policy).map(|_| ()).unwrap_err().fail_info, FailureInfo::BadDataFormat);
-    assert_eq!(check_request(b"\x30\x03\x02\x01", &policy).map(|_| ()).unwrap_err().fail_info, FailureInfo::BadDataFormat);
+    assert_eq!(
+        check_request(&trailing, &policy)
+            .map(|_| ())
+            .unwrap_err()
+            .fail_info,
+        FailureInfo::BadDataFormat
+    );
+    assert_eq!(
+        check_request(b"\x30\x03\x02\x01", &policy)
+            .map(|_| ())
+            .unwrap_err()
+            .fail_info,
+        FailureInfo::BadDataFormat
+    );
 }
 
 #[test]
 fn fail_info_bits_encode_as_der_named_bit_lists() {
     use der::Encode;
-    let bad_alg = FailureInfo::BadAlg.to_bit_string().expect("bits").to_der().expect("der");
+    let bad_alg = FailureInfo::BadAlg
+        .to_bit_string()
+        .expect("bits")
+        .to_der()
+        .expect("der");
     assert_eq!(bad_alg, [0x03, 0x02, 0x07, 0x80]);
-    let time = FailureInfo::TimeNotAvailable.to_bit_string().expect("bits").to_der().expect("der");
+    let time = FailureInfo::TimeNotAvailable
+        .to_bit_string()
+        .expect("bits")
+        .to_der()
+        .expect("der");
     assert_eq!(time, [0x03, 0x03, 0x01, 0x00, 0x02]);
-    let ext = FailureInfo::UnacceptedExtension.to_bit_string().expect("bits").to_der().expect("der");
+    let ext = FailureInfo::UnacceptedExtension
+        .to_bit_string()
+        .expect("bits")
+        .to_der()
+        .expect("der");
     assert_eq!(ext, [0x03, 0x04, 0x07, 0x00, 0x00, 0x80]);
     for f in FailureInfo::ALL {
-        assert_eq!(FailureInfo::from_bit_string(&f.to_bit_string().expect("bits")), vec![f]);
+        assert_eq!(
+            FailureInfo::from_bit_string(&f.to_bit_string().expect("bits")),
+            vec![f]
+        );
     }
 }

@@ -30,13 +30,20 @@ pub fn status() -> std::io::Result<ClockStatus> {
         return Err(std::io::Error::last_os_error());
     }
     let unsync = state == libc::TIME_ERROR || (tx.status & libc::STA_UNSYNC) != 0;
-    Ok(ClockStatus { synchronized: !unsync, max_error_us: tx.maxerror, est_error_us: tx.esterror })
+    Ok(ClockStatus {
+        synchronized: !unsync,
+        max_error_us: tx.maxerror,
+        est_error_us: tx.esterror,
+    })
 }
 
 /// Reads the kernel clock status. `Err` when the call failed or the platform has none.
 #[cfg(not(target_os = "linux"))]
 pub fn status() -> std::io::Result<ClockStatus> {
-    Err(std::io::Error::new(std::io::ErrorKind::Unsupported, "clock status is only read on Linux"))
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "clock status is only read on Linux",
+    ))
 }
 
 #[cfg(test)]

@@ -51,7 +51,12 @@ impl std::fmt::Debug for ClockGuard {
 impl ClockGuard {
     /// A guard seeded with the last genTime in the archive, reading the kernel via `source`.
     /// `max_error_us` is the declared accuracy; a larger kernel error counts as unsynchronised.
-    pub fn new(last_ms: Option<i64>, allow_unsynced: bool, max_error_us: Option<i64>, source: StatusSource) -> ClockGuard {
+    pub fn new(
+        last_ms: Option<i64>,
+        allow_unsynced: bool,
+        max_error_us: Option<i64>,
+        source: StatusSource,
+    ) -> ClockGuard {
         let guard = ClockGuard {
             last_ms: AtomicI64::new(last_ms.unwrap_or(i64::MIN)),
             synced: AtomicBool::new(false),
@@ -82,9 +87,13 @@ impl ClockGuard {
             if now_synced {
                 tracing::info!("system clock synchronised within the declared accuracy");
             } else if self.allow_unsynced {
-                tracing::warn!("system clock NOT synchronised; issuing anyway because allow_unsynced_clock = true");
+                tracing::warn!(
+                    "system clock NOT synchronised; issuing anyway because allow_unsynced_clock = true"
+                );
             } else {
-                tracing::error!("system clock NOT synchronised: refusing to issue (timeNotAvailable)");
+                tracing::error!(
+                    "system clock NOT synchronised: refusing to issue (timeNotAvailable)"
+                );
             }
         }
     }
@@ -110,10 +119,18 @@ impl ClockGuard {
             // retry, so a monotonic clock always passes and only a real step back fails.
             let now = now_ms();
             if now < last {
-                return Err(ClockError::WentBackwards { now_ms: now, last_ms: last });
+                return Err(ClockError::WentBackwards {
+                    now_ms: now,
+                    last_ms: last,
+                });
             }
-            match self.last_ms.compare_exchange_weak(last, now, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => return GenTime::from_unix_millis(now).map_err(|_| ClockError::Unsynchronised),
+            match self
+                .last_ms
+                .compare_exchange_weak(last, now, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => {
+                    return GenTime::from_unix_millis(now).map_err(|_| ClockError::Unsynchronised);
+                }
                 Err(actual) => last = actual,
             }
         }
@@ -132,7 +149,13 @@ mod tests {
     use super::*;
 
     fn source(synced: bool, max_error_us: i64) -> StatusSource {
-        Box::new(move || Ok(sysclock::ClockStatus { synchronized: synced, max_error_us, est_error_us: 0 }))
+        Box::new(move || {
+            Ok(sysclock::ClockStatus {
+                synchronized: synced,
+                max_error_us,
+                est_error_us: 0,
+            })
+        })
     }
 
     #[test]

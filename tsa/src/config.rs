@@ -126,7 +126,11 @@ fn default_conns() -> u32 {
 
 impl Default for ArchiveConfig {
     fn default() -> Self {
-        ArchiveConfig { max_batch: default_batch(), serial_block: default_block(), max_connections: default_conns() }
+        ArchiveConfig {
+            max_batch: default_batch(),
+            serial_block: default_block(),
+            max_connections: default_conns(),
+        }
     }
 }
 
@@ -199,29 +203,45 @@ impl Config {
     pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Config, ConfigError> {
         let (mut fc, base) = match file {
             Some(path) => {
-                let text =
-                    std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.into(),
+                    source,
+                })?;
                 let fc: FileConfig =
-                    toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })?;
+                    toml::from_str(&text).map_err(|source| ConfigError::Parse {
+                        path: path.into(),
+                        source,
+                    })?;
                 (fc, path.parent().map(Path::to_path_buf).unwrap_or_default())
             }
             None => (FileConfig::default(), PathBuf::new()),
         };
         let from_file = file.is_some();
         let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
-        let listen_text = overrides.listen.or(fc.listen.take()).unwrap_or_else(|| DEFAULT_LISTEN.into());
-        let listen = listen_text
-            .parse()
-            .map_err(|e| ConfigError::Value { key: "listen", detail: format!("{listen_text:?}: {e}") })?;
+        let listen_text = overrides
+            .listen
+            .or(fc.listen.take())
+            .unwrap_or_else(|| DEFAULT_LISTEN.into());
+        let listen = listen_text.parse().map_err(|e| ConfigError::Value {
+            key: "listen",
+            detail: format!("{listen_text:?}: {e}"),
+        })?;
         let data_dir = match overrides.data_dir {
             Some(d) => d,
-            None => fc.data_dir.take().map(&resolve).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            None => fc
+                .data_dir
+                .take()
+                .map(&resolve)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
         };
         let database_url = overrides
             .database_url
             .or(fc.database_url.take())
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("archive.db").display()));
-        if !(database_url.starts_with("sqlite:") || database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
             return Err(ConfigError::Value {
                 key: "database_url",
                 detail: "must start with sqlite://, postgres:// or postgresql://".into(),
@@ -254,15 +274,24 @@ impl Config {
         self.default_policy()?;
         self.accepted_policies()?;
         self.hash_algorithms()?;
-        for (key, v) in [("policy.accuracy_millis", self.policy.accuracy_millis), ("policy.accuracy_micros", self.policy.accuracy_micros)] {
+        for (key, v) in [
+            ("policy.accuracy_millis", self.policy.accuracy_millis),
+            ("policy.accuracy_micros", self.policy.accuracy_micros),
+        ] {
             if let Some(v) = v
                 && !(1..=999).contains(&v)
             {
-                return Err(ConfigError::Value { key, detail: format!("{v} is outside 1..=999 (RFC 3161 §2.4.2)") });
+                return Err(ConfigError::Value {
+                    key,
+                    detail: format!("{v} is outside 1..=999 (RFC 3161 §2.4.2)"),
+                });
             }
         }
         if self.archive.max_batch == 0 || self.archive.serial_block == 0 {
-            return Err(ConfigError::Value { key: "archive", detail: "max_batch and serial_block must be positive".into() });
+            return Err(ConfigError::Value {
+                key: "archive",
+                detail: "max_batch and serial_block must be positive".into(),
+            });
         }
         Ok(())
     }
@@ -274,7 +303,11 @@ impl Config {
 
     /// The accepted policy OIDs.
     pub fn accepted_policies(&self) -> Result<Vec<der::asn1::ObjectIdentifier>, ConfigError> {
-        self.policy.accepted.iter().map(|p| parse_oid("policy.accepted", p)).collect()
+        self.policy
+            .accepted
+            .iter()
+            .map(|p| parse_oid("policy.accepted", p))
+            .collect()
     }
 
     /// The accepted imprint algorithms.
@@ -288,7 +321,10 @@ impl Config {
                     detail: "sha1 is only accepted through dangerous_allow_sha1 = true".into(),
                 }),
                 Some(alg) => Ok(alg),
-                None => Err(ConfigError::Value { key: "policy.hash_algorithms", detail: format!("unknown algorithm {h:?}") }),
+                None => Err(ConfigError::Value {
+                    key: "policy.hash_algorithms",
+                    detail: format!("unknown algorithm {h:?}"),
+                }),
             })
             .collect()
     }
@@ -296,7 +332,10 @@ impl Config {
     /// The accuracy to declare in tokens, if any part is set.
     pub fn accuracy(&self) -> Option<pki::tsp::Accuracy> {
         let p = &self.policy;
-        if p.accuracy_seconds.is_none() && p.accuracy_millis.is_none() && p.accuracy_micros.is_none() {
+        if p.accuracy_seconds.is_none()
+            && p.accuracy_millis.is_none()
+            && p.accuracy_micros.is_none()
+        {
             return None;
         }
         Some(pki::tsp::Accuracy {
@@ -319,5 +358,8 @@ impl Config {
 }
 
 fn parse_oid(key: &'static str, s: &str) -> Result<der::asn1::ObjectIdentifier, ConfigError> {
-    der::asn1::ObjectIdentifier::new(s).map_err(|e| ConfigError::Value { key, detail: format!("{s:?} is not an OID: {e}") })
+    der::asn1::ObjectIdentifier::new(s).map_err(|e| ConfigError::Value {
+        key,
+        detail: format!("{s:?} is not an OID: {e}"),
+    })
 }

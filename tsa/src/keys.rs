@@ -75,35 +75,69 @@ pub fn init_dev_pki(dir: &Path, key_type: DevKeyType) -> Result<InitOutcome, Key
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|source| KeyError::Io { action: "cannot create data directory", path: dir.into(), source })?;
+        .map_err(|source| KeyError::Io {
+            action: "cannot create data directory",
+            path: dir.into(),
+            source,
+        })?;
     if dir.join(files::TSA_KEY).exists() {
-        return Ok(InitOutcome { created: false, root_cert });
+        return Ok(InitOutcome {
+            created: false,
+            root_cert,
+        });
     }
-    let dev = DevPki::generate(key_type)
-        .map_err(|source| KeyError::Pki { context: "cannot generate the development PKI".into(), source })?;
+    let dev = DevPki::generate(key_type).map_err(|source| KeyError::Pki {
+        context: "cannot generate the development PKI".into(),
+        source,
+    })?;
     let pem = |label: &str, der: &[u8]| {
         der::pem::encode_string(label, der::pem::LineEnding::LF, der).map_err(|e| KeyError::Pki {
             context: "cannot encode PEM".into(),
             source: pki::Error::Encode(e.into()),
         })
     };
-    write_secret(&dir.join(files::ROOT_KEY), pem("PRIVATE KEY", &dev.root_key)?.as_bytes())?;
-    write_secret(&dir.join(files::TSA_KEY), pem("PRIVATE KEY", &dev.tsa_key)?.as_bytes())?;
-    write_public(&dir.join(files::TSA_CERT), pem("CERTIFICATE", &dev.tsa_cert)?.as_bytes())?;
+    write_secret(
+        &dir.join(files::ROOT_KEY),
+        pem("PRIVATE KEY", &dev.root_key)?.as_bytes(),
+    )?;
+    write_secret(
+        &dir.join(files::TSA_KEY),
+        pem("PRIVATE KEY", &dev.tsa_key)?.as_bytes(),
+    )?;
+    write_public(
+        &dir.join(files::TSA_CERT),
+        pem("CERTIFICATE", &dev.tsa_cert)?.as_bytes(),
+    )?;
     write_public(&root_cert, pem("CERTIFICATE", &dev.root_cert)?.as_bytes())?;
-    Ok(InitOutcome { created: true, root_cert })
+    Ok(InitOutcome {
+        created: true,
+        root_cert,
+    })
 }
 
 /// Writes a new secret file with mode 0600 (never over an existing file).
 fn write_secret(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
-    let io = |source| KeyError::Io { action: "cannot write key file", path: path.into(), source };
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(io)?;
+    let io = |source| KeyError::Io {
+        action: "cannot write key file",
+        path: path.into(),
+        source,
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
     f.write_all(bytes).map_err(io)?;
     f.sync_all().map_err(io)
 }
 
 fn write_public(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
-    std::fs::write(path, bytes).map_err(|source| KeyError::Io { action: "cannot write", path: path.into(), source })
+    std::fs::write(path, bytes).map_err(|source| KeyError::Io {
+        action: "cannot write",
+        path: path.into(),
+        source,
+    })
 }
 
 /// The signing identity the server runs with.
@@ -117,14 +151,23 @@ pub struct Identity {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, KeyError> {
-    std::fs::read(path).map_err(|source| KeyError::Io { action: "cannot read", path: path.into(), source })
+    std::fs::read(path).map_err(|source| KeyError::Io {
+        action: "cannot read",
+        path: path.into(),
+        source,
+    })
 }
 
 /// Loads the configured key and certificates (or the development PKI) and checks them: the
 /// certificate matches the key, has a critical timeStamping EKU, is not a CA, is valid now.
 pub fn load_identity(cfg: &Config) -> Result<Identity, KeyError> {
     let (key_path, cert_path, chain_path, padding) = match &cfg.key {
-        Some(k) => (k.file.clone(), k.certificate.clone(), k.chain.clone(), k.rsa_padding),
+        Some(k) => (
+            k.file.clone(),
+            k.certificate.clone(),
+            k.chain.clone(),
+            k.rsa_padding,
+        ),
         None => (
             cfg.data_dir.join(files::TSA_KEY),
             cfg.data_dir.join(files::TSA_CERT),
@@ -134,40 +177,80 @@ pub fn load_identity(cfg: &Config) -> Result<Identity, KeyError> {
     };
     warn_if_key_readable_by_others(&key_path);
     let key_bytes = zeroize::Zeroizing::new(read(&key_path)?);
-    let signer = RingSigner::from_pkcs8_file_bytes(&key_bytes, padding)
-        .map_err(|e| KeyError::Unusable { path: key_path.clone(), detail: e.to_string() })?;
-    let cert_ders = pki::cert::load_certificates(&read(&cert_path)?)
-        .map_err(|e| KeyError::Unusable { path: cert_path.clone(), detail: e.to_string() })?;
+    let signer =
+        RingSigner::from_pkcs8_file_bytes(&key_bytes, padding).map_err(|e| KeyError::Unusable {
+            path: key_path.clone(),
+            detail: e.to_string(),
+        })?;
+    let cert_ders =
+        pki::cert::load_certificates(&read(&cert_path)?).map_err(|e| KeyError::Unusable {
+            path: cert_path.clone(),
+            detail: e.to_string(),
+        })?;
     let mut cert_ders = cert_ders.into_iter();
-    let cert_der = cert_ders.next().ok_or_else(|| KeyError::Unusable { path: cert_path.clone(), detail: "no certificate".into() })?;
+    let cert_der = cert_ders.next().ok_or_else(|| KeyError::Unusable {
+        path: cert_path.clone(),
+        detail: "no certificate".into(),
+    })?;
     // A certificate file may carry its chain after the TSA certificate.
     let mut chain: Vec<Vec<u8>> = cert_ders.collect();
     if let Some(p) = &chain_path {
-        let extra = pki::cert::load_certificates(&read(p)?)
-            .map_err(|e| KeyError::Unusable { path: p.clone(), detail: e.to_string() })?;
+        let extra = pki::cert::load_certificates(&read(p)?).map_err(|e| KeyError::Unusable {
+            path: p.clone(),
+            detail: e.to_string(),
+        })?;
         for c in extra {
             if !chain.contains(&c) {
                 chain.push(c);
             }
         }
     }
-    let cert = SignerCert::from_der(cert_der).map_err(|e| KeyError::Unusable { path: cert_path.clone(), detail: e.to_string() })?;
+    let cert = SignerCert::from_der(cert_der).map_err(|e| KeyError::Unusable {
+        path: cert_path.clone(),
+        detail: e.to_string(),
+    })?;
     let problems = pki::cert::tsa_certificate_problems(&cert.cert);
     if !problems.is_empty() {
-        return Err(KeyError::Unusable { path: cert_path, detail: format!("not usable as a TSA certificate: {}", problems.join("; ")) });
+        return Err(KeyError::Unusable {
+            path: cert_path,
+            detail: format!("not usable as a TSA certificate: {}", problems.join("; ")),
+        });
     }
-    if cert.cert.tbs_certificate.subject_public_key_info.subject_public_key.raw_bytes() != signer.public_key() {
-        return Err(KeyError::Unusable { path: cert_path, detail: format!("the certificate does not match the key in {}", key_path.display()) });
+    if cert
+        .cert
+        .tbs_certificate
+        .subject_public_key_info
+        .subject_public_key
+        .raw_bytes()
+        != signer.public_key()
+    {
+        return Err(KeyError::Unusable {
+            path: cert_path,
+            detail: format!(
+                "the certificate does not match the key in {}",
+                key_path.display()
+            ),
+        });
     }
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     if !pki::cert::valid_at(&cert.cert, now) {
         let v = &cert.cert.tbs_certificate.validity;
         return Err(KeyError::Unusable {
             path: cert_path,
-            detail: format!("the certificate is not valid now (valid from {} to {})", v.not_before, v.not_after),
+            detail: format!(
+                "the certificate is not valid now (valid from {} to {})",
+                v.not_before, v.not_after
+            ),
         });
     }
-    Ok(Identity { signer: Arc::new(signer), cert, chain })
+    Ok(Identity {
+        signer: Arc::new(signer),
+        cert,
+        chain,
+    })
 }
 
 fn warn_if_key_readable_by_others(path: &Path) {
@@ -191,7 +274,11 @@ mod tests {
         let first = init_dev_pki(&d, DevKeyType::EcdsaP256).expect("init");
         assert!(first.created);
         for f in [files::TSA_KEY, files::ROOT_KEY] {
-            let mode = std::fs::metadata(d.join(f)).expect("meta").permissions().mode() & 0o777;
+            let mode = std::fs::metadata(d.join(f))
+                .expect("meta")
+                .permissions()
+                .mode()
+                & 0o777;
             assert_eq!(mode, 0o600, "{f}");
         }
         let dir_mode = std::fs::metadata(&d).expect("meta").permissions().mode() & 0o777;
@@ -209,7 +296,14 @@ mod tests {
         let b = dir.path().join("b");
         init_dev_pki(&a, DevKeyType::EcdsaP256).expect("a");
         init_dev_pki(&b, DevKeyType::EcdsaP256).expect("b");
-        let mut cfg = Config::load(None, crate::config::Overrides { data_dir: Some(a.clone()), ..Default::default() }).expect("cfg");
+        let mut cfg = Config::load(
+            None,
+            crate::config::Overrides {
+                data_dir: Some(a.clone()),
+                ..Default::default()
+            },
+        )
+        .expect("cfg");
         cfg.key = Some(crate::config::KeyConfig {
             file: a.join(files::TSA_KEY),
             certificate: b.join(files::TSA_CERT),
@@ -225,6 +319,9 @@ mod tests {
             rsa_padding: Default::default(),
         });
         let err = load_identity(&cfg).err().expect("must fail").to_string();
-        assert!(err.contains("extendedKeyUsage") && err.contains("CA certificate"), "{err}");
+        assert!(
+            err.contains("extendedKeyUsage") && err.contains("CA certificate"),
+            "{err}"
+        );
     }
 }

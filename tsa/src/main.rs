@@ -47,16 +47,27 @@ enum Command {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
     let opts = Opts::parse();
     let result = match opts.command {
         Command::Init { data_dir, key_type } => init(&data_dir, &key_type),
-        Command::Serve { config, listen, data_dir, database_url } => {
-            serve(config, Overrides { listen, data_dir, database_url })
-        }
+        Command::Serve {
+            config,
+            listen,
+            data_dir,
+            database_url,
+        } => serve(
+            config,
+            Overrides {
+                listen,
+                data_dir,
+                database_url,
+            },
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -71,22 +82,31 @@ fn main() -> ExitCode {
 }
 
 fn init(dir: &std::path::Path, key_type: &str) -> anyhow::Result<()> {
-    let kind = pki::devpki::DevKeyType::from_name(key_type)
-        .ok_or_else(|| anyhow::anyhow!("unknown key type {key_type:?}; use ecdsa-p256, ecdsa-p384 or ed25519"))?;
+    let kind = pki::devpki::DevKeyType::from_name(key_type).ok_or_else(|| {
+        anyhow::anyhow!("unknown key type {key_type:?}; use ecdsa-p256, ecdsa-p384 or ed25519")
+    })?;
     let outcome = tsa::keys::init_dev_pki(dir, kind)?;
     if outcome.created {
-        println!("Created a DEVELOPMENT PKI in {} (not for production).", dir.display());
+        println!(
+            "Created a DEVELOPMENT PKI in {} (not for production).",
+            dir.display()
+        );
     } else {
         println!("A PKI already exists in {}; left unchanged.", dir.display());
     }
     println!("Root certificate: {}", outcome.root_cert.display());
-    println!("Verify tokens with: stamp verify FILE --trust {}", outcome.root_cert.display());
+    println!(
+        "Verify tokens with: stamp verify FILE --trust {}",
+        outcome.root_cert.display()
+    );
     Ok(())
 }
 
 fn serve(config: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<()> {
     let cfg = Config::load(config.as_deref(), overrides)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let app = App::build(&cfg, ClockGuard::kernel()).await?;
         let listener = tokio::net::TcpListener::bind(cfg.listen)

@@ -61,12 +61,28 @@ impl App {
                 outcome.root_cert.display()
             );
         }
-        let Identity { signer, cert, chain } = keys::load_identity(cfg)?;
-        let cert_not_after = cert.cert.tbs_certificate.validity.not_after.to_unix_duration().as_secs();
+        let Identity {
+            signer,
+            cert,
+            chain,
+        } = keys::load_identity(cfg)?;
+        let cert_not_after = cert
+            .cert
+            .tbs_certificate
+            .validity
+            .not_after
+            .to_unix_duration()
+            .as_secs();
         let mut all = vec![cert.der.clone()];
         all.extend(chain.iter().cloned());
         let certs_pem = pki::cert::to_pem(&all)?;
-        let issuer = TokenIssuer::new(signer, cert, chain, cfg.accuracy(), cfg.policy.include_tsa_name)?;
+        let issuer = TokenIssuer::new(
+            signer,
+            cert,
+            chain,
+            cfg.accuracy(),
+            cfg.policy.include_tsa_name,
+        )?;
         let mut policy = RequestPolicy::new(cfg.default_policy()?);
         policy.hash_algorithms = cfg.hash_algorithms()?;
         policy.accepted_policies = cfg.accepted_policies()?;
@@ -84,14 +100,34 @@ impl App {
         )
         .await
         .with_context(|| format!("cannot open the archive at {}", redact(&cfg.database_url)))?;
-        let last = archive.last_gen_time_ms().await.context("cannot read the archive's last genTime")?;
+        let last = archive
+            .last_gen_time_ms()
+            .await
+            .context("cannot read the archive's last genTime")?;
         if cfg.allow_unsynced_clock {
-            tracing::warn!("allow_unsynced_clock = true: tokens are issued even if the clock is not synchronised");
+            tracing::warn!(
+                "allow_unsynced_clock = true: tokens are issued even if the clock is not synchronised"
+            );
         }
-        let clock = ClockGuard::new(last, cfg.allow_unsynced_clock, cfg.accuracy_us(), clock_source);
-        let block = NonZeroU64::new(cfg.archive.serial_block).context("serial_block must be positive")?;
+        let clock = ClockGuard::new(
+            last,
+            cfg.allow_unsynced_clock,
+            cfg.accuracy_us(),
+            clock_source,
+        );
+        let block =
+            NonZeroU64::new(cfg.archive.serial_block).context("serial_block must be positive")?;
         let serials = SerialAllocator::with_block_size(archive.clone(), block);
-        let app = Arc::new(App { issuer, policy, clock, serials, archive, cert_not_after, certs_pem, metrics: metrics_handle() });
+        let app = Arc::new(App {
+            issuer,
+            policy,
+            clock,
+            serials,
+            archive,
+            cert_not_after,
+            certs_pem,
+            metrics: metrics_handle(),
+        });
         let weak = Arc::downgrade(&app);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
@@ -99,7 +135,11 @@ impl App {
                 tick.tick().await;
                 let Some(app) = weak.upgrade() else { break };
                 app.clock.refresh();
-                metrics::gauge!("tsa_clock_synchronised").set(if app.clock.synchronised() { 1.0 } else { 0.0 });
+                metrics::gauge!("tsa_clock_synchronised").set(if app.clock.synchronised() {
+                    1.0
+                } else {
+                    0.0
+                });
             }
         });
         Ok(app)

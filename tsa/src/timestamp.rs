@@ -47,7 +47,8 @@ pub async fn handle(State(app): State<Arc<App>>, headers: HeaderMap, body: Body)
                 }
             };
             if rejection.fail_info == FailureInfo::TimeNotAvailable {
-                resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
             }
             resp
         }
@@ -76,7 +77,10 @@ fn refuse(status: StatusCode, fail_info: FailureInfo, reason: impl Into<String>)
 }
 
 async fn issue(app: &App, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, Refusal> {
-    let media = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let media = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let essence = media.split(';').next().unwrap_or("").trim();
     if !essence.eq_ignore_ascii_case(QUERY_MEDIA_TYPE) {
         return Err(refuse(
@@ -85,36 +89,66 @@ async fn issue(app: &App, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, Re
             format!("media type {media:?} is not {QUERY_MEDIA_TYPE}"),
         ));
     }
-    let bytes: Bytes = axum::body::to_bytes(body, MAX_REQUEST_BYTES).await.map_err(|e| {
+    let bytes: Bytes = axum::body::to_bytes(body, MAX_REQUEST_BYTES)
+        .await
+        .map_err(|e| {
+            refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                FailureInfo::BadRequest,
+                format!("request body over {MAX_REQUEST_BYTES} bytes or unreadable: {e}"),
+            )
+        })?;
+    let req = check_request(&bytes, &app.policy).map_err(|r| (StatusCode::OK, r))?;
+    if req
+        .nonce
+        .as_ref()
+        .is_some_and(|n| n.as_bytes().len() > MAX_NONCE_BYTES)
+    {
+        return Err(refuse(
+            StatusCode::OK,
+            FailureInfo::BadDataFormat,
+            format!("nonce longer than {MAX_NONCE_BYTES} bytes"),
+        ));
+    }
+    let gen_time = app.clock.now().map_err(|e| {
         refuse(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            FailureInfo::BadRequest,
-            format!("request body over {MAX_REQUEST_BYTES} bytes or unreadable: {e}"),
+            StatusCode::SERVICE_UNAVAILABLE,
+            FailureInfo::TimeNotAvailable,
+            e.to_string(),
         )
     })?;
-    let req = check_request(&bytes, &app.policy).map_err(|r| (StatusCode::OK, r))?;
-    if req.nonce.as_ref().is_some_and(|n| n.as_bytes().len() > MAX_NONCE_BYTES) {
-        return Err(refuse(StatusCode::OK, FailureInfo::BadDataFormat, format!("nonce longer than {MAX_NONCE_BYTES} bytes")));
-    }
-    let gen_time = app
-        .clock
-        .now()
-        .map_err(|e| refuse(StatusCode::SERVICE_UNAVAILABLE, FailureInfo::TimeNotAvailable, e.to_string()))?;
     // ETSI EN 319 421: no token once the key's certificate has expired.
     if u64::try_from(gen_time.unix_seconds()).is_ok_and(|t| t > app.cert_not_after) {
-        return Err(refuse(StatusCode::SERVICE_UNAVAILABLE, FailureInfo::SystemFailure, "the TSA certificate has expired"));
+        return Err(refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            FailureInfo::SystemFailure,
+            "the TSA certificate has expired",
+        ));
     }
-    let serial = app
-        .serials
-        .next()
-        .await
-        .map_err(|e| refuse(StatusCode::INTERNAL_SERVER_ERROR, FailureInfo::SystemFailure, format!("serial allocation: {e}")))?;
+    let serial = app.serials.next().await.map_err(|e| {
+        refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            FailureInfo::SystemFailure,
+            format!("serial allocation: {e}"),
+        )
+    })?;
     let token = app
         .issuer
         .issue(&req, &serial.to_be_bytes(), gen_time)
-        .map_err(|e| refuse(StatusCode::INTERNAL_SERVER_ERROR, FailureInfo::SystemFailure, format!("issuing: {e}")))?;
-    let reply = granted_response(&token)
-        .map_err(|e| refuse(StatusCode::INTERNAL_SERVER_ERROR, FailureInfo::SystemFailure, format!("encoding: {e}")))?;
+        .map_err(|e| {
+            refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                FailureInfo::SystemFailure,
+                format!("issuing: {e}"),
+            )
+        })?;
+    let reply = granted_response(&token).map_err(|e| {
+        refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            FailureInfo::SystemFailure,
+            format!("encoding: {e}"),
+        )
+    })?;
     // The reply leaves only once the archive has the token durably.
     app.archive
         .append(TokenRecord {
@@ -126,6 +160,12 @@ async fn issue(app: &App, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, Re
             token,
         })
         .await
-        .map_err(|e| refuse(StatusCode::INTERNAL_SERVER_ERROR, FailureInfo::SystemFailure, format!("archive: {e}")))?;
+        .map_err(|e| {
+            refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                FailureInfo::SystemFailure,
+                format!("archive: {e}"),
+            )
+        })?;
     Ok(reply)
 }

@@ -1,0 +1,322 @@
+//! The load generator: N HTTP/1.1 keep-alive connections to 127.0.0.1, each a loop of
+//! sequential POSTs of one pre-made TimeStampReq; a warm-up, then a measured window bounded in
+//! time and in request count. Every measured request's latency is recorded.
+
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
+use hyper::header::{CONTENT_TYPE, HOST};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// A request that takes longer than this counts as an error (and its connection is replaced).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The DER TimeStampReq sent by every POST: SHA-256 imprint, a nonce, certReq true.
+pub fn request_der() -> Result<Vec<u8>> {
+    let digest = ring::digest::digest(&ring::digest::SHA256, b"sigillum tsa-bench");
+    let nonce = 0x5349_4749_4c4c_554d_u64.to_be_bytes();
+    pki::tsp::build_request(
+        pki::HashAlg::Sha256,
+        digest.as_ref(),
+        Some(&nonce),
+        true,
+        None,
+    )
+    .context("cannot build the benchmark request")
+}
+
+/// Whether `reply` looks like a granted TimeStampResp: `SEQUENCE` (two length bytes), then
+/// PKIStatusInfo `SEQUENCE { INTEGER 0 }` (status granted, no statusString, no failInfo).
+pub fn is_granted(reply: &[u8]) -> bool {
+    reply.len() > 9
+        && reply[0] == 0x30
+        && reply[1] == 0x82
+        && reply[4..9] == [0x30, 0x03, 0x02, 0x01, 0x00]
+}
+
+/// What one load run saw.
+#[derive(Debug, Clone)]
+pub struct LoadResult {
+    /// Connections used.
+    pub connections: usize,
+    /// Granted replies to requests started in the measured window.
+    pub granted: u64,
+    /// Errors in the measured window (non-200, not granted, timeout, connection failure).
+    pub errors: u64,
+    /// Granted replies during the warm-up (they are archived too).
+    pub warmup_granted: u64,
+    /// Errors during the warm-up.
+    pub warmup_errors: u64,
+    /// From the window's start to the last measured reply.
+    pub elapsed: Duration,
+    /// Latencies of the measured requests that got a reply, in microseconds, sorted.
+    pub latencies_us: Vec<u32>,
+    /// The first error seen, for the report.
+    pub first_error: Option<String>,
+}
+
+impl LoadResult {
+    /// Granted tokens per second in the measured window.
+    pub fn tokens_per_sec(&self) -> f64 {
+        self.granted as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// The `p`-quantile latency (nearest rank), in milliseconds.
+    pub fn percentile_ms(&self, p: f64) -> Option<f64> {
+        let n = self.latencies_us.len();
+        if n == 0 {
+            return None;
+        }
+        let rank = ((p * n as f64).ceil() as usize).clamp(1, n);
+        Some(f64::from(self.latencies_us[rank - 1]) / 1000.0)
+    }
+
+    /// The largest latency, in milliseconds.
+    pub fn max_ms(&self) -> Option<f64> {
+        self.latencies_us.last().map(|&us| f64::from(us) / 1000.0)
+    }
+}
+
+/// Settings of one load run.
+#[derive(Debug, Clone)]
+pub struct LoadPlan {
+    /// The server; must be a loopback address.
+    pub addr: SocketAddr,
+    /// Keep-alive connections.
+    pub connections: usize,
+    /// Warm-up before the window.
+    pub warmup: Duration,
+    /// The measured window.
+    pub duration: Duration,
+    /// Most requests started in the window.
+    pub max_requests: u64,
+    /// Runtime worker threads (1: current-thread runtime).
+    pub threads: usize,
+}
+
+struct Shared {
+    request: Bytes,
+    host: String,
+    addr: SocketAddr,
+    window_start: Instant,
+    window_end: Instant,
+    max_requests: u64,
+    started: AtomicU64,
+}
+
+#[derive(Default)]
+struct ConnStats {
+    granted: u64,
+    errors: u64,
+    warmup_granted: u64,
+    warmup_errors: u64,
+    last_reply: Option<Instant>,
+    latencies_us: Vec<u32>,
+    first_error: Option<String>,
+}
+
+impl ConnStats {
+    fn error(&mut self, measured: bool, what: impl FnOnce() -> String) {
+        if measured {
+            self.errors += 1;
+        } else {
+            self.warmup_errors += 1;
+        }
+        if self.first_error.is_none() {
+            self.first_error = Some(what());
+        }
+    }
+}
+
+/// Runs the plan against the server and returns what it saw.
+pub fn run(plan: &LoadPlan, request: &[u8]) -> Result<LoadResult> {
+    if !plan.addr.ip().is_loopback() {
+        bail!(
+            "the load generator only targets loopback addresses, not {}",
+            plan.addr
+        );
+    }
+    let runtime = if plan.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(plan.threads)
+            .enable_all()
+            .build()
+    }
+    .context("cannot start the load generator's runtime")?;
+
+    let now = Instant::now();
+    let shared = Arc::new(Shared {
+        request: Bytes::copy_from_slice(request),
+        host: plan.addr.to_string(),
+        addr: plan.addr,
+        window_start: now + plan.warmup,
+        window_end: now + plan.warmup + plan.duration,
+        max_requests: plan.max_requests,
+        started: AtomicU64::new(0),
+    });
+    let stats: Vec<ConnStats> = runtime.block_on(async {
+        let tasks: Vec<_> = (0..plan.connections)
+            .map(|_| tokio::spawn(connection(Arc::clone(&shared))))
+            .collect();
+        let mut out = Vec::with_capacity(tasks.len());
+        for t in tasks {
+            out.push(t.await.unwrap_or_else(|e| {
+                let mut s = ConnStats::default();
+                s.error(true, || format!("load task failed: {e}"));
+                s
+            }));
+        }
+        out
+    });
+    runtime.shutdown_timeout(Duration::from_secs(1));
+
+    let mut result = LoadResult {
+        connections: plan.connections,
+        granted: 0,
+        errors: 0,
+        warmup_granted: 0,
+        warmup_errors: 0,
+        elapsed: Duration::ZERO,
+        latencies_us: Vec::new(),
+        first_error: None,
+    };
+    let mut last = shared.window_start;
+    for s in stats {
+        result.granted += s.granted;
+        result.errors += s.errors;
+        result.warmup_granted += s.warmup_granted;
+        result.warmup_errors += s.warmup_errors;
+        result.latencies_us.extend(s.latencies_us);
+        if let Some(t) = s.last_reply {
+            last = last.max(t);
+        }
+        if result.first_error.is_none() {
+            result.first_error = s.first_error;
+        }
+    }
+    result.elapsed = last.saturating_duration_since(shared.window_start);
+    result.latencies_us.sort_unstable();
+    Ok(result)
+}
+
+/// One connection: connect, then POST in a loop until the window ends; reconnect after a
+/// failure.
+async fn connection(shared: Arc<Shared>) -> ConnStats {
+    let mut stats = ConnStats {
+        latencies_us: Vec::with_capacity(64 * 1024),
+        ..ConnStats::default()
+    };
+    'connect: while Instant::now() < shared.window_end {
+        let measured = Instant::now() >= shared.window_start;
+        let mut sender = match connect(shared.addr).await {
+            Ok(s) => s,
+            Err(e) => {
+                stats.error(measured, || format!("connect: {e:#}"));
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        loop {
+            let now = Instant::now();
+            if now >= shared.window_end {
+                break 'connect;
+            }
+            let measured = now >= shared.window_start;
+            if measured && shared.started.fetch_add(1, Ordering::Relaxed) >= shared.max_requests {
+                break 'connect;
+            }
+            let req = match Request::builder()
+                .method(Method::POST)
+                .uri("/")
+                .header(HOST, shared.host.as_str())
+                .header(CONTENT_TYPE, "application/timestamp-query")
+                .body(Full::new(shared.request.clone()))
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    stats.error(measured, || format!("building the request: {e}"));
+                    break 'connect;
+                }
+            };
+            let t0 = Instant::now();
+            let outcome = tokio::time::timeout(REQUEST_TIMEOUT, exchange(&mut sender, req)).await;
+            let done = Instant::now();
+            match outcome {
+                Ok(Ok((status, body))) => {
+                    if measured {
+                        let us =
+                            u32::try_from(done.duration_since(t0).as_micros()).unwrap_or(u32::MAX);
+                        stats.latencies_us.push(us);
+                        stats.last_reply = Some(done);
+                    }
+                    if status == StatusCode::OK && is_granted(&body) {
+                        if measured {
+                            stats.granted += 1;
+                        } else {
+                            stats.warmup_granted += 1;
+                        }
+                    } else {
+                        stats.error(measured, || {
+                            let head: Vec<String> =
+                                body.iter().take(12).map(|b| format!("{b:02x}")).collect();
+                            format!("HTTP {status}, body starts {}", head.join(" "))
+                        });
+                    }
+                }
+                Ok(Err(e)) => {
+                    stats.error(measured, || format!("request: {e:#}"));
+                    continue 'connect;
+                }
+                Err(_) => {
+                    stats.error(measured, || {
+                        format!("no reply within {} s", REQUEST_TIMEOUT.as_secs())
+                    });
+                    continue 'connect;
+                }
+            }
+        }
+    }
+    stats
+}
+
+async fn connect(addr: SocketAddr) -> Result<http1::SendRequest<Full<Bytes>>> {
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .context("tcp connect")?;
+    stream.set_nodelay(true).context("TCP_NODELAY")?;
+    let (sender, conn) = http1::handshake(TokioIo::new(stream))
+        .await
+        .context("http/1.1 handshake")?;
+    tokio::spawn(async move {
+        // The connection ends when the sender is dropped or the server closes it; either way
+        // the request loop sees it.
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+async fn exchange(
+    sender: &mut http1::SendRequest<Full<Bytes>>,
+    req: Request<Full<Bytes>>,
+) -> Result<(StatusCode, Bytes)> {
+    sender.ready().await.context("connection not ready")?;
+    let resp = sender.send_request(req).await.context("send")?;
+    let status = resp.status();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .context("reading the reply")?
+        .to_bytes();
+    Ok((status, body))
+}

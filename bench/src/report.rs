@@ -1,0 +1,262 @@
+//! The printed table: server figures, ceiling, peer, ratios and the issue's targets.
+
+use crate::Settings;
+use crate::keys::KeyKind;
+use crate::peer::PeerRate;
+use crate::raw::RawRate;
+use crate::server::RunResult;
+
+/// ECDSA P-256 target: tokens per second, every token durably archived.
+const P256_TARGET_TPS: f64 = 25_000.0;
+/// ECDSA P-256 target: p99 latency in milliseconds.
+const P256_TARGET_P99_MS: f64 = 5.0;
+/// RSA-2048 target: server rate at least this fraction of the raw signing rate.
+const RSA_TARGET_RATIO: f64 = 0.90;
+
+/// The machine the run is on.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    /// Logical CPUs available to this process.
+    pub cores: usize,
+    /// CPU model from /proc/cpuinfo.
+    pub cpu: String,
+}
+
+impl Machine {
+    /// Reads the core count and /proc/cpuinfo.
+    pub fn detect() -> Machine {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .and_then(|l| l.split_once(':'))
+                    .map(|(_, v)| v.trim().to_owned())
+            })
+            .unwrap_or_else(|| "unknown CPU".into());
+        Machine { cores, cpu }
+    }
+}
+
+/// Everything measured for one key.
+#[derive(Debug, Clone)]
+pub struct KeyResult {
+    /// Which key.
+    pub kind: KeyKind,
+    /// The ceiling.
+    pub raw: RawRate,
+    /// The peer, if it ran.
+    pub openssl: Option<PeerRate>,
+    /// One server run per connection count.
+    pub runs: Vec<RunResult>,
+}
+
+fn ms(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".into(), |v| format!("{v:.2}"))
+}
+
+fn opt(v: Option<u64>) -> String {
+    v.map_or_else(|| "n/a".into(), |v| v.to_string())
+}
+
+fn now_utc() -> String {
+    std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// Prints the whole report on stdout.
+pub fn print(machine: &Machine, s: &Settings, results: &[KeyResult]) {
+    println!(
+        "Sigillum tsa-bench  {}  |  {} cores, {}",
+        now_utc(),
+        machine.cores,
+        machine.cpu
+    );
+    println!(
+        "load: HTTP/1.1 keep-alive to 127.0.0.1, one pre-made TimeStampReq (SHA-256, nonce, certReq), \
+         {:.1} s warm-up, {:.1} s window (max {} requests), load generator in-process on {} runtime thread(s), same machine",
+        s.warmup.as_secs_f64(),
+        s.duration.as_secs_f64(),
+        s.max_requests,
+        s.client_threads
+    );
+    match &s.archive_dir {
+        Some(d) => println!(
+            "archive: SQLite under {} (--archive-dir; NOT the data directory: fsync there may be free)",
+            d.display()
+        ),
+        None => println!(
+            "archive: SQLite in the server's data directory, synchronous=FULL, grouped commits; every reply waits for its commit"
+        ),
+    }
+    println!();
+
+    println!("1. Server (tsa serve)");
+    println!(
+        "{:<11} {:>6} {:>10} {:>7} {:>7} {:>8} {:>7}  {:<44}",
+        "key",
+        "conns",
+        "tokens/s",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "errors",
+        "archive check (granted incl. warm-up)"
+    );
+    for r in results {
+        for run in &r.runs {
+            let l = &run.load;
+            let counted = run.granted_total();
+            let stored = run.archive_rows.or(run.metrics_tokens);
+            let verdict = match stored {
+                Some(n) if n == counted => "ok",
+                Some(_) => "MISMATCH",
+                None => "unchecked",
+            };
+            println!(
+                "{:<11} {:>6} {:>10.0} {:>7} {:>7} {:>8} {:>7}  {verdict}: granted {counted}, sqlite3 rows {}, metrics {}",
+                r.kind.name(),
+                l.connections,
+                l.tokens_per_sec(),
+                ms(l.percentile_ms(0.50)),
+                ms(l.percentile_ms(0.99)),
+                ms(l.max_ms()),
+                l.errors + l.warmup_errors,
+                opt(run.archive_rows),
+                opt(run.metrics_tokens),
+            );
+            if let Some(e) = &l.first_error {
+                println!("{:<11} first error: {e}", "");
+            }
+        }
+    }
+    println!();
+
+    println!("2. Ceiling: raw ring signing in-process (~200-byte message, one thread per core)");
+    println!(
+        "3. Peer: openssl ts -reply (includes process start-up per token, as a CLI peer does)"
+    );
+    println!(
+        "{:<11} {:>16} {:>26}",
+        "key", "raw sign/s", "openssl ts -reply tok/s"
+    );
+    for r in results {
+        let peer = r.openssl.map_or_else(
+            || "n/a".into(),
+            |p| {
+                format!(
+                    "{:.0} ({} procs{})",
+                    p.per_sec(),
+                    p.jobs,
+                    if p.errors > 0 {
+                        format!(", {} errors", p.errors)
+                    } else {
+                        String::new()
+                    }
+                )
+            },
+        );
+        println!(
+            "{:<11} {:>16} {:>26}",
+            r.kind.name(),
+            format!("{:.0} ({} thr)", r.raw.per_sec(), r.raw.threads),
+            peer
+        );
+    }
+    println!();
+
+    println!("4. Ratios");
+    println!(
+        "{:<11} {:>6} {:>12} {:>16}",
+        "key", "conns", "server/raw", "server/openssl"
+    );
+    for r in results {
+        for run in &r.runs {
+            let tps = run.load.tokens_per_sec();
+            let vs_peer = r
+                .openssl
+                .map_or_else(|| "n/a".into(), |p| format!("{:.1}x", tps / p.per_sec()));
+            println!(
+                "{:<11} {:>6} {:>12} {:>16}",
+                r.kind.name(),
+                run.load.connections,
+                format!("{:.2}", tps / r.raw.per_sec()),
+                vs_peer
+            );
+        }
+    }
+    println!();
+
+    println!("Targets from the issue (printed, not asserted)");
+    for r in results {
+        for run in &r.runs {
+            let tps = run.load.tokens_per_sec();
+            let p99 = run.load.percentile_ms(0.99).unwrap_or(f64::INFINITY);
+            let durable = s.archive_dir.is_none()
+                && run.archive_rows.or(run.metrics_tokens) == Some(run.granted_total());
+            match r.kind {
+                KeyKind::EcdsaP256 => {
+                    let met = tps >= P256_TARGET_TPS
+                        && p99 < P256_TARGET_P99_MS
+                        && durable
+                        && run.load.errors == 0;
+                    println!(
+                        "  ecdsa-p256 c={:<4} target >= {P256_TARGET_TPS:.0} tokens/s, every token durably archived, p99 < {P256_TARGET_P99_MS} ms: \
+                         {tps:.0} tokens/s, p99 {p99:.2} ms, archive {} -> {}",
+                        run.load.connections,
+                        if durable {
+                            "complete"
+                        } else {
+                            "not shown durable"
+                        },
+                        if met { "met" } else { "missed" }
+                    );
+                }
+                KeyKind::Rsa2048 => {
+                    let ratio = tps / r.raw.per_sec();
+                    println!(
+                        "  rsa2048    c={:<4} target within 10% of raw signing (server/raw >= {RSA_TARGET_RATIO:.2}): {ratio:.2} -> {}",
+                        run.load.connections,
+                        if ratio >= RSA_TARGET_RATIO {
+                            "met"
+                        } else {
+                            "missed"
+                        }
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+    println!();
+
+    println!("Server internals (GET /metrics after the run; CPU from /proc over warm-up + window)");
+    println!(
+        "{:<11} {:>6} {:>9} {:>11} {:>13} {:>12} {:>12}",
+        "key", "conns", "commits", "mean batch", "mean commit", "server CPU", "loadgen CPU"
+    );
+    for r in results {
+        for run in &r.runs {
+            let i = run.internals;
+            println!(
+                "{:<11} {:>6} {:>9} {:>11} {:>13} {:>12} {:>12}",
+                r.kind.name(),
+                run.load.connections,
+                i.commits.map_or_else(|| "-".into(), |c| format!("{c:.0}")),
+                i.mean_batch
+                    .map_or_else(|| "-".into(), |b| format!("{b:.1}")),
+                i.mean_commit_ms
+                    .map_or_else(|| "-".into(), |m| format!("{m:.2} ms")),
+                run.server_cpu
+                    .map_or_else(|| "-".into(), |c| format!("{c:.2} cores")),
+                run.client_cpu
+                    .map_or_else(|| "-".into(), |c| format!("{c:.2} cores")),
+            );
+        }
+    }
+}

@@ -1,0 +1,344 @@
+//! The server under test: the release `tsa` binary on a free loopback port, in a fresh data
+//! directory, stopped after each run. Also reads its archive and metrics afterwards.
+
+use crate::Settings;
+use crate::keys::{DEV_FILES, KeySet, POLICY};
+use crate::load::{self, LoadPlan, LoadResult};
+use anyhow::{Context, Result, bail};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long the server may take to answer `GET /healthz` with 200 after start.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One server run: the load it took, and what its archive and metrics say afterwards.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    /// What the load generator saw.
+    pub load: LoadResult,
+    /// Tokens in the archive, counted with the sqlite3 CLI (if installed).
+    pub archive_rows: Option<u64>,
+    /// `tsa_archive_tokens_total` from `GET /metrics`.
+    pub metrics_tokens: Option<u64>,
+    /// Server-side figures from `GET /metrics`.
+    pub internals: Internals,
+    /// CPU the server used during the load run, in cores (utime + stime over wall time).
+    pub server_cpu: Option<f64>,
+    /// CPU this process (the load generator) used during the load run, in cores.
+    pub client_cpu: Option<f64>,
+    /// Where the archive was (data directory or --archive-dir).
+    pub archive_path: PathBuf,
+}
+
+impl RunResult {
+    /// Every granted reply the load generator counted, warm-up included.
+    pub fn granted_total(&self) -> u64 {
+        self.load.granted + self.load.warmup_granted
+    }
+}
+
+/// Group-commit figures the server exports.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Internals {
+    /// Archive transactions committed.
+    pub commits: Option<f64>,
+    /// Mean tokens per commit.
+    pub mean_batch: Option<f64>,
+    /// Mean commit time, in milliseconds.
+    pub mean_commit_ms: Option<f64>,
+}
+
+/// A running `tsa serve`; stopped (SIGINT, then SIGKILL) when dropped.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    log: PathBuf,
+}
+
+/// Starts a server with `key` in `run_dir`, drives it with `connections` connections, checks
+/// the archive, stops it.
+pub fn measure(
+    settings: &Settings,
+    key: &KeySet,
+    run_dir: &Path,
+    connections: usize,
+    request: &[u8],
+) -> Result<RunResult> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(run_dir)
+        .with_context(|| format!("cannot create {}", run_dir.display()))?;
+    // With --archive-dir the archive lives elsewhere (tmpfs, for profiling); it is removed after.
+    let archive_tmp = match &settings.archive_dir {
+        Some(dir) => Some(
+            tempfile::Builder::new()
+                .prefix("tsa-bench-archive-")
+                .tempdir_in(dir)
+                .with_context(|| format!("cannot create a directory in {}", dir.display()))?,
+        ),
+        None => None,
+    };
+    let archive_path = archive_tmp.as_ref().map_or_else(
+        || run_dir.join("archive.db"),
+        |d| d.path().join("archive.db"),
+    );
+
+    let mut server = Server::start(settings, key, run_dir, &archive_path)?;
+    let plan = LoadPlan {
+        addr: server.addr,
+        connections,
+        warmup: settings.warmup,
+        duration: settings.duration,
+        max_requests: settings.max_requests,
+        threads: settings.client_threads,
+    };
+    let cpu_before = (
+        cpu_ticks(&format!("/proc/{}/stat", server.child.id())),
+        cpu_ticks("/proc/self/stat"),
+    );
+    let wall = Instant::now();
+    let load = load::run(&plan, request)?;
+    let wall = wall.elapsed().as_secs_f64();
+    let cpu_after = (
+        cpu_ticks(&format!("/proc/{}/stat", server.child.id())),
+        cpu_ticks("/proc/self/stat"),
+    );
+    let cores =
+        |a: Option<u64>, b: Option<u64>| Some((b? - a?) as f64 / CLOCK_TICKS_PER_SEC / wall);
+
+    // Every granted reply left only after its token was committed, so the archive must hold
+    // them all now, while the server is still running.
+    let archive_rows = count_rows(&archive_path);
+    let metrics = http_get(server.addr, "/metrics")
+        .ok()
+        .filter(|(s, _)| *s == 200)
+        .map(|(_, body)| body);
+    let metric = |name: &str| metrics.as_deref().and_then(|m| metric_value(m, name));
+    let metrics_tokens = metric("tsa_archive_tokens_total").map(|v| v as u64);
+    let batch_sum = metric("tsa_archive_batch_size_sum");
+    let commits = metric("tsa_archive_batch_size_count");
+    let commit_sum = metric("tsa_archive_commit_seconds_sum");
+    let internals = Internals {
+        commits,
+        mean_batch: batch_sum
+            .zip(commits)
+            .filter(|(_, c)| *c > 0.0)
+            .map(|(s, c)| s / c),
+        mean_commit_ms: commit_sum
+            .zip(commits)
+            .filter(|(_, c)| *c > 0.0)
+            .map(|(s, c)| s * 1000.0 / c),
+    };
+    server.stop();
+    Ok(RunResult {
+        load,
+        archive_rows,
+        metrics_tokens,
+        internals,
+        server_cpu: cores(cpu_before.0, cpu_after.0),
+        client_cpu: cores(cpu_before.1, cpu_after.1),
+        archive_path,
+    })
+}
+
+impl Server {
+    fn start(settings: &Settings, key: &KeySet, run_dir: &Path, archive: &Path) -> Result<Server> {
+        let addr = free_loopback_port()?;
+        let database_url = format!("sqlite://{}", archive.display());
+        let mut cmd = Command::new(&settings.tsa_bin);
+        cmd.arg("serve");
+        if key.dev {
+            // The development PKI, as `tsa serve --data-dir` finds it on a second start.
+            for f in DEV_FILES {
+                std::fs::copy(key.dir.join(f), run_dir.join(f))
+                    .with_context(|| format!("cannot copy {f}"))?;
+            }
+            cmd.arg("--data-dir")
+                .arg(run_dir)
+                .arg("--listen")
+                .arg(addr.to_string());
+            if settings.archive_dir.is_some() {
+                cmd.arg("--database-url").arg(&database_url);
+            }
+        } else {
+            let q = |p: &Path| toml_string(&p.display().to_string());
+            let config = format!(
+                "listen = {listen}\ndata_dir = {data}\ndatabase_url = {db}\nallow_unsynced_clock = true\n\n\
+                 [key]\nfile = {key}\ncertificate = {cert}\nchain = {chain}\nrsa_padding = \"pkcs1\"\n\n\
+                 [policy]\ndefault = \"{POLICY}\"\n",
+                listen = toml_string(&addr.to_string()),
+                data = q(run_dir),
+                db = toml_string(&database_url),
+                key = q(&key.key_file),
+                cert = q(&key.cert_file),
+                chain = q(&key.chain_file),
+            );
+            let file = run_dir.join("tsa.toml");
+            std::fs::write(&file, config).context("cannot write the server configuration")?;
+            cmd.arg("--config").arg(file);
+        }
+        let log = run_dir.join("server.log");
+        let log_file = std::fs::File::create(&log).context("cannot create the server log")?;
+        let log_err = log_file
+            .try_clone()
+            .context("cannot share the server log")?;
+        for var in [
+            "TSA_CONFIG",
+            "TSA_LISTEN",
+            "TSA_DATA_DIR",
+            "TSA_DATABASE_URL",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.env("RUST_LOG", "info,sqlx=warn")
+            .stdin(Stdio::null())
+            .stdout(log_file)
+            .stderr(log_err);
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {}", settings.tsa_bin.display()))?;
+        let mut server = Server { child, addr, log };
+        server.wait_healthy()?;
+        Ok(server)
+    }
+
+    fn wait_healthy(&mut self) -> Result<()> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(status) = self
+                .child
+                .try_wait()
+                .context("cannot wait for the server")?
+            {
+                bail!(
+                    "the server exited ({status}) before it was healthy:\n{}",
+                    self.log_tail()
+                );
+            }
+            if let Ok((200, _)) = http_get(self.addr, "/healthz") {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "GET /healthz did not answer 200 within {} s:\n{}",
+                    START_TIMEOUT.as_secs(),
+                    self.log_tail()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    /// SIGINT (graceful shutdown: the archive closes cleanly), then SIGKILL after 10 s.
+    fn stop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        let _ = Command::new("kill")
+            .arg("-INT")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!("tsa-bench: the server did not stop within 10 s of SIGINT; killing it");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if !matches!(self.child.try_wait(), Ok(Some(_))) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A TOML basic string.
+fn toml_string(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// A free port on 127.0.0.1 (the listener is closed again; the server binds it right after).
+fn free_loopback_port() -> Result<SocketAddr> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").context("cannot bind 127.0.0.1:0")?;
+    l.local_addr().context("no local address")
+}
+
+/// A plain HTTP/1.0 GET (status and body), for health and metrics; not part of the load.
+pub fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse::<u16>().ok())
+        .context("no HTTP status line")?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
+    Ok((status, body))
+}
+
+/// The value of an unlabelled Prometheus sample.
+fn metric_value(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        let rest = line.strip_prefix(name)?;
+        let value = rest.strip_prefix(' ')?;
+        value.split_whitespace().next()?.parse().ok()
+    })
+}
+
+/// Rows in the archive's `tokens` table, via the sqlite3 CLI, if installed.
+fn count_rows(db: &Path) -> Option<u64> {
+    let out = Command::new("sqlite3")
+        .arg(db)
+        .arg("SELECT COUNT(*) FROM tokens;")
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        eprintln!(
+            "tsa-bench: sqlite3 could not count: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        return None;
+    }
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+/// Linux USER_HZ, the unit of utime and stime in /proc/PID/stat (100 on every common build).
+const CLOCK_TICKS_PER_SEC: f64 = 100.0;
+
+/// utime + stime of a process, from /proc/PID/stat.
+fn cpu_ticks(stat: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(stat).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let after = &text[text.rfind(')')? + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}

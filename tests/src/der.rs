@@ -1,0 +1,211 @@
+//! A few lines of DER writing, enough to build TimeStampReqs that well-behaved libraries refuse
+//! to build (MD5, unknown OIDs, odd parameters, huge nonces, extensions). Tests only: the
+//! product's ASN.1 lives in `pki`.
+
+/// The OID of SHA-256.
+pub const SHA256: &str = "2.16.840.1.101.3.4.2.1";
+/// The OID of SHA-384.
+pub const SHA384: &str = "2.16.840.1.101.3.4.2.2";
+/// The OID of SHA-512.
+pub const SHA512: &str = "2.16.840.1.101.3.4.2.3";
+/// The OID of SHA-1.
+pub const SHA1: &str = "1.3.14.3.2.26";
+/// The OID of MD5.
+pub const MD5: &str = "1.2.840.113549.2.5";
+/// The development policy the server uses by default.
+pub const DEV_POLICY: &str = "1.3.6.1.4.1.55555.1.1";
+
+/// One TLV with a definite, minimal length.
+pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = content.len();
+    if len < 0x80 {
+        out.push(u8::try_from(len).expect("short form length"));
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes
+            .iter()
+            .position(|b| *b != 0)
+            .unwrap_or(bytes.len() - 1);
+        let used = &bytes[skip..];
+        out.push(0x80 | u8::try_from(used.len()).expect("at most 8 length bytes"));
+        out.extend_from_slice(used);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// SEQUENCE of the concatenated parts.
+pub fn seq(parts: &[&[u8]]) -> Vec<u8> {
+    tlv(0x30, &parts.concat())
+}
+
+/// OBJECT IDENTIFIER from dotted text.
+pub fn oid(dotted: &str) -> Vec<u8> {
+    let arcs: Vec<u64> = dotted
+        .split('.')
+        .map(|a| a.parse().expect("numeric arc"))
+        .collect();
+    assert!(arcs.len() >= 2, "an OID has at least two arcs: {dotted}");
+    let mut body = Vec::new();
+    let mut push = |mut v: u64| {
+        let mut tmp = vec![seven_bits(v)];
+        v >>= 7;
+        while v > 0 {
+            tmp.push(0x80 | seven_bits(v));
+            v >>= 7;
+        }
+        tmp.reverse();
+        body.extend(tmp);
+    };
+    push(arcs[0] * 40 + arcs[1]);
+    for arc in &arcs[2..] {
+        push(*arc);
+    }
+    tlv(0x06, &body)
+}
+
+fn seven_bits(v: u64) -> u8 {
+    u8::try_from(v & 0x7f).expect("seven bits fit a byte")
+}
+
+/// INTEGER from big-endian magnitude bytes, made positive and minimal.
+pub fn uint(magnitude: &[u8]) -> Vec<u8> {
+    let start = magnitude
+        .iter()
+        .position(|b| *b != 0)
+        .unwrap_or(magnitude.len());
+    let mut body = magnitude[start..].to_vec();
+    if body.first().is_none_or(|b| b & 0x80 != 0) {
+        body.insert(0, 0);
+    }
+    tlv(0x02, &body)
+}
+
+/// OCTET STRING.
+pub fn octets(content: &[u8]) -> Vec<u8> {
+    tlv(0x04, content)
+}
+
+/// NULL.
+pub fn null() -> Vec<u8> {
+    vec![0x05, 0x00]
+}
+
+/// BOOLEAN TRUE (DER: 0xFF).
+pub fn true_() -> Vec<u8> {
+    vec![0x01, 0x01, 0xff]
+}
+
+/// A TimeStampReq (RFC 3161 §2.4.1) with every field under the test's control.
+///
+/// ```text
+/// TimeStampReq ::= SEQUENCE  {
+///    version          INTEGER  { v1(1) },
+///    messageImprint   MessageImprint,
+///    reqPolicy        TSAPolicyId              OPTIONAL,
+///    nonce            INTEGER                  OPTIONAL,
+///    certReq          BOOLEAN                  DEFAULT FALSE,
+///    extensions       [0] IMPLICIT Extensions  OPTIONAL  }
+/// ```
+#[derive(Debug, Clone)]
+pub struct ReqSpec {
+    /// Hash algorithm OID (dotted).
+    pub hash_oid: String,
+    /// Encoded AlgorithmIdentifier parameters; `None` leaves them out.
+    pub hash_params: Option<Vec<u8>>,
+    /// The imprint bytes.
+    pub imprint: Vec<u8>,
+    /// reqPolicy (dotted).
+    pub policy: Option<String>,
+    /// Nonce magnitude.
+    pub nonce: Option<Vec<u8>>,
+    /// certReq.
+    pub cert_req: bool,
+    /// Extensions: (OID, critical, extnValue contents).
+    pub extensions: Vec<(String, bool, Vec<u8>)>,
+}
+
+impl ReqSpec {
+    /// A plain SHA-256 request for `data`: NULL parameters, an 8-byte nonce, certReq true.
+    pub fn sha256(data: &[u8]) -> ReqSpec {
+        ReqSpec {
+            hash_oid: SHA256.into(),
+            hash_params: Some(null()),
+            imprint: ring::digest::digest(&ring::digest::SHA256, data)
+                .as_ref()
+                .to_vec(),
+            policy: None,
+            nonce: Some(vec![0x0a, 0x1b, 0x2c, 0x3d, 0x4e, 0x5f, 0x60, 0x71]),
+            cert_req: true,
+            extensions: Vec::new(),
+        }
+    }
+
+    /// The DER encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut alg = oid(&self.hash_oid);
+        if let Some(p) = &self.hash_params {
+            alg.extend_from_slice(p);
+        }
+        let imprint = seq(&[&tlv(0x30, &alg), &octets(&self.imprint)]);
+        let mut body = uint(&[1]);
+        body.extend(imprint);
+        if let Some(p) = &self.policy {
+            body.extend(oid(p));
+        }
+        if let Some(n) = &self.nonce {
+            body.extend(uint(n));
+        }
+        if self.cert_req {
+            body.extend(true_());
+        }
+        if !self.extensions.is_empty() {
+            let mut exts = Vec::new();
+            for (id, critical, value) in &self.extensions {
+                let mut ext = oid(id);
+                if *critical {
+                    ext.extend(true_());
+                }
+                ext.extend(octets(value));
+                exts.extend(tlv(0x30, &ext));
+            }
+            body.extend(tlv(0xa0, &exts));
+        }
+        tlv(0x30, &body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_like_pki_build_request() {
+        // The hand-written encoder must agree with the product's for a plain request, or the
+        // rejection tests would test the encoder instead of the server.
+        let spec = ReqSpec::sha256(b"x");
+        let ours = spec.encode();
+        let theirs = pki::tsp::build_request(
+            pki::HashAlg::Sha256,
+            &spec.imprint,
+            spec.nonce.as_deref(),
+            true,
+            None,
+        )
+        .expect("build_request");
+        assert_eq!(hex::encode(ours), hex::encode(theirs));
+    }
+
+    #[test]
+    fn long_lengths_and_big_arcs() {
+        assert_eq!(tlv(0x04, &[0; 200])[..3], [0x04, 0x81, 200]);
+        assert_eq!(tlv(0x04, &[0; 300])[..4], [0x04, 0x82, 0x01, 0x2c]);
+        assert_eq!(
+            oid("1.2.840.113549"),
+            vec![0x06, 0x06, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d]
+        );
+        assert_eq!(uint(&[0x80]), vec![0x02, 0x02, 0x00, 0x80]);
+        assert_eq!(uint(&[0, 0, 1]), vec![0x02, 0x01, 0x01]);
+    }
+}
