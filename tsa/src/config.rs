@@ -363,3 +363,80 @@ fn parse_oid(key: &'static str, s: &str) -> Result<der::asn1::ObjectIdentifier, 
         detail: format!("{s:?} is not an OID: {e}"),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/tsa.example.toml")
+    }
+
+    #[test]
+    fn the_example_configuration_loads_as_documented() {
+        let cfg = Config::load(Some(&example()), Overrides::default()).expect("example config");
+        assert_eq!(cfg.listen.to_string(), "127.0.0.1:3161");
+        assert!(!cfg.allow_unsynced_clock);
+        assert_eq!(cfg.database_url, "sqlite:///var/lib/sigillum/archive.db");
+        assert_eq!(
+            cfg.hash_algorithms().expect("hashes"),
+            vec![HashAlg::Sha256, HashAlg::Sha384, HashAlg::Sha512]
+        );
+        assert_eq!(cfg.accuracy_us(), Some(1_000_000));
+        assert!(cfg.key.is_some());
+    }
+
+    #[test]
+    fn overrides_win_over_the_file() {
+        let o = Overrides {
+            listen: Some("127.0.0.1:9999".into()),
+            data_dir: Some("/tmp/elsewhere".into()),
+            database_url: Some("postgres://postgres@127.0.0.1/test".into()),
+        };
+        let cfg = Config::load(Some(&example()), o).expect("config");
+        assert_eq!(cfg.listen.to_string(), "127.0.0.1:9999");
+        assert_eq!(cfg.data_dir, PathBuf::from("/tmp/elsewhere"));
+        assert_eq!(cfg.database_url, "postgres://postgres@127.0.0.1/test");
+    }
+
+    #[test]
+    fn defaults_without_a_file_are_the_development_ones() {
+        let cfg = Config::load(None, Overrides::default()).expect("defaults");
+        assert!(cfg.allow_unsynced_clock && cfg.key.is_none() && !cfg.from_file);
+        assert_eq!(cfg.database_url, "sqlite://./tsa-data/archive.db");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cases = [
+            ("listen = \"nowhere\"", "listen"),
+            ("database_url = \"mysql://x\"", "database_url"),
+            ("[policy]\ndefault = \"not-an-oid\"", "policy.default"),
+            (
+                "[policy]\ndefault = \"1.2.3\"\nhash_algorithms = [\"md5\"]",
+                "policy.hash_algorithms",
+            ),
+            (
+                "[policy]\ndefault = \"1.2.3\"\nhash_algorithms = [\"sha1\"]",
+                "policy.hash_algorithms",
+            ),
+            (
+                "[policy]\ndefault = \"1.2.3\"\naccuracy_millis = 1000",
+                "policy.accuracy_millis",
+            ),
+        ];
+        for (text, key) in cases {
+            let path = dir.path().join("c.toml");
+            std::fs::write(&path, text).expect("write");
+            let err = Config::load(Some(&path), Overrides::default())
+                .expect_err(text)
+                .to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
+        std::fs::write(dir.path().join("c.toml"), "lisen = \"x\"").expect("write");
+        let err =
+            Config::load(Some(&dir.path().join("c.toml")), Overrides::default()).expect_err("typo");
+        assert!(matches!(err, ConfigError::Parse { .. }), "{err}");
+    }
+}

@@ -102,6 +102,27 @@ fn init(dir: &std::path::Path, key_type: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Resolves on SIGINT or SIGTERM (systemd, Kubernetes), so in-flight requests finish and the
+/// archive commits what is queued before the process exits.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
 fn serve(config: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<()> {
     let cfg = Config::load(config.as_deref(), overrides)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -120,10 +141,7 @@ fn serve(config: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<()> {
         eprintln!("Listening on http://{}/", cfg.listen);
         let archive = app.archive.clone();
         axum::serve(listener, tsa::routes::app(app))
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-                tracing::info!("shutting down");
-            })
+            .with_graceful_shutdown(shutdown_signal())
             .await?;
         archive.close().await;
         Ok(())
