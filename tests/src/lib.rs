@@ -504,3 +504,83 @@ pub fn write_file(dir: &Path, name: &str, contents: &[u8]) -> PathBuf {
 pub fn read_file(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }
+
+/// POSTs over a raw TCP connection, writing the body from another thread while the reply is
+/// read: a server may answer (413, say) before the body is all sent, and a client that writes
+/// everything first would see a reset instead of the answer. `chunked` sends the body with
+/// `Transfer-Encoding: chunked` (in 64 KiB chunks) instead of a `Content-Length`.
+pub fn raw_post(port: u16, path: &str, content_type: &str, body: Vec<u8>, chunked: bool) -> HttpReply {
+    use std::io::Write;
+    use std::net::TcpStream;
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(30))).expect("read timeout");
+    let framing =
+        if chunked { "Transfer-Encoding: chunked".to_owned() } else { format!("Content-Length: {}", body.len()) };
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: {content_type}\r\n{framing}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).expect("write request head");
+    let mut writer = stream.try_clone().expect("clone stream");
+    let sender = std::thread::spawn(move || {
+        // Errors are expected once the server has answered and closed.
+        if chunked {
+            for chunk in body.chunks(64 * 1024) {
+                if writer.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).is_err()
+                    || writer.write_all(chunk).is_err()
+                    || writer.write_all(b"\r\n").is_err()
+                {
+                    return;
+                }
+            }
+            let _ = writer.write_all(b"0\r\n\r\n");
+        } else {
+            let _ = writer.write_all(&body);
+        }
+    });
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    let head_end = loop {
+        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => panic!("connection closed before a reply head: {:?}", String::from_utf8_lossy(&raw)),
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("reading the reply head: {e}; got {:?}", String::from_utf8_lossy(&raw)),
+        }
+    };
+    let head = String::from_utf8_lossy(&raw[..head_end]).into_owned();
+    let mut lines = head.lines();
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line in {head:?}"));
+    let mut content_type = None;
+    let mut retry_after = None;
+    let mut length = None;
+    for line in lines {
+        if let Some((name, value)) = line.split_once(':') {
+            let value = value.trim().to_owned();
+            match name.trim().to_ascii_lowercase().as_str() {
+                "content-type" => content_type = Some(value),
+                "retry-after" => retry_after = Some(value),
+                "content-length" => length = value.parse::<usize>().ok(),
+                _ => {}
+            }
+        }
+    }
+    let length = length.unwrap_or_else(|| panic!("reply without Content-Length: {head:?}"));
+    let mut body = raw[head_end..].to_vec();
+    while body.len() < length {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => body.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("reading the reply body: {e}"),
+        }
+    }
+    body.truncate(length);
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+    let _ = sender.join();
+    HttpReply { status, content_type, retry_after, body }
+}
