@@ -147,6 +147,13 @@ fn a_flipped_byte_in_the_tst_info_breaks_the_message_digest() {
     assert_eq!(r.failures()[0].name, "message-digest");
 }
 
+fn rejected(der: &[u8], policy: &RequestPolicy) -> FailureInfo {
+    match check_request(der, policy) {
+        Ok(_) => panic!("request accepted"),
+        Err(r) => r.fail_info,
+    }
+}
+
 #[test]
 fn request_rejections_carry_the_right_fail_info() {
     let policy = RequestPolicy::new(oid::DEV_POLICY);
@@ -160,36 +167,24 @@ fn request_rejections_carry_the_right_fail_info() {
     )
     .expect("req");
     assert_eq!(
-        check_request(&sha1, &policy)
-            .map(|_| ())
-            .unwrap_err()
-            .fail_info,
+        rejected(&sha1, &policy),
         FailureInfo::BadAlg
     );
     assert!(check_request(&sha1, &policy.clone().dangerous_allow_sha1()).is_ok());
     let other_policy =
         build_request(HashAlg::Sha256, &d, None, false, Some(oid::ID_DATA)).expect("req");
     assert_eq!(
-        check_request(&other_policy, &policy)
-            .map(|_| ())
-            .unwrap_err()
-            .fail_info,
+        rejected(&other_policy, &policy),
         FailureInfo::UnacceptedPolicy
     );
     let mut trailing = build_request(HashAlg::Sha256, &d, None, false, None).expect("req");
     trailing.push(0);
     assert_eq!(
-        check_request(&trailing, &policy)
-            .map(|_| ())
-            .unwrap_err()
-            .fail_info,
+        rejected(&trailing, &policy),
         FailureInfo::BadDataFormat
     );
     assert_eq!(
-        check_request(b"\x30\x03\x02\x01", &policy)
-            .map(|_| ())
-            .unwrap_err()
-            .fail_info,
+        rejected(b"\x30\x03\x02\x01", &policy),
         FailureInfo::BadDataFormat
     );
 }
