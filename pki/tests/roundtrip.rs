@@ -166,10 +166,7 @@ fn request_rejections_carry_the_right_fail_info() {
         None,
     )
     .expect("req");
-    assert_eq!(
-        rejected(&sha1, &policy),
-        FailureInfo::BadAlg
-    );
+    assert_eq!(rejected(&sha1, &policy), FailureInfo::BadAlg);
     assert!(check_request(&sha1, &policy.clone().dangerous_allow_sha1()).is_ok());
     let other_policy =
         build_request(HashAlg::Sha256, &d, None, false, Some(oid::ID_DATA)).expect("req");
@@ -179,10 +176,7 @@ fn request_rejections_carry_the_right_fail_info() {
     );
     let mut trailing = build_request(HashAlg::Sha256, &d, None, false, None).expect("req");
     trailing.push(0);
-    assert_eq!(
-        rejected(&trailing, &policy),
-        FailureInfo::BadDataFormat
-    );
+    assert_eq!(rejected(&trailing, &policy), FailureInfo::BadDataFormat);
     assert_eq!(
         rejected(b"\x30\x03\x02\x01", &policy),
         FailureInfo::BadDataFormat
@@ -216,4 +210,104 @@ fn fail_info_bits_encode_as_der_named_bit_lists() {
             vec![f]
         );
     }
+}
+
+/// Re-encodes a DER token the way streaming S/MIME tools write BER: indefinite lengths on
+/// every enclosing constructed element and the TSTInfo OCTET STRING split into chunks.
+fn to_streaming_ber(token: &[u8]) -> Vec<u8> {
+    use pki::raw::RawTlv;
+    fn indefinite(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
+        let mut out = vec![tag, 0x80];
+        for p in parts {
+            out.extend_from_slice(p);
+        }
+        out.extend_from_slice(&[0, 0]);
+        out
+    }
+    let ci = RawTlv::parse(token, "ci").expect("ci");
+    let ci_fields = ci.children("ci").expect("fields");
+    let sd = RawTlv::parse(ci_fields[1].value, "sd").expect("sd");
+    let sd_fields = sd.children("sd").expect("fields");
+    let encap = sd_fields[2].children("encap").expect("encap");
+    let octets = RawTlv::parse(encap[1].value, "octets")
+        .expect("octets")
+        .value;
+    let (a, b) = octets.split_at(octets.len() / 2);
+    let chunk = |c: &[u8]| {
+        let mut v = vec![0x04, u8::try_from(c.len()).expect("short chunk")];
+        v.extend_from_slice(c);
+        v
+    };
+    let chunked = indefinite(0x24, &[&chunk(a), &chunk(b)]);
+    let explicit = indefinite(0xa0, &[&chunked]);
+    let new_encap = indefinite(0x30, &[encap[0].full, &explicit]);
+    let mut fields: Vec<&[u8]> = sd_fields.iter().map(|f| f.full).collect();
+    fields[2] = &new_encap;
+    let new_sd = indefinite(0x30, &fields);
+    let new_explicit = indefinite(0xa0, &[&new_sd]);
+    indefinite(0x30, &[ci_fields[0].full, &new_explicit])
+}
+
+#[test]
+fn a_ber_encoded_token_verifies_like_its_der_form() {
+    let (dev, issuer) = issuer(DevKeyType::EcdsaP256);
+    let der = issue(&issuer, b"streamed", HashAlg::Sha256, true);
+    let ber = to_streaming_ber(&der);
+    assert_ne!(ber, der);
+    let parsed = ParsedToken::parse(&ber).expect("BER token parses");
+    assert_eq!(parsed.der, der, "normalising gives back the DER token");
+    let opts = VerifyOptions {
+        trust: vec![dev.root_cert.clone()],
+        ..Default::default()
+    };
+    assert!(verify(&parsed, Some(&HashAlg::Sha256.digest(b"streamed")), &opts).verified);
+}
+
+#[test]
+fn a_signature_timestamp_becomes_an_unsigned_attribute_and_keeps_the_signature() {
+    // Sign detached content with the TSA key (any signer will do here), then timestamp the
+    // SignerInfo's signature value and attach the token, as the email and PDF flows will.
+    let (dev, issuer) = issuer(DevKeyType::EcdsaP256);
+    let signer = RingSigner::from_pkcs8_der(&dev.tsa_key, RsaPadding::Pkcs1).expect("key");
+    let cert = SignerCert::from_der(dev.tsa_cert.clone()).expect("cert");
+    let digest = HashAlg::Sha256.digest(b"mime part");
+    let tbs = pki::cms::SignedDataBuilder::detached(
+        oid::ID_DATA,
+        digest,
+        pki::signer::Signer::algorithm(&signer),
+        &cert,
+    )
+    .expect("builder")
+    .certificates([dev.tsa_cert.clone()])
+    .to_be_signed()
+    .expect("tbs");
+    let sig = pki::signer::Signer::sign(&signer, tbs.bytes()).expect("sign");
+    let signed = tbs.assemble(sig).expect("assemble");
+    let value = pki::cms::signature_value(&signed, 0).expect("signature value");
+    let token = issue(&issuer, &value, HashAlg::Sha256, true);
+    let stamped = pki::cms::add_signature_timestamp(&signed, 0, &token).expect("attach");
+    let raw = pki::cms::RawSignedData::parse(&stamped).expect("parse");
+    // Signed attributes and signature are untouched, byte for byte.
+    assert_eq!(
+        raw.signed_attrs_to_verify(0).expect("attrs"),
+        pki::cms::RawSignedData::parse(&signed)
+            .expect("parse")
+            .signed_attrs_to_verify(0)
+            .expect("attrs")
+    );
+    assert_eq!(
+        pki::cms::signature_value(&stamped, 0).expect("value"),
+        value
+    );
+    let si: cms::signed_data::SignerInfo = raw.signer_infos[0].decode("si").expect("si");
+    let unsigned = si.unsigned_attrs.expect("unsigned attrs");
+    let attr = unsigned.iter().next().expect("one attribute");
+    assert_eq!(attr.oid, oid::ID_AA_SIGNATURE_TIME_STAMP_TOKEN);
+    let carried = der::Encode::to_der(attr.values.get(0).expect("value")).expect("der");
+    let parsed = ParsedToken::parse(&carried).expect("token");
+    let opts = VerifyOptions {
+        trust: vec![dev.root_cert.clone()],
+        ..Default::default()
+    };
+    assert!(verify(&parsed, Some(&HashAlg::Sha256.digest(&value)), &opts).verified);
 }

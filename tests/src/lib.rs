@@ -509,23 +509,38 @@ pub fn read_file(path: &Path) -> Vec<u8> {
 /// read: a server may answer (413, say) before the body is all sent, and a client that writes
 /// everything first would see a reset instead of the answer. `chunked` sends the body with
 /// `Transfer-Encoding: chunked` (in 64 KiB chunks) instead of a `Content-Length`.
-pub fn raw_post(port: u16, path: &str, content_type: &str, body: Vec<u8>, chunked: bool) -> HttpReply {
+pub fn raw_post(
+    port: u16,
+    path: &str,
+    content_type: &str,
+    body: Vec<u8>,
+    chunked: bool,
+) -> HttpReply {
     use std::io::Write;
     use std::net::TcpStream;
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(30))).expect("read timeout");
-    let framing =
-        if chunked { "Transfer-Encoding: chunked".to_owned() } else { format!("Content-Length: {}", body.len()) };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("read timeout");
+    let framing = if chunked {
+        "Transfer-Encoding: chunked".to_owned()
+    } else {
+        format!("Content-Length: {}", body.len())
+    };
     let head = format!(
         "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: {content_type}\r\n{framing}\r\nConnection: close\r\n\r\n"
     );
-    stream.write_all(head.as_bytes()).expect("write request head");
+    stream
+        .write_all(head.as_bytes())
+        .expect("write request head");
     let mut writer = stream.try_clone().expect("clone stream");
     let sender = std::thread::spawn(move || {
         // Errors are expected once the server has answered and closed.
         if chunked {
             for chunk in body.chunks(64 * 1024) {
-                if writer.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).is_err()
+                if writer
+                    .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                    .is_err()
                     || writer.write_all(chunk).is_err()
                     || writer.write_all(b"\r\n").is_err()
                 {
@@ -544,9 +559,15 @@ pub fn raw_post(port: u16, path: &str, content_type: &str, body: Vec<u8>, chunke
             break i + 4;
         }
         match stream.read(&mut buf) {
-            Ok(0) => panic!("connection closed before a reply head: {:?}", String::from_utf8_lossy(&raw)),
+            Ok(0) => panic!(
+                "connection closed before a reply head: {:?}",
+                String::from_utf8_lossy(&raw)
+            ),
             Ok(n) => raw.extend_from_slice(&buf[..n]),
-            Err(e) => panic!("reading the reply head: {e}; got {:?}", String::from_utf8_lossy(&raw)),
+            Err(e) => panic!(
+                "reading the reply head: {e}; got {:?}",
+                String::from_utf8_lossy(&raw)
+            ),
         }
     };
     let head = String::from_utf8_lossy(&raw[..head_end]).into_owned();
@@ -582,5 +603,10 @@ pub fn raw_post(port: u16, path: &str, content_type: &str, body: Vec<u8>, chunke
     body.truncate(length);
     let _ = stream.shutdown(std::net::Shutdown::Both);
     let _ = sender.join();
-    HttpReply { status, content_type, retry_after, body }
+    HttpReply {
+        status,
+        content_type,
+        retry_after,
+        body,
+    }
 }

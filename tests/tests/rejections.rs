@@ -207,15 +207,31 @@ fn body_over_8_kib_is_413_and_8_kib_is_read() {
 fn one_mib_body_is_413_and_the_server_stays_up() {
     let server = TsaServer::start();
     for chunked in [false, true] {
-        let what = if chunked { "1 MiB chunked body" } else { "1 MiB body" };
-        let reply = sigillum_tests::raw_post(server.port(), "/", QUERY, random_bytes(1024 * 1024), chunked);
+        let what = if chunked {
+            "1 MiB chunked body"
+        } else {
+            "1 MiB body"
+        };
+        let reply = sigillum_tests::raw_post(
+            server.port(),
+            "/",
+            QUERY,
+            random_bytes(1024 * 1024),
+            chunked,
+        );
         assert_rejected(&server, what, &reply, 413, FailureInfo::BadRequest);
         server.assert_healthy();
     }
     // A plain client that writes the whole body before reading must get the 413 too (or at
     // worst a reset), and the server must live on.
     if let Ok(reply) = sigillum_tests::try_post(&server.url(), QUERY, &random_bytes(1024 * 1024)) {
-        assert_rejected(&server, "1 MiB body via ureq", &reply, 413, FailureInfo::BadRequest);
+        assert_rejected(
+            &server,
+            "1 MiB body via ureq",
+            &reply,
+            413,
+            FailureInfo::BadRequest,
+        );
     }
     server.assert_healthy();
 }
