@@ -60,8 +60,6 @@ impl KeyKind {
 /// Key, certificate and chain files of one key type.
 #[derive(Debug, Clone)]
 pub struct KeySet {
-    /// Which key.
-    pub kind: KeyKind,
     /// The directory holding the files.
     pub dir: PathBuf,
     /// PKCS#8 PEM private key.
@@ -95,7 +93,6 @@ impl KeySet {
                     );
                 }
                 Ok(KeySet {
-                    kind,
                     dir: dir.to_owned(),
                     key_file: dir.join("tsa.key"),
                     cert_file: dir.join("tsa.pem"),
@@ -103,14 +100,14 @@ impl KeySet {
                     dev: true,
                 })
             }
-            None => rsa_with_openssl(kind, dir, &settings.openssl_bin),
+            None => rsa_with_openssl(dir, &settings.openssl_bin),
         }
     }
 }
 
 /// An EC P-256 root and an RSA-2048 TSA key and certificate (critical timeStamping EKU,
 /// digitalSignature, not a CA, subject with C and O), all made by openssl.
-fn rsa_with_openssl(kind: KeyKind, dir: &Path, openssl: &Path) -> Result<KeySet> {
+fn rsa_with_openssl(dir: &Path, openssl: &Path) -> Result<KeySet> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let write = |name: &str, text: &str| {
         std::fs::write(dir.join(name), text).with_context(|| format!("cannot write {name}"))
@@ -202,7 +199,6 @@ fn rsa_with_openssl(kind: KeyKind, dir: &Path, openssl: &Path) -> Result<KeySet>
         }
     }
     Ok(KeySet {
-        kind,
         dir: dir.to_owned(),
         key_file: dir.join("rsa.key"),
         cert_file: dir.join("rsa-tsa.pem"),

@@ -57,7 +57,7 @@ pub fn openssl_reply_rate(
         workers.push(dir);
     }
 
-    let mut make = |dir: &Path| {
+    let make = |dir: &Path| {
         let mut cmd = Command::new(&settings.openssl_bin);
         cmd.args(["ts", "-reply", "-config"])
             .arg(dir.join("ts.cnf"))

@@ -30,8 +30,6 @@ pub struct RunResult {
     pub server_cpu: Option<f64>,
     /// CPU this process (the load generator) used during the load run, in cores.
     pub client_cpu: Option<f64>,
-    /// Where the archive was (data directory or --archive-dir).
-    pub archive_path: PathBuf,
 }
 
 impl RunResult {
@@ -142,7 +140,6 @@ pub fn measure(
         internals,
         server_cpu: cores(cpu_before.0, cpu_after.0),
         client_cpu: cores(cpu_before.1, cpu_after.1),
-        archive_path,
     })
 }
 

@@ -243,7 +243,17 @@ impl RingSigner {
                 });
             }
         } else if alg.oid == oid::RSA_ENCRYPTION {
-            let pair = signature::RsaKeyPair::from_pkcs8(der).map_err(|e| key_err("RSA", e))?;
+            let pair = signature::RsaKeyPair::from_pkcs8(der).map_err(|e| {
+                match e.to_string().as_str() {
+                    "TooSmall" => Error::Key(
+                        "RSA key smaller than 2048 bits; 2048 to 4096 are accepted".into(),
+                    ),
+                    "TooLarge" => Error::Key(
+                        "RSA key larger than 4096 bits; 2048 to 4096 are accepted".into(),
+                    ),
+                    _ => key_err("RSA", e),
+                }
+            })?;
             return Self::rsa(pair, padding, rng);
         } else if alg.oid == oid::ID_ED25519 {
             let k = signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(der)

@@ -120,6 +120,8 @@ pub struct ReqSpec {
     pub policy: Option<String>,
     /// Nonce magnitude.
     pub nonce: Option<Vec<u8>>,
+    /// Nonce INTEGER contents used verbatim (negative or zero nonces); wins over `nonce`.
+    pub nonce_content: Option<Vec<u8>>,
     /// certReq.
     pub cert_req: bool,
     /// Extensions: (OID, critical, extnValue contents).
@@ -137,6 +139,7 @@ impl ReqSpec {
                 .to_vec(),
             policy: None,
             nonce: Some(vec![0x0a, 0x1b, 0x2c, 0x3d, 0x4e, 0x5f, 0x60, 0x71]),
+            nonce_content: None,
             cert_req: true,
             extensions: Vec::new(),
         }
@@ -154,7 +157,9 @@ impl ReqSpec {
         if let Some(p) = &self.policy {
             body.extend(oid(p));
         }
-        if let Some(n) = &self.nonce {
+        if let Some(n) = &self.nonce_content {
+            body.extend(tlv(0x02, n));
+        } else if let Some(n) = &self.nonce {
             body.extend(uint(n));
         }
         if self.cert_req {

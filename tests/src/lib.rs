@@ -610,3 +610,85 @@ pub fn raw_post(
         body,
     }
 }
+
+/// A fake authority: answers every POST with the same canned reply, so a test can hand a
+/// client a reply that a real server would never send (someone else's token, a wrong nonce).
+/// Serves `connections` connections, then its thread ends.
+pub struct CannedServer {
+    /// The port it listens on.
+    pub port: u16,
+    handle: Option<std::thread::JoinHandle<usize>>,
+}
+
+impl CannedServer {
+    /// Listens on a free 127.0.0.1 port and answers up to `connections` requests with
+    /// `status`, `content_type` and `body`.
+    pub fn start(
+        status: u16,
+        content_type: &str,
+        body: Vec<u8>,
+        connections: usize,
+    ) -> CannedServer {
+        use std::io::Write;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let head = format!(
+            "HTTP/1.1 {status} Canned\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        let handle = std::thread::spawn(move || {
+            let mut served = 0;
+            for stream in listener.incoming().take(connections) {
+                let Ok(mut stream) = stream else { continue };
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                // Read the request head and its body, then answer.
+                let mut raw = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head_text = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+                        let want = head_text
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if raw.len() >= end + 4 + want {
+                            break;
+                        }
+                    }
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => raw.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = stream.write_all(head.as_bytes());
+                let _ = stream.write_all(&body);
+                served += 1;
+            }
+            served
+        });
+        CannedServer {
+            port,
+            handle: Some(handle),
+        }
+    }
+
+    /// The URL to give a client.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.port)
+    }
+}
+
+impl Drop for CannedServer {
+    fn drop(&mut self) {
+        // Unblock a thread still waiting in accept() so that it can end.
+        if let Some(handle) = self.handle.take() {
+            while !handle.is_finished() {
+                if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+}

@@ -726,3 +726,111 @@ fn stamp_verifies_openssl_rsa_tokens_signed_with_sha512() {
         include_root: false,
     });
 }
+
+#[test]
+fn unusual_but_valid_requests_verify_with_openssl() {
+    // Requests openssl never builds but other clients do; each must be granted and the reply
+    // must satisfy `openssl ts -verify -queryfile` (nonce echoed byte for byte, imprint
+    // algorithm kept as sent).
+    use sigillum_tests::der::{self, ReqSpec};
+    let server = TsaServer::start();
+    let dir = server.work_dir();
+    let data = write_file(dir, "unusual.txt", b"unusual requests");
+    let base = || ReqSpec {
+        imprint: pki::HashAlg::Sha256.digest(b"unusual requests"),
+        ..ReqSpec::sha256(b"")
+    };
+    let cases = [
+        (
+            "negative nonce",
+            ReqSpec {
+                nonce_content: Some(vec![0x80, 0x01]),
+                ..base()
+            },
+        ),
+        (
+            "zero nonce",
+            ReqSpec {
+                nonce_content: Some(vec![0x00]),
+                ..base()
+            },
+        ),
+        (
+            "64-byte nonce",
+            ReqSpec {
+                nonce: Some(vec![0x7f; 64]),
+                ..base()
+            },
+        ),
+        (
+            "no nonce, no certReq",
+            ReqSpec {
+                nonce: None,
+                cert_req: false,
+                ..base()
+            },
+        ),
+        (
+            "absent hash parameters",
+            ReqSpec {
+                hash_params: None,
+                ..base()
+            },
+        ),
+        (
+            "the default policy asked for",
+            ReqSpec {
+                policy: Some(der::DEV_POLICY.into()),
+                ..base()
+            },
+        ),
+    ];
+    for (i, (what, spec)) in cases.into_iter().enumerate() {
+        let q = write_file(dir, &format!("u{i}.tsq"), &spec.encode());
+        let reply = server.post_query(&spec.encode());
+        let token = sigillum_tests::granted_token(&reply);
+        let r = write_file(dir, &format!("u{i}.tsr"), &reply.body);
+        let v = ok(
+            dir,
+            &[
+                "ts",
+                "-verify",
+                "-queryfile",
+                p(&q),
+                "-in",
+                p(&r),
+                "-CAfile",
+                p(&server.root_pem()),
+                "-untrusted",
+                p(&server.tsa_pem()),
+            ],
+        );
+        assert!(v.stdout.contains("Verification: OK"), "{what}: {v}");
+        let v = ok(
+            dir,
+            &[
+                "ts",
+                "-verify",
+                "-data",
+                p(&data),
+                "-in",
+                p(&r),
+                "-CAfile",
+                p(&server.root_pem()),
+                "-untrusted",
+                p(&server.tsa_pem()),
+            ],
+        );
+        assert!(v.stdout.contains("Verification: OK"), "{what} (-data): {v}");
+        assert_eq!(
+            token
+                .tst_info
+                .message_imprint
+                .hash_algorithm
+                .parameters
+                .is_some(),
+            spec.hash_params.is_some(),
+            "{what}: imprint algorithm kept as sent"
+        );
+    }
+}

@@ -329,6 +329,21 @@ fn nonce_over_64_bytes_is_bad_data_format() {
 }
 
 #[test]
+fn nonce_limit_counts_the_number_not_the_sign_byte() {
+    // A client drawing 64 random bytes gets the top bit set half the time; DER then adds a 0x00
+    // sign byte. The limit is on the nonce (64 bytes), so both halves must be granted.
+    let server = TsaServer::start();
+    let spec = ReqSpec {
+        nonce: Some(vec![0xff; 64]),
+        ..ReqSpec::sha256(b"nonce")
+    };
+    assert_granted(
+        "64-byte nonce with the top bit set (65 content bytes)",
+        &server.post_query(&spec.encode()),
+    );
+}
+
+#[test]
 fn weak_unknown_or_odd_hash_algorithms_are_bad_alg() {
     let server = TsaServer::start();
     let spec = |oid: &str, len: usize, params: Option<Vec<u8>>| {

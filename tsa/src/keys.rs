@@ -71,15 +71,7 @@ pub struct InitOutcome {
 /// Creates the development PKI in `dir` unless one is already there.
 pub fn init_dev_pki(dir: &Path, key_type: DevKeyType) -> Result<InitOutcome, KeyError> {
     let root_cert = dir.join(files::ROOT_CERT);
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|source| KeyError::Io {
-            action: "cannot create data directory",
-            path: dir.into(),
-            source,
-        })?;
+    create_data_dir(dir)?;
     if dir.join(files::TSA_KEY).exists() {
         return Ok(InitOutcome {
             created: false,
@@ -113,6 +105,19 @@ pub fn init_dev_pki(dir: &Path, key_type: DevKeyType) -> Result<InitOutcome, Key
         created: true,
         root_cert,
     })
+}
+
+/// Creates the data directory (mode 0700) if it does not exist.
+pub fn create_data_dir(dir: &Path) -> Result<(), KeyError> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| KeyError::Io {
+            action: "cannot create data directory",
+            path: dir.into(),
+            source,
+        })
 }
 
 /// Writes a new secret file with mode 0600 (never over an existing file).

@@ -61,6 +61,7 @@ impl App {
                 outcome.root_cert.display()
             );
         }
+        keys::create_data_dir(&cfg.data_dir)?;
         let Identity {
             signer,
             cert,
