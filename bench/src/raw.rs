@@ -15,6 +15,8 @@ pub struct RawRate {
     pub elapsed: Duration,
     /// Threads used.
     pub threads: usize,
+    /// CPU other processes used meanwhile, in cores (a busy neighbour lowers the ceiling).
+    pub other_cpu: Option<f64>,
 }
 
 impl RawRate {
@@ -35,6 +37,10 @@ pub fn signing_rate(key_file: &Path, threads: usize, time: Duration) -> Result<R
     // About the size of a timestamp token's signed attributes (contentType, signingTime-free
     // messageDigest, signingCertificateV2), which is what the server signs.
     let message: Vec<u8> = (0..200u8).collect();
+    let before = (
+        crate::server::machine_busy_ticks(),
+        crate::server::cpu_ticks("/proc/self/stat"),
+    );
     let start = Instant::now();
     let deadline = start + time;
     let handles: Vec<_> = (0..threads.max(1))
@@ -57,9 +63,19 @@ pub fn signing_rate(key_file: &Path, threads: usize, time: Duration) -> Result<R
             .join()
             .map_err(|_| anyhow::anyhow!("a signing thread panicked"))??;
     }
+    let elapsed = start.elapsed();
+    let after = (
+        crate::server::machine_busy_ticks(),
+        crate::server::cpu_ticks("/proc/self/stat"),
+    );
+    let other_cpu = (|| {
+        let others = (after.0? - before.0?).saturating_sub(after.1? - before.1?);
+        Some(others as f64 / crate::server::CLOCK_TICKS_PER_SEC / elapsed.as_secs_f64())
+    })();
     Ok(RawRate {
         signatures,
-        elapsed: start.elapsed(),
+        elapsed,
         threads: threads.max(1),
+        other_cpu,
     })
 }

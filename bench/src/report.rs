@@ -161,8 +161,11 @@ pub fn print(machine: &Machine, s: &Settings, results: &[KeyResult]) {
                 )
             },
         );
+        let other = r.raw.other_cpu.map_or_else(String::new, |c| {
+            format!("   (other processes used {c:.2} cores during raw signing)")
+        });
         println!(
-            "{:<11} {:>16} {:>26}",
+            "{:<11} {:>16} {:>26}{other}",
             r.kind.name(),
             format!("{:.0} ({} thr)", r.raw.per_sec(), r.raw.threads),
             peer
@@ -237,14 +240,21 @@ pub fn print(machine: &Machine, s: &Settings, results: &[KeyResult]) {
 
     println!("Server internals (GET /metrics after the run; CPU from /proc over warm-up + window)");
     println!(
-        "{:<11} {:>6} {:>9} {:>11} {:>13} {:>12} {:>12}",
-        "key", "conns", "commits", "mean batch", "mean commit", "server CPU", "loadgen CPU"
+        "{:<11} {:>6} {:>9} {:>11} {:>13} {:>12} {:>12} {:>14}",
+        "key",
+        "conns",
+        "commits",
+        "mean batch",
+        "mean commit",
+        "server CPU",
+        "loadgen CPU",
+        "other procs CPU"
     );
     for r in results {
         for run in &r.runs {
             let i = run.internals;
             println!(
-                "{:<11} {:>6} {:>9} {:>11} {:>13} {:>12} {:>12}",
+                "{:<11} {:>6} {:>9} {:>11} {:>13} {:>12} {:>12} {:>14}",
                 r.kind.name(),
                 run.load.connections,
                 i.commits.map_or_else(|| "-".into(), |c| format!("{c:.0}")),
@@ -255,6 +265,8 @@ pub fn print(machine: &Machine, s: &Settings, results: &[KeyResult]) {
                 run.server_cpu
                     .map_or_else(|| "-".into(), |c| format!("{c:.2} cores")),
                 run.client_cpu
+                    .map_or_else(|| "-".into(), |c| format!("{c:.2} cores")),
+                run.other_cpu
                     .map_or_else(|| "-".into(), |c| format!("{c:.2} cores")),
             );
         }

@@ -30,6 +30,9 @@ pub struct RunResult {
     pub server_cpu: Option<f64>,
     /// CPU this process (the load generator) used during the load run, in cores.
     pub client_cpu: Option<f64>,
+    /// CPU every other process on the machine used meanwhile (other builds, daemons), in cores:
+    /// a busy neighbour makes the figures lower than the machine can do.
+    pub other_cpu: Option<f64>,
 }
 
 impl RunResult {
@@ -98,6 +101,7 @@ pub fn measure(
     let cpu_before = (
         cpu_ticks(&format!("/proc/{}/stat", server.child.id())),
         cpu_ticks("/proc/self/stat"),
+        machine_busy_ticks(),
     );
     let wall = Instant::now();
     let load = load::run(&plan, request)?;
@@ -105,6 +109,7 @@ pub fn measure(
     let cpu_after = (
         cpu_ticks(&format!("/proc/{}/stat", server.child.id())),
         cpu_ticks("/proc/self/stat"),
+        machine_busy_ticks(),
     );
     let cores =
         |a: Option<u64>, b: Option<u64>| Some((b? - a?) as f64 / CLOCK_TICKS_PER_SEC / wall);
@@ -140,6 +145,11 @@ pub fn measure(
         internals,
         server_cpu: cores(cpu_before.0, cpu_after.0),
         client_cpu: cores(cpu_before.1, cpu_after.1),
+        other_cpu: (|| {
+            let busy = cpu_after.2? - cpu_before.2?;
+            let ours = (cpu_after.0? - cpu_before.0?) + (cpu_after.1? - cpu_before.1?);
+            Some(busy.saturating_sub(ours) as f64 / CLOCK_TICKS_PER_SEC / wall)
+        })(),
     })
 }
 
@@ -326,10 +336,10 @@ fn count_rows(db: &Path) -> Option<u64> {
 }
 
 /// Linux USER_HZ, the unit of utime and stime in /proc/PID/stat (100 on every common build).
-const CLOCK_TICKS_PER_SEC: f64 = 100.0;
+pub const CLOCK_TICKS_PER_SEC: f64 = 100.0;
 
 /// utime + stime of a process, from /proc/PID/stat.
-fn cpu_ticks(stat: &str) -> Option<u64> {
+pub fn cpu_ticks(stat: &str) -> Option<u64> {
     let text = std::fs::read_to_string(stat).ok()?;
     // Fields after the command name, which is in parentheses and may hold spaces.
     let after = &text[text.rfind(')')? + 2..];
@@ -338,4 +348,17 @@ fn cpu_ticks(stat: &str) -> Option<u64> {
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
     Some(utime + stime)
+}
+
+/// Busy time of the whole machine (user, nice, system, irq, softirq, steal), from /proc/stat.
+pub fn machine_busy_ticks() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = text.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal
+    Some(v.first()? + v.get(1)? + v.get(2)? + v.get(5)? + v.get(6)? + v.get(7)?)
 }

@@ -33,6 +33,21 @@ pub struct FileConfig {
     /// Archive tuning.
     #[serde(default)]
     pub archive: ArchiveConfig,
+    /// Optional HTTPS listener beside the plain HTTP one.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[tls]`: an HTTPS listener served beside plain HTTP.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Address for HTTPS.
+    pub listen: String,
+    /// Server certificate chain, PEM.
+    pub certificate: PathBuf,
+    /// Server key, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 /// `[key]`: where the signing key and its certificates are.
@@ -162,6 +177,8 @@ pub struct Config {
     pub policy: PolicyConfig,
     /// Archive tuning.
     pub archive: ArchiveConfig,
+    /// HTTPS listener address, certificate and key, when configured.
+    pub tls: Option<(SocketAddr, PathBuf, PathBuf)>,
     /// Whether a configuration file was given (production) or defaults are in use.
     pub from_file: bool,
 }
@@ -256,6 +273,16 @@ impl Config {
         // The development defaults allow an unsynchronised clock (and say so loudly);
         // a configuration file must opt in.
         let allow_unsynced_clock = fc.allow_unsynced_clock.unwrap_or(!from_file);
+        let tls = match fc.tls.take() {
+            None => None,
+            Some(t) => {
+                let addr = t.listen.parse().map_err(|e| ConfigError::Value {
+                    key: "tls.listen",
+                    detail: format!("{:?}: {e}", t.listen),
+                })?;
+                Some((addr, resolve(t.certificate), resolve(t.key)))
+            }
+        };
         let cfg = Config {
             listen,
             data_dir,
@@ -264,6 +291,7 @@ impl Config {
             key,
             policy: fc.policy,
             archive: fc.archive,
+            tls,
             from_file,
         };
         cfg.validate()?;

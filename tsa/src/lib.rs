@@ -7,6 +7,7 @@
 //!   grouped commits).
 //! * [`state`], [`routes`], [`timestamp`], [`info`]: the HTTP service.
 //! * [`limits`]: every limit on untrusted input.
+//! * [`tls`]: the optional HTTPS listener.
 
 pub mod archive;
 pub mod clock;
@@ -18,3 +19,4 @@ pub mod routes;
 pub mod serial;
 pub mod state;
 pub mod timestamp;
+pub mod tls;

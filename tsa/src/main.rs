@@ -140,9 +140,19 @@ fn serve(config: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<()> {
         tracing::info!(listen = %cfg.listen, archive = %tsa::state::redact(&cfg.database_url), "serving RFC 3161");
         eprintln!("Listening on http://{}/", cfg.listen);
         let archive = app.archive.clone();
-        axum::serve(listener, tsa::routes::app(app))
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
+        let router = tsa::routes::app(app);
+        let https = match &cfg.tls {
+            Some((addr, cert, key)) => {
+                let listener = tsa::tls::TlsListener::bind(*addr, cert, key).await?;
+                eprintln!("Listening on https://{addr}/");
+                Some(tokio::spawn(axum::serve(listener, router.clone()).with_graceful_shutdown(shutdown_signal()).into_future()))
+            }
+            None => None,
+        };
+        axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await?;
+        if let Some(h) = https {
+            h.await??;
+        }
         archive.close().await;
         Ok(())
     })

@@ -1,0 +1,128 @@
+//! Serials never repeat and genTime never goes back across restarts: the archive, not memory,
+//! is the source of truth. The server is killed with SIGKILL (no graceful shutdown, as in a
+//! crash or an OOM kill), so whatever it had not committed is lost; every token it answered
+//! must still count.
+
+use sigillum_tests::TsaServer;
+use sigillum_tests::der::ReqSpec;
+use std::collections::HashSet;
+
+/// Issues `n` tokens one after another; returns (serial hex, genTime in ms) in issue order.
+fn issue(server: &TsaServer, n: usize, round: usize) -> Vec<(String, i64)> {
+    (0..n)
+        .map(|i| {
+            let spec = ReqSpec::sha256(format!("round {round} token {i}").as_bytes());
+            let token = sigillum_tests::granted_token(&server.post_query(&spec.encode()));
+            (token.info().serial_hex, token.gen_time().to_unix_millis())
+        })
+        .collect()
+}
+
+fn assert_unique_and_monotonic(all: &[(String, i64)]) {
+    let mut seen = HashSet::new();
+    for (serial, _) in all {
+        assert!(
+            seen.insert(serial.clone()),
+            "serial {serial} issued twice: {all:?}"
+        );
+    }
+    for pair in all.windows(2) {
+        assert!(
+            pair[1].1 >= pair[0].1,
+            "genTime went back: {} then {} ({all:?})",
+            pair[0].1,
+            pair[1].1
+        );
+    }
+}
+
+#[test]
+fn no_serial_repeats_and_gen_time_never_goes_back_across_kills() {
+    let mut server = TsaServer::start();
+    let root_before = std::fs::read(server.root_pem()).expect("root.pem");
+    let mut all = Vec::new();
+    for round in 0..4 {
+        if round > 0 {
+            server.restart();
+        }
+        all.extend(issue(&server, 25, round));
+        assert_unique_and_monotonic(&all);
+    }
+    // The restarted server kept its PKI (a new root would orphan every token issued).
+    assert_eq!(
+        std::fs::read(server.root_pem()).expect("root.pem"),
+        root_before,
+        "the dev PKI was recreated"
+    );
+    assert_eq!(all.len(), 100);
+}
+
+#[test]
+fn concurrent_requests_then_kill_then_more_never_reuse_a_serial() {
+    let mut server = TsaServer::start();
+    let mut all: Vec<String> = Vec::new();
+    for round in 0..3 {
+        if round > 0 {
+            server.restart();
+        }
+        let url = server.url();
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let url = url.clone();
+                std::thread::spawn(move || {
+                    (0..25)
+                        .map(|i| {
+                            let spec = ReqSpec::sha256(format!("{round}/{t}/{i}").as_bytes());
+                            let reply = sigillum_tests::post(
+                                &url,
+                                "application/timestamp-query",
+                                &spec.encode(),
+                            );
+                            sigillum_tests::granted_token(&reply).info().serial_hex
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for t in threads {
+            all.extend(t.join().expect("client thread"));
+        }
+    }
+    let unique: HashSet<&String> = all.iter().collect();
+    assert_eq!(
+        unique.len(),
+        all.len(),
+        "a serial was issued twice across restarts"
+    );
+    assert_eq!(all.len(), 300);
+}
+
+#[test]
+fn a_restart_right_after_a_token_keeps_that_token_archived() {
+    // The reply leaves only after the archive has the token: kill immediately after a reply
+    // and the next server must continue after that serial, not reissue it.
+    let mut server = TsaServer::start();
+    let mut all = Vec::new();
+    for round in 0..5 {
+        if round > 0 {
+            server.restart();
+        }
+        all.extend(issue(&server, 1, round));
+    }
+    assert_unique_and_monotonic(&all);
+}
+
+#[test]
+fn sigterm_shuts_down_cleanly_and_the_next_start_continues() {
+    let mut server = TsaServer::start();
+    let mut all = issue(&server, 10, 0);
+    let status = server.terminate();
+    assert!(
+        status.success(),
+        "tsa exited with {status} on SIGTERM:\n{}",
+        server.log()
+    );
+    server.restart();
+    all.extend(issue(&server, 10, 1));
+    assert_unique_and_monotonic(&all);
+}
