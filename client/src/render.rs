@@ -146,7 +146,7 @@ pub fn token(t: &ParsedToken) -> String {
                 let _ = writeln!(
                     out,
                     "    extension      {}{}",
-                    e.extn_id,
+                    alg_name(&e.extn_id),
                     if e.critical { " (critical)" } else { "" }
                 );
             }

@@ -273,6 +273,22 @@ pub struct TimeStampResp<'a> {
     pub time_stamp_token: Option<der::asn1::AnyRef<'a>>,
 }
 
+/// QCStatement (RFC 3739 §3.2.6).
+///
+/// ```text
+/// QCStatement ::= SEQUENCE {
+///     statementId   QC-STATEMENT.&Id({SupportedStatements}),
+///     statementInfo QC-STATEMENT.&Type({SupportedStatements}{@statementId}) OPTIONAL }
+/// ```
+#[derive(Clone, Debug, Eq, PartialEq, Sequence)]
+pub struct QcStatement {
+    /// The statement's OID.
+    pub statement_id: der::asn1::ObjectIdentifier,
+    /// Its information, if the statement has any.
+    #[asn1(optional = "true")]
+    pub statement_info: Option<Any>,
+}
+
 /// An Attribute whose values we keep as raw `Any` (RFC 5652 §5.3), re-exported for callers.
 pub type Attribute = x509_cert::attr::Attribute;
 

@@ -74,6 +74,11 @@ pub const ECDSA_WITH_SHA512: Oid = Oid::new_unwrap("1.2.840.10045.4.3.4");
 /// id-Ed25519 (RFC 8410).
 pub const ID_ED25519: Oid = Oid::new_unwrap("1.3.101.112");
 
+/// id-pe-qcStatements (RFC 3739 §3.2.6).
+pub const ID_PE_QC_STATEMENTS: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.1.3");
+/// esi4-qtstStatement-1 (ETSI EN 319 422 §9.1): the token is a qualified electronic time stamp.
+pub const ESI4_QTST_STATEMENT_1: Oid = Oid::new_unwrap("0.4.0.19422.1.1");
+
 /// Sigillum's default development policy (under the example arc 1.3.6.1.4.1.55555, private use
 /// in development only; production configuration names its own policy OID).
 pub const DEV_POLICY: Oid = Oid::new_unwrap("1.3.6.1.4.1.55555.1.1");

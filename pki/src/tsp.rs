@@ -230,6 +230,7 @@ pub struct TokenIssuer {
     signing_certificate_v2: crate::asn1::Attribute,
     accuracy: Option<crate::asn1::Accuracy>,
     tsa_name: Option<GeneralName>,
+    extensions: Option<x509_cert::ext::Extensions>,
 }
 
 impl std::fmt::Debug for TokenIssuer {
@@ -292,7 +293,25 @@ impl TokenIssuer {
             signing_certificate_v2,
             accuracy,
             tsa_name,
+            extensions: None,
         })
+    }
+
+    /// Marks tokens as qualified electronic time stamps (ETSI EN 319 422 §9.1): a non-critical
+    /// qcStatements extension with esi4-qtstStatement-1 in every TSTInfo. Only for an
+    /// authority that is qualified under eIDAS.
+    pub fn qualified(mut self) -> Result<TokenIssuer> {
+        let statements = vec![crate::asn1::QcStatement {
+            statement_id: oid::ESI4_QTST_STATEMENT_1,
+            statement_info: None,
+        }];
+        let ext = x509_cert::ext::Extension {
+            extn_id: oid::ID_PE_QC_STATEMENTS,
+            critical: false,
+            extn_value: OctetString::new(to_der(&statements)?).map_err(Error::Encode)?,
+        };
+        self.extensions = Some(vec![ext]);
+        Ok(self)
     }
 
     /// The signer (for callers that sign elsewhere, e.g. on a blocking pool).
@@ -317,7 +336,7 @@ impl TokenIssuer {
             ordering: false,
             nonce: req.nonce.clone(),
             tsa: self.tsa_name.clone(),
-            extensions: None,
+            extensions: self.extensions.clone(),
         };
         let mut builder = SignedDataBuilder::encapsulated(
             oid::ID_CT_TST_INFO,

@@ -311,3 +311,24 @@ fn a_signature_timestamp_becomes_an_unsigned_attribute_and_keeps_the_signature()
     };
     assert!(verify(&parsed, Some(&HashAlg::Sha256.digest(&value)), &opts).verified);
 }
+
+#[test]
+fn qualified_tokens_carry_a_non_critical_qc_statement_and_still_verify() {
+    let (dev, issuer) = issuer(DevKeyType::EcdsaP256);
+    let issuer = issuer.qualified().expect("qualified");
+    let parsed = ParsedToken::parse(&issue(&issuer, b"q", HashAlg::Sha256, true)).expect("parse");
+    let exts = parsed.tst_info.extensions.clone().expect("extensions");
+    assert_eq!(exts.len(), 1);
+    assert_eq!(
+        (exts[0].extn_id, exts[0].critical),
+        (oid::ID_PE_QC_STATEMENTS, false)
+    );
+    let statements: Vec<pki::asn1::QcStatement> =
+        der::Decode::from_der(exts[0].extn_value.as_bytes()).expect("statements");
+    assert_eq!(statements[0].statement_id, oid::ESI4_QTST_STATEMENT_1);
+    let opts = VerifyOptions {
+        trust: vec![dev.root_cert.clone()],
+        ..Default::default()
+    };
+    assert!(verify(&parsed, Some(&HashAlg::Sha256.digest(b"q")), &opts).verified);
+}

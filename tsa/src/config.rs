@@ -89,6 +89,9 @@ pub struct PolicyConfig {
     /// Put the TSA certificate's subject in the tokens' `tsa` field.
     #[serde(default = "yes")]
     pub include_tsa_name: bool,
+    /// Mark tokens as qualified (ETSI EN 319 422 qcStatements esi4-qtstStatement-1).
+    #[serde(default)]
+    pub qualified: bool,
 }
 
 fn default_hashes() -> Vec<String> {
@@ -110,6 +113,7 @@ impl Default for PolicyConfig {
             accuracy_millis: None,
             accuracy_micros: None,
             include_tsa_name: true,
+            qualified: false,
         }
     }
 }

@@ -84,6 +84,12 @@ impl App {
             cfg.accuracy(),
             cfg.policy.include_tsa_name,
         )?;
+        let issuer = if cfg.policy.qualified {
+            tracing::info!("tokens are marked qualified (qcStatements esi4-qtstStatement-1)");
+            issuer.qualified()?
+        } else {
+            issuer
+        };
         let mut policy = RequestPolicy::new(cfg.default_policy()?);
         policy.hash_algorithms = cfg.hash_algorithms()?;
         policy.accepted_policies = cfg.accepted_policies()?;
