@@ -74,6 +74,13 @@ struct Opts {
     /// profiling only.
     #[arg(long)]
     archive_dir: Option<PathBuf>,
+    /// Experiment: serials the server reserves per database trip (`[archive] serial_block`;
+    /// the server's default is 1000). Serves every key through a config file.
+    #[arg(long)]
+    serial_block: Option<u64>,
+    /// Experiment: most tokens per archive commit (`[archive] max_batch`; default 512).
+    #[arg(long)]
+    max_batch: Option<usize>,
     /// Leave the temporary directories (keys, data, logs) in place and print where they are.
     #[arg(long)]
     keep: bool,
@@ -106,6 +113,10 @@ pub struct Settings {
     pub client_threads: usize,
     /// Where archives go instead of the data directory.
     pub archive_dir: Option<PathBuf>,
+    /// `[archive] serial_block` for the server, if set.
+    pub serial_block: Option<u64>,
+    /// `[archive] max_batch` for the server, if set.
+    pub max_batch: Option<usize>,
 }
 
 impl Opts {
@@ -150,6 +161,8 @@ impl Opts {
             openssl_bin: self.openssl,
             client_threads: self.client_threads,
             archive_dir: self.archive_dir,
+            serial_block: self.serial_block,
+            max_batch: self.max_batch,
         })
     }
 }

@@ -94,6 +94,15 @@ pub fn print(machine: &Machine, s: &Settings, results: &[KeyResult]) {
             "archive: SQLite in the server's data directory, synchronous=FULL, grouped commits; every reply waits for its commit"
         ),
     }
+    if s.serial_block.is_some() || s.max_batch.is_some() {
+        println!(
+            "server tuning (experiment, via config file): [archive] serial_block = {}, max_batch = {}",
+            s.serial_block
+                .map_or_else(|| "default".into(), |n| n.to_string()),
+            s.max_batch
+                .map_or_else(|| "default".into(), |n| n.to_string())
+        );
+    }
     println!();
 
     println!("1. Server (tsa serve)");
@@ -240,35 +249,47 @@ pub fn print(machine: &Machine, s: &Settings, results: &[KeyResult]) {
 
     println!("Server internals (GET /metrics after the run; CPU from /proc over warm-up + window)");
     println!(
-        "{:<11} {:>6} {:>9} {:>11} {:>13} {:>12} {:>12} {:>14}",
+        "{:<11} {:>6} {:>8} {:>6} {:>22} {:>16} {:>8} {:>8} {:>8}",
         "key",
         "conns",
         "commits",
-        "mean batch",
-        "mean commit",
-        "server CPU",
-        "loadgen CPU",
-        "other procs CPU"
+        "batch",
+        "commit ms mean/p50/p99/max",
+        "srv req p50/p99",
+        "srv CPU",
+        "loadgen",
+        "others"
     );
     for r in results {
         for run in &r.runs {
             let i = run.internals;
+            let f1 = |v: Option<f64>| v.map_or_else(|| "-".into(), |v| format!("{v:.1}"));
+            let f2 = |v: Option<f64>| v.map_or_else(|| "-".into(), |v| format!("{v:.2}"));
             println!(
-                "{:<11} {:>6} {:>9} {:>11} {:>13} {:>12} {:>12} {:>14}",
+                "{:<11} {:>6} {:>8} {:>6} {:>22} {:>16} {:>8} {:>8} {:>8}",
                 r.kind.name(),
                 run.load.connections,
                 i.commits.map_or_else(|| "-".into(), |c| format!("{c:.0}")),
-                i.mean_batch
-                    .map_or_else(|| "-".into(), |b| format!("{b:.1}")),
-                i.mean_commit_ms
-                    .map_or_else(|| "-".into(), |m| format!("{m:.2} ms")),
+                f1(i.mean_batch),
+                format!(
+                    "{}/{}/{}/{}",
+                    f2(i.mean_commit_ms),
+                    f2(i.commit_ms[0]),
+                    f2(i.commit_ms[1]),
+                    f2(i.commit_ms[2])
+                ),
+                format!("{}/{}", f2(i.request_ms[0]), f2(i.request_ms[1])),
                 run.server_cpu
-                    .map_or_else(|| "-".into(), |c| format!("{c:.2} cores")),
+                    .map_or_else(|| "-".into(), |c| format!("{c:.2}")),
                 run.client_cpu
-                    .map_or_else(|| "-".into(), |c| format!("{c:.2} cores")),
+                    .map_or_else(|| "-".into(), |c| format!("{c:.2}")),
                 run.other_cpu
-                    .map_or_else(|| "-".into(), |c| format!("{c:.2} cores")),
+                    .map_or_else(|| "-".into(), |c| format!("{c:.2}")),
             );
         }
     }
+    println!(
+        "  (batch: mean tokens per commit; CPU in cores of {}; others: every other process on the machine)",
+        machine.cores
+    );
 }

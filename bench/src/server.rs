@@ -51,6 +51,10 @@ pub struct Internals {
     pub mean_batch: Option<f64>,
     /// Mean commit time, in milliseconds.
     pub mean_commit_ms: Option<f64>,
+    /// Commit time quantiles 0.5, 0.99 and 1 (the exporter's rolling summary), in milliseconds.
+    pub commit_ms: [Option<f64>; 3],
+    /// Server-side request duration quantiles 0.5 and 0.99, in milliseconds.
+    pub request_ms: [Option<f64>; 2],
 }
 
 /// A running `tsa serve`; stopped (SIGINT, then SIGKILL) when dropped.
@@ -122,6 +126,8 @@ pub fn measure(
         .filter(|(s, _)| *s == 200)
         .map(|(_, body)| body);
     let metric = |name: &str| metrics.as_deref().and_then(|m| metric_value(m, name));
+    let quantile_ms =
+        |name: &str, q: &str| metric(&format!("{name}{{quantile=\"{q}\"}}")).map(|s| s * 1000.0);
     let metrics_tokens = metric("tsa_archive_tokens_total").map(|v| v as u64);
     let batch_sum = metric("tsa_archive_batch_size_sum");
     let commits = metric("tsa_archive_batch_size_count");
@@ -136,6 +142,8 @@ pub fn measure(
             .zip(commits)
             .filter(|(_, c)| *c > 0.0)
             .map(|(s, c)| s * 1000.0 / c),
+        commit_ms: ["0.5", "0.99", "1"].map(|q| quantile_ms("tsa_archive_commit_seconds", q)),
+        request_ms: ["0.5", "0.99"].map(|q| quantile_ms("tsa_request_duration_seconds", q)),
     };
     server.stop();
     Ok(RunResult {
@@ -159,12 +167,15 @@ impl Server {
         let database_url = format!("sqlite://{}", archive.display());
         let mut cmd = Command::new(&settings.tsa_bin);
         cmd.arg("serve");
+        let tuned = settings.serial_block.is_some() || settings.max_batch.is_some();
         if key.dev {
             // The development PKI, as `tsa serve --data-dir` finds it on a second start.
             for f in DEV_FILES {
                 std::fs::copy(key.dir.join(f), run_dir.join(f))
                     .with_context(|| format!("cannot copy {f}"))?;
             }
+        }
+        if key.dev && !tuned {
             cmd.arg("--data-dir")
                 .arg(run_dir)
                 .arg("--listen")
@@ -174,17 +185,30 @@ impl Server {
             }
         } else {
             let q = |p: &Path| toml_string(&p.display().to_string());
-            let config = format!(
-                "listen = {listen}\ndata_dir = {data}\ndatabase_url = {db}\nallow_unsynced_clock = true\n\n\
-                 [key]\nfile = {key}\ncertificate = {cert}\nchain = {chain}\nrsa_padding = \"pkcs1\"\n\n\
-                 [policy]\ndefault = \"{POLICY}\"\n",
+            let mut config = format!(
+                "listen = {listen}\ndata_dir = {data}\ndatabase_url = {db}\nallow_unsynced_clock = true\n",
                 listen = toml_string(&addr.to_string()),
                 data = q(run_dir),
                 db = toml_string(&database_url),
-                key = q(&key.key_file),
-                cert = q(&key.cert_file),
-                chain = q(&key.chain_file),
             );
+            if !key.dev {
+                config += &format!(
+                    "\n[key]\nfile = {key}\ncertificate = {cert}\nchain = {chain}\nrsa_padding = \"pkcs1\"\n\n\
+                     [policy]\ndefault = \"{POLICY}\"\n",
+                    key = q(&key.key_file),
+                    cert = q(&key.cert_file),
+                    chain = q(&key.chain_file),
+                );
+            }
+            if tuned {
+                config += "\n[archive]\n";
+                if let Some(n) = settings.serial_block {
+                    config += &format!("serial_block = {n}\n");
+                }
+                if let Some(n) = settings.max_batch {
+                    config += &format!("max_batch = {n}\n");
+                }
+            }
             let file = run_dir.join("tsa.toml");
             std::fs::write(&file, config).context("cannot write the server configuration")?;
             cmd.arg("--config").arg(file);

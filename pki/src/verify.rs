@@ -169,9 +169,13 @@ static PATH_ALGS: &[&dyn rustls_pki_types::SignatureVerificationAlgorithm] = &[
     webpki::ring::ED25519,
 ];
 
-/// Validates the path from `end_entity` to one of `anchors` at `at_unix` seconds, requiring the
-/// extended key usage `eku` (DER value bytes of the OID), and returns the path's certificates
-/// (end entity first, anchor last).
+/// Validates the path from `end_entity` to one of `anchors` at `at_unix` seconds, and returns the
+/// path's certificates (end entity first, anchor last).
+///
+/// `eku` (DER value bytes of the OID) must be allowed by every certificate in the path that
+/// carries an extendedKeyUsage. webpki's `required` would also demand it of intermediates that
+/// carry none, which many timestamping CAs do not; that the end entity has it, and critical, is
+/// the caller's separate check (RFC 3161 §2.3, [`crate::cert::tsa_certificate_problems`]).
 ///
 /// An end-entity certificate that is itself one of the anchors is accepted as directly trusted
 /// (its validity period is still checked).
@@ -219,7 +223,7 @@ pub fn validate_path(
             &trust,
             &inter,
             time,
-            KeyUsage::required(eku),
+            KeyUsage::required_if_present(eku),
             None,
             None,
         )

@@ -181,6 +181,70 @@ impl ReqSpec {
     }
 }
 
+/// Splits one TLV off the front of `bytes`: (tag, contents, rest). Single-byte tags and
+/// definite lengths only (DER input).
+pub fn split_tlv(bytes: &[u8]) -> (u8, &[u8], &[u8]) {
+    assert!(bytes.len() >= 2, "truncated TLV");
+    let tag = bytes[0];
+    let (len, header) = if bytes[1] < 0x80 {
+        (usize::from(bytes[1]), 2)
+    } else {
+        let n = usize::from(bytes[1] & 0x7f);
+        assert!((1..=4).contains(&n), "unsupported length of length {n}");
+        let len = bytes[2..2 + n]
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+        (len, 2 + n)
+    };
+    (tag, &bytes[header..header + len], &bytes[header + len..])
+}
+
+/// The TLVs inside a constructed value's contents, each as whole encoded bytes.
+pub fn children(mut contents: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    while !contents.is_empty() {
+        let (_, _, rest) = split_tlv(contents);
+        out.push(&contents[..contents.len() - rest.len()]);
+        contents = rest;
+    }
+    out
+}
+
+fn indefinite(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
+    let mut out = vec![tag, 0x80];
+    for part in parts {
+        out.extend_from_slice(part);
+    }
+    out.extend_from_slice(&[0, 0]);
+    out
+}
+
+/// Re-encodes a DER timestamp token the way streaming BER encoders write one: ContentInfo,
+/// SignedData and EncapsulatedContentInfo with indefinite lengths, and the eContent OCTET
+/// STRING as a constructed string of small chunks. SignerInfos (and so the signed attributes,
+/// which are signed as DER) stay as they were.
+pub fn token_to_ber(token: &[u8]) -> Vec<u8> {
+    let (_, ci, _) = split_tlv(token);
+    let ci = children(ci);
+    let (_, explicit, _) = split_tlv(ci[1]);
+    let (_, signed_data, _) = split_tlv(explicit);
+    let sd = children(signed_data);
+    let (_, encap, _) = split_tlv(sd[2]);
+    let encap = children(encap);
+    let (_, econtent, _) = split_tlv(encap[1]);
+    let (_, tst_info, _) = split_tlv(econtent);
+    let mut chunks = vec![0x24, 0x80];
+    for chunk in tst_info.chunks(7) {
+        chunks.extend(tlv(0x04, chunk));
+    }
+    chunks.extend_from_slice(&[0, 0]);
+    let new_encap = indefinite(0x30, &[encap[0], &indefinite(0xa0, &[&chunks])]);
+    let mut sd_parts: Vec<&[u8]> = vec![sd[0], sd[1], &new_encap];
+    sd_parts.extend_from_slice(&sd[3..]);
+    let new_sd = indefinite(0x30, &sd_parts);
+    indefinite(0x30, &[ci[0], &indefinite(0xa0, &[&new_sd])])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod der;
+pub mod openssl_ca;
 
 /// How long a server may take to answer `/healthz` after it was spawned.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -151,6 +152,8 @@ pub struct TsaOptions {
     pub data_dir: Option<PathBuf>,
     /// Accept a `/healthz` that answers 503 (a server that cannot issue, on purpose).
     pub allow_unhealthy: bool,
+    /// Extra environment variables for the server process (LD_PRELOAD for libfaketime, say).
+    pub env: Vec<(String, String)>,
 }
 
 /// A running `tsa serve` on a free 127.0.0.1 port; killed when dropped.
@@ -222,6 +225,7 @@ impl TsaServer {
                 std::fs::write(&path, config).expect("write tsa.toml");
                 cmd.arg("--config").arg(path);
             }
+            cmd.envs(self.opts.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
             if let Some(url) = &self.opts.database_url {
                 cmd.arg("--database-url").arg(url);
             }
@@ -354,6 +358,11 @@ impl TsaServer {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The options the next [`TsaServer::restart`] uses; change them between runs.
+    pub fn options_mut(&mut self) -> &mut TsaOptions {
+        &mut self.opts
     }
 
     /// Kills the server and starts a new one on the same data directory and options (on a

@@ -1,35 +1,17 @@
-//! Interoperability with OpenSSL in both directions.
+//! OpenSSL as the client of our server: `openssl ts -query` → `tsa serve` over real HTTP →
+//! `openssl ts -verify` says "Verification: OK", for SHA-256/384/512, with and without certReq,
+//! with and without a nonce (all 12 combinations); `openssl ts -reply -text` shows our token
+//! profile; requests openssl never makes but other clients do; configured accuracy; a chain
+//! with an intermediate CA. The other direction (openssl as the authority) is in
+//! openssl_tokens.rs.
 //!
-//! 1. `openssl ts -query` → our server over real HTTP → `openssl ts -verify` says
-//!    "Verification: OK", for SHA-256/384/512, with and without certReq, with and without a
-//!    nonce (all 12 combinations), and `openssl ts -reply -text` shows our token profile.
-//! 2. Tokens made by `openssl ts -reply` (RSA and ECDSA keys, `clock_precision_digits = 3`,
-//!    ESSCertID with SHA-1 and ESSCertIDv2 with SHA-256, with and without certificates) are
-//!    verified by `stamp verify`, and refused for the wrong data or the wrong trust anchor.
-//!
-//! The keys and certificates are made fresh in a temporary directory on every run, with the
+//! Keys and certificates are made fresh in a temporary directory on every run, with the
 //! commands recorded in tests/vectors/README.md.
 
-use sigillum_tests::{Run, TsaServer, openssl, read_file, stamp, write_file};
-use std::path::{Path, PathBuf};
-
-fn ok(dir: &Path, args: &[&str]) -> Run {
-    let run = openssl(dir, args);
-    run.assert_ok();
-    run
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
-}
-
-/// The value after `label` on the line of `openssl ts -text` output that starts with it.
-fn field<'a>(text: &'a str, label: &str) -> &'a str {
-    text.lines()
-        .find_map(|l| l.strip_prefix(label))
-        .map(str::trim)
-        .unwrap_or_else(|| panic!("no {label:?} in openssl output:\n{text}"))
-}
+use sigillum_tests::openssl_ca::{
+    CERT_CONFIG, field, ok, path_str as p, pem_cert_der as pki_cert_der, stamp_verify,
+};
+use sigillum_tests::{TsaServer, openssl, read_file, write_file};
 
 #[test]
 fn openssl_ts_verifies_every_query_combination() {
@@ -296,437 +278,6 @@ fn openssl_verifies_against_the_chain_served_at_certs() {
     assert!(v.stdout.contains("Verification: OK"), "{v}");
 }
 
-// ---------------------------------------------------------------------------------------------
-// Tokens made by `openssl ts -reply`, verified by `stamp verify`.
-
-/// One openssl authority set-up.
-struct Variant {
-    name: &'static str,
-    /// `openssl genpkey` arguments for both keys.
-    keygen: &'static [&'static str],
-    signer_digest: &'static str,
-    /// `sha1` makes SigningCertificate (ESSCertID), `sha256` SigningCertificateV2.
-    ess_cert_id_alg: &'static str,
-    /// Whether `certs = root.pem` adds the root to tokens that carry certificates.
-    include_root: bool,
-}
-
-const RSA: &[&str] = &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"];
-const P256: &[&str] = &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"];
-const P384: &[&str] = &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"];
-
-const CERT_CONFIG: &str = "\
-[req]
-distinguished_name = dn
-prompt = no
-[dn]
-CN = unused
-[v3_root]
-basicConstraints = critical,CA:TRUE
-keyUsage = critical,keyCertSign,cRLSign
-subjectKeyIdentifier = hash
-[v3_tsa]
-basicConstraints = critical,CA:FALSE
-keyUsage = critical,digitalSignature
-extendedKeyUsage = critical,timeStamping
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-";
-
-/// An openssl TSA in a temporary directory: root CA, TSA certificate, `ts.cnf`.
-struct OpensslTsa {
-    dir: tempfile::TempDir,
-}
-
-impl OpensslTsa {
-    fn new(v: &Variant) -> OpensslTsa {
-        let tmp = tempfile::Builder::new()
-            .prefix("sigillum-openssl-tsa-")
-            .tempdir()
-            .expect("tempdir");
-        let d = tmp.path();
-        write_file(d, "certs.cnf", CERT_CONFIG.as_bytes());
-        let genpkey = |out: &str| {
-            let mut args = vec!["genpkey"];
-            args.extend_from_slice(v.keygen);
-            args.extend(["-out", out]);
-            ok(d, &args);
-        };
-        genpkey("root.key");
-        genpkey("tsa.key");
-        genpkey("impostor-root.key");
-        let root_subj = format!("/C=XX/O=Sigillum interop tests/CN=OpenSSL {} Root", v.name);
-        let tsa_subj = format!("/C=XX/O=Sigillum interop tests/CN=OpenSSL {} TSA", v.name);
-        ok(
-            d,
-            &[
-                "req",
-                "-config",
-                "certs.cnf",
-                "-new",
-                "-x509",
-                "-key",
-                "root.key",
-                "-subj",
-                &root_subj,
-                "-days",
-                "3650",
-                "-extensions",
-                "v3_root",
-                "-out",
-                "root.pem",
-            ],
-        );
-        // A root with the same name and another key: a verifier that matches names only
-        // would accept it.
-        ok(
-            d,
-            &[
-                "req",
-                "-config",
-                "certs.cnf",
-                "-new",
-                "-x509",
-                "-key",
-                "impostor-root.key",
-                "-subj",
-                &root_subj,
-                "-days",
-                "3650",
-                "-extensions",
-                "v3_root",
-                "-out",
-                "impostor-root.pem",
-            ],
-        );
-        ok(
-            d,
-            &[
-                "req",
-                "-config",
-                "certs.cnf",
-                "-new",
-                "-key",
-                "tsa.key",
-                "-subj",
-                &tsa_subj,
-                "-out",
-                "tsa.csr",
-            ],
-        );
-        ok(
-            d,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "tsa.csr",
-                "-CA",
-                "root.pem",
-                "-CAkey",
-                "root.key",
-                "-set_serial",
-                "0x5151",
-                "-days",
-                "365",
-                "-extfile",
-                "certs.cnf",
-                "-extensions",
-                "v3_tsa",
-                "-out",
-                "tsa.pem",
-            ],
-        );
-        write_file(d, "serial", b"01\n");
-        let certs = if v.include_root {
-            "certs = ./root.pem\n"
-        } else {
-            ""
-        };
-        let ts_cnf = format!(
-            "[tsa]\n\
-             default_tsa = tsa_config1\n\
-             [tsa_config1]\n\
-             serial = ./serial\n\
-             crypto_device = builtin\n\
-             signer_cert = ./tsa.pem\n\
-             {certs}\
-             signer_key = ./tsa.key\n\
-             signer_digest = {}\n\
-             default_policy = 1.2.3.4.1\n\
-             other_policies = 1.2.3.4.5\n\
-             digests = sha256, sha384, sha512\n\
-             accuracy = secs:1, millisecs:500, microsecs:100\n\
-             clock_precision_digits = 3\n\
-             ordering = yes\n\
-             tsa_name = yes\n\
-             ess_cert_id_chain = no\n\
-             ess_cert_id_alg = {}\n",
-            v.signer_digest, v.ess_cert_id_alg
-        );
-        write_file(d, "ts.cnf", ts_cnf.as_bytes());
-        OpensslTsa { dir: tmp }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// Stamps `data` with `openssl ts -reply`; returns (TimeStampResp file, bare token file).
-    fn stamp(&self, data: &Path, alg: &str, cert: bool, name: &str) -> (PathBuf, PathBuf) {
-        let d = self.dir.path();
-        let q = self.path(&format!("{name}.tsq"));
-        let r = self.path(&format!("{name}.tsr"));
-        let t = self.path(&format!("{name}.token"));
-        let mut query = vec!["ts", "-query", "-data", p(data), alg, "-out", p(&q)];
-        if cert {
-            query.push("-cert");
-        }
-        ok(d, &query);
-        ok(
-            d,
-            &[
-                "ts",
-                "-reply",
-                "-config",
-                "ts.cnf",
-                "-queryfile",
-                p(&q),
-                "-out",
-                p(&r),
-            ],
-        );
-        ok(
-            d,
-            &[
-                "ts",
-                "-reply",
-                "-config",
-                "ts.cnf",
-                "-queryfile",
-                p(&q),
-                "-token_out",
-                "-out",
-                p(&t),
-            ],
-        );
-        // openssl itself accepts what it made.
-        let untrusted = self.path("tsa.pem");
-        let v = ok(
-            d,
-            &[
-                "ts",
-                "-verify",
-                "-queryfile",
-                p(&q),
-                "-in",
-                p(&r),
-                "-CAfile",
-                "root.pem",
-                "-untrusted",
-                p(&untrusted),
-            ],
-        );
-        assert!(v.stdout.contains("Verification: OK"), "{v}");
-        (r, t)
-    }
-}
-
-fn pki_cert_der(pem_path: &Path) -> Vec<u8> {
-    use base64::Engine;
-    let pem = String::from_utf8(read_file(pem_path)).expect("PEM text");
-    let b64: String = pem
-        .lines()
-        .skip_while(|l| !l.starts_with("-----BEGIN"))
-        .skip(1)
-        .take_while(|l| !l.starts_with("-----END"))
-        .collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .expect("base64")
-}
-
-/// `stamp verify` with `args`, in `dir`, expecting exit `code`.
-fn stamp_verify(dir: &Path, args: &[&str], code: i32, why: &str) -> Run {
-    let mut all = vec!["verify"];
-    all.extend_from_slice(args);
-    let run = stamp(dir, &all);
-    assert_eq!(run.code, Some(code), "{why}: {run}");
-    run
-}
-
-fn check_variant(v: &Variant) {
-    let tsa = OpensslTsa::new(v);
-    let d = tsa.dir.path();
-    let root = tsa.path("root.pem");
-    let tsa_cert = tsa.path("tsa.pem");
-    let data = write_file(
-        d,
-        "report.txt",
-        format!("a report stamped by openssl ({})\n", v.name).as_bytes(),
-    );
-    let other = write_file(d, "other.txt", b"not the stamped data\n");
-    let mut saw_fraction = false;
-    for (i, alg) in ["-sha256", "-sha384", "-sha512"].iter().enumerate() {
-        for cert in [true, false] {
-            let what = format!(
-                "{} {alg} {}",
-                v.name,
-                if cert {
-                    "with certificates"
-                } else {
-                    "without certificates"
-                }
-            );
-            let name = format!("t{i}{}", if cert { "c" } else { "n" });
-            let (resp, token) = tsa.stamp(&data, alg, cert, &name);
-            let parsed =
-                pki::token::ParsedToken::parse(&read_file(&resp)).expect("openssl token parses");
-            saw_fraction |= parsed.info().gen_time.contains('.');
-            assert_eq!(
-                parsed.certificates.is_empty(),
-                !cert,
-                "{what}: certificates as asked"
-            );
-            let certs: Vec<&str> = if cert {
-                vec![]
-            } else {
-                vec!["--certs", p(&tsa_cert)]
-            };
-            for (form, file) in [("TimeStampResp", &resp), ("bare token", &token)] {
-                let what = format!("{what}, {form}");
-                let mut args = vec![p(&data), "--trust", p(&root), "--token", p(file)];
-                args.extend(&certs);
-                stamp_verify(d, &args, 0, &what);
-                let mut args = vec![p(&other), "--trust", p(&root), "--token", p(file)];
-                args.extend(&certs);
-                stamp_verify(d, &args, 1, &format!("{what}, wrong data"));
-            }
-            if !cert {
-                // No certificate anywhere: the signature cannot be checked, so not verified.
-                stamp_verify(
-                    d,
-                    &[p(&data), "--trust", p(&root), "--token", p(&resp)],
-                    1,
-                    &format!("{what}, no --certs"),
-                );
-            }
-            // The wrong trust anchor: same name as the root, another key.
-            let impostor = tsa.path("impostor-root.pem");
-            let mut args = vec![p(&data), "--trust", p(&impostor), "--token", p(&resp)];
-            args.extend(&certs);
-            stamp_verify(d, &args, 1, &format!("{what}, wrong trust anchor"));
-            // --json: the same verdict and what the token says.
-            let mut args = vec![p(&data), "--trust", p(&root), "--token", p(&resp), "--json"];
-            args.extend(&certs);
-            let run = stamp_verify(d, &args, 0, &format!("{what}, --json"));
-            let json: serde_json::Value = serde_json::from_str(&run.stdout)
-                .unwrap_or_else(|e| panic!("{what}: JSON: {e}: {run}"));
-            assert_eq!(
-                json["verified"],
-                serde_json::Value::Bool(true),
-                "{what}: {json}"
-            );
-            assert!(
-                run.stdout.contains("1.2.3.4.1"),
-                "{what}: the policy is reported: {json}"
-            );
-        }
-    }
-    assert!(
-        saw_fraction,
-        "{}: clock_precision_digits = 3 gave no fractional genTime in 6 tokens",
-        v.name
-    );
-    // The token beside the file: report.txt.tsr.
-    let (resp, _) = tsa.stamp(&data, "-sha256", true, "beside");
-    std::fs::copy(&resp, d.join("report.txt.tsr")).expect("copy");
-    stamp_verify(
-        d,
-        &[p(&data), "--trust", p(&root)],
-        0,
-        &format!("{}: token found beside the file", v.name),
-    );
-    stamp_verify(
-        d,
-        &[
-            p(&data),
-            "--trust",
-            p(&root),
-            "--token",
-            p(&d.join("missing.tsr")),
-        ],
-        2,
-        "missing token file",
-    );
-}
-
-#[test]
-fn stamp_verifies_openssl_rsa_tokens_with_ess_cert_id_sha1() {
-    check_variant(&Variant {
-        name: "RSA-2048 ESSCertID",
-        keygen: RSA,
-        signer_digest: "sha256",
-        ess_cert_id_alg: "sha1",
-        include_root: false,
-    });
-}
-
-#[test]
-fn stamp_verifies_openssl_rsa_tokens_with_ess_cert_id_v2() {
-    check_variant(&Variant {
-        name: "RSA-2048 ESSCertIDv2",
-        keygen: RSA,
-        signer_digest: "sha256",
-        ess_cert_id_alg: "sha256",
-        include_root: true,
-    });
-}
-
-#[test]
-fn stamp_verifies_openssl_p256_tokens_with_ess_cert_id_sha1() {
-    check_variant(&Variant {
-        name: "P-256 ESSCertID",
-        keygen: P256,
-        signer_digest: "sha256",
-        ess_cert_id_alg: "sha1",
-        include_root: true,
-    });
-}
-
-#[test]
-fn stamp_verifies_openssl_p256_tokens_with_ess_cert_id_v2() {
-    check_variant(&Variant {
-        name: "P-256 ESSCertIDv2",
-        keygen: P256,
-        signer_digest: "sha256",
-        ess_cert_id_alg: "sha256",
-        include_root: false,
-    });
-}
-
-#[test]
-fn stamp_verifies_openssl_p384_tokens_signed_with_sha384() {
-    check_variant(&Variant {
-        name: "P-384 ESSCertIDv2",
-        keygen: P384,
-        signer_digest: "sha384",
-        ess_cert_id_alg: "sha256",
-        include_root: false,
-    });
-}
-
-#[test]
-fn stamp_verifies_openssl_rsa_tokens_signed_with_sha512() {
-    check_variant(&Variant {
-        name: "RSA-2048 SHA-512",
-        keygen: RSA,
-        signer_digest: "sha512",
-        ess_cert_id_alg: "sha256",
-        include_root: false,
-    });
-}
-
 #[test]
 fn unusual_but_valid_requests_verify_with_openssl() {
     // Requests openssl never builds but other clients do; each must be granted and the reply
@@ -833,4 +384,297 @@ fn unusual_but_valid_requests_verify_with_openssl() {
             "{what}: imprint algorithm kept as sent"
         );
     }
+}
+
+#[test]
+fn configured_accuracy_policy_and_no_tsa_name_as_openssl_reads_them() {
+    // Accuracy millis and micros are [0] and [1] IMPLICIT INTEGERs (RFC 3161 §2.4.2): a tagging
+    // mistake there would show up as an openssl parse failure.
+    let server = TsaServer::start_with(sigillum_tests::TsaOptions {
+        config: Some(
+            "allow_unsynced_clock = true\n[policy]\ndefault = \"1.2.3.4.1\"\naccuracy_millis = 500\n\
+             accuracy_micros = 250\ninclude_tsa_name = false\n"
+                .into(),
+        ),
+        ..sigillum_tests::TsaOptions::default()
+    });
+    let dir = server.work_dir();
+    let data = write_file(dir, "acc.txt", b"accuracy");
+    let q = dir.join("q.tsq");
+    ok(
+        dir,
+        &[
+            "ts",
+            "-query",
+            "-data",
+            p(&data),
+            "-sha256",
+            "-cert",
+            "-out",
+            p(&q),
+        ],
+    );
+    let r = write_file(dir, "r.tsr", &server.post_query(&read_file(&q)).body);
+    let v = ok(
+        dir,
+        &[
+            "ts",
+            "-verify",
+            "-queryfile",
+            p(&q),
+            "-in",
+            p(&r),
+            "-CAfile",
+            p(&server.root_pem()),
+        ],
+    );
+    assert!(v.stdout.contains("Verification: OK"), "{v}");
+    let text = ok(dir, &["ts", "-reply", "-in", p(&r), "-text"]).stdout;
+    assert_eq!(
+        field(&text, "Accuracy:"),
+        "unspecified seconds, 0x01F4 millis, 0xFA micros",
+        "{text}"
+    );
+    assert_eq!(field(&text, "TSA:"), "unspecified", "{text}");
+    // openssl names 1.2.3.4.1 "tsa_policy1" from its own OID table.
+    let policy = field(&text, "Policy OID:");
+    assert!(policy == "1.2.3.4.1" || policy == "tsa_policy1", "{text}");
+    let token = pki::token::ParsedToken::parse(&read_file(&r)).expect("token");
+    assert_eq!(token.info().policy, "1.2.3.4.1");
+}
+
+#[test]
+fn an_intermediate_ca_is_included_and_the_root_is_not() {
+    // Windows' WinVerifyTrust fails unless a token carries the whole chain below the root
+    // (DESIGN.md): with root -> intermediate -> TSA, certReq must bring TSA and intermediate,
+    // signer first, and never the root; openssl then verifies with the root alone.
+    let keys = tempfile::Builder::new()
+        .prefix("sigillum-chain-")
+        .tempdir()
+        .expect("tempdir");
+    let k = keys.path();
+    write_file(
+        k,
+        "certs.cnf",
+        format!("{CERT_CONFIG}[v3_intermediate]\nbasicConstraints = critical,CA:TRUE,pathlen:0\nkeyUsage = critical,keyCertSign,cRLSign\nsubjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid\n").as_bytes(),
+    );
+    for args in [
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            "root.key",
+        ][..],
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            "inter.key",
+        ],
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            "tsa.key",
+        ],
+        &[
+            "req",
+            "-config",
+            "certs.cnf",
+            "-new",
+            "-x509",
+            "-key",
+            "root.key",
+            "-subj",
+            "/C=XX/O=Sigillum tests/CN=Chain Root",
+            "-days",
+            "3650",
+            "-extensions",
+            "v3_root",
+            "-out",
+            "root.pem",
+        ],
+        &[
+            "req",
+            "-config",
+            "certs.cnf",
+            "-new",
+            "-key",
+            "inter.key",
+            "-subj",
+            "/C=XX/O=Sigillum tests/CN=Chain Intermediate",
+            "-out",
+            "inter.csr",
+        ],
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "inter.csr",
+            "-CA",
+            "root.pem",
+            "-CAkey",
+            "root.key",
+            "-set_serial",
+            "2",
+            "-days",
+            "1825",
+            "-extfile",
+            "certs.cnf",
+            "-extensions",
+            "v3_intermediate",
+            "-out",
+            "inter.pem",
+        ],
+        &[
+            "req",
+            "-config",
+            "certs.cnf",
+            "-new",
+            "-key",
+            "tsa.key",
+            "-subj",
+            "/C=XX/O=Sigillum tests/CN=Chain TSA",
+            "-out",
+            "tsa.csr",
+        ],
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "tsa.csr",
+            "-CA",
+            "inter.pem",
+            "-CAkey",
+            "inter.key",
+            "-set_serial",
+            "3",
+            "-days",
+            "365",
+            "-extfile",
+            "certs.cnf",
+            "-extensions",
+            "v3_tsa",
+            "-out",
+            "tsa.pem",
+        ],
+    ] {
+        ok(k, args);
+    }
+    let chain = [
+        read_file(&k.join("inter.pem")),
+        read_file(&k.join("root.pem")),
+    ]
+    .concat();
+    let chain_path = write_file(k, "chain.pem", &chain);
+    let config = format!(
+        "allow_unsynced_clock = true\n[key]\nfile = \"{}\"\ncertificate = \"{}\"\nchain = \"{}\"\n",
+        p(&k.join("tsa.key")),
+        p(&k.join("tsa.pem")),
+        p(&chain_path)
+    );
+    let server = TsaServer::start_with(sigillum_tests::TsaOptions {
+        config: Some(config),
+        ..sigillum_tests::TsaOptions::default()
+    });
+    let dir = server.work_dir();
+    let root = k.join("root.pem");
+    let data = write_file(dir, "chain.txt", b"chain");
+    let q = dir.join("q.tsq");
+    ok(
+        dir,
+        &[
+            "ts",
+            "-query",
+            "-data",
+            p(&data),
+            "-sha384",
+            "-cert",
+            "-out",
+            p(&q),
+        ],
+    );
+    let reply = server.post_query(&read_file(&q));
+    let token = sigillum_tests::granted_token(&reply);
+    assert_eq!(
+        token.certificates,
+        vec![
+            pki_cert_der(&k.join("tsa.pem")),
+            pki_cert_der(&k.join("inter.pem"))
+        ],
+        "TSA certificate, then the intermediate, and not the root"
+    );
+    let r = write_file(dir, "r.tsr", &reply.body);
+    let v = ok(
+        dir,
+        &[
+            "ts",
+            "-verify",
+            "-queryfile",
+            p(&q),
+            "-in",
+            p(&r),
+            "-CAfile",
+            p(&root),
+        ],
+    );
+    assert!(v.stdout.contains("Verification: OK"), "{v}");
+    // /certs serves the same chain: TSA, intermediate, root.
+    let certs = sigillum_tests::get(&format!("{}certs", server.url())).text();
+    assert_eq!(certs.matches("BEGIN CERTIFICATE").count(), 3, "{certs}");
+    // Without certReq: the chain from /certs as the untrusted set.
+    let certs_path = write_file(dir, "certs.pem", certs.as_bytes());
+    let q2 = dir.join("q2.tsq");
+    ok(
+        dir,
+        &["ts", "-query", "-data", p(&data), "-sha256", "-out", p(&q2)],
+    );
+    let r2 = write_file(dir, "r2.tsr", &server.post_query(&read_file(&q2)).body);
+    let v = ok(
+        dir,
+        &[
+            "ts",
+            "-verify",
+            "-queryfile",
+            p(&q2),
+            "-in",
+            p(&r2),
+            "-CAfile",
+            p(&root),
+            "-untrusted",
+            p(&certs_path),
+        ],
+    );
+    assert!(v.stdout.contains("Verification: OK"), "{v}");
+    // Our own verifier, on the same two tokens. The intermediate has no extendedKeyUsage at
+    // all, like many timestamping CAs; RFC 5280 puts no EKU requirement on CA certificates.
+    stamp_verify(
+        dir,
+        &[p(&data), "--trust", p(&root), "--token", p(&r)],
+        0,
+        "three-level chain",
+    );
+    stamp_verify(
+        dir,
+        &[
+            p(&data),
+            "--trust",
+            p(&root),
+            "--token",
+            p(&r2),
+            "--certs",
+            p(&certs_path),
+        ],
+        0,
+        "no certReq, --certs chain",
+    );
 }

@@ -3,9 +3,10 @@
 //! crash or an OOM kill), so whatever it had not committed is lost; every token it answered
 //! must still count.
 
-use sigillum_tests::TsaServer;
 use sigillum_tests::der::ReqSpec;
+use sigillum_tests::{TsaOptions, TsaServer, run};
 use std::collections::HashSet;
+use std::process::Command;
 
 /// Issues `n` tokens one after another; returns (serial hex, genTime in ms) in issue order.
 fn issue(server: &TsaServer, n: usize, round: usize) -> Vec<(String, i64)> {
@@ -125,4 +126,79 @@ fn sigterm_shuts_down_cleanly_and_the_next_start_continues() {
     server.restart();
     all.extend(issue(&server, 10, 1));
     assert_unique_and_monotonic(&all);
+}
+
+/// libfaketime, which scripts/test.sh installs (Debian package `faketime`), in the
+/// multiarch directory of this machine.
+fn libfaketime() -> String {
+    let found = std::fs::read_dir("/usr/lib").ok().and_then(|dirs| {
+        dirs.filter_map(Result::ok)
+            .map(|d| d.path().join("faketime").join("libfaketimeMT.so.1"))
+            .find(|p| p.is_file())
+    });
+    let path = found.unwrap_or_else(|| {
+        panic!("libfaketimeMT.so.1 not found under /usr/lib/*/faketime: `apt-get install faketime` (scripts/test.sh installs it)")
+    });
+    path.to_str().expect("utf-8 path").to_owned()
+}
+
+#[test]
+fn gen_time_never_goes_back_when_the_clock_does() {
+    // A node ran with its clock an hour fast, then restarts with the right time: it must not
+    // issue a genTime earlier than the last one in the archive (timeNotAvailable instead), and
+    // /healthz must say it cannot issue so that a load balancer sends clients elsewhere.
+    let data = tempfile::tempdir().expect("tempdir");
+    // The PKI is made at the real time (a certificate made an hour in the future would not be
+    // valid yet after the restart).
+    run(Command::new(sigillum_tests::tsa_bin())
+        .args(["init", "--data-dir"])
+        .arg(data.path()))
+    .assert_ok();
+    let fast = vec![
+        ("LD_PRELOAD".to_owned(), libfaketime()),
+        ("FAKETIME".to_owned(), "+1h".to_owned()),
+        ("DONT_FAKE_MONOTONIC".to_owned(), "1".to_owned()),
+    ];
+    let mut server = TsaServer::start_with(TsaOptions {
+        data_dir: Some(data.path().to_path_buf()),
+        env: fast,
+        ..TsaOptions::default()
+    });
+    let ahead = issue(&server, 3, 0);
+    let real_now_ms = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_millis(),
+    )
+    .expect("fits i64");
+    let last = ahead.iter().map(|(_, t)| *t).max().expect("three tokens");
+    assert!(
+        last > real_now_ms + 50 * 60 * 1000,
+        "libfaketime did not move the server's clock: {last} vs {real_now_ms}"
+    );
+
+    server.options_mut().env.clear();
+    server.options_mut().allow_unhealthy = true;
+    server.restart();
+    let reply = server.post_query(&ReqSpec::sha256(b"after the clock went back").encode());
+    let parsed = pki::tsp::parse_response(&reply.body).expect("DER reply");
+    assert_ne!(
+        parsed.status,
+        pki::asn1::PkiStatus::Granted,
+        "a token dated before the last one was issued: {parsed:?}"
+    );
+    assert_eq!(reply.status, 503, "{parsed:?}");
+    assert_eq!(
+        parsed.fail_info,
+        vec![pki::asn1::FailureInfo::TimeNotAvailable],
+        "{parsed:?}"
+    );
+    let health = sigillum_tests::get(&format!("{}healthz", server.url()));
+    assert_eq!(
+        health.status,
+        503,
+        "/healthz says the node can issue while it refuses every request (clock behind the last genTime): {}",
+        health.text()
+    );
 }

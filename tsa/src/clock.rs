@@ -103,6 +103,12 @@ impl ClockGuard {
         self.allow_unsynced || self.synced.load(Ordering::Relaxed)
     }
 
+    /// Whether a token could be issued right now: usable, and not behind the last genTime
+    /// issued (after a restart with the clock set back, every request would be refused).
+    pub fn can_issue_now(&self) -> bool {
+        self.available() && now_ms() >= self.last_ms.load(Ordering::Acquire)
+    }
+
     /// Whether the kernel last said the clock is synchronised.
     pub fn synchronised(&self) -> bool {
         self.synced.load(Ordering::Relaxed)
@@ -179,6 +185,12 @@ mod tests {
         let future = now_ms() + 60_000;
         let g = ClockGuard::new(Some(future), true, None, source(true, 0));
         assert!(matches!(g.now(), Err(ClockError::WentBackwards { .. })));
+        assert!(
+            g.available() && !g.can_issue_now(),
+            "health must report the clock behind"
+        );
+        let g = ClockGuard::new(Some(now_ms() - 1), true, None, source(true, 0));
+        assert!(g.can_issue_now());
     }
 
     #[test]

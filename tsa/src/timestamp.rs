@@ -32,7 +32,10 @@ pub async fn handle(State(app): State<Arc<App>>, headers: HeaderMap, body: Body)
             reply_with(StatusCode::OK, reply)
         }
         Err((status, rejection)) => {
-            if status.is_server_error() {
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                // The clock guard logs each state change once; per request this is detail.
+                tracing::warn!(request = id, fail_info = %rejection.fail_info, "request refused: {}", rejection.reason);
+            } else if status.is_server_error() {
                 tracing::error!(request = id, fail_info = %rejection.fail_info, "request failed: {}", rejection.reason);
             } else {
                 tracing::info!(request = id, fail_info = %rejection.fail_info, "request rejected: {}", rejection.reason);
@@ -99,11 +102,11 @@ async fn issue(app: &App, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, Re
             )
         })?;
     let req = check_request(&bytes, &app.policy).map_err(|r| (StatusCode::OK, r))?;
-    if req
-        .nonce
-        .as_ref()
-        .is_some_and(|n| n.as_bytes().len() > MAX_NONCE_BYTES)
-    {
+    // Count the number's octets, not DER's 0x00 sign byte before a high first octet.
+    if req.nonce.as_ref().is_some_and(|n| {
+        let b = n.as_bytes();
+        b.len() - usize::from(b.len() > 1 && b[0] == 0) > MAX_NONCE_BYTES
+    }) {
         return Err(refuse(
             StatusCode::OK,
             FailureInfo::BadDataFormat,

@@ -1,0 +1,69 @@
+//! Helpers for the tests that make their own PKI with openssl and check tokens with openssl and
+//! `stamp`. The commands are recorded in tests/vectors/README.md.
+
+use crate::{Run, openssl, read_file, stamp};
+use std::path::Path;
+
+/// An openssl `req`/`x509` configuration with the extension sections the tests use: `v3_root`
+/// (a self-signed CA) and `v3_tsa` (a TSA certificate: critical timeStamping EKU,
+/// digitalSignature, not a CA).
+pub const CERT_CONFIG: &str = "\
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = unused
+[v3_root]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+[v3_tsa]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = critical,timeStamping
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+";
+/// Runs `openssl ARGS` in `dir` and panics with its output unless it exits 0.
+pub fn ok(dir: &Path, args: &[&str]) -> Run {
+    let run = openssl(dir, args);
+    run.assert_ok();
+    run
+}
+
+/// A path as `&str`, for argument lists.
+pub fn path_str(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+/// The value after `label` on the line of `openssl ts -text` output that starts with it.
+pub fn field<'a>(text: &'a str, label: &str) -> &'a str {
+    text.lines()
+        .find_map(|l| l.strip_prefix(label))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no {label:?} in openssl output:\n{text}"))
+}
+
+/// The DER of the first certificate in a PEM file.
+pub fn pem_cert_der(pem_path: &Path) -> Vec<u8> {
+    use base64::Engine;
+    let pem = String::from_utf8(read_file(pem_path)).expect("PEM text");
+    let b64: String = pem
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .expect("base64")
+}
+
+/// `stamp verify ARGS` in `dir`, asserting exit `code` (0 verified, 1 not, 2 usage or I/O).
+pub fn stamp_verify(dir: &Path, args: &[&str], code: i32, why: &str) -> Run {
+    let mut all = vec!["verify"];
+    all.extend_from_slice(args);
+    let run = stamp(dir, &all);
+    assert_eq!(run.code, Some(code), "{why}: {run}");
+    run
+}
