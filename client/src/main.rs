@@ -37,41 +37,7 @@ struct Opts {
 enum Command {
     /// Timestamp files: writes FILE.tsr (the authority's whole reply) beside each file, after
     /// checking it (nonce, imprint, signature, certificate).
-    File {
-        /// Files to timestamp.
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-        /// The authority's URL.
-        #[arg(long, env = "STAMP_TSA", default_value = "http://127.0.0.1:3161/")]
-        tsa: String,
-        /// Write the .tsr files into DIR instead of beside each file.
-        #[arg(long, value_name = "DIR")]
-        out: Option<PathBuf>,
-        /// Hash algorithm: sha256, sha384 or sha512.
-        #[arg(long, default_value = "sha256")]
-        hash: String,
-        /// Also check the TSA's chain against this trust anchor (PEM).
-        #[arg(long, value_name = "FILE")]
-        trust: Option<PathBuf>,
-        /// Ask for a specific policy OID.
-        #[arg(long)]
-        policy: Option<String>,
-        /// Do not send a nonce.
-        #[arg(long)]
-        no_nonce: bool,
-        /// Do not ask for the TSA's certificates in the token (check with --certs).
-        #[arg(long)]
-        no_cert_req: bool,
-        /// The TSA's certificates (PEM), needed with --no-cert-req to check the signature.
-        #[arg(long, value_name = "FILE")]
-        certs: Option<PathBuf>,
-        /// Seconds to wait for each reply.
-        #[arg(long, default_value_t = 30)]
-        timeout: u64,
-        /// Overwrite existing .tsr files.
-        #[arg(long)]
-        force: bool,
-    },
+    File(FileArgs),
     /// Verify files against their timestamp tokens (FILE.tsr beside each, or --token).
     Verify {
         /// Data files (or, with --token, the one file it covers).
@@ -103,31 +69,7 @@ enum Command {
 fn main() -> ExitCode {
     let opts = Opts::parse();
     let result = match opts.command {
-        Command::File {
-            files,
-            tsa,
-            out,
-            hash,
-            trust,
-            policy,
-            no_nonce,
-            no_cert_req,
-            certs,
-            timeout,
-            force,
-        } => cmd_file(FileArgs {
-            files,
-            tsa,
-            out,
-            hash,
-            trust,
-            policy,
-            no_nonce,
-            no_cert_req,
-            certs,
-            timeout,
-            force,
-        }),
+        Command::File(args) => cmd_file(args),
         Command::Verify {
             files,
             trust,
@@ -177,17 +119,41 @@ fn hint(e: &anyhow::Error) -> Option<String> {
     None
 }
 
+/// `stamp file` arguments.
+#[derive(clap::Args, Debug)]
 struct FileArgs {
+    /// Files to timestamp.
+    #[arg(required = true)]
     files: Vec<PathBuf>,
+    /// The authority's URL.
+    #[arg(long, env = "STAMP_TSA", default_value = "http://127.0.0.1:3161/")]
     tsa: String,
+    /// Write the .tsr files into DIR instead of beside each file.
+    #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Hash algorithm: sha256, sha384 or sha512.
+    #[arg(long, default_value = "sha256")]
     hash: String,
+    /// Also check the TSA's chain against this trust anchor (PEM).
+    #[arg(long, value_name = "FILE")]
     trust: Option<PathBuf>,
+    /// Ask for a specific policy OID.
+    #[arg(long)]
     policy: Option<String>,
+    /// Do not send a nonce.
+    #[arg(long)]
     no_nonce: bool,
+    /// Do not ask for the TSA's certificates in the token (check with --certs).
+    #[arg(long)]
     no_cert_req: bool,
+    /// The TSA's certificates (PEM), needed with --no-cert-req to check the signature.
+    #[arg(long, value_name = "FILE")]
     certs: Option<PathBuf>,
+    /// Seconds to wait for each reply.
+    #[arg(long, default_value_t = 30)]
     timeout: u64,
+    /// Overwrite existing .tsr files.
+    #[arg(long)]
     force: bool,
 }
 
