@@ -73,6 +73,13 @@ impl LoadResult {
         if n == 0 {
             return None;
         }
+        // p is in [0, 1] and n a sample count far below 2^52: the product is exact enough and
+        // fits usize; clamp covers p outside [0, 1].
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss
+        )]
         let rank = ((p * n as f64).ceil() as usize).clamp(1, n);
         Some(f64::from(self.latencies_us[rank - 1]) / 1000.0)
     }

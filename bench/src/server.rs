@@ -128,6 +128,8 @@ pub fn measure(
     let metric = |name: &str| metrics.as_deref().and_then(|m| metric_value(m, name));
     let quantile_ms =
         |name: &str, q: &str| metric(&format!("{name}{{quantile=\"{q}\"}}")).map(|s| s * 1000.0);
+    // Prometheus renders counters as floats; token counts are far below 2^53, so exact.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let metrics_tokens = metric("tsa_archive_tokens_total").map(|v| v as u64);
     let batch_sum = metric("tsa_archive_batch_size_sum");
     let commits = metric("tsa_archive_batch_size_count");
