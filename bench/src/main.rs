@@ -81,6 +81,10 @@ struct Opts {
     /// Experiment: most tokens per archive commit (`[archive] max_batch`; default 512).
     #[arg(long)]
     max_batch: Option<usize>,
+    /// Experiment: tokio worker threads of the server (sets TOKIO_WORKER_THREADS for it; the
+    /// default is one per core).
+    #[arg(long)]
+    server_workers: Option<usize>,
     /// Leave the temporary directories (keys, data, logs) in place and print where they are.
     #[arg(long)]
     keep: bool,
@@ -117,6 +121,8 @@ pub struct Settings {
     pub serial_block: Option<u64>,
     /// `[archive] max_batch` for the server, if set.
     pub max_batch: Option<usize>,
+    /// TOKIO_WORKER_THREADS for the server, if set.
+    pub server_workers: Option<usize>,
 }
 
 impl Opts {
@@ -163,6 +169,7 @@ impl Opts {
             archive_dir: self.archive_dir,
             serial_block: self.serial_block,
             max_batch: self.max_batch,
+            server_workers: self.server_workers,
         })
     }
 }
@@ -224,15 +231,44 @@ fn run() -> Result<()> {
     std::fs::write(work.path().join("request.tsq"), &request)
         .context("cannot write request.tsq")?;
 
+    let results = match measure_all(&settings, &machine, kinds, work.path(), &request) {
+        Ok(results) => results,
+        Err(e) => {
+            // Keep the server logs and configurations for the post-mortem.
+            let kept = work.keep();
+            eprintln!(
+                "tsa-bench: kept {} (server logs in run-*/server.log)",
+                kept.display()
+            );
+            return Err(e);
+        }
+    };
+
+    report::print(&machine, &settings, &results);
+    if keep {
+        let kept = work.keep();
+        eprintln!("tsa-bench: kept {}", kept.display());
+    }
+    Ok(())
+}
+
+/// Measures every key: raw signing, the openssl peer, and one server run per connection count.
+fn measure_all(
+    settings: &Settings,
+    machine: &report::Machine,
+    kinds: Vec<keys::KeyKind>,
+    work: &std::path::Path,
+    request: &[u8],
+) -> Result<Vec<report::KeyResult>> {
     let mut results = Vec::new();
     for kind in kinds {
-        let key_dir = work.path().join(kind.name());
+        let key_dir = work.join(kind.name());
         eprintln!(
             "tsa-bench: [{}] creating keys in {}",
             kind.name(),
             key_dir.display()
         );
-        let key = keys::KeySet::create(kind, &key_dir, &settings)?;
+        let key = keys::KeySet::create(kind, &key_dir, settings)?;
 
         eprintln!(
             "tsa-bench: [{}] raw ring signing on {} threads for {:.1} s",
@@ -250,12 +286,7 @@ fn run() -> Result<()> {
                     settings.openssl_jobs,
                     time.as_secs_f64()
                 );
-                match peer::openssl_reply_rate(
-                    &settings,
-                    &key,
-                    &work.path().join("request.tsq"),
-                    time,
-                ) {
+                match peer::openssl_reply_rate(settings, &key, &work.join("request.tsq"), time) {
                     Ok(r) => Some(r),
                     Err(e) => {
                         eprintln!(
@@ -279,11 +310,11 @@ fn run() -> Result<()> {
                 settings.duration.as_secs_f64()
             );
             runs.push(server::measure(
-                &settings,
+                settings,
                 &key,
                 &run_dir,
                 connections,
-                &request,
+                request,
             )?);
         }
         results.push(report::KeyResult {
@@ -294,10 +325,5 @@ fn run() -> Result<()> {
         });
     }
 
-    report::print(&machine, &settings, &results);
-    if keep {
-        let kept = work.keep();
-        eprintln!("tsa-bench: kept {}", kept.display());
-    }
-    Ok(())
+    Ok(results)
 }
