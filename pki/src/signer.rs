@@ -139,6 +139,11 @@ pub trait Signer: Send + Sync {
     fn public_key(&self) -> &[u8];
     /// Signs `message`, returning the signature in the form CMS carries (DER for ECDSA).
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>>;
+    /// Whether a signature takes long enough (RSA, an HSM round trip) that an async server
+    /// should run it on a thread of its own rather than inline on a runtime worker.
+    fn is_slow(&self) -> bool {
+        true
+    }
 }
 
 /// Which RSA padding a ring RSA key signs with.
@@ -306,6 +311,11 @@ impl Signer for RingSigner {
             RingKey::Rsa(k, _) => k.public_key().as_ref(),
             RingKey::Ed25519(k) => k.public_key().as_ref(),
         }
+    }
+
+    fn is_slow(&self) -> bool {
+        // ECDSA and Ed25519 sign in tens of microseconds; RSA-2048 takes most of a millisecond.
+        matches!(self.key, RingKey::Rsa(..))
     }
 
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {

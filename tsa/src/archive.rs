@@ -39,6 +39,10 @@ const POSTGRES_SCHEMA: &str = include_str!("../migrations/postgres/0001_archive.
 /// Six bound parameters per row; SQLite allows 32766 per statement, PostgreSQL 65535.
 const MAX_BATCH_LIMIT: usize = 4096;
 
+/// The row counts of the multi-row INSERTs a batch is cut into, largest first (each at most
+/// 6 × 256 = 1536 parameters, within every backend's limit).
+const INSERT_CHUNKS: [usize; 5] = [256, 64, 16, 4, 1];
+
 const INSERT_PREFIX: &str =
     "INSERT INTO tokens (serial, gen_time_ms, policy, hash_alg, imprint, token) ";
 const SELECT_ONE: &str = "SELECT serial, gen_time_ms, policy, hash_alg, imprint, token \
@@ -435,12 +439,39 @@ async fn connect_sqlite(url: &str, opts: &ArchiveOptions) -> Result<SqlitePool, 
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
-        .busy_timeout(Duration::from_secs(30));
-    SqlitePoolOptions::new()
-        .max_connections(opts.max_connections.max(1))
+        .busy_timeout(Duration::from_secs(30))
+        // Checkpoints run in the background (see `checkpoint_sqlite`), not inside a commit,
+        // where their fsync of the database file would stall every reply of that batch.
+        .pragma("wal_autocheckpoint", "0")
+        .pragma("journal_size_limit", "67108864");
+    let pool = SqlitePoolOptions::new()
+        .max_connections(opts.max_connections.max(2))
         .connect_with(options)
         .await
-        .map_err(connect)
+        .map_err(connect)?;
+    tokio::spawn(checkpoint_sqlite(pool.clone()));
+    Ok(pool)
+}
+
+/// Copies the WAL into the database file once a second (PASSIVE: never blocks the writer), so
+/// the WAL stays small without a checkpoint ever running inside a commit. Ends with the pool.
+async fn checkpoint_sqlite(pool: SqlitePool) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        if pool.is_closed() {
+            break;
+        }
+        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            if pool.is_closed() {
+                break;
+            }
+            tracing::warn!(%error, "WAL checkpoint failed");
+        }
+    }
 }
 
 async fn connect_postgres(url: &str, opts: &ArchiveOptions) -> Result<PgPool, ArchiveError> {
@@ -502,16 +533,24 @@ impl Backend {
     async fn insert(&self, jobs: &[Job]) -> Result<(), sqlx::Error> {
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            let mut insert = QueryBuilder::new(INSERT_PREFIX);
-            insert.push_values(jobs, |mut row, job| {
-                row.push_bind(job.serial)
-                    .push_bind(job.rec.gen_time_ms)
-                    .push_bind(job.rec.policy.as_str())
-                    .push_bind(job.rec.hash_alg.as_str())
-                    .push_bind(job.rec.imprint.as_slice())
-                    .push_bind(job.rec.token.as_slice());
-            });
-            insert.build().execute(&mut *tx).await?;
+            // Multi-row INSERTs in a few fixed sizes only: sqlx caches prepared statements by
+            // their text, and one text per batch size would evict and re-prepare them.
+            let mut rest = jobs;
+            while !rest.is_empty() {
+                let size = INSERT_CHUNKS.iter().copied().find(|c| *c <= rest.len()).unwrap_or(1);
+                let (chunk, tail) = rest.split_at(size);
+                rest = tail;
+                let mut insert = QueryBuilder::new(INSERT_PREFIX);
+                insert.push_values(chunk, |mut row, job| {
+                    row.push_bind(job.serial)
+                        .push_bind(job.rec.gen_time_ms)
+                        .push_bind(job.rec.policy.as_str())
+                        .push_bind(job.rec.hash_alg.as_str())
+                        .push_bind(job.rec.imprint.as_slice())
+                        .push_bind(job.rec.token.as_slice());
+                });
+                insert.build().persistent(true).execute(&mut *tx).await?;
+            }
             tx.commit().await
         })
     }

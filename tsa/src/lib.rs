@@ -8,6 +8,7 @@
 //! * [`state`], [`routes`], [`timestamp`], [`info`]: the HTTP service.
 //! * [`limits`]: every limit on untrusted input.
 //! * [`tls`]: the optional HTTPS listener.
+//! * [`signing`]: where signatures run (inline, or a thread pool for slow keys).
 
 pub mod archive;
 pub mod clock;
@@ -17,6 +18,7 @@ pub mod keys;
 pub mod limits;
 pub mod routes;
 pub mod serial;
+pub mod signing;
 pub mod state;
 pub mod timestamp;
 pub mod tls;

@@ -29,6 +29,8 @@ pub struct App {
     pub certs_pem: String,
     /// Renders `GET /metrics`.
     pub metrics: PrometheusHandle,
+    /// Threads for slow signers (RSA, HSMs); `None` when the key signs fast enough inline.
+    pub signing: Option<crate::signing::SigningPool>,
 }
 
 /// The process-wide Prometheus recorder (metrics' recorder is global; tests build many apps).
@@ -125,6 +127,16 @@ impl App {
         let block =
             NonZeroU64::new(cfg.archive.serial_block).context("serial_block must be positive")?;
         let serials = SerialAllocator::with_block_size(archive.clone(), block);
+        let signing = if issuer.signer().is_slow() {
+            let threads =
+                std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+            Some(
+                crate::signing::SigningPool::new(threads)
+                    .context("cannot start the signing threads")?,
+            )
+        } else {
+            None
+        };
         let app = Arc::new(App {
             issuer,
             policy,
@@ -134,6 +146,7 @@ impl App {
             cert_not_after,
             certs_pem,
             metrics: metrics_handle(),
+            signing,
         });
         let weak = Arc::downgrade(&app);
         tokio::spawn(async move {

@@ -15,7 +15,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use pki::asn1::FailureInfo;
-use pki::tsp::{Rejection, check_request, granted_response, rejection_response};
+use pki::gentime::GenTime;
+use pki::tsp::{CheckedRequest, Rejection, check_request, granted_response, rejection_response};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -79,7 +80,25 @@ fn refuse(status: StatusCode, fail_info: FailureInfo, reason: impl Into<String>)
     (status, Rejection::new(fail_info, reason))
 }
 
-async fn issue(app: &App, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, Refusal> {
+/// Builds and signs a token: inline for fast signers, on the signing pool for slow ones
+/// (see [`crate::signing`]).
+async fn sign_token(
+    app: &Arc<App>,
+    req: &CheckedRequest,
+    serial: u64,
+    gen_time: GenTime,
+) -> Result<Vec<u8>, pki::Error> {
+    let Some(pool) = &app.signing else {
+        return app.issuer.issue(req, &serial.to_be_bytes(), gen_time);
+    };
+    let task = Arc::clone(app);
+    let req = req.clone();
+    pool.run(move || task.issuer.issue(&req, &serial.to_be_bytes(), gen_time))
+        .await
+        .unwrap_or_else(|| Err(pki::Error::Signing("the signing pool stopped".into())))
+}
+
+async fn issue(app: &Arc<App>, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, Refusal> {
     let media = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -135,16 +154,13 @@ async fn issue(app: &App, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, Re
             format!("serial allocation: {e}"),
         )
     })?;
-    let token = app
-        .issuer
-        .issue(&req, &serial.to_be_bytes(), gen_time)
-        .map_err(|e| {
-            refuse(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                FailureInfo::SystemFailure,
-                format!("issuing: {e}"),
-            )
-        })?;
+    let token = sign_token(app, &req, serial, gen_time).await.map_err(|e| {
+        refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            FailureInfo::SystemFailure,
+            format!("issuing: {e}"),
+        )
+    })?;
     let reply = granted_response(&token).map_err(|e| {
         refuse(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -1,0 +1,101 @@
+//! Where signatures run.
+//!
+//! Fast in-memory signatures (ECDSA, Ed25519: tens of microseconds) run inline on the async
+//! worker: handing them to another thread would cost about as much as the signature. Slow ones
+//! (RSA, and HSM round trips) go to a pool of dedicated threads, one per core, fed by a queue:
+//! a worker blocked for a millisecond would delay the archive writer's wake-ups and the
+//! sockets, and dedicated threads pull the next job at once, so no core idles while signatures
+//! wait (a semaphore around `spawn_blocking` leaves a gap between jobs).
+
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A pool of signing threads.
+pub struct SigningPool {
+    jobs: SyncSender<Job>,
+}
+
+impl std::fmt::Debug for SigningPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningPool").finish_non_exhaustive()
+    }
+}
+
+/// Queued signatures at most; beyond this `run` waits (backpressure on the handlers).
+const QUEUE: usize = 4096;
+
+impl SigningPool {
+    /// Starts `threads` signing threads. They end when the pool is dropped.
+    pub fn new(threads: usize) -> std::io::Result<SigningPool> {
+        let (jobs, queue) = sync_channel::<Job>(QUEUE);
+        let queue = Arc::new(Mutex::new(queue));
+        for i in 0..threads.max(1) {
+            let queue = Arc::clone(&queue);
+            std::thread::Builder::new()
+                .name(format!("tsa-signer-{i}"))
+                .spawn(move || worker(&queue))?;
+        }
+        Ok(SigningPool { jobs })
+    }
+
+    /// Runs `f` on a signing thread and waits for its result without blocking the runtime.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = tx.send(f());
+        });
+        // A full queue means the signers are far behind; wait for room on a blocking thread
+        // rather than on the runtime.
+        if let Err(std::sync::mpsc::TrySendError::Full(job)) = self.jobs.try_send(job) {
+            let jobs = self.jobs.clone();
+            tokio::task::spawn_blocking(move || jobs.send(job))
+                .await
+                .ok()?
+                .ok()?;
+        }
+        rx.await.ok()
+    }
+}
+
+fn worker(queue: &Mutex<Receiver<Job>>) {
+    loop {
+        // Hold the lock only while taking a job, never while signing.
+        let job = match queue.lock() {
+            Ok(q) => q.recv(),
+            Err(_) => return,
+        };
+        match job {
+            Ok(job) => job(),
+            Err(_) => return, // the pool was dropped
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn jobs_run_off_the_runtime_and_all_answer() {
+        let pool = Arc::new(SigningPool::new(2).expect("pool"));
+        let mut handles = Vec::new();
+        for i in 0..200u32 {
+            let pool = Arc::clone(&pool);
+            handles.push(tokio::spawn(async move {
+                pool.run(move || (i, std::thread::current().name().map(str::to_owned)))
+                    .await
+            }));
+        }
+        for (i, h) in handles.into_iter().enumerate() {
+            let (n, thread) = h.await.expect("task").expect("answered");
+            assert_eq!(usize::try_from(n).expect("small"), i);
+            assert!(thread.is_some_and(|t| t.starts_with("tsa-signer-")));
+        }
+    }
+}
