@@ -4,10 +4,12 @@
 //!
 //! OpenSSL 3.0's `ts -verify` goes through its PKCS#7 code, which knows neither RSASSA-PSS nor
 //! Ed25519; for PSS the token is checked with `openssl cms -verify` instead (CMS code, which
-//! does know PSS). OpenSSL 3.0 has no Ed25519 in CMS at all ("no default digest"), so Ed25519
-//! tokens are checked by `stamp verify` only; that gap is the tool's, not the token's.
+//! does know PSS). OpenSSL 3.0 has no Ed25519 in CMS at all ("no default digest"). So every
+//! token is also checked by `tests/py/cms_signature_check.py`: pyasn1-modules decodes it, the
+//! signed attributes are re-encoded as DER (so non-canonical DER would fail) and Python's
+//! `cryptography` verifies the signature, Ed25519 included.
 
-use sigillum_tests::{TsaOptions, TsaServer, openssl, run, stamp, tsa_bin};
+use sigillum_tests::{TsaOptions, TsaServer, openssl, run, stamp, tsa_bin, workspace_root};
 use std::path::Path;
 use std::process::Command;
 
@@ -111,7 +113,14 @@ fn config(dir: &Path, name: &str, key_file: &str, padding: &str) -> String {
 
 /// Stamps `data.txt` with `stamp file` against the server and checks the token with the tools
 /// that can read it.
-fn check_server(dir: &Path, server: &TsaServer, name: &str, openssl_ts: bool, openssl_cms: bool) {
+fn check_server(
+    dir: &Path,
+    server: &TsaServer,
+    name: &str,
+    cert: &str,
+    openssl_ts: bool,
+    openssl_cms: bool,
+) {
     let data = format!("data-{name}.txt");
     std::fs::write(dir.join(&data), format!("statement for {name}\n")).expect("data");
     stamp(
@@ -124,6 +133,16 @@ fn check_server(dir: &Path, server: &TsaServer, name: &str, openssl_ts: bool, op
     verified.assert_code(0);
     let report: serde_json::Value = serde_json::from_str(&verified.stdout).expect("json report");
     assert_eq!(report["verified"], true, "{name}: {}", verified.stdout);
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let check = run(Command::new(python)
+        .current_dir(dir)
+        .arg(workspace_root().join("tests/py/cms_signature_check.py"))
+        .arg(&tsr)
+        .arg(cert));
+    assert!(
+        check.ok() && check.stdout.starts_with("OK "),
+        "{name}: {check}"
+    );
     if openssl_ts {
         let out = openssl(
             dir,
@@ -214,7 +233,7 @@ fn every_supported_key_type_issues_tokens_the_tools_accept() {
             config: Some(config(dir, name, &format!("{name}.key"), padding)),
             ..Default::default()
         });
-        check_server(dir, &server, name, *ts, *cms);
+        check_server(dir, &server, name, &format!("{name}.pem"), *ts, *cms);
     }
 }
 
@@ -258,7 +277,7 @@ fn der_and_pkcs1_key_files_are_read_too() {
             config: Some(config(dir, "rsa", key, "pkcs1")),
             ..Default::default()
         });
-        check_server(dir, &server, &key.replace('.', "-"), true, true);
+        check_server(dir, &server, &key.replace('.', "-"), "rsa.pem", true, true);
     }
 }
 
