@@ -67,3 +67,21 @@ pub fn stamp_verify(dir: &Path, args: &[&str], code: i32, why: &str) -> Run {
     assert_eq!(run.code, Some(code), "{why}: {run}");
     run
 }
+
+/// `openssl ts -verify -queryfile QUERY -in REPLY -CAfile CA EXTRA...` in `dir`; panics with
+/// openssl's output (and `what`) unless it prints "Verification: OK".
+pub fn ts_verify_ok(dir: &Path, query: &str, reply: &str, ca: &str, extra: &[&str], what: &str) {
+    let mut args = vec![
+        "ts",
+        "-verify",
+        "-queryfile",
+        query,
+        "-in",
+        reply,
+        "-CAfile",
+        ca,
+    ];
+    args.extend_from_slice(extra);
+    let v = ok(dir, &args);
+    assert!(v.stdout.contains("Verification: OK"), "{what}: {v}");
+}

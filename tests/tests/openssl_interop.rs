@@ -9,7 +9,7 @@
 //! commands recorded in tests/vectors/README.md.
 
 use sigillum_tests::openssl_ca::{
-    CERT_CONFIG, field, ok, path_str as p, pem_cert_der as pki_cert_der, stamp_verify,
+    CERT_CONFIG, field, ok, path_str as p, pem_cert_der as pki_cert_der, stamp_verify, ts_verify_ok,
 };
 use sigillum_tests::{TsaServer, openssl, read_file, write_file};
 
@@ -59,21 +59,8 @@ fn openssl_ts_verifies_every_query_combination() {
                 std::fs::write(&r, &reply.body).expect("write reply");
 
                 // The query file ties the reply to the request: imprint, nonce, policy.
-                let mut verify = vec![
-                    "ts",
-                    "-verify",
-                    "-queryfile",
-                    p(&q),
-                    "-in",
-                    p(&r),
-                    "-CAfile",
-                    p(&root),
-                ];
-                if !cert {
-                    verify.extend(["-untrusted", p(&tsa)]);
-                }
-                let v = ok(&dir, &verify);
-                assert!(v.stdout.contains("Verification: OK"), "{name}: {v}");
+                let untrusted: &[&str] = if cert { &[] } else { &["-untrusted", p(&tsa)] };
+                ts_verify_ok(&dir, p(&q), p(&r), p(&root), untrusted, &name);
                 // And the data itself, not only the request.
                 let mut verify_data = vec![
                     "ts",
@@ -181,22 +168,17 @@ fn openssl_ts_verifies_every_query_combination() {
                     &dir,
                     &["ts", "-reply", "-in", p(&r), "-token_out", "-out", p(&t)],
                 );
-                let mut verify_token = vec![
-                    "ts",
-                    "-verify",
-                    "-queryfile",
+                let untrusted: &[&str] = if cert { &[] } else { &["-untrusted", p(&tsa)] };
+                let mut extra = vec!["-token_in"];
+                extra.extend_from_slice(untrusted);
+                ts_verify_ok(
+                    &dir,
                     p(&q),
-                    "-in",
                     p(&t),
-                    "-token_in",
-                    "-CAfile",
                     p(&root),
-                ];
-                if !cert {
-                    verify_token.extend(["-untrusted", p(&tsa)]);
-                }
-                let v = ok(&dir, &verify_token);
-                assert!(v.stdout.contains("Verification: OK"), "{name} token: {v}");
+                    &extra,
+                    &format!("{name} token"),
+                );
             }
         }
     }
@@ -260,22 +242,14 @@ fn openssl_verifies_against_the_chain_served_at_certs() {
         &["ts", "-query", "-data", p(&data), "-sha256", "-out", p(&q)],
     );
     let r = write_file(dir, "r.tsr", &server.post_query(&read_file(&q)).body);
-    let v = ok(
+    ts_verify_ok(
         dir,
-        &[
-            "ts",
-            "-verify",
-            "-queryfile",
-            p(&q),
-            "-in",
-            p(&r),
-            "-CAfile",
-            p(&server.root_pem()),
-            "-untrusted",
-            p(&chain),
-        ],
+        p(&q),
+        p(&r),
+        p(&server.root_pem()),
+        &["-untrusted", p(&chain)],
+        "",
     );
-    assert!(v.stdout.contains("Verification: OK"), "{v}");
 }
 
 #[test]
@@ -341,22 +315,14 @@ fn unusual_but_valid_requests_verify_with_openssl() {
         let reply = server.post_query(&spec.encode());
         let token = sigillum_tests::granted_token(&reply);
         let r = write_file(dir, &format!("u{i}.tsr"), &reply.body);
-        let v = ok(
+        ts_verify_ok(
             dir,
-            &[
-                "ts",
-                "-verify",
-                "-queryfile",
-                p(&q),
-                "-in",
-                p(&r),
-                "-CAfile",
-                p(&server.root_pem()),
-                "-untrusted",
-                p(&server.tsa_pem()),
-            ],
+            p(&q),
+            p(&r),
+            p(&server.root_pem()),
+            &["-untrusted", p(&server.tsa_pem())],
+            what,
         );
-        assert!(v.stdout.contains("Verification: OK"), "{what}: {v}");
         let v = ok(
             dir,
             &[
@@ -415,20 +381,7 @@ fn configured_accuracy_policy_and_no_tsa_name_as_openssl_reads_them() {
         ],
     );
     let r = write_file(dir, "r.tsr", &server.post_query(&read_file(&q)).body);
-    let v = ok(
-        dir,
-        &[
-            "ts",
-            "-verify",
-            "-queryfile",
-            p(&q),
-            "-in",
-            p(&r),
-            "-CAfile",
-            p(&server.root_pem()),
-        ],
-    );
-    assert!(v.stdout.contains("Verification: OK"), "{v}");
+    ts_verify_ok(dir, p(&q), p(&r), p(&server.root_pem()), &[], "");
     let text = ok(dir, &["ts", "-reply", "-in", p(&r), "-text"]).stdout;
     assert_eq!(
         field(&text, "Accuracy:"),
@@ -614,20 +567,7 @@ fn an_intermediate_ca_is_included_and_the_root_is_not() {
         "TSA certificate, then the intermediate, and not the root"
     );
     let r = write_file(dir, "r.tsr", &reply.body);
-    let v = ok(
-        dir,
-        &[
-            "ts",
-            "-verify",
-            "-queryfile",
-            p(&q),
-            "-in",
-            p(&r),
-            "-CAfile",
-            p(&root),
-        ],
-    );
-    assert!(v.stdout.contains("Verification: OK"), "{v}");
+    ts_verify_ok(dir, p(&q), p(&r), p(&root), &[], "");
     // /certs serves the same chain: TSA, intermediate, root.
     let certs = sigillum_tests::get(&format!("{}certs", server.url())).text();
     assert_eq!(certs.matches("BEGIN CERTIFICATE").count(), 3, "{certs}");
@@ -639,22 +579,14 @@ fn an_intermediate_ca_is_included_and_the_root_is_not() {
         &["ts", "-query", "-data", p(&data), "-sha256", "-out", p(&q2)],
     );
     let r2 = write_file(dir, "r2.tsr", &server.post_query(&read_file(&q2)).body);
-    let v = ok(
+    ts_verify_ok(
         dir,
-        &[
-            "ts",
-            "-verify",
-            "-queryfile",
-            p(&q2),
-            "-in",
-            p(&r2),
-            "-CAfile",
-            p(&root),
-            "-untrusted",
-            p(&certs_path),
-        ],
+        p(&q2),
+        p(&r2),
+        p(&root),
+        &["-untrusted", p(&certs_path)],
+        "",
     );
-    assert!(v.stdout.contains("Verification: OK"), "{v}");
     // Our own verifier, on the same two tokens. The intermediate has no extendedKeyUsage at
     // all, like many timestamping CAs; RFC 5280 puts no EKU requirement on CA certificates.
     stamp_verify(
