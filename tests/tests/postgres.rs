@@ -242,8 +242,9 @@ fn two_nodes_starting_together_on_a_fresh_database() {
 
 #[test]
 fn losing_the_database_is_system_failure_never_an_unarchived_token() {
-    // Our own fault, not the client's: HTTP 500 with a DER systemFailure, /healthz 503, and no
-    // token handed out that the archive does not hold.
+    // Our own fault, not the client's: HTTP 503 with Retry-After (another node may answer)
+    // and a DER systemFailure, /healthz 503, and no token handed out that the archive does not
+    // hold.
     let db = FreshDb::create("loss");
     let shared = tempfile::tempdir().expect("tempdir");
     let server = node(&db, shared.path(), "allow_unsynced_clock = true\n");
@@ -256,10 +257,11 @@ fn losing_the_database_is_system_failure_never_an_unarchived_token() {
     let reply = server.post_query(&ReqSpec::sha256(b"after the database is gone").encode());
     assert_eq!(
         reply.status,
-        500,
+        503,
         "HTTP status with the archive gone: {}",
         reply.text()
     );
+    assert_eq!(reply.retry_after.as_deref(), Some("1"), "Retry-After");
     let parsed = pki::tsp::parse_response(&reply.body).expect("a DER TimeStampResp even now");
     assert_eq!(parsed.status, pki::asn1::PkiStatus::Rejection, "{parsed:?}");
     assert_eq!(
@@ -305,7 +307,7 @@ fn a_node_recovers_after_its_database_connections_are_killed() {
                 break;
             }
         } else {
-            assert_eq!(reply.status, 500, "{parsed:?}");
+            assert_eq!(reply.status, 503, "{parsed:?}");
             assert_eq!(
                 parsed.fail_info,
                 vec![pki::asn1::FailureInfo::SystemFailure],

@@ -11,6 +11,14 @@
 //! commits, and only then answers each caller. Durability costs one commit per batch, not one
 //! per token.
 //!
+//! Faults (disk full, I/O errors, a read-only file system, a lost connection, a removed file)
+//! are the writer's business too: see [`writer`] for how a failed commit once produced a granted
+//! token that was never archived, and what guards against it now. In short: the writer owns
+//! its connection and its transaction statements, never reuses a connection that saw an error,
+//! refuses new tokens at once while the database cannot write ([`Archive::health`], which
+//! `/healthz` reports), probes until a write commits again, and bounds every wait by the commit
+//! timeout, so a request is refused in bounded time instead of hanging.
+//!
 //! The archive also keeps the serial counter: [`Archive::reserve_serials`] moves it forward in
 //! one statement, so blocks of serials never overlap, across restarts and across nodes.
 
@@ -20,16 +28,19 @@ use std::ops::Range;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use sqlx::SqlSafeStr;
 use sqlx::migrate::{MigrateError, Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, SqlSafeStr};
 use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
+
+mod writer;
+use writer::{DbFile, Health, Writer};
 
 /// Schema of the embedded SQLite archive.
 const SQLITE_SCHEMA: &str = include_str!("../migrations/sqlite/0001_archive.sql");
@@ -135,6 +146,17 @@ pub enum ArchiveError {
         /// The requested count.
         count: u64,
     },
+    /// The serial counter handed out a block below one this process already had: the
+    /// database went back in time (replaced by an older copy). Serials could repeat.
+    #[error(
+        "the archive's serial counter went back (block at {start}, but {high_water} was already reserved): was the database replaced by an older copy?"
+    )]
+    SerialCounterWentBack {
+        /// Start of the new block.
+        start: u64,
+        /// End of the highest block reserved before.
+        high_water: u64,
+    },
     /// The database holds a value no code path writes (a negative serial or count).
     #[error("the archive holds an impossible value for {what}")]
     Corrupt {
@@ -143,6 +165,20 @@ pub enum ArchiveError {
         /// The failed conversion.
         #[source]
         source: TryFromIntError,
+    },
+    /// The archive cannot write now (a commit failed, the file is gone): the token was refused
+    /// without trying, until a probe commits again (see [`Archive::health`]).
+    #[error("the archive cannot write now: {reason}")]
+    Unavailable {
+        /// What the last failure was.
+        reason: String,
+    },
+    /// The database did not confirm within the commit timeout; the token is not confirmed as
+    /// archived (it may still be committed: refusing it is safe, granting it would not be).
+    #[error("the archive did not confirm the commit within {after:?}")]
+    TimedOut {
+        /// The timeout.
+        after: Duration,
     },
     /// [`Archive::close`] was called; no more tokens are accepted.
     #[error("the archive is closed")]
@@ -182,6 +218,15 @@ pub struct ArchiveOptions {
     pub queue: usize,
     /// Size of the connection pool.
     pub max_connections: u32,
+    /// Longest an append waits for its commit, and a commit for the database, before the token
+    /// is refused (SQLite's busy timeout is half of it). A request is refused within about this
+    /// time whatever the database does.
+    pub commit_timeout: Duration,
+}
+
+impl ArchiveOptions {
+    /// The commit timeout unless configured.
+    pub const DEFAULT_COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
 }
 
 impl Default for ArchiveOptions {
@@ -190,8 +235,18 @@ impl Default for ArchiveOptions {
             max_batch: 512,
             queue: 8192,
             max_connections: 8,
+            commit_timeout: Self::DEFAULT_COMMIT_TIMEOUT,
         }
     }
+}
+
+/// Whether the archive can take tokens, for `/healthz`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveHealth {
+    /// The last write committed (tokens are being accepted).
+    pub writable: bool,
+    /// Why not, when not.
+    pub problem: Option<String>,
 }
 
 /// Counters of the writer's work since connect, for tests and operators.
@@ -216,6 +271,8 @@ struct Inner {
     shutdown: Arc<Notify>,
     writer: Mutex<Option<JoinHandle<()>>>,
     stats: Arc<Stats>,
+    health: Arc<Health>,
+    commit_timeout: Duration,
 }
 
 #[derive(Default)]
@@ -270,16 +327,30 @@ impl Archive {
             });
         };
         backend.migrate().await?;
+        let file = match &backend {
+            Backend::Sqlite(_) => SqliteConnectOptions::from_str(url)
+                .ok()
+                .and_then(|o| DbFile::open(o.get_filename())),
+            Backend::Postgres(_) => None,
+        };
 
         let (jobs, queue) = mpsc::channel(opts.queue.max(1));
         let shutdown = Arc::new(Notify::new());
         let stats = Arc::new(Stats::default());
-        let writer = tokio::spawn(run_writer(
+        let health = Arc::new(Health::default());
+        metrics::gauge!("tsa_archive_writable").set(1.0);
+        let commit_timeout = opts.commit_timeout.max(Duration::from_millis(100));
+        let writer = Writer::new(
             backend.clone(),
+            file,
+            Arc::clone(&health),
+            Arc::clone(&stats),
+            commit_timeout,
+        );
+        let writer = tokio::spawn(writer.run(
             queue,
             opts.max_batch.clamp(1, MAX_BATCH_LIMIT),
             Arc::clone(&shutdown),
-            Arc::clone(&stats),
         ));
         tracing::info!(backend = backend.name(), "token archive open");
         Ok(Self {
@@ -290,8 +361,19 @@ impl Archive {
                 shutdown,
                 writer: Mutex::new(Some(writer)),
                 stats,
+                health,
+                commit_timeout,
             }),
         })
+    }
+
+    /// Whether tokens can be archived now, and why not.
+    pub fn health(&self) -> ArchiveHealth {
+        let health = &self.inner.health;
+        ArchiveHealth {
+            writable: health.writable(),
+            problem: health.problem(),
+        }
     }
 
     /// `"sqlite"` or `"postgres"`.
@@ -299,21 +381,39 @@ impl Archive {
         self.inner.backend.name()
     }
 
-    /// Archives `rec`; returns only once the transaction holding it has committed durably.
+    /// Archives `rec`; returns `Ok` only once the transaction holding it has committed durably.
+    ///
+    /// Refused at once while the archive cannot write ([`ArchiveError::Unavailable`]), and
+    /// after the commit timeout at the latest ([`ArchiveError::TimedOut`]). An error never says
+    /// the token is absent, only that it is not confirmed: the caller must not hand it out.
     pub async fn append(&self, rec: TokenRecord) -> Result<(), ArchiveError> {
         let serial = db_serial(rec.serial)?;
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(ArchiveError::Closed);
         }
+        self.check_writable()?;
         let (reply, answer) = oneshot::channel();
         let job = Job { serial, rec, reply };
-        // A send error only says the receiver is gone and gives the job back: nothing to keep.
-        if self.inner.jobs.send(job).await.is_err() {
-            return Err(self.stopped(None));
-        }
-        match answer.await {
-            Ok(result) => result,
-            Err(dropped) => Err(self.stopped(Some(dropped))),
+        let after = self.inner.commit_timeout;
+        let confirmed = tokio::time::timeout(after, async {
+            // A send error only says the receiver is gone and gives the job back.
+            if self.inner.jobs.send(job).await.is_err() {
+                return Err(self.stopped(None));
+            }
+            match answer.await {
+                Ok(result) => result,
+                Err(dropped) => Err(self.stopped(Some(dropped))),
+            }
+        })
+        .await;
+        confirmed.unwrap_or(Err(ArchiveError::TimedOut { after }))
+    }
+
+    /// `Ok` while the archive accepts tokens; the reason otherwise.
+    pub fn check_writable(&self) -> Result<(), ArchiveError> {
+        match self.inner.health.problem() {
+            None => Ok(()),
+            Some(reason) => Err(ArchiveError::Unavailable { reason }),
         }
     }
 
@@ -324,10 +424,42 @@ impl Archive {
             .ok()
             .filter(|step| *step > 0)
             .ok_or(ArchiveError::InvalidSerialCount { count })?;
-        let start: Option<i64> = on_pool!(&self.inner.backend, pool => {
-            sqlx::query_scalar(RESERVE).bind(step).fetch_optional(pool).await
-        })
-        .map_err(ArchiveError::database("reserving serials"))?;
+        if self.inner.health.lost() {
+            // The pool's connections still write into the removed file.
+            return Err(ArchiveError::Unavailable {
+                reason: self.inner.health.problem().unwrap_or_default(),
+            });
+        }
+        let after = self.inner.commit_timeout;
+        let begin = self.inner.backend.begin_sql();
+        // In a transaction of its own with explicit statements, so that a failed commit is
+        // reported (an autocommit `UPDATE ... RETURNING` hands its row back before its commit
+        // has happened); after an error the connection is closed, never reused (see
+        // [`writer`] for why a connection whose transaction state is in doubt must not be).
+        let reserved = on_pool!(&self.inner.backend, pool => {
+            tokio::time::timeout(after, async {
+                let mut conn = pool.acquire().await?;
+                let outcome: Result<Option<i64>, sqlx::Error> = async {
+                    sqlx::raw_sql(begin).execute(&mut *conn).await?;
+                    let start = sqlx::query_scalar(RESERVE)
+                        .bind(step)
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                    sqlx::raw_sql("COMMIT").execute(&mut *conn).await?;
+                    Ok(start)
+                }
+                .await;
+                if outcome.is_err() {
+                    conn.close_on_drop();
+                    let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+                }
+                outcome
+            })
+            .await
+        });
+        let start = reserved
+            .map_err(|_| ArchiveError::TimedOut { after })?
+            .map_err(ArchiveError::database("reserving serials"))?;
         let start = start.ok_or(ArchiveError::SerialsExhausted { count })?;
         let start = stored_u64(start, "the serial counter")?;
         // Cannot overflow: the statement kept start + count within i64::MAX.
@@ -387,16 +519,33 @@ impl Archive {
     /// Stops accepting tokens, lets the writer commit and answer everything already queued,
     /// then closes the pool. Later calls on any clone fail with [`ArchiveError::Closed`] or a
     /// database error; closing twice is harmless.
+    ///
+    /// Bounded: the writer gets twice the commit timeout to drain (each of its commits is
+    /// bounded by one), then is stopped; callers still waiting are refused, never granted.
     pub async fn close(&self) {
         self.inner.closed.store(true, Ordering::Release);
         self.inner.shutdown.notify_one();
         let writer = self.inner.writer.lock().await.take();
-        if let Some(writer) = writer
-            && let Err(error) = writer.await
-        {
-            tracing::error!(%error, "archive writer task failed");
+        if let Some(mut writer) = writer {
+            let drain = self.inner.commit_timeout * 2;
+            match tokio::time::timeout(drain, &mut writer).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::error!(%error, "archive writer task failed"),
+                Err(_) => {
+                    tracing::error!(
+                        ?drain,
+                        "archive writer did not drain in time; queued tokens are refused"
+                    );
+                    writer.abort();
+                }
+            }
         }
-        on_pool!(&self.inner.backend, pool => pool.close().await);
+        let closed = on_pool!(&self.inner.backend, pool => {
+            tokio::time::timeout(self.inner.commit_timeout, pool.close()).await
+        });
+        if closed.is_err() {
+            tracing::warn!("archive connections did not close in time");
+        }
     }
 
     fn stopped(&self, source: Option<oneshot::error::RecvError>) -> ArchiveError {
@@ -411,6 +560,38 @@ impl Archive {
 impl ArchiveError {
     fn database(op: &'static str) -> impl FnOnce(sqlx::Error) -> Self {
         move |source| Self::Database { op, source }
+    }
+
+    /// The same failure for another caller of the same batch.
+    fn shared(&self) -> ArchiveError {
+        match self {
+            Self::Commit { tokens, source } => Self::Commit {
+                tokens: *tokens,
+                source: Arc::clone(source),
+            },
+            Self::TimedOut { after } => Self::TimedOut { after: *after },
+            Self::Unavailable { reason } => Self::Unavailable {
+                reason: reason.clone(),
+            },
+            other => Self::Unavailable {
+                reason: other.to_string(),
+            },
+        }
+    }
+
+    /// Whether the failure is the archive's state (the database cannot write or answer),
+    /// as opposed to one record or a misuse: the request may succeed on another node or later.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            Self::Connect { .. }
+                | Self::Database { .. }
+                | Self::Commit { .. }
+                | Self::Unavailable { .. }
+                | Self::TimedOut { .. }
+                | Self::Closed
+                | Self::WriterStopped { .. }
+        )
     }
 }
 
@@ -439,7 +620,9 @@ async fn connect_sqlite(url: &str, opts: &ArchiveOptions) -> Result<SqlitePool, 
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
-        .busy_timeout(Duration::from_secs(30))
+        // Bounded well inside the commit timeout, so a lock held elsewhere fails the commit
+        // rather than the request's deadline.
+        .busy_timeout(opts.commit_timeout / 2)
         // Checkpoints run in the background (see `checkpoint_sqlite`), not inside a commit,
         // where their fsync of the database file would stall every reply of that batch.
         .pragma("wal_autocheckpoint", "0")
@@ -529,122 +712,12 @@ impl Backend {
         result.map_err(|source| ArchiveError::Migrate { source })
     }
 
-    /// Inserts `jobs` with one multi-row INSERT in one transaction, and commits.
-    async fn insert(&self, jobs: &[Job]) -> Result<(), sqlx::Error> {
-        on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            // Multi-row INSERTs in a few fixed sizes only: sqlx caches prepared statements by
-            // their text, and one text per batch size would evict and re-prepare them.
-            let mut rest = jobs;
-            while !rest.is_empty() {
-                let size = INSERT_CHUNKS.iter().copied().find(|c| *c <= rest.len()).unwrap_or(1);
-                let (chunk, tail) = rest.split_at(size);
-                rest = tail;
-                let mut insert = QueryBuilder::new(INSERT_PREFIX);
-                insert.push_values(chunk, |mut row, job| {
-                    row.push_bind(job.serial)
-                        .push_bind(job.rec.gen_time_ms)
-                        .push_bind(job.rec.policy.as_str())
-                        .push_bind(job.rec.hash_alg.as_str())
-                        .push_bind(job.rec.imprint.as_slice())
-                        .push_bind(job.rec.token.as_slice());
-                });
-                insert.build().persistent(true).execute(&mut *tx).await?;
-            }
-            tx.commit().await
-        })
-    }
-}
-
-/// The writer task: commits batches until the channel is closed and drained.
-async fn run_writer(
-    backend: Backend,
-    mut queue: mpsc::Receiver<Job>,
-    max_batch: usize,
-    shutdown: Arc<Notify>,
-    stats: Arc<Stats>,
-) {
-    let mut batch = Vec::with_capacity(max_batch);
-    let mut closing = false;
-    loop {
-        tokio::select! {
-            () = shutdown.notified(), if !closing => {
-                // Refuse new sends but keep what is queued: it is drained below.
-                queue.close();
-                closing = true;
-            }
-            taken = queue.recv_many(&mut batch, max_batch) => {
-                if taken == 0 {
-                    break;
-                }
-                commit_batch(&backend, &mut batch, &stats).await;
-            }
-        }
-    }
-}
-
-/// Commits `batch` (leaving it empty) and answers each caller. When the database refuses a
-/// batch of several because of a row (a duplicate serial), each token is retried alone, so one
-/// bad record does not fail the others; any other failure (connection lost, disk full) is
-/// shared by the whole batch.
-async fn commit_batch(backend: &Backend, batch: &mut Vec<Job>, stats: &Stats) {
-    match timed_insert(backend, batch, stats).await {
-        Ok(()) => answer_all(batch, || Ok(())),
-        Err(error) if batch.len() == 1 => {
-            if let Some(job) = batch.pop() {
-                // The caller may have given up (request cancelled); the outcome stands anyway.
-                let _ = job.reply.send(Err(insert_error(job.rec.serial, error)));
-            }
-        }
-        Err(error @ sqlx::Error::Database(_)) => {
-            let tokens = batch.len();
-            tracing::warn!(%error, tokens, "archive batch refused; retrying each token alone");
-            for job in batch.drain(..) {
-                let alone = timed_insert(backend, std::slice::from_ref(&job), stats).await;
-                let _ = job
-                    .reply
-                    .send(alone.map_err(|source| insert_error(job.rec.serial, source)));
-            }
-        }
-        Err(error) => {
-            let tokens = batch.len();
-            tracing::error!(%error, tokens, "archive batch commit failed");
-            let source = Arc::new(error);
-            answer_all(batch, || {
-                let source = Arc::clone(&source);
-                Err(ArchiveError::Commit { tokens, source })
-            });
-        }
-    }
-}
-
-async fn timed_insert(backend: &Backend, jobs: &[Job], stats: &Stats) -> Result<(), sqlx::Error> {
-    let started = Instant::now();
-    backend.insert(jobs).await?;
-    let tokens = u32::try_from(jobs.len()).unwrap_or(u32::MAX); // at most MAX_BATCH_LIMIT
-    metrics::histogram!("tsa_archive_commit_seconds").record(started.elapsed().as_secs_f64());
-    metrics::histogram!("tsa_archive_batch_size").record(f64::from(tokens));
-    metrics::counter!("tsa_archive_tokens_total").increment(u64::from(tokens));
-    stats.commits.fetch_add(1, Ordering::Relaxed);
-    stats.tokens.fetch_add(u64::from(tokens), Ordering::Relaxed);
-    Ok(())
-}
-
-fn answer_all(batch: &mut Vec<Job>, result: impl Fn() -> Result<(), ArchiveError>) {
-    for job in batch.drain(..) {
-        // The caller may have given up (request cancelled); the outcome stands anyway.
-        let _ = job.reply.send(result());
-    }
-}
-
-fn insert_error(serial: u64, source: sqlx::Error) -> ArchiveError {
-    let duplicate = matches!(&source, sqlx::Error::Database(db) if db.is_unique_violation());
-    if duplicate {
-        ArchiveError::DuplicateSerial { serial, source }
-    } else {
-        ArchiveError::Database {
-            op: "archiving a token",
-            source,
+    /// `BEGIN IMMEDIATE` takes SQLite's write lock at once, so the wait for it comes before any
+    /// work, within the busy timeout.
+    fn begin_sql(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "BEGIN IMMEDIATE",
+            Self::Postgres(_) => "BEGIN",
         }
     }
 }

@@ -131,6 +131,9 @@ pub struct ArchiveConfig {
     /// Database connections.
     #[serde(default = "default_conns")]
     pub max_connections: u32,
+    /// Longest a token waits for its commit before it is refused (milliseconds).
+    #[serde(default = "default_commit_timeout_ms")]
+    pub commit_timeout_ms: u64,
 }
 
 fn default_batch() -> usize {
@@ -142,6 +145,9 @@ fn default_block() -> u64 {
 fn default_conns() -> u32 {
     4
 }
+fn default_commit_timeout_ms() -> u64 {
+    5000
+}
 
 impl Default for ArchiveConfig {
     fn default() -> Self {
@@ -149,6 +155,7 @@ impl Default for ArchiveConfig {
             max_batch: default_batch(),
             serial_block: default_block(),
             max_connections: default_conns(),
+            commit_timeout_ms: default_commit_timeout_ms(),
         }
     }
 }
@@ -319,6 +326,15 @@ impl Config {
                 });
             }
         }
+        if !(100..=60_000).contains(&self.archive.commit_timeout_ms) {
+            return Err(ConfigError::Value {
+                key: "archive.commit_timeout_ms",
+                detail: format!(
+                    "{} is outside 100..=60000: requests must be refused in bounded time",
+                    self.archive.commit_timeout_ms
+                ),
+            });
+        }
         if self.archive.max_batch == 0 || self.archive.serial_block == 0 {
             return Err(ConfigError::Value {
                 key: "archive",
@@ -456,6 +472,10 @@ mod tests {
             (
                 "[policy]\ndefault = \"1.2.3\"\naccuracy_millis = 1000",
                 "policy.accuracy_millis",
+            ),
+            (
+                "[archive]\ncommit_timeout_ms = 0",
+                "archive.commit_timeout_ms",
             ),
         ];
         for (text, key) in cases {

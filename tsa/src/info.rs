@@ -14,24 +14,30 @@ pub async fn certs(State(app): State<Arc<App>>) -> impl IntoResponse {
     )
 }
 
-/// `GET /healthz`: whether tokens can be issued now.
+/// `GET /healthz`: whether tokens can be issued now: the clock is usable, the archive's last
+/// write committed, and it answers a read (within two seconds: a health check must not hang).
 pub async fn healthz(State(app): State<Arc<App>>) -> impl IntoResponse {
     let clock_ok = app.clock.can_issue_now();
     // MAX over the indexed genTime column: cheap at any archive size.
-    let archive_ok = app.archive.last_gen_time_ms().await.is_ok();
-    let body = format!(
-        "{{\"status\":\"{}\",\"clock_synchronised\":{},\"clock_usable\":{},\"archive\":\"{}\",\"archive_reachable\":{}}}\n",
-        if clock_ok && archive_ok {
-            "ok"
-        } else {
-            "unavailable"
-        },
-        app.clock.synchronised(),
-        clock_ok,
-        app.archive.backend(),
-        archive_ok
-    );
-    let status = if clock_ok && archive_ok {
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        app.archive.last_gen_time_ms(),
+    )
+    .await;
+    let reachable = matches!(read, Ok(Ok(_)));
+    let health = app.archive.health();
+    let ok = clock_ok && reachable && health.writable;
+    let body = serde_json::json!({
+        "status": if ok { "ok" } else { "unavailable" },
+        "clock_synchronised": app.clock.synchronised(),
+        "clock_usable": clock_ok,
+        "archive": app.archive.backend(),
+        "archive_reachable": reachable,
+        "archive_writable": health.writable,
+        "archive_problem": health.problem,
+    });
+    let body = format!("{body}\n");
+    let status = if ok {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

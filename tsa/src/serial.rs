@@ -20,8 +20,17 @@ use crate::archive::{Archive, ArchiveError};
 pub struct SerialAllocator {
     archive: Archive,
     block_size: NonZeroU64,
-    /// The serials of the current block not handed out yet; empty until the first `next`.
-    current: Mutex<Range<u64>>,
+    /// The serials of the current block not handed out yet, and the end of the highest block
+    /// reserved so far (a new block must start at or after it).
+    current: Mutex<Blocks>,
+}
+
+#[derive(Debug, Default)]
+struct Blocks {
+    /// Not handed out yet; empty until the first `next`.
+    rest: Range<u64>,
+    /// End of the highest block this process reserved.
+    high_water: u64,
 }
 
 impl SerialAllocator {
@@ -39,7 +48,7 @@ impl SerialAllocator {
         Self {
             archive,
             block_size,
-            current: Mutex::new(0..0),
+            current: Mutex::new(Blocks::default()),
         }
     }
 
@@ -50,15 +59,27 @@ impl SerialAllocator {
 
     /// The next serial: from the current block, or from a new block reserved in the archive
     /// when the current one is used up. Never 0, never one handed out before.
+    ///
+    /// A block that starts below one this process already reserved means the counter went
+    /// back (the database was replaced by an older copy, or its file removed and re-created):
+    /// refused, since serials from it could repeat.
     pub async fn next(&self) -> Result<u64, ArchiveError> {
         let mut current = self.current.lock().await;
-        if current.is_empty() {
+        if current.rest.is_empty() {
             // Holding the lock across the reservation is deliberate: the callers waiting
             // behind it need the new block too, and one reservation serves them all.
-            *current = self.archive.reserve_serials(self.block_size.get()).await?;
+            let block = self.archive.reserve_serials(self.block_size.get()).await?;
+            if block.start < current.high_water {
+                return Err(ArchiveError::SerialCounterWentBack {
+                    start: block.start,
+                    high_water: current.high_water,
+                });
+            }
+            current.high_water = block.end;
+            current.rest = block;
         }
-        let serial = current.start;
-        current.start += 1;
+        let serial = current.rest.start;
+        current.rest.start += 1;
         Ok(serial)
     }
 }
@@ -172,6 +193,38 @@ mod tests {
         let refused = archive.reserve_serials(1).await;
         let exhausted = matches!(refused, Err(ArchiveError::SerialsExhausted { count: 1 }));
         assert!(exhausted, "{refused:?}");
+        archive.close().await;
+    }
+
+    /// Guards against repeating serials when the database is swapped for an older copy under
+    /// a running node: the allocator refuses a block below what it already had.
+    #[tokio::test]
+    async fn a_counter_that_went_back_is_refused() {
+        use sqlx::Connection;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = sqlite_url(&dir);
+        let archive = open(&url).await;
+        let alloc = SerialAllocator::with_block_size(archive.clone(), block(2));
+        assert_eq!(alloc.next().await.expect("serial"), 1);
+        assert_eq!(alloc.next().await.expect("serial"), 2);
+        // What restoring yesterday's copy of the file does to the counter.
+        let mut other = sqlx::SqliteConnection::connect(&url)
+            .await
+            .expect("connect");
+        sqlx::query("UPDATE serial_counter SET next_serial = 1 WHERE id = 1")
+            .execute(&mut other)
+            .await
+            .expect("rewind");
+        other.close().await.expect("close");
+        let refused = alloc.next().await;
+        let went_back = matches!(
+            refused,
+            Err(ArchiveError::SerialCounterWentBack {
+                start: 1,
+                high_water: 3
+            })
+        );
+        assert!(went_back, "{refused:?}");
         archive.close().await;
     }
 }

@@ -104,6 +104,7 @@ impl App {
             ArchiveOptions {
                 max_batch: cfg.archive.max_batch,
                 max_connections: cfg.archive.max_connections,
+                commit_timeout: std::time::Duration::from_millis(cfg.archive.commit_timeout_ms),
                 ..Default::default()
             },
         )

@@ -4,10 +4,13 @@
 //! for granted tokens and for rejections of the request's content (the failInfo says why, which
 //! is how RFC 3161 clients expect to learn it); 415 for a wrong media type and 413 for an
 //! oversized body (HTTP-level refusals, still with a DER rejection body); 503 with Retry-After
-//! for timeNotAvailable, so load balancers try another node; 500 with systemFailure only for
-//! our own faults. Never a panic and never a 500 for a client's mistake.
+//! for timeNotAvailable and for systemFailure while the archive cannot write (disk full, I/O
+//! errors, database down: the request may succeed on another node or in a moment), so load
+//! balancers try another node; 500 with systemFailure only for our other faults. Never a panic
+//! and never a 500 for a client's mistake. A token is granted only once the archive has
+//! confirmed its commit; every wait for the archive is bounded by its commit timeout.
 
-use crate::archive::TokenRecord;
+use crate::archive::{ArchiveError, TokenRecord};
 use crate::limits::{MAX_NONCE_BYTES, MAX_REQUEST_BYTES, QUERY_MEDIA_TYPE, REPLY_MEDIA_TYPE};
 use crate::state::App;
 use axum::body::{Body, Bytes};
@@ -50,7 +53,7 @@ pub async fn handle(State(app): State<Arc<App>>, headers: HeaderMap, body: Body)
                     StatusCode::INTERNAL_SERVER_ERROR.into_response()
                 }
             };
-            if rejection.fail_info == FailureInfo::TimeNotAvailable {
+            if status == StatusCode::SERVICE_UNAVAILABLE {
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
             }
@@ -132,6 +135,9 @@ async fn issue(app: &Arc<App>, headers: &HeaderMap, body: Body) -> Result<Vec<u8
             format!("nonce longer than {MAX_NONCE_BYTES} bytes"),
         ));
     }
+    // Known unwritable: refuse before spending a serial and a signature on a token that
+    // could not be archived.
+    app.archive.check_writable().map_err(archive_refusal)?;
     let gen_time = app.clock.now().map_err(|e| {
         refuse(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -147,13 +153,7 @@ async fn issue(app: &Arc<App>, headers: &HeaderMap, body: Body) -> Result<Vec<u8
             "the TSA certificate has expired",
         ));
     }
-    let serial = app.serials.next().await.map_err(|e| {
-        refuse(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            FailureInfo::SystemFailure,
-            format!("serial allocation: {e}"),
-        )
-    })?;
+    let serial = app.serials.next().await.map_err(archive_refusal)?;
     let token = sign_token(app, &req, serial, gen_time).await.map_err(|e| {
         refuse(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -179,12 +179,18 @@ async fn issue(app: &Arc<App>, headers: &HeaderMap, body: Body) -> Result<Vec<u8
             token,
         })
         .await
-        .map_err(|e| {
-            refuse(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                FailureInfo::SystemFailure,
-                format!("archive: {e}"),
-            )
-        })?;
+        .map_err(archive_refusal)?;
     Ok(reply)
+}
+
+/// systemFailure for an archive error: 503 with Retry-After while the archive cannot write or
+/// answer (another node, or this one in a moment, may succeed), 500 for anything else (a
+/// duplicate serial, an impossible value).
+fn archive_refusal(e: ArchiveError) -> Refusal {
+    let status = if e.is_unavailable() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    };
+    refuse(status, FailureInfo::SystemFailure, format!("archive: {e}"))
 }

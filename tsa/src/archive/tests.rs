@@ -1,5 +1,6 @@
 //! Archive tests, on SQLite and PostgreSQL alike.
 use super::test_support::{on_both_backends, open, sqlite_url};
+use super::writer::{Health, Writer};
 use super::*;
 
 fn record(serial: u64, gen_time_ms: i64) -> TokenRecord {
@@ -90,7 +91,15 @@ async fn duplicate_fails_alone(url: &str) {
         batch.push(Job { serial, rec, reply });
         answers.push(answer);
     }
-    commit_batch(&archive.inner.backend, &mut batch, &stats).await;
+    let stats = Arc::new(stats);
+    let mut writer = Writer::new(
+        archive.inner.backend.clone(),
+        None,
+        Arc::new(Health::default()),
+        Arc::clone(&stats),
+        ArchiveOptions::DEFAULT_COMMIT_TIMEOUT,
+    );
+    writer.commit_batch(&mut batch).await;
     let mut outcomes = Vec::new();
     for answer in answers {
         outcomes.push(answer.await.expect("answered"));
@@ -190,4 +199,90 @@ async fn close_commits_queued_tokens_then_refuses() {
         "every Ok is durable"
     );
     reopened.close().await;
+}
+
+/// A unique violation is a row's fault, not the database's: the archive stays writable.
+#[tokio::test]
+async fn a_duplicate_serial_leaves_the_archive_writable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let archive = open(&sqlite_url(&dir)).await;
+    archive.append(record(1, 1)).await.expect("first append");
+    let again = archive.append(record(1, 2)).await;
+    assert!(
+        matches!(again, Err(ArchiveError::DuplicateSerial { .. })),
+        "{again:?}"
+    );
+    assert!(archive.health().writable, "{:?}", archive.health());
+    archive.append(record(2, 2)).await.expect("the next append");
+    archive.close().await;
+}
+
+/// Guards the lost-token defect's neighbourhood: a commit that fails for the database's sake
+/// marks the archive unwritable, later tokens are refused at once (not queued behind a lock),
+/// a probe brings it back by itself, and nothing refused is in the archive. (Disk full, a
+/// read-only file system and a removed file are in tests/tests/archive_faults.rs, on tmpfs.)
+#[tokio::test]
+async fn a_failed_commit_marks_the_archive_unwritable_until_a_probe_commits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = ArchiveOptions {
+        commit_timeout: std::time::Duration::from_secs(1),
+        ..Default::default()
+    };
+    let archive = Archive::connect(&sqlite_url(&dir), opts)
+        .await
+        .expect("open");
+    archive.append(record(1, 1)).await.expect("append");
+    let Backend::Sqlite(pool) = &archive.inner.backend else {
+        panic!("sqlite expected")
+    };
+    // Another connection holds the write lock for longer than the busy timeout: the writer's
+    // BEGIN IMMEDIATE fails with SQLITE_BUSY, a fault of the database, not of a row.
+    let mut blocker = pool.acquire().await.expect("blocker");
+    sqlx::raw_sql("BEGIN IMMEDIATE")
+        .execute(&mut *blocker)
+        .await
+        .expect("lock");
+    let started = std::time::Instant::now();
+    let refused = archive.append(record(2, 2)).await;
+    assert!(
+        refused.is_err(),
+        "granted while another connection holds the lock"
+    );
+    assert!(
+        refused.as_ref().is_err_and(ArchiveError::is_unavailable),
+        "{refused:?}"
+    );
+    assert!(!archive.health().writable, "{:?}", archive.health());
+    // Refused at once now, without waiting for the lock again.
+    let at_once = archive.append(record(3, 3)).await;
+    assert!(
+        matches!(at_once, Err(ArchiveError::Unavailable { .. })),
+        "{at_once:?}"
+    );
+    eprintln!("refused after {:?}", started.elapsed());
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut *blocker)
+        .await
+        .expect("unlock");
+    drop(blocker);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !archive.health().writable {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no recovery: {:?}",
+            archive.health()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    archive
+        .append(record(4, 4))
+        .await
+        .expect("append after recovery");
+    assert_eq!(
+        archive.get(2).await.expect("get"),
+        None,
+        "refused token not archived"
+    );
+    assert_eq!(archive.get(4).await.expect("get"), Some(record(4, 4)));
+    archive.close().await;
 }
