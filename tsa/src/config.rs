@@ -99,11 +99,7 @@ impl ServerFileConfig {
             if !range.contains(&v) {
                 return Err(ConfigError::Value {
                     key,
-                    detail: format!(
-                        "{v} ms is outside {}..={} ms",
-                        range.start(),
-                        range.end()
-                    ),
+                    detail: format!("{v} ms is outside {}..={} ms", range.start(), range.end()),
                 });
             }
             Ok(Duration::from_millis(v))
@@ -563,7 +559,10 @@ mod tests {
         assert_eq!(s.request_timeout, Duration::from_millis(800));
         assert_eq!(s.idle_timeout, Duration::from_millis(1500));
         assert_eq!(s.drain_timeout, Duration::ZERO);
-        assert_eq!((s.max_connections, s.max_connections_configured), (40, true));
+        assert_eq!(
+            (s.max_connections, s.max_connections_configured),
+            (40, true)
+        );
     }
 
     #[test]
@@ -605,13 +604,25 @@ mod tests {
                 "[policy]\ndefault = \"1.2.3\"\naccuracy_millis = 1000",
                 "policy.accuracy_millis",
             ),
-            ("[server]\nrequest_timeout_ms = 0", "server.request_timeout_ms"),
-            ("[server]\nrequest_timeout_ms = 600000", "server.request_timeout_ms"),
+            (
+                "[server]\nrequest_timeout_ms = 0",
+                "server.request_timeout_ms",
+            ),
+            (
+                "[server]\nrequest_timeout_ms = 600000",
+                "server.request_timeout_ms",
+            ),
             ("[server]\nidle_timeout_ms = 99", "server.idle_timeout_ms"),
-            ("[server]\ndrain_timeout_ms = 300001", "server.drain_timeout_ms"),
+            (
+                "[server]\ndrain_timeout_ms = 300001",
+                "server.drain_timeout_ms",
+            ),
             ("[server]\nmax_connections = 0", "server.max_connections"),
             ("[server]\nmax_connections = 15", "server.max_connections"),
-            ("[server]\nmax_connections = 2000000", "server.max_connections"),
+            (
+                "[server]\nmax_connections = 2000000",
+                "server.max_connections",
+            ),
         ];
         for (text, key) in cases {
             let path = dir.path().join("c.toml");

@@ -80,14 +80,15 @@ pub const MAX_DRAIN_TIMEOUT_MS: u64 = 300_000;
 pub const TIMEOUT_REPLY_GRACE_MS: u64 = 1_000;
 
 /// Connections over the cap that may be answered 503 at the same time; beyond that they are
-/// closed at once. Answering needs a file descriptor for up to [`SHED_LINGER_MS`], so this
+/// closed at once. Answering needs a file descriptor for up to twice [`LINGER_MS`], so this
 /// bounds the descriptors that shedding itself can take.
 pub const SHED_CONCURRENCY: usize = 64;
 
-/// Longest a shed connection is kept to deliver its 503 (write it, then read what the client
-/// sent until it closes, so that the kernel does not turn our close into a reset that destroys
-/// the answer before the client reads it).
-pub const SHED_LINGER_MS: u64 = 1_000;
+/// Longest a connection is kept after its last reply (a 408, a 413 before the body, a 503 over
+/// the cap) to read what the client still sends until it closes: closing with unread bytes makes
+/// the kernel send a reset, which can destroy the reply before the client reads it. One second
+/// covers a client that needs a round trip to notice; the bytes read are thrown away.
+pub const LINGER_MS: u64 = 1_000;
 
 /// File descriptors kept out of the connection budget for everything else: listeners,
 /// stdio and logs, the key and certificate files read at start, the tokio runtime (epoll,

@@ -130,8 +130,7 @@ async fn shutdown_signal() {
 fn serve(config: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<()> {
     let cfg = Config::load(config.as_deref(), overrides)?;
     // Before the archive opens its files: the cap must leave them room.
-    let max_connections =
-        tsa::server::connection_budget(&cfg.server, cfg.archive.max_connections)?;
+    let max_connections = tsa::server::connection_budget(&cfg.server, cfg.archive.max_connections)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -20,7 +20,7 @@
 //!   in the kernel's backlog looks to the client and to a load balancer like a dead node (it
 //!   hangs until a connect timeout, and the backlog fills with clients that already gave up),
 //!   while a 503 tells them in one round trip to retry or go to another node. Answering costs
-//!   a descriptor for at most [`limits::SHED_LINGER_MS`] and at most
+//!   a descriptor for at most twice [`limits::LINGER_MS`] and at most
 //!   [`limits::SHED_CONCURRENCY`] of them, which the budget reserves; beyond that, and for
 //!   HTTPS (whose answer would need the very handshake the cap is there to refuse), the
 //!   connection is closed at once.
@@ -46,7 +46,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
@@ -416,23 +416,18 @@ fn shed(shared: &Shared, stream: TcpStream, peer: SocketAddr, tls: bool) {
         return;
     };
     let reply = shared.shed_reply.clone();
+    let hard_stop = *shared.shutdown.borrow();
     tokio::spawn(async move {
         let _permit = permit;
-        let linger = Duration::from_millis(limits::SHED_LINGER_MS);
-        if let Ok(Err(e)) = tokio::time::timeout(linger, answer_and_close(stream, reply)).await {
-            tracing::debug!(%peer, error = %e, "shed connection");
+        let mut stream = stream;
+        // The reply fits any socket buffer; the timeout is for a peer that reads nothing.
+        let write = Duration::from_millis(limits::LINGER_MS);
+        match tokio::time::timeout(write, stream.write_all(&reply)).await {
+            Ok(Ok(())) => connection::linger(stream, hard_stop).await,
+            Ok(Err(e)) => tracing::debug!(%peer, error = %e, "cannot answer a shed connection"),
+            Err(_) => tracing::debug!(%peer, "a shed connection does not take its answer"),
         }
     });
-}
-
-/// Writes the 503, half-closes, and reads what the client sent until it closes: closing with
-/// unread bytes would make the kernel send a reset, which can destroy the answer in flight.
-async fn answer_and_close(mut stream: TcpStream, reply: Bytes) -> std::io::Result<()> {
-    stream.write_all(&reply).await?;
-    stream.shutdown().await?;
-    let mut sink = [0u8; 4096];
-    while stream.read(&mut sink).await? > 0 {}
-    Ok(())
 }
 
 #[cfg(test)]

@@ -123,7 +123,9 @@ async fn read_body(headers: &HeaderMap, mut body: Body) -> Result<Vec<u8>, Refus
     if declared.is_some_and(|n| n > MAX_REQUEST_BYTES as u64) {
         return Err(too_large());
     }
-    let capacity = declared.and_then(|n| usize::try_from(n).ok()).unwrap_or(1024);
+    let capacity = declared
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(1024);
     let mut bytes = Vec::with_capacity(capacity);
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(body_error)?;

@@ -349,11 +349,10 @@ pub(crate) async fn serve<I>(
         .header_read_timeout(None)
         .max_buf_size(crate::limits::MAX_CONNECTION_BUFFER)
         .keep_alive(true);
-    let conn = builder.serve_connection(io, service);
-    tokio::pin!(conn);
+    let mut conn = builder.serve_connection(io, service);
     let mut hard_stop = *shutdown.borrow_and_update();
     if hard_stop.is_some() {
-        conn.as_mut().graceful_shutdown();
+        Pin::new(&mut conn).graceful_shutdown();
     }
     loop {
         let due = tracker.deadline(&timeouts);
@@ -362,9 +361,13 @@ pub(crate) async fn serve<I>(
             (a, b) => a.or(b),
         };
         tokio::select! {
-            result = conn.as_mut() => {
-                if let Err(e) = result {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+            result = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => {
+                match result {
+                    Ok(()) => {
+                        let io = conn.into_parts().io.into_inner().inner;
+                        linger(io, hard_stop).await;
+                    }
+                    Err(e) => tracing::debug!(%peer, error = %e, "connection ended with an error"),
                 }
                 return;
             }
@@ -391,10 +394,33 @@ pub(crate) async fn serve<I>(
                     Err(_) => Some(Instant::now()),
                 };
                 // Idle connections close now, busy ones after their reply.
-                conn.as_mut().graceful_shutdown();
+                Pin::new(&mut conn).graceful_shutdown();
             }
         }
     }
+}
+
+/// Closes a connection whose last reply is written: half-close, then read (and drop) what the
+/// client still sends until it closes, for at most [`crate::limits::LINGER_MS`] (and not past
+/// the drain deadline). Closing at once with unread bytes (the rest of a refused body, bytes a
+/// client sent before it saw its 408) makes the kernel answer with a reset, which can destroy
+/// the reply before the client has read it.
+pub(crate) async fn linger<T: AsyncRead + AsyncWrite + Unpin>(
+    mut io: T,
+    hard_stop: Option<Instant>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut until = Instant::now() + Duration::from_millis(crate::limits::LINGER_MS);
+    if let Some(h) = hard_stop {
+        until = until.min(h);
+    }
+    let _ = tokio::time::timeout_at(until, async {
+        io.shutdown().await?;
+        let mut sink = [0u8; 4096];
+        while io.read(&mut sink).await? > 0 {}
+        Ok::<(), std::io::Error>(())
+    })
+    .await;
 }
 
 #[cfg(test)]
