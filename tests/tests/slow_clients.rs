@@ -101,10 +101,10 @@ fn dribble(mut all: Vec<Dribbler>) -> Vec<Dribbler> {
         for d in all.iter_mut().filter(|d| d.ended.is_none()) {
             d.stream.set_nonblocking(true).expect("nonblocking");
             let mut first = [0u8; 1];
-            let readable = match d.stream.peek(&mut first) {
-                Err(e) if e.kind() == ErrorKind::WouldBlock => false,
-                _ => true,
-            };
+            let readable = !matches!(
+                d.stream.peek(&mut first),
+                Err(e) if e.kind() == ErrorKind::WouldBlock
+            );
             if !readable {
                 let byte: &[u8] = if d.kind == Dribble::Head { b"a" } else { b"0" };
                 // A write error means the server is gone; the next round sees it.
