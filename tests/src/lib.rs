@@ -733,6 +733,11 @@ pub fn read_reply(stream: &mut std::net::TcpStream) -> Result<HttpReply, String>
 }
 
 impl TsaServer {
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the server is running").id()
+    }
+
     /// Sends SIGTERM and returns at once; [`TsaServer::wait_exit`] then waits for the exit.
     pub fn send_sigterm(&self) {
         let child = self.child.as_ref().expect("the server is running");

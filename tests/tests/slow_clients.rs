@@ -380,3 +380,65 @@ fn sigterm_with_half_open_requests_pending_exits_within_the_drain_deadline() {
         "SIGTERM with 100 half-open requests: idle connections closed within {idle_closed:?}, exit after {exited:?} (drain deadline {drain:?})"
     );
 }
+
+/// Sets the soft RLIMIT_NOFILE of process `pid` (util-linux `prlimit`; tests run as root).
+fn set_soft_nofile(pid: u32, soft: &str) {
+    sigillum_tests::run(
+        std::process::Command::new("prlimit")
+            .arg("--pid")
+            .arg(pid.to_string())
+            .arg(format!("--nofile={soft}:")),
+    )
+    .assert_ok();
+}
+
+#[test]
+fn accepting_resumes_after_the_process_runs_out_of_file_descriptors() {
+    // Why: an accept() failing with EMFILE must neither spin on the error nor stop the loop:
+    // once descriptors are free again, new connections are served.
+    let server = start("max_connections = 1000");
+    let pid = server.pid();
+    let soft = sigillum_tests::run(std::process::Command::new("prlimit").args([
+        "--pid",
+        &pid.to_string(),
+        "--nofile",
+        "--output",
+        "SOFT",
+        "--noheadings",
+    ]));
+    soft.assert_ok();
+    let soft = soft.stdout.trim().to_owned();
+    let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("/proc/PID/fd")
+        .count();
+    set_soft_nofile(pid, &(open + 4).to_string());
+    // A few are accepted, the rest wait in the kernel's backlog while accept() fails.
+    let waiting: Vec<TcpStream> = (0..20).map(|_| connect(server.port())).collect();
+    let started = Instant::now();
+    while !server.log().contains("accept failed; backing off") {
+        assert!(
+            started.elapsed() < HANG_GUARD,
+            "accept never failed:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let failures = server.log().matches("accept failed; backing off").count();
+    // A loop that retried at once would have logged thousands of failures by now.
+    assert!(
+        failures < 50,
+        "{failures} accept failures logged in 1.5 s: no back-off"
+    );
+    set_soft_nofile(pid, &soft);
+    drop(waiting);
+    let freed = Instant::now();
+    let query = ReqSpec::sha256(b"after EMFILE").encode();
+    let reply = server.post_query(&query);
+    sigillum_tests::granted_token(&reply);
+    eprintln!(
+        "{failures} accept failures logged while out of descriptors; granted again {:?} after they were freed",
+        freed.elapsed()
+    );
+    server.assert_healthy();
+}

@@ -12,6 +12,9 @@
 //!   timestamp handler answers that 408);
 //! * [`serve`] drives hyper's connection and closes it when the phase's deadline passes, or at
 //!   the drain deadline once shutdown has begun.
+//!
+//! Once a reply is handed to hyper the connection counts as idle: a client that never reads
+//! its reply (so that the write blocks) is therefore cut by the idle timeout too.
 
 use axum::Router;
 use axum::body::Bytes;
