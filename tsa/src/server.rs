@@ -8,9 +8,9 @@
 //!
 //! * **a whole-request deadline** (`server.request_timeout_ms`, 5 s): headers *and* body
 //!   within that time of the request's first byte, or the connection is closed; a body still
-//!   incomplete then is answered 408 with a DER rejection (see `server/connection.rs` for why hyper's
-//!   own `header_read_timeout` cannot do this). For HTTPS the deadline runs from the TCP accept,
-//!   so the handshake counts against it.
+//!   incomplete then is answered 408 with a DER rejection (`server/connection.rs` says why
+//!   hyper's own `header_read_timeout` cannot do this). For HTTPS the deadline runs from the
+//!   TCP accept, so the handshake counts against it.
 //! * **an idle timeout** (`server.idle_timeout_ms`, 30 s) for connections with no request in
 //!   progress, fresh ones included.
 //! * **a connection cap** (`server.max_connections`, 1024) checked against `RLIMIT_NOFILE` at
