@@ -45,6 +45,8 @@ command -v cc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
 command -v "$PYTHON" >/dev/null 2>&1 || missing+=(python3)
 # libfaketime runs a server with its clock an hour fast (tests/tests/restart.rs).
 ls /usr/lib/*/faketime/libfaketimeMT.so.1 >/dev/null 2>&1 || missing+=(faketime)
+# prlimit lowers a running server's open-file limit (tests/tests/slow_clients.rs, EMFILE).
+command -v prlimit >/dev/null 2>&1 || missing+=(util-linux)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing: ${missing[*]}"
     apt_install "${missing[@]}"

@@ -580,63 +580,10 @@ pub fn raw_post(
             let _ = writer.write_all(&body);
         }
     });
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 16 * 1024];
-    let head_end = loop {
-        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        match stream.read(&mut buf) {
-            Ok(0) => panic!(
-                "connection closed before a reply head: {:?}",
-                String::from_utf8_lossy(&raw)
-            ),
-            Ok(n) => raw.extend_from_slice(&buf[..n]),
-            Err(e) => panic!(
-                "reading the reply head: {e}; got {:?}",
-                String::from_utf8_lossy(&raw)
-            ),
-        }
-    };
-    let head = String::from_utf8_lossy(&raw[..head_end]).into_owned();
-    let mut lines = head.lines();
-    let status: u16 = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("bad status line in {head:?}"));
-    let mut content_type = None;
-    let mut retry_after = None;
-    let mut length = None;
-    for line in lines {
-        if let Some((name, value)) = line.split_once(':') {
-            let value = value.trim().to_owned();
-            match name.trim().to_ascii_lowercase().as_str() {
-                "content-type" => content_type = Some(value),
-                "retry-after" => retry_after = Some(value),
-                "content-length" => length = value.parse::<usize>().ok(),
-                _ => {}
-            }
-        }
-    }
-    let length = length.unwrap_or_else(|| panic!("reply without Content-Length: {head:?}"));
-    let mut body = raw[head_end..].to_vec();
-    while body.len() < length {
-        match stream.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => body.extend_from_slice(&buf[..n]),
-            Err(e) => panic!("reading the reply body: {e}"),
-        }
-    }
-    body.truncate(length);
+    let reply = read_reply(&mut stream).unwrap_or_else(|e| panic!("{e}"));
     let _ = stream.shutdown(std::net::Shutdown::Both);
     let _ = sender.join();
-    HttpReply {
-        status,
-        content_type,
-        retry_after,
-        body,
-    }
+    reply
 }
 
 /// A fake authority: answers every POST with the same canned reply, so a test can hand a
@@ -717,6 +664,101 @@ impl Drop for CannedServer {
                 }
                 std::thread::sleep(Duration::from_millis(5));
             }
+        }
+    }
+}
+
+/// Reads one HTTP/1.1 reply (head, and a body of its Content-Length) from `stream`. `Err` says
+/// what went wrong and what had arrived: the connection closed or failed before a whole reply.
+pub fn read_reply(stream: &mut std::net::TcpStream) -> Result<HttpReply, String> {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    let head_end = loop {
+        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => {
+                return Err(format!(
+                    "connection closed before a reply head: {:?}",
+                    String::from_utf8_lossy(&raw)
+                ));
+            }
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e) => {
+                return Err(format!(
+                    "reading the reply head: {e}; got {:?}",
+                    String::from_utf8_lossy(&raw)
+                ));
+            }
+        }
+    };
+    let head = String::from_utf8_lossy(&raw[..head_end]).into_owned();
+    let mut lines = head.lines();
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("bad status line in {head:?}"))?;
+    let mut content_type = None;
+    let mut retry_after = None;
+    let mut length = None;
+    for line in lines {
+        if let Some((name, value)) = line.split_once(':') {
+            let value = value.trim().to_owned();
+            match name.trim().to_ascii_lowercase().as_str() {
+                "content-type" => content_type = Some(value),
+                "retry-after" => retry_after = Some(value),
+                "content-length" => length = value.parse::<usize>().ok(),
+                _ => {}
+            }
+        }
+    }
+    let length = length.ok_or_else(|| format!("reply without Content-Length: {head:?}"))?;
+    let mut body = raw[head_end..].to_vec();
+    while body.len() < length {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => body.extend_from_slice(&buf[..n]),
+            Err(e) => return Err(format!("reading the reply body: {e}")),
+        }
+    }
+    body.truncate(length);
+    Ok(HttpReply {
+        status,
+        content_type,
+        retry_after,
+        body,
+    })
+}
+
+impl TsaServer {
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the server is running").id()
+    }
+
+    /// Sends SIGTERM and returns at once; [`TsaServer::wait_exit`] then waits for the exit.
+    pub fn send_sigterm(&self) {
+        let child = self.child.as_ref().expect("the server is running");
+        run(Command::new("kill").args(["-TERM", &child.id().to_string()])).assert_ok();
+    }
+
+    /// Waits at most `guard` for the process to exit and returns its status; past `guard` it
+    /// kills the process and panics with the log (a hang guard, not a performance figure).
+    pub fn wait_exit(&mut self, guard: Duration) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("the server is running");
+        let deadline = Instant::now() + guard;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait for tsa") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("tsa did not exit within {guard:?}:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }

@@ -236,6 +236,73 @@ fn one_mib_body_is_413_and_the_server_stays_up() {
     server.assert_healthy();
 }
 
+/// Opens a raw connection and writes a query head declaring `content_length` and then `body`.
+fn raw_query(server: &TsaServer, content_length: usize, body: &[u8]) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port())).expect("connect");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .expect("read timeout");
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {QUERY}\r\nContent-Length: {content_length}\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).expect("head");
+    stream.write_all(body).expect("body");
+    stream
+}
+
+#[test]
+fn a_body_shorter_than_its_content_length_is_400_not_413() {
+    // Regression: a client that half-closed after part of its body was told 413 (over 8 KiB).
+    let server = TsaServer::start();
+    let req = ReqSpec::sha256(b"cut short").encode();
+    let mut stream = raw_query(&server, req.len(), &req[..req.len() / 2]);
+    stream
+        .shutdown(std::net::Shutdown::Write)
+        .expect("half-close");
+    let reply =
+        sigillum_tests::read_reply(&mut stream).expect("a reply to the half-closed request");
+    assert_rejected(
+        &server,
+        "body shorter than its Content-Length",
+        &reply,
+        400,
+        FailureInfo::BadRequest,
+    );
+    // The same request whole, on the same raw path, is granted.
+    let mut stream = raw_query(&server, req.len(), &req);
+    let reply = sigillum_tests::read_reply(&mut stream).expect("reply");
+    assert_granted("the same request whole", &reply);
+}
+
+#[test]
+fn a_content_length_over_8_kib_is_413_before_the_body_is_sent() {
+    // The declared length alone decides: nothing of the body needs to arrive (or be read).
+    let server = TsaServer::start();
+    let mut stream = raw_query(&server, 8 * 1024 + 1, b"");
+    let reply = sigillum_tests::read_reply(&mut stream).expect("a reply before the body");
+    assert_rejected(
+        &server,
+        "Content-Length 8193, no body sent",
+        &reply,
+        413,
+        FailureInfo::BadRequest,
+    );
+    let mut stream = raw_query(&server, 8 * 1024, b"");
+    stream
+        .shutdown(std::net::Shutdown::Write)
+        .expect("half-close");
+    let reply = sigillum_tests::read_reply(&mut stream).expect("reply");
+    assert_rejected(
+        &server,
+        "Content-Length 8192, no body sent, half-closed",
+        &reply,
+        400,
+        FailureInfo::BadRequest,
+    );
+    server.assert_healthy();
+}
+
 #[test]
 fn malformed_der_is_bad_data_format() {
     let server = TsaServer::start();

@@ -1,11 +1,13 @@
 //! Typed configuration: a TOML file plus command-line/environment overrides, loaded once at
 //! start and validated before serving. `deploy/tsa.example.toml` documents every key.
 
+use crate::limits;
 use pki::HashAlg;
 use pki::signer::RsaPadding;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Default listen address: loopback only, port 3161 (after RFC 3161).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3161";
@@ -36,6 +38,111 @@ pub struct FileConfig {
     /// Optional HTTPS listener beside the plain HTTP one.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// Connection handling: deadlines, idle timeout, connection cap, drain.
+    #[serde(default)]
+    pub server: ServerFileConfig,
+}
+
+/// `[server]` as written in the file: every key optional, defaults in [`crate::limits`].
+#[derive(Clone, Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ServerFileConfig {
+    /// Whole-request deadline (headers and body) from the request's first byte, in ms.
+    pub request_timeout_ms: Option<u64>,
+    /// Idle keep-alive timeout: a connection with no request in progress is closed, in ms.
+    pub idle_timeout_ms: Option<u64>,
+    /// Most client connections open at once (HTTP and HTTPS together).
+    pub max_connections: Option<usize>,
+    /// After SIGTERM/Ctrl-C, how long in-flight requests may take before they are aborted, in ms.
+    pub drain_timeout_ms: Option<u64>,
+}
+
+/// `[server]`, validated: what [`crate::server`] runs with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Whole-request deadline (headers and body), from the request's first byte.
+    pub request_timeout: Duration,
+    /// Idle keep-alive timeout.
+    pub idle_timeout: Duration,
+    /// Connection cap, before the file-descriptor check at start (see
+    /// [`crate::server::connection_budget`]).
+    pub max_connections: usize,
+    /// Whether `max_connections` was set in the file (then the server refuses to start when
+    /// the file-descriptor limit cannot hold it, rather than clamping it with a warning).
+    pub max_connections_configured: bool,
+    /// Drain deadline after SIGTERM or Ctrl-C.
+    pub drain_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            request_timeout: Duration::from_millis(limits::DEFAULT_REQUEST_TIMEOUT_MS),
+            idle_timeout: Duration::from_millis(limits::DEFAULT_IDLE_TIMEOUT_MS),
+            max_connections: limits::DEFAULT_MAX_CONNECTIONS,
+            max_connections_configured: false,
+            drain_timeout: Duration::from_millis(limits::DEFAULT_DRAIN_TIMEOUT_MS),
+        }
+    }
+}
+
+impl ServerFileConfig {
+    /// Applies the defaults and checks every value against its bounds.
+    pub fn resolve(&self) -> Result<ServerConfig, ConfigError> {
+        fn millis(
+            key: &'static str,
+            value: Option<u64>,
+            default: u64,
+            range: std::ops::RangeInclusive<u64>,
+        ) -> Result<Duration, ConfigError> {
+            let v = value.unwrap_or(default);
+            if !range.contains(&v) {
+                return Err(ConfigError::Value {
+                    key,
+                    detail: format!("{v} ms is outside {}..={} ms", range.start(), range.end()),
+                });
+            }
+            Ok(Duration::from_millis(v))
+        }
+        let request_timeout = millis(
+            "server.request_timeout_ms",
+            self.request_timeout_ms,
+            limits::DEFAULT_REQUEST_TIMEOUT_MS,
+            100..=limits::MAX_REQUEST_TIMEOUT_MS,
+        )?;
+        let idle_timeout = millis(
+            "server.idle_timeout_ms",
+            self.idle_timeout_ms,
+            limits::DEFAULT_IDLE_TIMEOUT_MS,
+            100..=limits::MAX_IDLE_TIMEOUT_MS,
+        )?;
+        let drain_timeout = millis(
+            "server.drain_timeout_ms",
+            self.drain_timeout_ms,
+            limits::DEFAULT_DRAIN_TIMEOUT_MS,
+            0..=limits::MAX_DRAIN_TIMEOUT_MS,
+        )?;
+        let max_connections = self
+            .max_connections
+            .unwrap_or(limits::DEFAULT_MAX_CONNECTIONS);
+        if !(limits::MIN_CONNECTIONS..=limits::MAX_CONNECTIONS).contains(&max_connections) {
+            return Err(ConfigError::Value {
+                key: "server.max_connections",
+                detail: format!(
+                    "{max_connections} is outside {}..={}",
+                    limits::MIN_CONNECTIONS,
+                    limits::MAX_CONNECTIONS
+                ),
+            });
+        }
+        Ok(ServerConfig {
+            request_timeout,
+            idle_timeout,
+            max_connections,
+            max_connections_configured: self.max_connections.is_some(),
+            drain_timeout,
+        })
+    }
 }
 
 /// `[tls]`: an HTTPS listener served beside plain HTTP.
@@ -190,6 +297,8 @@ pub struct Config {
     pub archive: ArchiveConfig,
     /// HTTPS listener address, certificate and key, when configured.
     pub tls: Option<(SocketAddr, PathBuf, PathBuf)>,
+    /// Connection handling (`[server]`).
+    pub server: ServerConfig,
     /// Whether a configuration file was given (production) or defaults are in use.
     pub from_file: bool,
 }
@@ -294,6 +403,7 @@ impl Config {
                 Some((addr, resolve(t.certificate), resolve(t.key)))
             }
         };
+        let server = fc.server.resolve()?;
         let cfg = Config {
             listen,
             data_dir,
@@ -303,6 +413,7 @@ impl Config {
             policy: fc.policy,
             archive: fc.archive,
             tls,
+            server,
             from_file,
         };
         cfg.validate()?;
@@ -432,6 +543,42 @@ mod tests {
         );
         assert_eq!(cfg.accuracy_us(), Some(1_000_000));
         assert!(cfg.key.is_some());
+        // The example writes out every [server] default.
+        assert_eq!(
+            cfg.server,
+            ServerConfig {
+                max_connections_configured: true,
+                ..ServerConfig::default()
+            }
+        );
+    }
+
+    #[test]
+    fn server_limits_default_and_are_bounded() {
+        let cfg = Config::load(None, Overrides::default()).expect("defaults");
+        assert_eq!(cfg.server, ServerConfig::default());
+        assert_eq!(cfg.server.request_timeout, Duration::from_secs(5));
+        assert_eq!(cfg.server.idle_timeout, Duration::from_secs(30));
+        assert_eq!(cfg.server.drain_timeout, Duration::from_secs(10));
+        assert_eq!(cfg.server.max_connections, 1024);
+        assert!(!cfg.server.max_connections_configured);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[server]\nrequest_timeout_ms = 800\nidle_timeout_ms = 1500\nmax_connections = 40\ndrain_timeout_ms = 0\n",
+        )
+        .expect("write");
+        let s = Config::load(Some(&path), Overrides::default())
+            .expect("short deadlines")
+            .server;
+        assert_eq!(s.request_timeout, Duration::from_millis(800));
+        assert_eq!(s.idle_timeout, Duration::from_millis(1500));
+        assert_eq!(s.drain_timeout, Duration::ZERO);
+        assert_eq!(
+            (s.max_connections, s.max_connections_configured),
+            (40, true)
+        );
     }
 
     #[test]
@@ -477,6 +624,25 @@ mod tests {
                 "[archive]\ncommit_timeout_ms = 0",
                 "archive.commit_timeout_ms",
             ),
+            (
+                "[server]\nrequest_timeout_ms = 0",
+                "server.request_timeout_ms",
+            ),
+            (
+                "[server]\nrequest_timeout_ms = 600000",
+                "server.request_timeout_ms",
+            ),
+            ("[server]\nidle_timeout_ms = 99", "server.idle_timeout_ms"),
+            (
+                "[server]\ndrain_timeout_ms = 300001",
+                "server.drain_timeout_ms",
+            ),
+            ("[server]\nmax_connections = 0", "server.max_connections"),
+            ("[server]\nmax_connections = 15", "server.max_connections"),
+            (
+                "[server]\nmax_connections = 2000000",
+                "server.max_connections",
+            ),
         ];
         for (text, key) in cases {
             let path = dir.path().join("c.toml");
@@ -486,6 +652,10 @@ mod tests {
                 .to_string();
             assert!(err.contains(key), "{text}: {err}");
         }
+        std::fs::write(dir.path().join("c.toml"), "[server]\nread_timeout_ms = 1").expect("write");
+        let err = Config::load(Some(&dir.path().join("c.toml")), Overrides::default())
+            .expect_err("unknown [server] key");
+        assert!(matches!(err, ConfigError::Parse { .. }), "{err}");
         std::fs::write(dir.path().join("c.toml"), "lisen = \"x\"").expect("write");
         let err =
             Config::load(Some(&dir.path().join("c.toml")), Overrides::default()).expect_err("typo");

@@ -7,7 +7,8 @@
 //!   grouped commits).
 //! * [`state`], [`routes`], [`timestamp`], [`info`]: the HTTP service.
 //! * [`limits`]: every limit on untrusted input.
-//! * [`tls`]: the optional HTTPS listener.
+//! * [`server`]: the accept loop: request deadline, idle timeout, connection cap, drain.
+//! * [`tls`]: the optional HTTPS listener's certificate and key.
 //! * [`signing`]: where signatures run (inline, or a thread pool for slow keys).
 
 pub mod archive;
@@ -18,6 +19,7 @@ pub mod keys;
 pub mod limits;
 pub mod routes;
 pub mod serial;
+pub mod server;
 pub mod signing;
 pub mod state;
 pub mod timestamp;

@@ -1,5 +1,6 @@
 //! The `tsa` binary: `tsa serve` and `tsa init`.
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -106,8 +107,8 @@ fn init(dir: &std::path::Path, key_type: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM (systemd, Kubernetes), so in-flight requests finish and the
-/// archive commits what is queued before the process exits.
+/// Resolves on SIGINT or SIGTERM (systemd, Kubernetes), so in-flight requests finish (within
+/// `server.drain_timeout_ms`) and the archive commits what is queued before the process exits.
 async fn shutdown_signal() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -124,11 +125,12 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         () = term => {}
     }
-    tracing::info!("shutting down: finishing in-flight requests");
 }
 
 fn serve(config: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<()> {
     let cfg = Config::load(config.as_deref(), overrides)?;
+    // Before the archive opens its files: the cap must leave them room.
+    let max_connections = tsa::server::connection_budget(&cfg.server, cfg.archive.max_connections)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -136,27 +138,26 @@ fn serve(config: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<()> {
         let app = App::build(&cfg, ClockGuard::kernel()).await?;
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;
+            .with_context(|| format!("cannot listen on {}", cfg.listen))?;
         let root = cfg.data_dir.join(tsa::keys::files::ROOT_CERT);
         if cfg.key.is_none() {
             eprintln!("Development root certificate: {} (stamp verify FILE --trust {})", root.display(), root.display());
         }
-        tracing::info!(listen = %cfg.listen, archive = %tsa::state::redact(&cfg.database_url), "serving RFC 3161");
+        tracing::info!(listen = %cfg.listen, archive = %tsa::state::redact(&cfg.database_url), max_connections, "serving RFC 3161");
         eprintln!("Listening on http://{}/", cfg.listen);
         let archive = app.archive.clone();
         let router = tsa::routes::app(app);
         let https = match &cfg.tls {
             Some((addr, cert, key)) => {
-                let listener = tsa::tls::TlsListener::bind(*addr, cert, key).await?;
+                let bound = tsa::tls::bind(*addr, cert, key).await?;
                 eprintln!("Listening on https://{addr}/");
-                Some(tokio::spawn(axum::serve(listener, router.clone()).with_graceful_shutdown(shutdown_signal()).into_future()))
+                Some(bound)
             }
             None => None,
         };
-        axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await?;
-        if let Some(h) = https {
-            h.await??;
-        }
+        tsa::server::Server::new(router, &cfg.server, max_connections)?
+            .run(listener, https, shutdown_signal())
+            .await;
         archive.close().await;
         Ok(())
     })

@@ -2,21 +2,27 @@
 //!
 //! Every answer is a DER TimeStampResp with `application/timestamp-reply`. HTTP status: 200
 //! for granted tokens and for rejections of the request's content (the failInfo says why, which
-//! is how RFC 3161 clients expect to learn it); 415 for a wrong media type and 413 for an
-//! oversized body (HTTP-level refusals, still with a DER rejection body); 503 with Retry-After
-//! for timeNotAvailable and for systemFailure while the archive cannot write (disk full, I/O
-//! errors, database down: the request may succeed on another node or in a moment), so load
-//! balancers try another node; 500 with systemFailure only for our other faults. Never a panic
-//! and never a 500 for a client's mistake. A token is granted only once the archive has
-//! confirmed its commit; every wait for the archive is bounded by its commit timeout.
+//! is how RFC 3161 clients expect to learn it); HTTP-level refusals, still with a DER rejection
+//! body (badRequest): 415 for a wrong media type, 413 for a body over 8 KiB (refused unread when
+//! its Content-Length says so), 400 for a body that ends before its Content-Length (the client
+//! half-closed or the connection broke), 408 for a body still incomplete at the whole-request
+//! deadline (`server.request_timeout_ms`; written if the socket still takes it, else the
+//! connection is just closed); 503 with Retry-After for timeNotAvailable, so load balancers try
+//! another node, for systemFailure while the archive cannot write (disk full, I/O errors,
+//! database down: the request may succeed on another node or in a moment), and (from
+//! [`crate::server`], before any request is read) for a connection over the connection cap,
+//! with systemFailure; 500 with systemFailure only for our other faults. Never a panic and
+//! never a 500 for a client's mistake. A token is granted only once the archive has confirmed
+//! its commit; every wait for the archive is bounded by its commit timeout.
 
 use crate::archive::{ArchiveError, TokenRecord};
 use crate::limits::{MAX_NONCE_BYTES, MAX_REQUEST_BYTES, QUERY_MEDIA_TYPE, REPLY_MEDIA_TYPE};
 use crate::state::App;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
 use pki::asn1::FailureInfo;
 use pki::gentime::GenTime;
 use pki::tsp::{CheckedRequest, Rejection, check_request, granted_response, rejection_response};
@@ -101,6 +107,68 @@ async fn sign_token(
         .unwrap_or_else(|| Err(pki::Error::Signing("the signing pool stopped".into())))
 }
 
+/// Reads the request body, at most [`MAX_REQUEST_BYTES`]: 413 for a larger one (refused
+/// unread when its Content-Length says so), 408 when it is not complete within the request
+/// deadline ([`crate::server::RequestTimedOut`]), 400 when the connection ends before the
+/// body does (fewer bytes than the Content-Length, a broken chunked encoding).
+async fn read_body(headers: &HeaderMap, mut body: Body) -> Result<Vec<u8>, Refusal> {
+    let too_large = || {
+        refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            FailureInfo::BadRequest,
+            format!("request body over {MAX_REQUEST_BYTES} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_REQUEST_BYTES as u64) {
+        return Err(too_large());
+    }
+    let capacity = declared
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(1024);
+    let mut bytes = Vec::with_capacity(capacity);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(body_error)?;
+        if let Ok(data) = frame.into_data() {
+            if bytes.len() + data.len() > MAX_REQUEST_BYTES {
+                return Err(too_large());
+            }
+            bytes.extend_from_slice(&data);
+        }
+    }
+    Ok(bytes)
+}
+
+/// 408 when the request deadline passed, 400 for any other failure to read the body (the
+/// connection ended early): the error's whole chain goes to the client, it is about its bytes.
+fn body_error(e: axum::Error) -> Refusal {
+    let mut why = e.to_string();
+    let mut last = why.clone();
+    let mut timed_out = false;
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        timed_out |= c.is::<crate::server::RequestTimedOut>();
+        let text = c.to_string();
+        if text != last {
+            why = format!("{why}: {text}");
+        }
+        last = text;
+        cause = c.source();
+    }
+    if timed_out {
+        refuse(StatusCode::REQUEST_TIMEOUT, FailureInfo::BadRequest, why)
+    } else {
+        refuse(
+            StatusCode::BAD_REQUEST,
+            FailureInfo::BadRequest,
+            format!("the request body is incomplete: {why}"),
+        )
+    }
+}
+
 async fn issue(app: &Arc<App>, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, Refusal> {
     let media = headers
         .get(header::CONTENT_TYPE)
@@ -114,15 +182,7 @@ async fn issue(app: &Arc<App>, headers: &HeaderMap, body: Body) -> Result<Vec<u8
             format!("media type {media:?} is not {QUERY_MEDIA_TYPE}"),
         ));
     }
-    let bytes: Bytes = axum::body::to_bytes(body, MAX_REQUEST_BYTES)
-        .await
-        .map_err(|e| {
-            refuse(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                FailureInfo::BadRequest,
-                format!("request body over {MAX_REQUEST_BYTES} bytes or unreadable: {e}"),
-            )
-        })?;
+    let bytes = read_body(headers, body).await?;
     let req = check_request(&bytes, &app.policy).map_err(|r| (StatusCode::OK, r))?;
     // Count the number's octets, not DER's 0x00 sign byte before a high first octet.
     if req.nonce.as_ref().is_some_and(|n| {
