@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The one test command (the README shows it; CI runs it through .ci/run).
 #
-# Installs what the tests need when it is missing (openssl, PostgreSQL, Python's rfc3161-client
-# and rfc3161ng), makes sure PostgreSQL listens on 127.0.0.1:5432 with a database `test`, then
-# builds the binaries, runs every test, clippy and rustfmt. Idempotent: on a machine that has
+# Installs what the tests need when it is missing (openssl, PostgreSQL, Python's rfc3161-client,
+# rfc3161ng, pyasn1-modules and cryptography, libfaketime, util-linux, e2fsprogs), makes sure
+# PostgreSQL listens on 127.0.0.1:5432 with a database `test`, then builds the binaries, runs every test, clippy and rustfmt. Idempotent: on a machine that has
 # everything it installs nothing and touches no package index. Meant to run as root on a fresh
 # Debian machine (CI); as another user it uses sudo for the installs, when there are any.
 #
@@ -47,11 +47,16 @@ command -v "$PYTHON" >/dev/null 2>&1 || missing+=(python3)
 ls /usr/lib/*/faketime/libfaketimeMT.so.1 >/dev/null 2>&1 || missing+=(faketime)
 # prlimit lowers a running server's open-file limit (tests/tests/slow_clients.rs, EMFILE).
 command -v prlimit >/dev/null 2>&1 || missing+=(util-linux)
+# The archive fault tests (tests/tests/archive_faults.rs) mount a tmpfs and an ext4 on a loop
+# device, freeze it, and read the archive back with Python's sqlite3.
+{ command -v losetup >/dev/null 2>&1 && command -v fsfreeze >/dev/null 2>&1; } || missing+=(util-linux)
+command -v mount >/dev/null 2>&1 || missing+=(mount)
+command -v mkfs.ext4 >/dev/null 2>&1 || missing+=(e2fsprogs)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing: ${missing[*]}"
     apt_install "${missing[@]}"
 else
-    echo "openssl, a C compiler, PostgreSQL, Python and libfaketime are installed"
+    echo "openssl, a C compiler, PostgreSQL, Python, libfaketime, util-linux and e2fsprogs are installed"
 fi
 openssl version
 
@@ -86,19 +91,25 @@ if [ "$(psql -X -w -q -d "$admin_url" -tAc "SELECT 1 FROM pg_database WHERE datn
 fi
 psql -X -w -q -d "$TSA_TEST_POSTGRES_URL" -tAc 'SELECT version()'
 
-section "Python packages (rfc3161-client, rfc3161ng)"
-if "$PYTHON" -c 'import rfc3161_client, rfc3161ng' >/dev/null 2>&1; then
+section "Python packages (rfc3161-client, rfc3161ng, pyasn1-modules, cryptography)"
+# rfc3161-client and rfc3161ng are peers of the authority (tests/tests/pypi_client.rs);
+# pyasn1-modules and cryptography check every key type's CMS signatures independently
+# (tests/py/cms_signature_check.py); sqlite3 (standard library) reads the archive back in the
+# archive fault tests.
+py_modules='import rfc3161_client, rfc3161ng, pyasn1, pyasn1_modules, cryptography, sqlite3'
+if "$PYTHON" -c "$py_modules" >/dev/null 2>&1; then
     echo "already installed"
 else
     if ! "$PYTHON" -m pip --version >/dev/null 2>&1; then
         apt_install python3-pip
     fi
+    packages=(rfc3161-client rfc3161ng pyasn1 pyasn1-modules cryptography)
     # Debian's own Python refuses system-wide pip installs (PEP 668) unless told otherwise.
-    "$PYTHON" -m pip install --quiet --disable-pip-version-check rfc3161-client rfc3161ng 2>/dev/null \
-        || "$PYTHON" -m pip install --quiet --disable-pip-version-check --break-system-packages rfc3161-client rfc3161ng
-    "$PYTHON" -c 'import rfc3161_client, rfc3161ng' || die "rfc3161-client / rfc3161ng not importable after pip install"
+    "$PYTHON" -m pip install --quiet --disable-pip-version-check "${packages[@]}" 2>/dev/null \
+        || "$PYTHON" -m pip install --quiet --disable-pip-version-check --break-system-packages "${packages[@]}"
+    "$PYTHON" -c "$py_modules" || die "a Python module is not importable after pip install ($py_modules)"
 fi
-"$PYTHON" -m pip show rfc3161-client rfc3161ng 2>/dev/null | grep -E '^(Name|Version):' || true
+"$PYTHON" -m pip show rfc3161-client rfc3161ng pyasn1-modules cryptography 2>/dev/null | grep -E '^(Name|Version):' || true
 
 section "Rust toolchain"
 command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust (rustup) first"
