@@ -187,6 +187,7 @@ impl TsaClient {
             trust: self.trust.clone(),
             extra_certs: self.extra_certs.clone(),
             expected_nonce: nonce.map(|n| n.to_vec()),
+            ..Default::default()
         };
         let report = verify(&token, Some(digest), &opts);
         let failures: Vec<String> = report

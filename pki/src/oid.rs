@@ -71,6 +71,12 @@ pub const ECDSA_WITH_SHA256: Oid = Oid::new_unwrap("1.2.840.10045.4.3.2");
 pub const ECDSA_WITH_SHA384: Oid = Oid::new_unwrap("1.2.840.10045.4.3.3");
 /// ecdsa-with-SHA512 (RFC 5758).
 pub const ECDSA_WITH_SHA512: Oid = Oid::new_unwrap("1.2.840.10045.4.3.4");
+/// ecdsa-with-SHA1 (RFC 3279): weak, and ring cannot verify it.
+pub const ECDSA_WITH_SHA1: Oid = Oid::new_unwrap("1.2.840.10045.4.1");
+/// md5WithRSAEncryption (RFC 8017), recognised only to be refused by name.
+pub const MD5_WITH_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.4");
+/// id-ce-subjectAltName (RFC 5280 §4.2.1.6).
+pub const ID_CE_SUBJECT_ALT_NAME: Oid = Oid::new_unwrap("2.5.29.17");
 /// id-Ed25519 (RFC 8410).
 pub const ID_ED25519: Oid = Oid::new_unwrap("1.3.101.112");
 
