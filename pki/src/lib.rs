@@ -24,6 +24,8 @@ pub mod devpki;
 pub mod digest;
 pub mod error;
 pub mod gentime;
+#[cfg(feature = "hostile")]
+pub mod hostile;
 pub mod limits;
 pub mod oid;
 pub mod path;
