@@ -72,8 +72,9 @@ impl ParsedToken {
                         "TimeStampResp",
                         format!(
                             "status {:?} with a token: RFC 3161 §2.4.2 allows a token only when \
-                             the status is granted or grantedWithMods",
-                            resp.status
+                             the status is granted or grantedWithMods (statusString: \"{}\")",
+                            resp.status,
+                            resp.status_text.join("; ")
                         ),
                     ));
                 }
