@@ -364,3 +364,43 @@ fn a_sha1_imprint_warns_weak_and_fails_with_strict() {
     assert_eq!(check(&r, "hash-algorithm").outcome, Outcome::Failed);
     assert!(!r.verified);
 }
+
+/// Why: SHA-1 in the SignerInfo digestAlgorithm and ecdsa-with-SHA1 as the signature algorithm
+/// are named as weak; ring cannot verify ECDSA with SHA-1, so that signature fails saying so.
+#[test]
+fn sha1_digest_and_ecdsa_with_sha1_are_reported_weak() {
+    let c = chain();
+    let token = c.token(DATA).expect("token");
+    let alg = |o: der::asn1::ObjectIdentifier| {
+        der::Encode::to_der(&spki::AlgorithmIdentifierOwned {
+            oid: o,
+            parameters: None,
+        })
+        .expect("alg")
+    };
+    let sha1 = alg(pki::oid::ID_SHA1);
+    let set = pki::raw::tlv(der::Tag::Set, &[&sha1]).expect("set");
+    let bad = hostile::with_signer_info_field(&token, 2, &sha1, Some(&set)).expect("sha1");
+    let r = verify_bytes(bad, opts(&c));
+    let k = check(&r, "hash-algorithm");
+    assert_eq!(k.outcome, Outcome::Warning);
+    assert!(
+        k.detail.contains("weak") && k.detail.contains("digestAlgorithm"),
+        "{}",
+        k.detail
+    );
+
+    let ecdsa_sha1 = alg(pki::oid::ECDSA_WITH_SHA1);
+    let bad = hostile::with_signer_info_field(&token, 4, &ecdsa_sha1, None).expect("ecdsa-sha1");
+    let r = verify_bytes(bad, opts(&c));
+    let sig = check(&r, "signature");
+    assert_eq!(sig.outcome, Outcome::Failed);
+    assert!(
+        sig.detail.contains("weak") && sig.detail.contains("unsupported"),
+        "{}",
+        sig.detail
+    );
+    let k = check(&r, "hash-algorithm");
+    assert_eq!(k.outcome, Outcome::Warning);
+    assert!(k.detail.contains("signature algorithm"), "{}", k.detail);
+}
