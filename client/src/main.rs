@@ -184,7 +184,7 @@ fn cmd_file(a: FileArgs) -> anyhow::Result<Exit> {
     client.cert_req = !a.no_cert_req;
     if let Some(p) = &a.policy {
         client.policy = Some(
-            der::asn1::ObjectIdentifier::new(p)
+            pki::oid::ObjectIdentifier::new(p)
                 .map_err(|e| anyhow!("--policy {p:?} is not an OID: {e}"))?,
         );
     }

@@ -159,7 +159,7 @@ pub fn token(t: &ParsedToken) -> String {
                 put!(
                     out,
                     "    extension      {}{}",
-                    alg_name(&e.extn_id),
+                    pki::oid::display_name(&e.extn_id),
                     if e.critical { " (critical)" } else { "" }
                 );
             }
@@ -175,19 +175,19 @@ pub fn token(t: &ParsedToken) -> String {
     put!(
         out,
         "    digest         {}",
-        alg_name(&si.digest_algorithm.oid)
+        pki::oid::display_name(&si.digest_algorithm.oid)
     );
     put!(
         out,
         "    signature alg  {}",
-        alg_name(&si.signature_algorithm.oid)
+        pki::oid::display_name(&si.signature_algorithm.oid)
     );
     put!(out, "    signature      {} bytes", si.signature.len());
     for oid in &si.signed_attr_oids {
-        put!(out, "    signed attr    {}", alg_name(oid));
+        put!(out, "    signed attr    {}", pki::oid::display_name(oid));
     }
     for oid in &si.unsigned_attr_oids {
-        let name = oid.as_ref().map_or_else(|| "(malformed)".into(), alg_name);
+        let name = oid.as_ref().map_or_else(|| "(malformed)".into(), pki::oid::display_name);
         put!(out, "    unsigned attr  {name}");
     }
     let unlisted = si.unsigned_attr_count - si.unsigned_attr_oids.len();
@@ -218,45 +218,4 @@ pub fn token(t: &ParsedToken) -> String {
         }
     }
     out
-}
-
-/// A name for an OID this project knows, or the dotted form.
-pub fn alg_name(oid: &der::asn1::ObjectIdentifier) -> String {
-    use pki::oid as o;
-    let known: &[(der::asn1::ObjectIdentifier, &str)] = &[
-        (o::ID_SHA1, "sha1"),
-        (o::ID_SHA256, "sha256"),
-        (o::ID_SHA384, "sha384"),
-        (o::ID_SHA512, "sha512"),
-        (o::ECDSA_WITH_SHA256, "ecdsa-with-SHA256"),
-        (o::ECDSA_WITH_SHA384, "ecdsa-with-SHA384"),
-        (o::ECDSA_WITH_SHA512, "ecdsa-with-SHA512"),
-        (o::RSA_ENCRYPTION, "rsaEncryption"),
-        (o::SHA1_WITH_RSA, "sha1WithRSAEncryption"),
-        (o::SHA256_WITH_RSA, "sha256WithRSAEncryption"),
-        (o::SHA384_WITH_RSA, "sha384WithRSAEncryption"),
-        (o::SHA512_WITH_RSA, "sha512WithRSAEncryption"),
-        (o::RSASSA_PSS, "RSASSA-PSS"),
-        (o::ID_ED25519, "Ed25519"),
-        (o::ID_CONTENT_TYPE, "contentType"),
-        (o::ID_MESSAGE_DIGEST, "messageDigest"),
-        (o::ID_SIGNING_TIME, "signingTime"),
-        (
-            o::ID_AA_SIGNING_CERTIFICATE,
-            "signingCertificate (ESSCertID)",
-        ),
-        (
-            o::ID_AA_SIGNING_CERTIFICATE_V2,
-            "signingCertificateV2 (ESSCertIDv2)",
-        ),
-        (
-            o::ID_AA_SIGNATURE_TIME_STAMP_TOKEN,
-            "signatureTimeStampToken",
-        ),
-    ];
-    known
-        .iter()
-        .find(|(k, _)| k == oid)
-        .map(|(_, n)| format!("{n} ({oid})"))
-        .unwrap_or_else(|| oid.to_string())
 }
