@@ -33,7 +33,7 @@ fn time_verify(bytes: &[u8], opts: &VerifyOptions) -> Result<Duration> {
 }
 
 /// Builds and times the hostile tokens; writes each to `write_dir` when given.
-pub fn run(sizes_mb: &[u32], write_dir: Option<&Path>) -> Result<()> {
+pub fn run(sizes_mb: &[f64], write_dir: Option<&Path>) -> Result<()> {
     let chain = Chain::generate(&ChainSpec::default())?;
     let genuine = chain.token(DATA)?;
     let opts = VerifyOptions {
@@ -47,8 +47,12 @@ pub fn run(sizes_mb: &[u32], write_dir: Option<&Path>) -> Result<()> {
         "kind", "MB", "elements", "bytes", "ms", "ms/MB"
     );
     for &mb in sizes_mb {
-        let attrs = mb * 1_000_000 / 15;
-        let avas = mb * 100_000;
+        if !(mb > 0.0 && mb <= 64.0) {
+            bail!("--hostile-mb sizes must be above 0 and at most 64, not {mb}");
+        }
+        // Bounded above: the casts cannot truncate.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let (attrs, avas) = ((mb * 1e6 / 15.0) as u32, (mb * 1e6 / 16.0) as u32);
         let cases = [
             (
                 "unsigned attributes",

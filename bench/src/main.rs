@@ -95,7 +95,7 @@ struct Opts {
     hostile_verify: bool,
     /// Sizes of the hostile tokens, in MB.
     #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
-    hostile_mb: Vec<u32>,
+    hostile_mb: Vec<f64>,
     /// Also write the hostile tokens (and root.der, data.txt) into this directory.
     #[arg(long)]
     hostile_out: Option<PathBuf>,

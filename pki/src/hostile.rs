@@ -312,13 +312,14 @@ pub fn look_alikes(cert: &[u8], count: u32) -> Result<Vec<Vec<u8>>> {
     Ok(out)
 }
 
-/// A copy of `cert` whose subject is one RDN holding `avas` AVAs (commonName "a" each), with the
-/// original (now wrong) signature. About 10 bytes per AVA.
+/// A copy of `cert` whose subject is one RDN holding `avas` AVAs (commonName, seven decimal
+/// digits each, distinct and in descending order: the worst case for an insertion sort), with
+/// the original (now wrong) signature. 16 bytes per AVA; at most 10 000 000 AVAs.
 pub fn with_huge_rdn(cert: &[u8], avas: u32) -> Result<Vec<u8>> {
-    let ava = [0x30, 0x08, 0x06, 0x03, 0x55, 0x04, 0x03, 0x0c, 0x01, b'a'];
-    let mut body = Vec::with_capacity(avas as usize * ava.len());
-    for _ in 0..avas {
-        body.extend_from_slice(&ava);
+    let mut body = Vec::with_capacity(avas as usize * 16);
+    for i in (0..avas.min(10_000_000)).rev() {
+        body.extend_from_slice(&[0x30, 0x0e, 0x06, 0x03, 0x55, 0x04, 0x03, 0x0c, 0x07]);
+        body.extend_from_slice(format!("{i:07}").as_bytes());
     }
     let rdn = tlv(Tag::Set, &[&body])?;
     let name = tlv(Tag::Sequence, &[&rdn])?;
