@@ -187,7 +187,9 @@ pub fn token(t: &ParsedToken) -> String {
         put!(out, "    signed attr    {}", pki::oid::display_name(oid));
     }
     for oid in &si.unsigned_attr_oids {
-        let name = oid.as_ref().map_or_else(|| "(malformed)".into(), pki::oid::display_name);
+        let name = oid
+            .as_ref()
+            .map_or_else(|| "(malformed)".into(), pki::oid::display_name);
         put!(out, "    unsigned attr  {name}");
     }
     let unlisted = si.unsigned_attr_count - si.unsigned_attr_oids.len();
