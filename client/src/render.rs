@@ -114,7 +114,6 @@ fn signature(out: &mut String, s: &SignatureReport, all_checks: bool) {
 pub fn token(t: &ParsedToken) -> String {
     let mut out = String::new();
     let info = t.info();
-    let tst = &t.tst_info;
     put!(
         out,
         "TimeStampToken (SignedData, eContentType id-ct-TSTInfo)"
@@ -140,7 +139,7 @@ pub fn token(t: &ParsedToken) -> String {
         "    accuracy       {}",
         info.accuracy.as_deref().unwrap_or("(absent)")
     );
-    put!(out, "    ordering       {}", tst.ordering);
+    put!(out, "    ordering       {}", info.ordering);
     put!(
         out,
         "    nonce          {}",
@@ -153,20 +152,12 @@ pub fn token(t: &ParsedToken) -> String {
         "    tsa            {}",
         info.tsa_name.as_deref().unwrap_or("(absent)")
     );
-    match &tst.extensions {
-        Some(exts) if !exts.is_empty() => {
-            for e in exts {
-                put!(
-                    out,
-                    "    extension      {}{}",
-                    pki::oid::display_name(&e.extn_id),
-                    if e.critical { " (critical)" } else { "" }
-                );
-            }
-        }
-        _ => {
-            put!(out, "    extensions     (none)");
-        }
+    let extensions = t.extension_names();
+    if extensions.is_empty() {
+        put!(out, "    extensions     (none)");
+    }
+    for e in extensions {
+        put!(out, "    extension      {e}");
     }
     let si = &t.signer_info;
     put!(out, "  SignerInfo");

@@ -110,6 +110,7 @@ pub fn display_name(oid: &Oid) -> String {
         (ID_ED25519, "Ed25519"),
         (ECDSA_WITH_SHA1, "ecdsa-with-SHA1"),
         (MD5_WITH_RSA, "md5WithRSAEncryption"),
+        (ID_PE_QC_STATEMENTS, "qcStatements"),
         (ID_MD5, "md5"),
         (ID_CONTENT_TYPE, "contentType"),
         (ID_MESSAGE_DIGEST, "messageDigest"),

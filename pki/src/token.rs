@@ -162,6 +162,22 @@ impl ParsedToken {
         self.tst_info.gen_time
     }
 
+    /// The TSTInfo's extensions for display: name and OID, `(critical)` when marked so.
+    pub fn extension_names(&self) -> Vec<String> {
+        self.tst_info
+            .extensions
+            .iter()
+            .flatten()
+            .map(|e| {
+                format!(
+                    "{}{}",
+                    crate::oid::display_name(&e.extn_id),
+                    if e.critical { " (critical)" } else { "" }
+                )
+            })
+            .collect()
+    }
+
     /// What the token says, for reports.
     pub fn info(&self) -> TimestampInfo {
         let t = &self.tst_info;

@@ -188,11 +188,8 @@ fn a_status_string_with_terminal_escapes_renders_escaped_everywhere() {
     assert_inert(&inspect.stdout);
 }
 
-/// Why: `stamp file` prints an authority's rejection text; it must be escaped too.
-#[test]
-fn stamp_file_escapes_a_rejection_status_string() {
-    let dir = tempfile::tempdir().expect("tmp");
-    write_file(dir.path(), "data.txt", DATA);
+/// Answers one HTTP request on a loopback port with `body` as a timestamp reply.
+fn serve_once(body: Vec<u8>) -> (String, std::thread::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}/", listener.local_addr().expect("addr"));
     let server = std::thread::spawn(move || {
@@ -206,7 +203,6 @@ fn stamp_file_escapes_a_rejection_status_string() {
             }
             got.extend_from_slice(&buf[..n]);
         }
-        let body = rejection_with_evil_text();
         let head = format!(
             "HTTP/1.1 200 OK\r\nContent-Type: application/timestamp-reply\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
             body.len()
@@ -214,6 +210,84 @@ fn stamp_file_escapes_a_rejection_status_string() {
         conn.write_all(head.as_bytes()).expect("head");
         conn.write_all(&body).expect("body");
     });
+    (url, server)
+}
+
+/// Why: `stamp file` verified a hostile reply (a genuine token with 60 000 appended unsigned
+/// attributes, under the 1 MiB reply limit) for minutes, past --timeout; it must finish and
+/// keep the reply.
+#[test]
+fn stamp_file_checks_a_hostile_granted_reply_in_bounded_time() {
+    let dir = tempfile::tempdir().expect("tmp");
+    write_file(dir.path(), "data.txt", DATA);
+    let chain = Chain::generate(&ChainSpec::default()).expect("chain");
+    let token = hostile::with_unsigned_attributes(&chain.token(DATA).expect("token"), 60_000)
+        .expect("hostile");
+    let reply = pki::tsp::granted_response(&token).expect("reply");
+    assert!(reply.len() > 800_000 && reply.len() < 1 << 20);
+    let (url, server) = serve_once(reply.clone());
+    let (code, out) = stamp_within_60s(
+        dir.path(),
+        &[
+            "file",
+            "data.txt",
+            "--tsa",
+            &url,
+            "--no-nonce",
+            "--timeout",
+            "30",
+        ],
+    );
+    server.join().expect("server");
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(read_file(&dir.path().join("data.txt.tsr")), reply);
+}
+
+/// Why: `stamp verify --strict` makes a weak-algorithm warning (a SHA-1 imprint) exit 1; without
+/// it the token verifies with a warning that says weak.
+#[test]
+fn stamp_verify_strict_fails_on_a_sha1_token() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let chain = Chain::generate(&ChainSpec::default()).expect("chain");
+    let req = pki::tsp::build_request(
+        pki::HashAlg::Sha1,
+        &pki::HashAlg::Sha1.digest(DATA),
+        None,
+        true,
+        None,
+    )
+    .expect("request");
+    let policy = pki::tsp::RequestPolicy::new(pki::oid::DEV_POLICY).dangerous_allow_sha1();
+    let checked = pki::tsp::check_request(&req, &policy).expect("accepted");
+    let token = chain
+        .issuer
+        .issue(
+            &checked,
+            &[7],
+            pki::gentime::GenTime::now_millis().expect("clock"),
+        )
+        .expect("token");
+    setup(dir.path(), &chain, &token);
+    let lax = stamp(dir.path(), &["verify", "data.txt", "--trust", "root.pem"]);
+    lax.assert_code(0);
+    assert!(
+        lax.stdout.contains("warning") && lax.stdout.contains("weak"),
+        "{lax}"
+    );
+    let strict = stamp(
+        dir.path(),
+        &["verify", "data.txt", "--trust", "root.pem", "--strict"],
+    );
+    strict.assert_code(1);
+    assert!(strict.stdout.contains("--strict"), "{strict}");
+}
+
+/// Why: `stamp file` prints an authority's rejection text; it must be escaped too.
+#[test]
+fn stamp_file_escapes_a_rejection_status_string() {
+    let dir = tempfile::tempdir().expect("tmp");
+    write_file(dir.path(), "data.txt", DATA);
+    let (url, server) = serve_once(rejection_with_evil_text());
     let run = stamp(dir.path(), &["file", "data.txt", "--tsa", &url]);
     server.join().expect("server");
     run.assert_code(1);
