@@ -30,6 +30,10 @@ pub struct ChainSpec {
     pub not_after: Duration,
     /// keyUsage bits; empty leaves the extension out.
     pub key_usages: Vec<KeyUsagePurpose>,
+    /// The root's nameConstraints, if any.
+    pub name_constraints: Option<rcgen::NameConstraints>,
+    /// A dNSName for the TSA certificate's subjectAltName, if any.
+    pub tsa_dns_name: Option<String>,
 }
 
 impl Default for ChainSpec {
@@ -39,6 +43,8 @@ impl Default for ChainSpec {
             path_len: None,
             not_after: Duration::days(3650),
             key_usages: vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign],
+            name_constraints: None,
+            tsa_dns_name: None,
         }
     }
 }
@@ -59,7 +65,8 @@ fn rc(e: rcgen::Error) -> Error {
     Error::Certificate(format!("test chain generation failed: {e}"))
 }
 
-fn dn(cn: &str) -> DistinguishedName {
+/// The DN every certificate of a [`Chain`] has, with commonName `cn`.
+pub fn dn(cn: &str) -> DistinguishedName {
     let mut d = DistinguishedName::new();
     d.push(DnType::CountryName, "XX");
     d.push(DnType::OrganizationName, "Sigillum hostile tests");
@@ -81,6 +88,7 @@ impl Chain {
             None => BasicConstraints::Unconstrained,
         });
         root.key_usages = spec.key_usages.clone();
+        root.name_constraints = spec.name_constraints.clone();
         root.not_before = now - Duration::days(30);
         root.not_after = OffsetDateTime::now_utc() + spec.not_after;
         let root_cert = root.self_signed(&root_key).map_err(rc)?;
@@ -113,6 +121,10 @@ impl Chain {
         );
         eku.set_criticality(true);
         tsa.custom_extensions = vec![eku];
+        if let Some(dns) = &spec.tsa_dns_name {
+            tsa.subject_alt_names =
+                vec![rcgen::SanType::DnsName(dns.clone().try_into().map_err(rc)?)];
+        }
         let tsa_cert = tsa.signed_by(&tsa_key, &inter_issuer).map_err(rc)?;
 
         let signer = RingSigner::from_pkcs8_der(&tsa_key.serialize_der(), RsaPadding::Pkcs1)?;

@@ -353,6 +353,10 @@ fn describe_webpki_error(e: webpki::Error) -> String {
         E::RequiredEkuNotFound | E::RequiredEkuNotFoundContext(_) => {
             "the certificate lacks the required extended key usage".into()
         }
+        E::NameConstraintViolation => "a name in the path lies outside the name constraints of \
+            the trust anchor or a CA (directoryName and URI constraints are not supported and \
+            always fail)"
+            .into(),
         E::InvalidSignatureForPublicKey => {
             "a certificate signature in the path does not verify".into()
         }

@@ -371,3 +371,61 @@ fn anchor_constraints_are_honoured_as_openssl_honours_them() {
         let _ = read_file(&dir.path().join("token.der"));
     }
 }
+
+fn both_verdicts(spec: ChainSpec) -> (bool, bool, String) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let chain = Chain::generate(&spec).expect("chain");
+    let token = chain.token(DATA).expect("token");
+    setup(dir.path(), &chain, &token);
+    write_file(dir.path(), "token.der", &token);
+    let ours = stamp(dir.path(), &["verify", "data.txt", "--trust", "root.pem"]);
+    let (theirs, out) = openssl_verdict(dir.path());
+    (ours.code == Some(0), theirs, format!("{ours}\n{out}"))
+}
+
+fn constrained(subtree: rcgen::GeneralSubtree, tsa_dns: &str) -> ChainSpec {
+    ChainSpec {
+        name_constraints: Some(rcgen::NameConstraints {
+            permitted_subtrees: vec![subtree],
+            excluded_subtrees: Vec::new(),
+        }),
+        tsa_dns_name: Some(tsa_dns.into()),
+        ..Default::default()
+    }
+}
+
+/// Why: an anchor's dNSName constraints hold for the TSA certificate below it (webpki applies
+/// them, openssl too): inside the permitted subtree both tools verify, outside both refuse.
+#[test]
+fn anchor_dns_name_constraints_agree_with_openssl() {
+    let inside = constrained(
+        rcgen::GeneralSubtree::DnsName("example.org".into()),
+        "tsa.example.org",
+    );
+    let (ours, theirs, out) = both_verdicts(inside);
+    assert!(ours && theirs, "inside the permitted subtree: {out}");
+    let outside = constrained(
+        rcgen::GeneralSubtree::DnsName("example.org".into()),
+        "tsa.example.net",
+    );
+    let (ours, theirs, out) = both_verdicts(outside);
+    assert!(!ours && !theirs, "outside the permitted subtree: {out}");
+    assert!(out.contains("name constraints"), "{out}");
+}
+
+/// Why: webpki does not implement directoryName constraints and refuses every path under them
+/// (fail closed), where openssl checks them; this pins that known difference: a chain whose DNs
+/// all lie inside the permitted subtree is refused by us and accepted by openssl.
+#[test]
+fn anchor_directory_name_constraints_fail_closed() {
+    let mut base = rcgen::DistinguishedName::new();
+    base.push(rcgen::DnType::CountryName, "XX");
+    base.push(rcgen::DnType::OrganizationName, "Sigillum hostile tests");
+    let spec = constrained(
+        rcgen::GeneralSubtree::DirectoryName(base),
+        "tsa.example.org",
+    );
+    let (ours, theirs, out) = both_verdicts(spec);
+    assert!(!ours, "webpki refuses directoryName constraints: {out}");
+    assert!(theirs, "openssl checks them and accepts: {out}");
+}
