@@ -13,6 +13,7 @@
 //!    the archive holds every granted token;
 //! 5. prints one table with the ratios.
 
+mod hostile;
 mod keys;
 mod load;
 mod peer;
@@ -88,6 +89,16 @@ struct Opts {
     /// Leave the temporary directories (keys, data, logs) in place and print where they are.
     #[arg(long)]
     keep: bool,
+    /// Instead of the server benchmark: time token verification of hostile tokens (appended
+    /// unsigned attributes, a huge-RDN bag certificate) of --hostile-mb sizes, in ms and ms/MB.
+    #[arg(long)]
+    hostile_verify: bool,
+    /// Sizes of the hostile tokens, in MB.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
+    hostile_mb: Vec<f64>,
+    /// Also write the hostile tokens (and root.der, data.txt) into this directory.
+    #[arg(long)]
+    hostile_out: Option<PathBuf>,
 }
 
 /// The run's settings, after `--quick` and validation.
@@ -208,6 +219,9 @@ fn main() -> std::process::ExitCode {
 
 fn run() -> Result<()> {
     let opts = Opts::parse();
+    if opts.hostile_verify {
+        return hostile::run(&opts.hostile_mb, opts.hostile_out.as_deref());
+    }
     let keep = opts.keep;
     let settings = opts.settings()?;
     let kinds = settings

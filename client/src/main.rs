@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use pki::HashAlg;
 use pki::report::{Kind, Report};
 use pki::token::{ParsedToken, VerifyOptions};
+use stamp::escape::escape;
 use stamp::tsa_client::{StampError, TsaClient};
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
@@ -58,6 +59,10 @@ enum Command {
         /// List every check, also when verified.
         #[arg(long, short)]
         verbose: bool,
+        /// Fail (exit 1) on weak algorithms (SHA-1 anywhere in the token), which are otherwise
+        /// warnings.
+        #[arg(long)]
+        strict: bool,
     },
     /// Print a token or a whole TimeStampResp, human-readable.
     Inspect {
@@ -77,7 +82,8 @@ fn main() -> ExitCode {
             certs,
             json,
             verbose,
-        } => cmd_verify(&files, &trust, token, &certs, json, verbose),
+            strict,
+        } => cmd_verify(&files, &trust, token, &certs, json, verbose, strict),
         Command::Inspect { file } => cmd_inspect(&file),
     };
     match result {
@@ -91,9 +97,10 @@ fn main() -> ExitCode {
 
 /// The one error printer: the error, its causes, and a hint where one helps.
 fn print_error(e: &anyhow::Error) {
-    eprintln!("stamp: error: {e}");
+    // Messages may quote untrusted text (a statusString, a DN): escape them for the terminal.
+    eprintln!("stamp: error: {}", escape(&e.to_string()));
     for cause in e.chain().skip(1) {
-        eprintln!("  caused by: {cause}");
+        eprintln!("  caused by: {}", escape(&cause.to_string()));
     }
     if let Some(hint) = hint(e) {
         eprintln!("  hint: {hint}");
@@ -177,7 +184,7 @@ fn cmd_file(a: FileArgs) -> anyhow::Result<Exit> {
     client.cert_req = !a.no_cert_req;
     if let Some(p) = &a.policy {
         client.policy = Some(
-            der::asn1::ObjectIdentifier::new(p)
+            pki::oid::ObjectIdentifier::new(p)
                 .map_err(|e| anyhow!("--policy {p:?} is not an OID: {e}"))?,
         );
     }
@@ -218,7 +225,14 @@ fn cmd_file(a: FileArgs) -> anyhow::Result<Exit> {
                 }
             }
             Err(e @ (StampError::Rejected { .. } | StampError::BadToken(_))) => {
-                eprintln!("stamp: {}: {e}", file.display());
+                eprintln!(
+                    "stamp: {}",
+                    escape(&format!(
+                        "{}: {}",
+                        file.display(),
+                        pki::error::error_text(&e)
+                    ))
+                );
                 worst = Exit::NotVerified;
             }
             Err(e) => {
@@ -300,6 +314,7 @@ fn cmd_verify(
     certs: &[PathBuf],
     json: bool,
     verbose: bool,
+    strict: bool,
 ) -> anyhow::Result<Exit> {
     if trust.is_empty() {
         return Err(anyhow!(
@@ -312,7 +327,10 @@ fn cmd_verify(
             files.len()
         ));
     }
-    let mut opts = VerifyOptions::default();
+    let mut opts = VerifyOptions {
+        strict,
+        ..VerifyOptions::default()
+    };
     for t in trust {
         opts.trust.extend(load_certs(t)?);
     }
@@ -365,7 +383,7 @@ fn verify_one(file: &Path, tsr: &Path, opts: &VerifyOptions) -> anyhow::Result<R
             return Ok(Report::error(
                 Kind::DetachedData,
                 source,
-                format!("{}: {}", tsr.display(), error_chain(&e)),
+                format!("{}: {}", tsr.display(), pki::error::error_text(&e)),
             ));
         }
     };
@@ -377,17 +395,6 @@ fn verify_one(file: &Path, tsr: &Path, opts: &VerifyOptions) -> anyhow::Result<R
     Ok(Report::new(Kind::DetachedData, source, vec![sig]))
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
-
 fn cmd_inspect(file: &Path) -> anyhow::Result<Exit> {
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     if pki::tsp::is_response(&bytes) {
@@ -395,7 +402,7 @@ fn cmd_inspect(file: &Path) -> anyhow::Result<Exit> {
         println!("TimeStampResp");
         println!("  status         {:?}", resp.status);
         if !resp.status_text.is_empty() {
-            println!("  statusString   {}", resp.status_text.join("; "));
+            println!("  statusString   {}", escape(&resp.status_text.join("; ")));
         }
         if !resp.fail_info.is_empty() {
             let names: Vec<&str> = resp.fail_info.iter().map(|f| f.name()).collect();

@@ -82,7 +82,7 @@ pub struct TsaClient {
     /// Send a nonce (and check it is echoed).
     pub nonce: bool,
     /// Request this policy.
-    pub policy: Option<der::asn1::ObjectIdentifier>,
+    pub policy: Option<pki::oid::ObjectIdentifier>,
     /// Anchors to check the TSA's chain against; empty: the chain is not checked.
     pub trust: Vec<Vec<u8>>,
     /// The TSA's certificates, for tokens requested without them (`cert_req = false`).
@@ -187,6 +187,7 @@ impl TsaClient {
             trust: self.trust.clone(),
             extra_certs: self.extra_certs.clone(),
             expected_nonce: nonce.map(|n| n.to_vec()),
+            ..Default::default()
         };
         let report = verify(&token, Some(digest), &opts);
         let failures: Vec<String> = report

@@ -15,7 +15,7 @@ use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsag
 pub fn load_certificates(bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
     let text = bytes.trim_ascii_start();
     if !text.starts_with(b"-----BEGIN") {
-        Certificate::from_der(bytes).map_err(Error::decode("DER certificate"))?;
+        parse(bytes)?;
         return Ok(vec![bytes.to_vec()]);
     }
     let text = std::str::from_utf8(text).map_err(|_| Error::invalid("PEM bundle", "not UTF-8"))?;
@@ -37,7 +37,7 @@ pub fn load_certificates(bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
                 what: "PEM certificate",
                 source: e.into(),
             })?;
-            Certificate::from_der(&der).map_err(Error::decode("certificate"))?;
+            parse(&der)?;
             out.push(der);
         }
         rest = &after[end + end_marker.len()..];
@@ -60,9 +60,25 @@ pub fn to_pem(ders: &[Vec<u8>]) -> Result<String> {
     Ok(out)
 }
 
+/// Decodes an untrusted certificate with `x509-cert`, after [`crate::limits::check_sets`] has
+/// made sure its Names hold no SET that `der`'s sort would take quadratic time over.
+pub fn parse(der: &[u8]) -> Result<Certificate> {
+    crate::limits::check_sets(der, "certificate")?;
+    Certificate::from_der(der).map_err(Error::decode("certificate"))
+}
+
+/// A Name's DER for humans (RFC 4514 form), or a placeholder when it does not decode.
+pub fn name_string(der: &[u8]) -> String {
+    crate::limits::check_sets(der, "name")
+        .ok()
+        .and_then(|()| x509_cert::name::Name::from_der(der).ok())
+        .map(|n| n.to_string())
+        .unwrap_or_else(|| "(unreadable name)".into())
+}
+
 /// A certificate's summary for reports.
 pub fn summary(der: &[u8]) -> Result<CertSummary> {
-    let cert = Certificate::from_der(der).map_err(Error::decode("certificate"))?;
+    let cert = parse(der)?;
     let tbs = &cert.tbs_certificate;
     let t = |t: &x509_cert::time::Time| {
         crate::gentime::GenTime::from_unix_millis(

@@ -400,10 +400,9 @@ pub fn add_signature_timestamp(content_info: &[u8], index: usize, token: &[u8]) 
 /// The signature value of SignerInfo `index`: what a signature timestamp's imprint covers.
 pub fn signature_value(content_info: &[u8], index: usize) -> Result<Vec<u8>> {
     let raw = RawSignedData::parse(content_info)?;
-    let si: SignerInfo = raw
+    let si = raw
         .signer_infos
         .get(index)
-        .ok_or_else(|| Error::invalid("SignedData", "no such SignerInfo"))?
-        .decode("SignerInfo")?;
-    Ok(si.signature.as_bytes().to_vec())
+        .ok_or_else(|| Error::invalid("SignedData", "no such SignerInfo"))?;
+    Ok(crate::signer_info::SignerInfoView::parse(si.full)?.signature)
 }

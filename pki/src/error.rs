@@ -68,3 +68,15 @@ impl Error {
         }
     }
 }
+
+/// An error and its causes on one line (`a: b: c`), for reports.
+pub fn error_text(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

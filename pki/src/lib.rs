@@ -8,22 +8,31 @@
 //! * [`token`]: verification of tokens from any authority; [`verify`]: the signature and
 //!   certificate-path checks it shares with future email and PDF verifiers.
 //! * [`report`]: the one report type every verifier fills.
+//! * [`signer_info`], [`cert_raw`], [`path`]: raw views of SignerInfo and certificates, and
+//!   the choice of signer and path candidates from an untrusted certificate bag.
+//! * [`limits`]: every limit on untrusted input, and the SET guard run before `der` decodes.
 //! * [`ber`], [`gentime`], [`asn1`], [`raw`]: the encoding details the RustCrypto crates leave
 //!   to us.
 
 pub mod asn1;
 pub mod ber;
 pub mod cert;
+pub mod cert_raw;
 pub mod cms;
 #[cfg(feature = "devpki")]
 pub mod devpki;
 pub mod digest;
 pub mod error;
 pub mod gentime;
+#[cfg(feature = "hostile")]
+pub mod hostile;
+pub mod limits;
 pub mod oid;
+pub mod path;
 pub mod raw;
 pub mod report;
 pub mod signer;
+pub mod signer_info;
 pub mod token;
 pub mod tsp;
 pub mod verify;

@@ -3,6 +3,7 @@
 //! `const-oid` 0.9 has most of these in its database; the ones it lacks (id-ct-TSTInfo, the
 //! ESS attributes) are defined here so that every OID the project names lives in one place.
 
+pub use const_oid::ObjectIdentifier;
 use const_oid::ObjectIdentifier as Oid;
 
 /// id-ct-TSTInfo (RFC 3161 §2.4.2): the eContentType of a timestamp token.
@@ -71,6 +72,12 @@ pub const ECDSA_WITH_SHA256: Oid = Oid::new_unwrap("1.2.840.10045.4.3.2");
 pub const ECDSA_WITH_SHA384: Oid = Oid::new_unwrap("1.2.840.10045.4.3.3");
 /// ecdsa-with-SHA512 (RFC 5758).
 pub const ECDSA_WITH_SHA512: Oid = Oid::new_unwrap("1.2.840.10045.4.3.4");
+/// ecdsa-with-SHA1 (RFC 3279): weak, and ring cannot verify it.
+pub const ECDSA_WITH_SHA1: Oid = Oid::new_unwrap("1.2.840.10045.4.1");
+/// md5WithRSAEncryption (RFC 8017), recognised only to be refused by name.
+pub const MD5_WITH_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.4");
+/// id-ce-subjectAltName (RFC 5280 §4.2.1.6).
+pub const ID_CE_SUBJECT_ALT_NAME: Oid = Oid::new_unwrap("2.5.29.17");
 /// id-Ed25519 (RFC 8410).
 pub const ID_ED25519: Oid = Oid::new_unwrap("1.3.101.112");
 
@@ -82,3 +89,42 @@ pub const ESI4_QTST_STATEMENT_1: Oid = Oid::new_unwrap("0.4.0.19422.1.1");
 /// Sigillum's default development policy (under the example arc 1.3.6.1.4.1.55555, private use
 /// in development only; production configuration names its own policy OID).
 pub const DEV_POLICY: Oid = Oid::new_unwrap("1.3.6.1.4.1.55555.1.1");
+
+/// A name for an OID this project knows, with the dotted form (`sha256 (2.16.840.1.101.3.4.2.1)`),
+/// or the dotted form alone.
+pub fn display_name(oid: &Oid) -> String {
+    let known: &[(Oid, &str)] = &[
+        (ID_SHA1, "sha1"),
+        (ID_SHA256, "sha256"),
+        (ID_SHA384, "sha384"),
+        (ID_SHA512, "sha512"),
+        (ECDSA_WITH_SHA256, "ecdsa-with-SHA256"),
+        (ECDSA_WITH_SHA384, "ecdsa-with-SHA384"),
+        (ECDSA_WITH_SHA512, "ecdsa-with-SHA512"),
+        (RSA_ENCRYPTION, "rsaEncryption"),
+        (SHA1_WITH_RSA, "sha1WithRSAEncryption"),
+        (SHA256_WITH_RSA, "sha256WithRSAEncryption"),
+        (SHA384_WITH_RSA, "sha384WithRSAEncryption"),
+        (SHA512_WITH_RSA, "sha512WithRSAEncryption"),
+        (RSASSA_PSS, "RSASSA-PSS"),
+        (ID_ED25519, "Ed25519"),
+        (ECDSA_WITH_SHA1, "ecdsa-with-SHA1"),
+        (MD5_WITH_RSA, "md5WithRSAEncryption"),
+        (ID_PE_QC_STATEMENTS, "qcStatements"),
+        (ID_MD5, "md5"),
+        (ID_CONTENT_TYPE, "contentType"),
+        (ID_MESSAGE_DIGEST, "messageDigest"),
+        (ID_SIGNING_TIME, "signingTime"),
+        (ID_AA_SIGNING_CERTIFICATE, "signingCertificate (ESSCertID)"),
+        (
+            ID_AA_SIGNING_CERTIFICATE_V2,
+            "signingCertificateV2 (ESSCertIDv2)",
+        ),
+        (ID_AA_SIGNATURE_TIME_STAMP_TOKEN, "signatureTimeStampToken"),
+    ];
+    known
+        .iter()
+        .find(|(k, _)| k == oid)
+        .map(|(_, n)| format!("{n} ({oid})"))
+        .unwrap_or_else(|| oid.to_string())
+}

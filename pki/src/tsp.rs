@@ -314,6 +314,13 @@ impl TokenIssuer {
         Ok(self)
     }
 
+    /// Names the authority in every TSTInfo's `tsa` field as `name` instead of the certificate's
+    /// subject (RFC 3161 §2.4.2 wants one of the certificate's names; tests use others).
+    pub fn with_tsa_name(mut self, name: GeneralName) -> TokenIssuer {
+        self.tsa_name = Some(name);
+        self
+    }
+
     /// The signer (for callers that sign elsewhere, e.g. on a blocking pool).
     pub fn signer(&self) -> &Arc<dyn Signer> {
         &self.signer

@@ -6,6 +6,7 @@
 //! No CMS verification exists on this `der` line, so the CMS checks themselves live in
 //! [`crate::token`] and the future email/PDF modules, on top of these.
 
+use crate::cert_raw::RawCert;
 use crate::digest::{HashAlg, params_absent_or_null};
 use crate::oid;
 use crate::signer::RsaPssParams;
@@ -50,6 +51,12 @@ fn ring_algorithm(
             .as_ref()
             .and_then(|p| p.decode_as::<ObjectIdentifier>().ok())
             .ok_or("EC key without a named curve")?;
+        if s == oid::ECDSA_WITH_SHA1 {
+            return Err(
+                "ecdsa-with-SHA1: weak (SHA-1) and unsupported (ring cannot verify ECDSA with SHA-1)"
+                    .into(),
+            );
+        }
         let hash = if s == oid::ECDSA_WITH_SHA256 {
             HashAlg::Sha256
         } else if s == oid::ECDSA_WITH_SHA384 {
@@ -113,6 +120,9 @@ fn ring_algorithm(
             };
             return Ok((alg, format!("rsa-pss-{hash}")));
         }
+        if s == oid::MD5_WITH_RSA {
+            return Err("md5WithRSAEncryption: MD5 is broken, never accepted".into());
+        }
         let hash = if s == oid::SHA256_WITH_RSA {
             HashAlg::Sha256
         } else if s == oid::SHA384_WITH_RSA {
@@ -151,7 +161,7 @@ fn ring_algorithm(
 }
 
 /// Signature algorithms accepted in certificate paths.
-static PATH_ALGS: &[&dyn rustls_pki_types::SignatureVerificationAlgorithm] = &[
+pub(crate) static PATH_ALGS: &[&dyn rustls_pki_types::SignatureVerificationAlgorithm] = &[
     webpki::ring::ECDSA_P256_SHA256,
     webpki::ring::ECDSA_P256_SHA384,
     webpki::ring::ECDSA_P384_SHA256,
@@ -172,16 +182,26 @@ static PATH_ALGS: &[&dyn rustls_pki_types::SignatureVerificationAlgorithm] = &[
 /// Validates the path from `end_entity` to one of `anchors` at `at_unix` seconds, and returns the
 /// path's certificates (end entity first, anchor last).
 ///
+/// `bag` is every certificate at hand (untrusted: a token's bag, `--certs`); only those that
+/// [`crate::path::path_candidates`] finds above the end entity are offered to rustls-webpki,
+/// so that thousands of look-alikes cannot exhaust its signature budget.
+///
 /// `eku` (DER value bytes of the OID) must be allowed by every certificate in the path that
 /// carries an extendedKeyUsage. webpki's `required` would also demand it of intermediates that
 /// carry none, which many timestamping CAs do not; that the end entity has it, and critical, is
 /// the caller's separate check (RFC 3161 §2.3, [`crate::cert::tsa_certificate_problems`]).
 ///
+/// The anchor's own constraints are honoured as openssl honours them ([`anchor_problem`]):
+/// webpki applies an anchor's name constraints (dNSName, iPAddress; it refuses paths under
+/// directoryName and URI constraints, failing closed) but not its validity, basicConstraints
+/// pathLenConstraint or keyUsage. An anchor that fails one of those is set aside and the path
+/// built again without it.
+///
 /// An end-entity certificate that is itself one of the anchors is accepted as directly trusted
 /// (its validity period is still checked).
 pub fn validate_path(
     end_entity: &[u8],
-    intermediates: &[Vec<u8>],
+    bag: &[&[u8]],
     anchors: &[Vec<u8>],
     at_unix: u64,
     eku: &'static [u8],
@@ -190,14 +210,45 @@ pub fn validate_path(
         return Err("no trust anchor given (use --trust FILE)".into());
     }
     if anchors.iter().any(|a| a.as_slice() == end_entity) {
-        let cert = x509_cert::Certificate::from_der(end_entity)
-            .map_err(|e| format!("malformed certificate: {e}"))?;
+        let cert = crate::cert::parse(end_entity)
+            .map_err(|e| format!("malformed certificate: {}", crate::error::error_text(&e)))?;
         return if crate::cert::valid_at(&cert, at_unix) {
             Ok(vec![end_entity.to_vec()])
         } else {
             Err("the directly trusted certificate was not valid at that time".into())
         };
     }
+    let ee_raw = RawCert::parse(end_entity)
+        .map_err(|e| format!("malformed certificate: {}", crate::error::error_text(&e)))?;
+    let anchor_raw: Vec<RawCert<'_>> = anchors
+        .iter()
+        .filter_map(|a| RawCert::parse(a).ok())
+        .collect();
+    let pool = crate::path::dedup_parse(bag.iter().copied());
+    let candidates = crate::path::path_candidates(&ee_raw, &pool, &anchor_raw);
+    let mut usable: Vec<&Vec<u8>> = anchors.iter().collect();
+    let mut first_problem = None;
+    while !usable.is_empty() {
+        let path = webpki_path(end_entity, &candidates, &usable, at_unix, eku)?;
+        let anchor = path.last().cloned().unwrap_or_default();
+        match anchor_problem(&anchor, &path, at_unix) {
+            None => return Ok(path),
+            Some(p) => {
+                first_problem.get_or_insert(p);
+                usable.retain(|a| a.as_slice() != anchor.as_slice());
+            }
+        }
+    }
+    Err(first_problem.unwrap_or_else(|| "no usable trust anchor".into()))
+}
+
+fn webpki_path(
+    end_entity: &[u8],
+    intermediates: &[&[u8]],
+    anchors: &[&Vec<u8>],
+    at_unix: u64,
+    eku: &'static [u8],
+) -> Result<Vec<Vec<u8>>, String> {
     let ee_der = CertificateDer::from(end_entity);
     let ee =
         EndEntityCert::try_from(&ee_der).map_err(|e| format!("certificate rejected: {e:?}"))?;
@@ -214,7 +265,7 @@ pub fn validate_path(
     }
     let inter: Vec<CertificateDer<'_>> = intermediates
         .iter()
-        .map(|c| CertificateDer::from(c.as_slice()))
+        .map(|c| CertificateDer::from(*c))
         .collect();
     let time = UnixTime::since_unix_epoch(std::time::Duration::from_secs(at_unix));
     let path = ee
@@ -234,9 +285,60 @@ pub fn validate_path(
     if let Some(i) = trust.iter().position(|t| {
         t.subject == anchor.subject && t.subject_public_key_info == anchor.subject_public_key_info
     }) {
-        out.push(anchors[i].clone());
+        out.push(anchors[i].to_vec());
     }
     Ok(out)
+}
+
+/// What is wrong with the anchor `anchor` at the top of `path` (end entity first), as openssl
+/// sees it: not valid at the validation time, keyUsage without keyCertSign, or more
+/// non-self-issued intermediates below it than its pathLenConstraint allows (RFC 5280 §6.1.4).
+pub fn anchor_problem(anchor: &[u8], path: &[Vec<u8>], at_unix: u64) -> Option<String> {
+    let cert = match crate::cert::parse(anchor) {
+        Ok(c) => c,
+        Err(e) => {
+            return Some(format!(
+                "the trust anchor is malformed: {}",
+                crate::error::error_text(&e)
+            ));
+        }
+    };
+    let subject = cert.tbs_certificate.subject.to_string();
+    if !crate::cert::valid_at(&cert, at_unix) {
+        return Some(format!(
+            "the trust anchor {subject} was not valid at that time"
+        ));
+    }
+    if let Some((_, v)) = crate::cert::extension(&cert, &oid::ID_CE_KEY_USAGE) {
+        match x509_cert::ext::pkix::KeyUsage::from_der(v) {
+            Ok(ku) if ku.0.contains(x509_cert::ext::pkix::KeyUsages::KeyCertSign) => {}
+            _ => {
+                return Some(format!(
+                    "the trust anchor {subject} has a keyUsage without keyCertSign"
+                ));
+            }
+        }
+    }
+    if let Some((_, v)) = crate::cert::extension(&cert, &oid::ID_CE_BASIC_CONSTRAINTS)
+        && let Ok(bc) = x509_cert::ext::pkix::BasicConstraints::from_der(v)
+        && let Some(max) = bc.path_len_constraint
+    {
+        let intermediates = match path {
+            [_, middle @ .., _] => middle,
+            _ => &[],
+        };
+        let counted = intermediates
+            .iter()
+            .filter(|c| RawCert::parse(c).is_ok_and(|r| !r.is_self_issued()))
+            .count();
+        if counted > usize::from(max) {
+            return Some(format!(
+                "the trust anchor {subject} allows {max} intermediate certificates below it \
+                 (pathLenConstraint), the path has {counted}"
+            ));
+        }
+    }
+    None
 }
 
 #[allow(deprecated)] // RequiredEkuNotFound: older webpki releases still return it
@@ -251,6 +353,10 @@ fn describe_webpki_error(e: webpki::Error) -> String {
         E::RequiredEkuNotFound | E::RequiredEkuNotFoundContext(_) => {
             "the certificate lacks the required extended key usage".into()
         }
+        E::NameConstraintViolation => "a name in the path lies outside the name constraints of \
+            the trust anchor or a CA (directoryName and URI constraints are not supported and \
+            always fail)"
+            .into(),
         E::InvalidSignatureForPublicKey => {
             "a certificate signature in the path does not verify".into()
         }

@@ -1,0 +1,434 @@
+//! The checks of a parsed token, in the order the report lists them.
+
+use super::ess::EssCertRef;
+use super::{GEN_TIME_TOLERANCE_SECS, ParsedToken, VerifyOptions, general_name_string};
+use crate::digest::HashAlg;
+use crate::oid;
+use crate::path::{dedup_parse, select_signer};
+use crate::raw::RawTlv;
+use crate::report::{Outcome, SignatureReport};
+use crate::signer_info::{RawAttribute, attributes};
+use crate::verify::{validate_path, verify_signature};
+use der::asn1::{ObjectIdentifier, OctetString};
+use x509_cert::Certificate;
+use x509_cert::ext::pkix::SubjectAltName;
+use x509_cert::ext::pkix::name::GeneralName;
+
+/// Verifies `token`. `data_digest` is the hash of the stamped data with the token's imprint
+/// algorithm (see [`ParsedToken::hash_alg`]); `None` leaves the imprint unchecked, which makes
+/// the report unverified.
+pub fn verify(
+    token: &ParsedToken,
+    data_digest: Option<&[u8]>,
+    opts: &VerifyOptions,
+) -> SignatureReport {
+    let mut r = SignatureReport::new("timestamp token");
+    r.timestamp = Some(token.info());
+    let si = &token.signer_info;
+    let attrs = match attributes(&token.signed_attrs_der) {
+        Ok(a) => a,
+        Err(e) => {
+            r.fail(
+                "signed-attributes",
+                format!(
+                    "signed attributes are malformed: {}",
+                    crate::error::error_text(&e)
+                ),
+            );
+            r.finish();
+            return r;
+        }
+    };
+
+    // contentType (RFC 5652 §11.1) must name id-ct-TSTInfo, once, with one value.
+    match single(&attrs, oid::ID_CONTENT_TYPE, "contentType") {
+        Ok(Some(v)) => match v.decode::<ObjectIdentifier>("contentType") {
+            Ok(ct) if ct == oid::ID_CT_TST_INFO => {
+                r.pass("content-type", "contentType attribute is id-ct-TSTInfo")
+            }
+            Ok(ct) => r.fail(
+                "content-type",
+                format!("contentType attribute is {ct}, not id-ct-TSTInfo"),
+            ),
+            Err(_) => r.fail("content-type", "contentType attribute is malformed"),
+        },
+        Ok(None) => r.fail("content-type", "contentType attribute missing"),
+        Err(e) => r.fail("content-type", e),
+    }
+
+    // messageDigest (RFC 5652 §11.2) over the eContent octets as received.
+    let digest_oid = si.digest_algorithm.oid;
+    let digest_alg = HashAlg::from_oid(&digest_oid);
+    match (
+        digest_alg,
+        single(&attrs, oid::ID_MESSAGE_DIGEST, "messageDigest"),
+    ) {
+        (None, _) if digest_oid == oid::ID_MD5 => r.fail(
+            "message-digest",
+            "the SignerInfo digest algorithm is MD5: broken, never accepted",
+        ),
+        (None, _) => r.fail(
+            "message-digest",
+            format!("unsupported digest algorithm {digest_oid}"),
+        ),
+        (Some(_), Err(e)) => r.fail("message-digest", e),
+        (Some(_), Ok(None)) => r.fail("message-digest", "messageDigest attribute missing"),
+        (Some(h), Ok(Some(v))) => match v.decode::<OctetString>("messageDigest") {
+            Ok(md) if h.digest(&token.tst_der) == md.as_bytes() => r.pass(
+                "message-digest",
+                format!("messageDigest matches the TSTInfo ({h})"),
+            ),
+            Ok(_) => r.fail(
+                "message-digest",
+                "messageDigest does not match the TSTInfo: the token was altered",
+            ),
+            Err(_) => r.fail("message-digest", "messageDigest attribute is malformed"),
+        },
+    }
+
+    // signingCertificateV2 or signingCertificate: read before choosing the signer, whose
+    // certificate hash it names.
+    let ess = signing_certificate(&attrs);
+
+    // The signer's certificate, from the token or --certs: named by sid and, among several so
+    // named, by the ESSCertID hash.
+    let bag: Vec<&[u8]> = token
+        .certificates
+        .iter()
+        .chain(opts.extra_certs.iter())
+        .map(Vec::as_slice)
+        .collect();
+    let pool = dedup_parse(bag.iter().copied());
+    let ess_hash = match &ess {
+        Ok(Some(e)) => e.hash.ok().map(|h| (h, e.cert_hash.as_slice())),
+        _ => None,
+    };
+    let Some(signer_raw) = select_signer(&pool, &si.sid, ess_hash) else {
+        let hint = if token.certificates.is_empty() {
+            "the token carries no certificates: pass the TSA certificate with --certs FILE"
+        } else {
+            "no certificate in the token or --certs matches the SignerInfo"
+        };
+        r.fail("signer-certificate", hint);
+        r.finish();
+        return r;
+    };
+    let signer_der = signer_raw.der;
+    let signer_cert = match crate::cert::parse(signer_der) {
+        Ok(c) => c,
+        Err(e) => {
+            r.fail(
+                "signer-certificate",
+                format!(
+                    "the signer's certificate is malformed: {}",
+                    crate::error::error_text(&e)
+                ),
+            );
+            r.finish();
+            return r;
+        }
+    };
+    r.signer = crate::cert::summary(signer_der).ok();
+    r.pass(
+        "signer-certificate",
+        "found the certificate named by the SignerInfo",
+    );
+
+    match ess {
+        Ok(Some(e)) => match e.check(signer_der, &signer_cert) {
+            Ok(d) => r.pass("signing-certificate", d),
+            Err(d) => r.fail("signing-certificate", d),
+        },
+        Ok(None) => r.fail(
+            "signing-certificate",
+            "neither signingCertificate nor signingCertificateV2 is among the signed attributes",
+        ),
+        Err(d) => r.fail("signing-certificate", d),
+    }
+
+    // The signature over the signed attributes exactly as received.
+    match digest_alg {
+        Some(h) => match verify_signature(
+            &signer_cert.tbs_certificate.subject_public_key_info,
+            &si.signature_algorithm,
+            h,
+            &token.signed_attrs_der,
+            &si.signature,
+        ) {
+            Ok(name) => {
+                r.signature_algorithm = Some(name.clone());
+                r.pass(
+                    "signature",
+                    format!("{name} signature over the signed attributes verifies"),
+                );
+            }
+            Err(e) => r.fail("signature", e),
+        },
+        None => r.fail("signature", "unsupported digest algorithm"),
+    }
+
+    // RFC 3161 §2.3: critical timeStamping EKU, and the other TSA certificate rules.
+    let problems = crate::cert::tsa_certificate_problems(&signer_cert);
+    if problems.is_empty() {
+        r.pass(
+            "tsa-certificate",
+            "extendedKeyUsage is timeStamping only, critical; not a CA",
+        );
+    } else {
+        r.fail(
+            "tsa-certificate",
+            format!("not a valid TSA certificate: {}", problems.join("; ")),
+        );
+    }
+    check_tsa_name(&mut r, token, &signer_cert);
+
+    // The path to a trust anchor at genTime.
+    let gen_time = token.gen_time();
+    match u64::try_from(gen_time.unix_seconds()) {
+        Err(_) => r.fail("certificate-path", "genTime is before 1970"),
+        Ok(at) => match validate_path(
+            signer_der,
+            &bag,
+            &opts.trust,
+            at,
+            oid::ID_KP_TIME_STAMPING_BYTES,
+        ) {
+            Ok(path) => {
+                r.chain = path
+                    .iter()
+                    .filter_map(|c| crate::cert::summary(c).ok())
+                    .collect();
+                r.pass(
+                    "certificate-path",
+                    format!("chains to a trusted anchor at genTime {gen_time}"),
+                );
+            }
+            Err(e) => r.fail("certificate-path", e),
+        },
+    }
+    check_gen_time(&mut r, token, opts);
+
+    // The imprint against the data.
+    let imprint_oid = token.tst_info.message_imprint.hash_algorithm.oid;
+    match (token.hash_alg(), data_digest) {
+        (None, _) if imprint_oid == oid::ID_MD5 => r.fail(
+            "imprint",
+            "the imprint is an MD5 hash: broken, never accepted",
+        ),
+        (None, _) => r.fail(
+            "imprint",
+            format!("unknown imprint hash algorithm {imprint_oid}"),
+        ),
+        (Some(_), None) => r.check(
+            "imprint",
+            Outcome::NotChecked,
+            "no data given to compare the imprint with",
+        ),
+        (Some(h), Some(d)) if d == token.imprint() => {
+            r.pass("imprint", format!("the {h} imprint matches the data"))
+        }
+        (Some(h), Some(_)) => r.fail(
+            "imprint",
+            format!("the {h} imprint does not match the data: it was changed or is another file"),
+        ),
+    }
+    check_algorithms(&mut r, token, opts.strict);
+    if token.structure_warnings.is_empty() {
+        r.pass("structure", "SignedData and SignerInfo follow RFC 5652 §5");
+    } else if opts.strict {
+        r.fail(
+            "structure",
+            format!("{} (--strict)", token.structure_warnings.join("; ")),
+        );
+    } else {
+        r.check(
+            "structure",
+            Outcome::Warning,
+            token.structure_warnings.join("; "),
+        );
+    }
+
+    if let Some(expected) = &opts.expected_nonce {
+        match &token.tst_info.nonce {
+            Some(n) if strip_zeros(n.as_bytes()) == strip_zeros(expected) => {
+                r.pass("nonce", "nonce matches the request")
+            }
+            Some(_) => r.fail(
+                "nonce",
+                "nonce differs from the request: a replayed or foreign reply",
+            ),
+            None => r.fail(
+                "nonce",
+                "the request carried a nonce but the token has none",
+            ),
+        }
+    }
+    r.finish();
+    r
+}
+
+/// The one value of the attribute `id`: `Ok(None)` when absent, `Err` when it occurs more than
+/// once or does not hold exactly one value (RFC 5652 §11.1, §11.2; RFC 5035 §3).
+fn single<'a>(
+    attrs: &[RawAttribute<'a>],
+    id: ObjectIdentifier,
+    name: &str,
+) -> Result<Option<RawTlv<'a>>, String> {
+    let mut found = attrs.iter().filter(|a| a.oid == id);
+    let Some(first) = found.next() else {
+        return Ok(None);
+    };
+    let more = found.count();
+    if more > 0 {
+        return Err(format!(
+            "the {name} attribute occurs {} times; it must occur once",
+            more + 1
+        ));
+    }
+    match first.values.as_slice() {
+        [v] => Ok(Some(*v)),
+        vs => Err(format!(
+            "the {name} attribute holds {} values; it must hold one",
+            vs.len()
+        )),
+    }
+}
+
+fn signing_certificate(attrs: &[RawAttribute<'_>]) -> Result<Option<EssCertRef>, String> {
+    let v2 = single(
+        attrs,
+        oid::ID_AA_SIGNING_CERTIFICATE_V2,
+        "signingCertificateV2",
+    )?;
+    let v1 = single(attrs, oid::ID_AA_SIGNING_CERTIFICATE, "signingCertificate")?;
+    match (v2, v1) {
+        (Some(v), _) => EssCertRef::decode(&v, true).map(Some),
+        (None, Some(v)) => EssCertRef::decode(&v, false).map(Some),
+        (None, None) => Ok(None),
+    }
+}
+
+/// RFC 3161 §2.4.2: a `tsa` name, when present, must be one of the signing certificate's
+/// names (its subject or a subjectAltName entry); a mismatch is a warning naming both.
+fn check_tsa_name(r: &mut SignatureReport, token: &ParsedToken, cert: &Certificate) {
+    let Some(tsa) = &token.tst_info.tsa else {
+        return;
+    };
+    let subject = &cert.tbs_certificate.subject;
+    if matches!(tsa, GeneralName::DirectoryName(n) if n == subject) {
+        r.pass(
+            "tsa-name",
+            "the TSTInfo tsa name is the certificate's subject",
+        );
+        return;
+    }
+    let sans: Vec<GeneralName> = crate::cert::extension(cert, &oid::ID_CE_SUBJECT_ALT_NAME)
+        .filter(|(_, v)| crate::limits::check_sets(v, "subjectAltName").is_ok())
+        .and_then(|(_, v)| <SubjectAltName as der::Decode>::from_der(v).ok())
+        .map(|s| s.0)
+        .unwrap_or_default();
+    if sans.iter().any(|g| g == tsa) {
+        r.pass(
+            "tsa-name",
+            "the TSTInfo tsa name is in the certificate's subjectAltName",
+        );
+        return;
+    }
+    let mut names = vec![format!("subject {subject}")];
+    names.extend(sans.iter().map(general_name_string));
+    r.check(
+        "tsa-name",
+        Outcome::Warning,
+        format!(
+            "the TSTInfo names the TSA {}, but the signing certificate is {}",
+            general_name_string(tsa),
+            names.join(", ")
+        ),
+    );
+}
+
+/// genTime must not lie in the future of the verifier's clock beyond the tolerance and the
+/// token's own accuracy.
+fn check_gen_time(r: &mut SignatureReport, token: &ParsedToken, opts: &VerifyOptions) {
+    let now = opts.now.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+            .unwrap_or(0)
+    });
+    let accuracy = token.tst_info.accuracy.as_ref().map_or(0, |a| {
+        let sub = i64::from(a.millis.unwrap_or(0).max(0)) * 1000
+            + i64::from(a.micros.unwrap_or(0).max(0));
+        let secs = a
+            .seconds
+            .map_or(0, |s| i64::try_from(s).unwrap_or(i64::MAX));
+        secs.saturating_add((sub + 999_999) / 1_000_000)
+    });
+    let limit = now
+        .saturating_add(GEN_TIME_TOLERANCE_SECS)
+        .saturating_add(accuracy);
+    let generated = token.gen_time().unix_seconds();
+    if generated > limit {
+        r.fail(
+            "gen-time",
+            format!(
+                "genTime {} is {} s ahead of this verifier's clock (tolerance {} s plus the \
+                 token's accuracy)",
+                token.gen_time(),
+                generated - now,
+                GEN_TIME_TOLERANCE_SECS
+            ),
+        );
+    } else {
+        r.pass("gen-time", "genTime is not in the future");
+    }
+}
+
+/// Weak and broken algorithms anywhere in the token: SHA-1 is a warning with the word "weak"
+/// (a failure with `strict`), MD5 always fails.
+fn check_algorithms(r: &mut SignatureReport, token: &ParsedToken, strict: bool) {
+    let si = &token.signer_info;
+    let uses = [
+        (
+            token.tst_info.message_imprint.hash_algorithm.oid,
+            "the imprint",
+        ),
+        (si.digest_algorithm.oid, "the SignerInfo digestAlgorithm"),
+        (si.signature_algorithm.oid, "the signature algorithm"),
+    ];
+    let mut weak = Vec::new();
+    let mut broken = Vec::new();
+    for (o, place) in uses {
+        if o == oid::ID_SHA1 || o == oid::SHA1_WITH_RSA || o == oid::ECDSA_WITH_SHA1 {
+            weak.push(place);
+        } else if o == oid::ID_MD5 || o == oid::MD5_WITH_RSA {
+            broken.push(place);
+        }
+    }
+    if !broken.is_empty() {
+        r.fail(
+            "hash-algorithm",
+            format!("MD5 in {}: broken, never accepted", broken.join(", ")),
+        );
+    } else if !weak.is_empty() {
+        let detail = format!(
+            "SHA-1 in {}: weak, no longer safe against collisions",
+            weak.join(", ")
+        );
+        if strict {
+            r.fail("hash-algorithm", format!("{detail} (--strict)"));
+        } else {
+            r.check("hash-algorithm", Outcome::Warning, detail);
+        }
+    } else {
+        match token.hash_alg() {
+            Some(h) => r.pass("hash-algorithm", format!("{h} imprint, no weak algorithm")),
+            None => r.pass("hash-algorithm", "no weak algorithm"),
+        }
+    }
+}
+
+fn strip_zeros(b: &[u8]) -> &[u8] {
+    let i = b.iter().position(|x| *x != 0).unwrap_or(b.len());
+    &b[i..]
+}
