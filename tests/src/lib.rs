@@ -343,21 +343,8 @@ impl TsaServer {
 
     /// Sends SIGTERM and waits (at most 20 s) for the process to exit; returns its status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let mut child = self.child.take().expect("the server is running");
-        let pid = child.id().to_string();
-        run(Command::new("kill").args(["-TERM", &pid])).assert_ok();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = child.try_wait().expect("wait for tsa") {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("tsa did not exit within 20 s of SIGTERM:\n{}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.send_sigterm();
+        self.wait_exit(Duration::from_secs(20))
     }
 
     /// The options the next [`TsaServer::restart`] uses; change them between runs.

@@ -23,14 +23,34 @@ fn stamp_within_60s(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn stamp");
+    // Read both pipes while it runs, so a chatty child cannot block on a full pipe.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_string(&mut text);
+            }
+            text
+        })
+    };
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait().expect("wait") {
-            let mut out = String::new();
-            if let Some(mut s) = child.stdout.take() {
-                s.read_to_string(&mut out).expect("stdout");
-            }
-            return (status.code(), out);
+            let out = stdout.join().expect("stdout");
+            let err = stderr.join().expect("stderr");
+            return (status.code(), format!("{out}\n--- stderr ---\n{err}"));
         }
         if start.elapsed() > Duration::from_secs(60) {
             let _ = child.kill();
@@ -194,9 +214,22 @@ fn serve_once(body: Vec<u8>) -> (String, std::thread::JoinHandle<()>) {
     let url = format!("http://{}/", listener.local_addr().expect("addr"));
     let server = std::thread::spawn(move || {
         let (mut conn, _) = listener.accept().expect("accept");
+        // Read the whole request (head and Content-Length body) before answering: closing with
+        // unread bytes makes the kernel reset the connection under the client's read.
         let mut buf = vec![0u8; 65536];
         let mut got = Vec::new();
-        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        loop {
+            if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+                let want = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                if got.len() >= end + 4 + want {
+                    break;
+                }
+            }
             let n = conn.read(&mut buf).expect("read");
             if n == 0 {
                 break;
@@ -209,6 +242,8 @@ fn serve_once(body: Vec<u8>) -> (String, std::thread::JoinHandle<()>) {
         );
         conn.write_all(head.as_bytes()).expect("head");
         conn.write_all(&body).expect("body");
+        let _ = conn.shutdown(std::net::Shutdown::Write);
+        let _ = conn.read(&mut buf);
     });
     (url, server)
 }
