@@ -434,11 +434,15 @@ impl Archive {
         let begin = self.inner.backend.begin_sql();
         // In a transaction of its own with explicit statements, so that a failed commit is
         // reported (an autocommit `UPDATE ... RETURNING` hands its row back before its commit
-        // has happened); after an error the connection is closed, never reused (see
-        // [`writer`] for why a connection whose transaction state is in doubt must not be).
+        // has happened), on a connection that is closed afterwards (see [`writer`] for why a
+        // connection whose transaction state is in doubt must never be reused).
         let reserved = on_pool!(&self.inner.backend, pool => {
             tokio::time::timeout(after, async {
                 let mut conn = pool.acquire().await?;
+                // Closed after use, never handed back: if this future is dropped (the timeout
+                // above) between BEGIN and COMMIT, a pooled connection would otherwise keep the
+                // open transaction and its write lock. One reconnect per block is cheap.
+                conn.close_on_drop();
                 let outcome: Result<Option<i64>, sqlx::Error> = async {
                     sqlx::raw_sql(begin).execute(&mut *conn).await?;
                     let start = sqlx::query_scalar(RESERVE)
@@ -450,7 +454,6 @@ impl Archive {
                 }
                 .await;
                 if outcome.is_err() {
-                    conn.close_on_drop();
                     let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
                 }
                 outcome
@@ -617,7 +620,6 @@ async fn connect_sqlite(url: &str, opts: &ArchiveOptions) -> Result<SqlitePool, 
     };
     let options = SqliteConnectOptions::from_str(url)
         .map_err(connect)?
-        .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
         // Bounded well inside the commit timeout, so a lock held elsewhere fails the commit
@@ -627,9 +629,21 @@ async fn connect_sqlite(url: &str, opts: &ArchiveOptions) -> Result<SqlitePool, 
         // where their fsync of the database file would stall every reply of that batch.
         .pragma("wal_autocheckpoint", "0")
         .pragma("journal_size_limit", "67108864");
+    // The file is created here, once, and never again by the pool: a connection opened after
+    // the file was removed must fail, not start a new, empty archive whose serial counter
+    // begins again at 1 (the pool opens connections whenever it likes, and the writer and the
+    // serial reservation reconnect after errors).
+    use sqlx::ConnectOptions;
+    let first = options
+        .clone()
+        .create_if_missing(true)
+        .connect()
+        .await
+        .map_err(connect)?;
+    sqlx::Connection::close(first).await.map_err(connect)?;
     let pool = SqlitePoolOptions::new()
         .max_connections(opts.max_connections.max(2))
-        .connect_with(options)
+        .connect_with(options.create_if_missing(false))
         .await
         .map_err(connect)?;
     tokio::spawn(checkpoint_sqlite(pool.clone()));
