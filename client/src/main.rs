@@ -59,8 +59,8 @@ enum Command {
         /// List every check, also when verified.
         #[arg(long, short)]
         verbose: bool,
-        /// Fail (exit 1) on weak algorithms (SHA-1 anywhere in the token), which are otherwise
-        /// warnings.
+        /// Fail (exit 1) on what is otherwise a warning: SHA-1 in the imprint, the digest or
+        /// the signature algorithm, and a SignedData version that does not fit its content.
         #[arg(long)]
         strict: bool,
     },

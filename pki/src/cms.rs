@@ -318,25 +318,6 @@ impl<'a> RawSignedData<'a> {
             .collect())
     }
 
-    /// The received DER of the signed attributes of SignerInfo `index`, re-tagged as the SET
-    /// (0x31) that was signed (RFC 5652 §5.4), or `None` when it has none.
-    pub fn signed_attrs_to_verify(&self, index: usize) -> Result<Option<Vec<u8>>> {
-        let si = self
-            .signer_infos
-            .get(index)
-            .ok_or_else(|| Error::invalid("SignedData", "no such SignerInfo"))?;
-        let Some(attrs) = si
-            .children("SignerInfo")?
-            .into_iter()
-            .find(|f| f.tag == context(0, true))
-        else {
-            return Ok(None);
-        };
-        let mut bytes = attrs.full.to_vec();
-        bytes[0] = 0x31;
-        Ok(Some(bytes))
-    }
-
     /// Returns a new ContentInfo in which SignerInfo `index` carries `attr` among its unsigned
     /// attributes (RFC 5652 §11: unsignedAttrs), everything else kept byte for byte.
     pub fn with_unsigned_attribute(&self, index: usize, attr: &Attribute) -> Result<Vec<u8>> {

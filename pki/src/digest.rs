@@ -77,9 +77,9 @@ impl HashAlg {
         false
     }
 
-    /// Whether the algorithm is too weak to trust for new evidence.
+    /// Whether the algorithm is too weak to trust for new evidence ([`oid::hash_strength`]).
     pub fn is_weak(self) -> bool {
-        matches!(self, HashAlg::Sha1)
+        oid::hash_strength(&self.oid()) != oid::HashStrength::Sound
     }
 
     /// The ring algorithm.

@@ -34,6 +34,8 @@ pub struct ChainSpec {
     pub name_constraints: Option<rcgen::NameConstraints>,
     /// A dNSName for the TSA certificate's subjectAltName, if any.
     pub tsa_dns_name: Option<String>,
+    /// Give the root basicConstraints cA FALSE (it still signs the intermediate).
+    pub root_not_ca: bool,
 }
 
 impl Default for ChainSpec {
@@ -45,6 +47,7 @@ impl Default for ChainSpec {
             key_usages: vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign],
             name_constraints: None,
             tsa_dns_name: None,
+            root_not_ca: false,
         }
     }
 }
@@ -83,10 +86,14 @@ impl Chain {
         let root_key = KeyPair::generate_for(alg).map_err(rc)?;
         let mut root = CertificateParams::default();
         root.distinguished_name = dn("Hostile Root");
-        root.is_ca = IsCa::Ca(match spec.path_len {
-            Some(n) => BasicConstraints::Constrained(n),
-            None => BasicConstraints::Unconstrained,
-        });
+        root.is_ca = if spec.root_not_ca {
+            IsCa::ExplicitNoCa
+        } else {
+            IsCa::Ca(match spec.path_len {
+                Some(n) => BasicConstraints::Constrained(n),
+                None => BasicConstraints::Unconstrained,
+            })
+        };
         root.key_usages = spec.key_usages.clone();
         root.name_constraints = spec.name_constraints.clone();
         root.not_before = now - Duration::days(30);

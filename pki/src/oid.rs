@@ -76,6 +76,30 @@ pub const ECDSA_WITH_SHA512: Oid = Oid::new_unwrap("1.2.840.10045.4.3.4");
 pub const ECDSA_WITH_SHA1: Oid = Oid::new_unwrap("1.2.840.10045.4.1");
 /// md5WithRSAEncryption (RFC 8017), recognised only to be refused by name.
 pub const MD5_WITH_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.4");
+
+/// How far the hash inside an algorithm can be trusted today.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HashStrength {
+    /// SHA-2 and everything not listed below.
+    Sound,
+    /// SHA-1: collisions are practical (SHAttered, 2017); reported as weak, a failure under
+    /// `strict`.
+    Weak,
+    /// MD5: never accepted.
+    Broken,
+}
+
+/// The one place that says which hash and signature algorithms are weak or broken, for every
+/// check that reports them (imprint, digestAlgorithm, signatureAlgorithm, ESSCertID, requests).
+pub fn hash_strength(alg: &Oid) -> HashStrength {
+    if [ID_MD5, MD5_WITH_RSA].contains(alg) {
+        HashStrength::Broken
+    } else if [ID_SHA1, SHA1_WITH_RSA, ECDSA_WITH_SHA1].contains(alg) {
+        HashStrength::Weak
+    } else {
+        HashStrength::Sound
+    }
+}
 /// id-ce-subjectAltName (RFC 5280 §4.2.1.6).
 pub const ID_CE_SUBJECT_ALT_NAME: Oid = Oid::new_unwrap("2.5.29.17");
 /// id-Ed25519 (RFC 8410).

@@ -317,10 +317,18 @@ pub struct VerifyOptions {
     /// The verifier's clock, Unix seconds; `None` reads the system clock. A genTime further in
     /// the future than [`GEN_TIME_TOLERANCE_SECS`] plus the token's accuracy fails.
     pub now: Option<i64>,
-    /// Make weak-algorithm warnings (SHA-1 anywhere in the token) failures (`--strict`).
+    /// Make the weak-algorithm warnings (SHA-1 in the imprint, the SignerInfo's digestAlgorithm
+    /// or its signatureAlgorithm; ESSCertID v1's SHA-1 certificate hash is an identifier and is
+    /// not flagged) and the structure warnings (SignedData version 1 around TSTInfo) failures
+    /// (`--strict`).
     pub strict: bool,
 }
 
 /// How far a genTime may lie ahead of the verifier's clock, beyond the token's accuracy:
 /// clocks of honest authorities and verifiers drift by seconds, not minutes.
 pub const GEN_TIME_TOLERANCE_SECS: i64 = 300;
+
+/// Most of a token's declared accuracy that widens [`GEN_TIME_TOLERANCE_SECS`]: ETSI EN 319 422
+/// authorities declare a second or less; an hour is generous, and a token that declares more
+/// must not thereby switch the future-genTime check off.
+pub const MAX_ACCURACY_CREDIT_SECS: i64 = 3600;

@@ -116,7 +116,7 @@ pub fn check_request(
                 format!("hash algorithm {h} is not accepted"),
             ));
         }
-        None if alg.oid == oid::ID_MD5 => {
+        None if oid::hash_strength(&alg.oid) == oid::HashStrength::Broken => {
             return Err(Rejection::new(FailureInfo::BadAlg, "MD5 is not accepted"));
         }
         None => {
@@ -318,6 +318,12 @@ impl TokenIssuer {
     /// subject (RFC 3161 §2.4.2 wants one of the certificate's names; tests use others).
     pub fn with_tsa_name(mut self, name: GeneralName) -> TokenIssuer {
         self.tsa_name = Some(name);
+        self
+    }
+
+    /// Declares `accuracy` in every TSTInfo instead of the one given at [`TokenIssuer::new`].
+    pub fn with_accuracy(mut self, accuracy: Option<crate::asn1::Accuracy>) -> TokenIssuer {
+        self.accuracy = accuracy;
         self
     }
 

@@ -235,7 +235,12 @@ pub fn validate_path(
             None => return Ok(path),
             Some(p) => {
                 first_problem.get_or_insert(p);
+                let before = usable.len();
                 usable.retain(|a| a.as_slice() != anchor.as_slice());
+                if usable.len() == before {
+                    // Cannot happen (the path ends in one of `usable`), but never loop on it.
+                    break;
+                }
             }
         }
     }
@@ -281,12 +286,14 @@ fn webpki_path(
         .map_err(describe_webpki_error)?;
     let mut out = vec![end_entity.to_vec()];
     out.extend(path.intermediate_certificates().map(|c| c.der().to_vec()));
+    // The very anchor webpki used (it hands back a reference into `trust`), not the first one
+    // with the same name and key: two anchors may share both and differ in their constraints.
     let anchor = path.anchor();
-    if let Some(i) = trust.iter().position(|t| {
-        t.subject == anchor.subject && t.subject_public_key_info == anchor.subject_public_key_info
-    }) {
-        out.push(anchors[i].to_vec());
-    }
+    let used = trust
+        .iter()
+        .position(|t| std::ptr::eq(t, anchor))
+        .ok_or("the path's trust anchor is not among those given")?;
+    out.push(anchors[used].to_vec());
     Ok(out)
 }
 
@@ -319,8 +326,33 @@ pub fn anchor_problem(anchor: &[u8], path: &[Vec<u8>], at_unix: u64) -> Option<S
             }
         }
     }
-    if let Some((_, v)) = crate::cert::extension(&cert, &oid::ID_CE_BASIC_CONSTRAINTS)
-        && let Ok(bc) = x509_cert::ext::pkix::BasicConstraints::from_der(v)
+    // openssl's check_ca: a basicConstraints that says cA FALSE is no CA; without one, a
+    // version 1 self-signed root, or a certificate whose keyUsage (checked above) allows
+    // keyCertSign, is tolerated.
+    let basic = crate::cert::extension(&cert, &oid::ID_CE_BASIC_CONSTRAINTS)
+        .map(|(_, v)| x509_cert::ext::pkix::BasicConstraints::from_der(v));
+    let tolerated_without = (cert.tbs_certificate.version == x509_cert::Version::V1
+        && crate::cert::is_self_issued(&cert))
+        || crate::cert::extension(&cert, &oid::ID_CE_KEY_USAGE).is_some();
+    match &basic {
+        Some(Ok(bc)) if !bc.ca => {
+            return Some(format!(
+                "the trust anchor {subject} is not a CA (basicConstraints cA is FALSE)"
+            ));
+        }
+        Some(Err(_)) => {
+            return Some(format!(
+                "the trust anchor {subject} has a malformed basicConstraints"
+            ));
+        }
+        None if !tolerated_without => {
+            return Some(format!(
+                "the trust anchor {subject} is not a CA (no basicConstraints, no keyUsage)"
+            ));
+        }
+        _ => {}
+    }
+    if let Some(Ok(bc)) = basic
         && let Some(max) = bc.path_len_constraint
     {
         let intermediates = match path {

@@ -74,8 +74,9 @@ fn appended_unsigned_attributes_neither_hang_nor_break_verification() {
     assert!(r.verified, "{:#?}", r.checks);
 }
 
-/// Why: a bag certificate whose RDN holds 100 000 AVAs made x509-cert's decode quadratic; it
-/// is skipped (the SET guard refuses it) and the token still verifies.
+/// Why: a bag certificate whose RDN holds 100 000 AVAs made x509-cert's decode quadratic; the
+/// verifier only ever walks it raw (it names no issuer on the path) and the token still
+/// verifies. (Decoding it is refused by the SET guard: see the next test.)
 #[test]
 fn a_bag_certificate_with_a_huge_rdn_neither_hangs_nor_breaks_verification() {
     let c = chain();
@@ -87,6 +88,22 @@ fn a_bag_certificate_with_a_huge_rdn_neither_hangs_nor_breaks_verification() {
     assert!(token.len() > 2_000_000);
     let r = verify_bytes(token, opts(&c));
     assert!(r.verified, "{:#?}", r.checks);
+}
+
+/// Why: whatever does decode such a certificate (`stamp inspect` summarises every bag
+/// certificate; a look-alike may be the only one a sid names) must refuse it at once through
+/// the SET guard instead of sorting 100 000 AVAs.
+#[test]
+fn decoding_a_huge_rdn_certificate_is_refused_by_the_set_guard_in_bounded_time() {
+    let c = chain();
+    let huge = hostile::with_huge_rdn(&c.tsa, 100_000).expect("huge");
+    let refused = within("summary", move || pki::cert::summary(&huge).map(|_| ()));
+    let err = refused.expect_err("a 100 000-AVA RDN must not decode");
+    assert!(
+        pki::error::error_text(&err).contains("SET"),
+        "{}",
+        pki::error::error_text(&err)
+    );
 }
 
 /// Why: thousands of prepended look-alikes (same issuer and serial as the signer, same subject
@@ -177,6 +194,20 @@ fn a_root_without_key_cert_sign_fails() {
     );
 }
 
+/// Why: a root whose basicConstraints says cA FALSE is no CA (openssl's check_ca refuses it);
+/// webpki does not look at an anchor's own extensions.
+#[test]
+fn a_root_that_is_not_a_ca_fails() {
+    anchor_failure(
+        ChainSpec {
+            root_not_ca: true,
+            key_usages: Vec::new(),
+            ..Default::default()
+        },
+        "not a CA",
+    );
+}
+
 /// Why: a genTime in the verifier's future is a forged or broken clock; "now" is injectable.
 #[test]
 fn a_gen_time_in_the_future_fails_and_now_is_injectable() {
@@ -200,6 +231,39 @@ fn a_gen_time_in_the_future_fails_and_now_is_injectable() {
     o.now = Some(now + 3600 - 302);
     let r = verify_bytes(token, o);
     assert_eq!(check(&r, "gen-time").outcome, Outcome::Failed);
+}
+
+/// Why: a token must not switch the future-genTime check off by declaring a huge accuracy
+/// (10^12 s saturated the limit); only an hour of accuracy widens the tolerance.
+#[test]
+fn a_huge_declared_accuracy_does_not_excuse_a_future_gen_time() {
+    let mut c = chain();
+    c.issuer = c.issuer.with_accuracy(Some(pki::tsp::Accuracy {
+        seconds: Some(1_000_000_000_000),
+        millis: None,
+        micros: None,
+    }));
+    let now = GenTime::now_millis().expect("clock").unix_seconds();
+    let later = GenTime::from_unix_millis((now + 2 * 3600) * 1000).expect("time");
+    let token = c.token_at(DATA, later).expect("token");
+    let mut o = opts(&c);
+    o.now = Some(now);
+    let r = verify_bytes(token.clone(), o.clone());
+    assert_eq!(
+        check(&r, "gen-time").outcome,
+        Outcome::Failed,
+        "{:#?}",
+        r.checks
+    );
+    // Within 5 minutes plus the hour it is credited.
+    o.now = Some(now + 2 * 3600 - 3600 - 300);
+    let r = verify_bytes(token, o);
+    assert_eq!(
+        check(&r, "gen-time").outcome,
+        Outcome::Passed,
+        "{:#?}",
+        r.checks
+    );
 }
 
 /// Why: a tsa name that is none of the certificate's names is reported, naming both.

@@ -288,6 +288,11 @@ fn stop(mut server: TsaServer) {
     let started = Instant::now();
     let status = server.terminate();
     eprintln!("stopped in {:?} ({status})", started.elapsed());
+    assert!(
+        status.success(),
+        "tsa exited {status} after SIGTERM:\n{}",
+        server.log()
+    );
     for line in server
         .log()
         .lines()

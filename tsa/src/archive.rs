@@ -179,6 +179,10 @@ pub enum ArchiveError {
     TimedOut {
         /// The timeout.
         after: Duration,
+        /// The timer's report, when this caller's own wait ran out (not for a batch the
+        /// writer gave up on).
+        #[source]
+        source: Option<tokio::time::error::Elapsed>,
     },
     /// [`Archive::close`] was called; no more tokens are accepted.
     #[error("the archive is closed")]
@@ -245,8 +249,9 @@ impl Default for ArchiveOptions {
 pub struct ArchiveHealth {
     /// The last write committed (tokens are being accepted).
     pub writable: bool,
-    /// Why not, when not.
-    pub problem: Option<String>,
+    /// Why not, when not: a fixed text fit for anyone who asks (the database's own error, with
+    /// its paths and hosts, goes to the log and into [`ArchiveError::Unavailable`]).
+    pub problem: Option<&'static str>,
 }
 
 /// Counters of the writer's work since connect, for tests and operators.
@@ -370,10 +375,17 @@ impl Archive {
     /// Whether tokens can be archived now, and why not.
     pub fn health(&self) -> ArchiveHealth {
         let health = &self.inner.health;
-        ArchiveHealth {
-            writable: health.writable(),
-            problem: health.problem(),
-        }
+        let writable = health.writable();
+        let problem = match (writable, health.lost()) {
+            (true, _) => None,
+            (false, true) => Some(
+                "the archive file was removed or replaced: restore it and restart the node (see the log)",
+            ),
+            (false, false) => Some(
+                "the archive cannot write: tokens are refused until a probe commits (see the log)",
+            ),
+        };
+        ArchiveHealth { writable, problem }
     }
 
     /// `"sqlite"` or `"postgres"`.
@@ -406,7 +418,18 @@ impl Archive {
             }
         })
         .await;
-        confirmed.unwrap_or(Err(ArchiveError::TimedOut { after }))
+        match confirmed {
+            Ok(result) => result,
+            Err(elapsed) => Err(ArchiveError::TimedOut {
+                after,
+                source: Some(elapsed),
+            }),
+        }
+    }
+
+    /// The commit timeout: the bound on every wait for the archive.
+    pub fn commit_timeout(&self) -> Duration {
+        self.inner.commit_timeout
     }
 
     /// `Ok` while the archive accepts tokens; the reason otherwise.
@@ -424,12 +447,9 @@ impl Archive {
             .ok()
             .filter(|step| *step > 0)
             .ok_or(ArchiveError::InvalidSerialCount { count })?;
-        if self.inner.health.lost() {
-            // The pool's connections still write into the removed file.
-            return Err(ArchiveError::Unavailable {
-                reason: self.inner.health.problem().unwrap_or_default(),
-            });
-        }
+        // Refused at once while unwritable (and for good once the file is lost: the pool's
+        // connections would still write into the removed file).
+        self.check_writable()?;
         let after = self.inner.commit_timeout;
         let begin = self.inner.backend.begin_sql();
         // In a transaction of its own with explicit statements, so that a failed commit is
@@ -460,9 +480,37 @@ impl Archive {
             })
             .await
         });
-        let start = reserved
-            .map_err(|_| ArchiveError::TimedOut { after })?
-            .map_err(ArchiveError::database("reserving serials"))?;
+        // A failed reservation is the database's fault as much as a failed commit: mark the
+        // archive unwritable, so that callers queued behind this one, and /healthz, know at
+        // once, and the writer's probe finds out when it writes again.
+        let start = match reserved {
+            Ok(Ok(start)) => start,
+            Ok(Err(source)) => {
+                if self.inner.health.fail(source.to_string()) {
+                    tracing::error!(error = %source, "reserving serials failed: refusing tokens until a probe commits");
+                }
+                return Err(ArchiveError::Database {
+                    op: "reserving serials",
+                    source,
+                });
+            }
+            Err(elapsed) => {
+                if self
+                    .inner
+                    .health
+                    .fail(format!("no serial reservation within {after:?}"))
+                {
+                    tracing::error!(
+                        ?after,
+                        "reserving serials timed out: refusing tokens until a probe commits"
+                    );
+                }
+                return Err(ArchiveError::TimedOut {
+                    after,
+                    source: Some(elapsed),
+                });
+            }
+        };
         let start = start.ok_or(ArchiveError::SerialsExhausted { count })?;
         let start = stored_u64(start, "the serial counter")?;
         // Cannot overflow: the statement kept start + count within i64::MAX.
@@ -523,14 +571,16 @@ impl Archive {
     /// then closes the pool. Later calls on any clone fail with [`ArchiveError::Closed`] or a
     /// database error; closing twice is harmless.
     ///
-    /// Bounded: the writer gets twice the commit timeout to drain (each of its commits is
-    /// bounded by one), then is stopped; callers still waiting are refused, never granted.
+    /// Bounded by the commit timeout plus one second: the writer gets the commit timeout to
+    /// drain (a commit under way is bounded by it; tokens queued while the archive cannot write
+    /// are refused at once), then is stopped, and the pool gets a second to close. Callers
+    /// still waiting are refused, never granted.
     pub async fn close(&self) {
         self.inner.closed.store(true, Ordering::Release);
         self.inner.shutdown.notify_one();
         let writer = self.inner.writer.lock().await.take();
         if let Some(mut writer) = writer {
-            let drain = self.inner.commit_timeout * 2;
+            let drain = self.inner.commit_timeout;
             match tokio::time::timeout(drain, &mut writer).await {
                 Ok(Ok(())) => {}
                 Ok(Err(error)) => tracing::error!(%error, "archive writer task failed"),
@@ -544,7 +594,7 @@ impl Archive {
             }
         }
         let closed = on_pool!(&self.inner.backend, pool => {
-            tokio::time::timeout(self.inner.commit_timeout, pool.close()).await
+            tokio::time::timeout(Duration::from_secs(1), pool.close()).await
         });
         if closed.is_err() {
             tracing::warn!("archive connections did not close in time");
@@ -572,7 +622,10 @@ impl ArchiveError {
                 tokens: *tokens,
                 source: Arc::clone(source),
             },
-            Self::TimedOut { after } => Self::TimedOut { after: *after },
+            Self::TimedOut { after, .. } => Self::TimedOut {
+                after: *after,
+                source: None,
+            },
             Self::Unavailable { reason } => Self::Unavailable {
                 reason: reason.clone(),
             },

@@ -455,6 +455,15 @@ impl Config {
         Ok(())
     }
 
+    /// The longest a stop after SIGTERM can take: the drain deadline, one second of slack for
+    /// the connection tasks, the archive's bounded close (commit timeout, then one second for
+    /// its connections).
+    pub fn stop_budget(&self) -> std::time::Duration {
+        self.server.drain_timeout
+            + std::time::Duration::from_millis(self.archive.commit_timeout_ms)
+            + std::time::Duration::from_secs(2)
+    }
+
     /// The default policy OID.
     pub fn default_policy(&self) -> Result<der::asn1::ObjectIdentifier, ConfigError> {
         parse_oid("policy.default", &self.policy.default)
@@ -535,6 +544,11 @@ mod tests {
     fn the_example_configuration_loads_as_documented() {
         let cfg = Config::load(Some(&example()), Overrides::default()).expect("example config");
         assert_eq!(cfg.listen.to_string(), "127.0.0.1:3161");
+        assert!(
+            cfg.stop_budget() <= crate::limits::SUPERVISOR_STOP_TIMEOUT,
+            "the example's stop must fit the shipped unit's TimeoutStopSec: {:?}",
+            cfg.stop_budget()
+        );
         assert!(!cfg.allow_unsynced_clock);
         assert_eq!(cfg.database_url, "sqlite:///var/lib/sigillum/archive.db");
         assert_eq!(

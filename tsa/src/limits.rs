@@ -66,9 +66,15 @@ pub const MAX_CONNECTIONS: usize = 1 << 20;
 
 /// Default drain deadline after SIGTERM or Ctrl-C: in-flight requests get 10 s to finish,
 /// then whatever remains is aborted. A request needs milliseconds; 10 s leaves room for a
-/// slow archive commit and stays well under systemd's `TimeoutStopSec=30`, after which the
-/// unit is SIGKILLed and queued tokens would be lost.
+/// slow archive commit. The whole stop then takes at most the drain deadline, one second of
+/// slack, the archive's commit timeout (5 s by default) and one second for its connections:
+/// 17 s by default, under [`SUPERVISOR_STOP_TIMEOUT`].
 pub const DEFAULT_DRAIN_TIMEOUT_MS: u64 = 10_000;
+
+/// The shipped systemd unit's `TimeoutStopSec` (deploy/sigillum-tsa.service), after which the
+/// unit is SIGKILLed: `tsa serve` warns at start when its configured stop could take longer
+/// ([`crate::config::Config::stop_budget`]). Only a warning: a unit of one's own may allow more.
+pub const SUPERVISOR_STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Longest drain deadline a configuration may set (it must stay under the supervisor's own
 /// stop timeout, which we cannot see; five minutes is beyond any sensible one).

@@ -129,6 +129,13 @@ async fn shutdown_signal() {
 
 fn serve(config: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<()> {
     let cfg = Config::load(config.as_deref(), overrides)?;
+    let stop = cfg.stop_budget();
+    if stop > tsa::limits::SUPERVISOR_STOP_TIMEOUT {
+        tracing::warn!(
+            ?stop,
+            "server.drain_timeout_ms + archive.commit_timeout_ms + 2 s exceeds the shipped systemd unit's TimeoutStopSec=30: raise TimeoutStopSec, or a slow stop is SIGKILLed"
+        );
+    }
     // Before the archive opens its files: the cap must leave them room.
     let max_connections = tsa::server::connection_budget(&cfg.server, cfg.archive.max_connections)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

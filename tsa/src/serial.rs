@@ -63,7 +63,21 @@ impl SerialAllocator {
     /// A block that starts below one this process already reserved means the counter went
     /// back (the database was replaced by an older copy, or its file removed and re-created):
     /// refused, since serials from it could repeat.
+    ///
+    /// Bounded by the archive's commit timeout from the call, queueing behind another caller's
+    /// reservation included: a caller never waits out one timeout per caller ahead of it.
     pub async fn next(&self) -> Result<u64, ArchiveError> {
+        let after = self.archive.commit_timeout();
+        match tokio::time::timeout(after, self.next_unbounded()).await {
+            Ok(result) => result,
+            Err(elapsed) => Err(ArchiveError::TimedOut {
+                after,
+                source: Some(elapsed),
+            }),
+        }
+    }
+
+    async fn next_unbounded(&self) -> Result<u64, ArchiveError> {
         let mut current = self.current.lock().await;
         if current.rest.is_empty() {
             // Holding the lock across the reservation is deliberate: the callers waiting
@@ -225,6 +239,59 @@ mod tests {
             })
         );
         assert!(went_back, "{refused:?}");
+        archive.close().await;
+    }
+
+    /// Guards against waits that grow with the queue: with the database locked, twenty callers
+    /// queued for one reservation are each refused within about one commit timeout (not one
+    /// timeout per caller ahead), and the archive says it cannot write.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_locked_database_refuses_queued_callers_in_bounded_time() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let opts = crate::archive::ArchiveOptions {
+            commit_timeout: std::time::Duration::from_millis(600),
+            ..Default::default()
+        };
+        let archive = Archive::connect(&sqlite_url(&dir), opts)
+            .await
+            .expect("open");
+        let mut blocker = sqlx::SqliteConnection::connect(&sqlite_url(&dir))
+            .await
+            .expect("blocker");
+        use sqlx::Connection;
+        sqlx::raw_sql("BEGIN IMMEDIATE")
+            .execute(&mut blocker)
+            .await
+            .expect("lock");
+        let alloc = Arc::new(SerialAllocator::with_block_size(archive.clone(), block(1)));
+        let started = std::time::Instant::now();
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let alloc = Arc::clone(&alloc);
+                tokio::spawn(async move {
+                    let t = std::time::Instant::now();
+                    (alloc.next().await, t.elapsed())
+                })
+            })
+            .collect();
+        for task in tasks {
+            let (outcome, waited) = task.await.expect("task");
+            assert!(
+                outcome.is_err(),
+                "a serial from a locked database: {outcome:?}"
+            );
+            // A hang guard well above one timeout, far below the 20 timeouts of a queue.
+            assert!(
+                waited < std::time::Duration::from_secs(5),
+                "waited {waited:?}: {outcome:?}"
+            );
+        }
+        eprintln!("20 callers refused within {:?}", started.elapsed());
+        assert!(!archive.health().writable, "{:?}", archive.health());
+        sqlx::raw_sql("ROLLBACK")
+            .execute(&mut blocker)
+            .await
+            .expect("unlock");
         archive.close().await;
     }
 }

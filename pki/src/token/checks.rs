@@ -1,9 +1,13 @@
 //! The checks of a parsed token, in the order the report lists them.
 
-use super::ess::EssCertRef;
-use super::{GEN_TIME_TOLERANCE_SECS, ParsedToken, VerifyOptions, general_name_string};
+use super::ess::{AttributeError, EssCertRef};
+use super::{
+    GEN_TIME_TOLERANCE_SECS, MAX_ACCURACY_CREDIT_SECS, ParsedToken, VerifyOptions,
+    general_name_string,
+};
 use crate::digest::HashAlg;
-use crate::oid;
+use crate::error::error_text;
+use crate::oid::{self, HashStrength};
 use crate::path::{dedup_parse, select_signer};
 use crate::raw::RawTlv;
 use crate::report::{Outcome, SignatureReport};
@@ -53,7 +57,7 @@ pub fn verify(
             Err(_) => r.fail("content-type", "contentType attribute is malformed"),
         },
         Ok(None) => r.fail("content-type", "contentType attribute missing"),
-        Err(e) => r.fail("content-type", e),
+        Err(e) => r.fail("content-type", error_text(&e)),
     }
 
     // messageDigest (RFC 5652 §11.2) over the eContent octets as received.
@@ -63,7 +67,7 @@ pub fn verify(
         digest_alg,
         single(&attrs, oid::ID_MESSAGE_DIGEST, "messageDigest"),
     ) {
-        (None, _) if digest_oid == oid::ID_MD5 => r.fail(
+        (None, _) if oid::hash_strength(&digest_oid) == HashStrength::Broken => r.fail(
             "message-digest",
             "the SignerInfo digest algorithm is MD5: broken, never accepted",
         ),
@@ -71,7 +75,7 @@ pub fn verify(
             "message-digest",
             format!("unsupported digest algorithm {digest_oid}"),
         ),
-        (Some(_), Err(e)) => r.fail("message-digest", e),
+        (Some(_), Err(e)) => r.fail("message-digest", error_text(&e)),
         (Some(_), Ok(None)) => r.fail("message-digest", "messageDigest attribute missing"),
         (Some(h), Ok(Some(v))) => match v.decode::<OctetString>("messageDigest") {
             Ok(md) if h.digest(&token.tst_der) == md.as_bytes() => r.pass(
@@ -136,14 +140,14 @@ pub fn verify(
 
     match ess {
         Ok(Some(e)) => match e.check(signer_der, &signer_cert) {
-            Ok(d) => r.pass("signing-certificate", d),
-            Err(d) => r.fail("signing-certificate", d),
+            (true, d) => r.pass("signing-certificate", d),
+            (false, d) => r.fail("signing-certificate", d),
         },
         Ok(None) => r.fail(
             "signing-certificate",
             "neither signingCertificate nor signingCertificateV2 is among the signed attributes",
         ),
-        Err(d) => r.fail("signing-certificate", d),
+        Err(e) => r.fail("signing-certificate", error_text(&e)),
     }
 
     // The signature over the signed attributes exactly as received.
@@ -211,7 +215,7 @@ pub fn verify(
     // The imprint against the data.
     let imprint_oid = token.tst_info.message_imprint.hash_algorithm.oid;
     match (token.hash_alg(), data_digest) {
-        (None, _) if imprint_oid == oid::ID_MD5 => r.fail(
+        (None, _) if oid::hash_strength(&imprint_oid) == HashStrength::Broken => r.fail(
             "imprint",
             "the imprint is an MD5 hash: broken, never accepted",
         ),
@@ -272,29 +276,29 @@ pub fn verify(
 fn single<'a>(
     attrs: &[RawAttribute<'a>],
     id: ObjectIdentifier,
-    name: &str,
-) -> Result<Option<RawTlv<'a>>, String> {
+    name: &'static str,
+) -> Result<Option<RawTlv<'a>>, AttributeError> {
     let mut found = attrs.iter().filter(|a| a.oid == id);
     let Some(first) = found.next() else {
         return Ok(None);
     };
     let more = found.count();
     if more > 0 {
-        return Err(format!(
-            "the {name} attribute occurs {} times; it must occur once",
-            more + 1
-        ));
+        return Err(AttributeError::Repeated {
+            name,
+            count: more + 1,
+        });
     }
     match first.values.as_slice() {
         [v] => Ok(Some(*v)),
-        vs => Err(format!(
-            "the {name} attribute holds {} values; it must hold one",
-            vs.len()
-        )),
+        vs => Err(AttributeError::Values {
+            name,
+            count: vs.len(),
+        }),
     }
 }
 
-fn signing_certificate(attrs: &[RawAttribute<'_>]) -> Result<Option<EssCertRef>, String> {
+fn signing_certificate(attrs: &[RawAttribute<'_>]) -> Result<Option<EssCertRef>, AttributeError> {
     let v2 = single(
         attrs,
         oid::ID_AA_SIGNING_CERTIFICATE_V2,
@@ -364,19 +368,23 @@ fn check_gen_time(r: &mut SignatureReport, token: &ParsedToken, opts: &VerifyOpt
             .map_or(0, |s| i64::try_from(s).unwrap_or(i64::MAX));
         secs.saturating_add((sub + 999_999) / 1_000_000)
     });
+    // The token's own accuracy widens the tolerance, but only so far: a token claiming an
+    // accuracy of 10^12 s would otherwise switch this check off.
+    let credit = accuracy.min(MAX_ACCURACY_CREDIT_SECS);
     let limit = now
         .saturating_add(GEN_TIME_TOLERANCE_SECS)
-        .saturating_add(accuracy);
+        .saturating_add(credit);
     let generated = token.gen_time().unix_seconds();
     if generated > limit {
         r.fail(
             "gen-time",
             format!(
                 "genTime {} is {} s ahead of this verifier's clock (tolerance {} s plus the \
-                 token's accuracy)",
+                 token's accuracy, counted up to {} s)",
                 token.gen_time(),
-                generated - now,
-                GEN_TIME_TOLERANCE_SECS
+                generated.saturating_sub(now),
+                GEN_TIME_TOLERANCE_SECS,
+                MAX_ACCURACY_CREDIT_SECS
             ),
         );
     } else {
@@ -399,10 +407,10 @@ fn check_algorithms(r: &mut SignatureReport, token: &ParsedToken, strict: bool) 
     let mut weak = Vec::new();
     let mut broken = Vec::new();
     for (o, place) in uses {
-        if o == oid::ID_SHA1 || o == oid::SHA1_WITH_RSA || o == oid::ECDSA_WITH_SHA1 {
-            weak.push(place);
-        } else if o == oid::ID_MD5 || o == oid::MD5_WITH_RSA {
-            broken.push(place);
+        match oid::hash_strength(&o) {
+            HashStrength::Weak => weak.push(place),
+            HashStrength::Broken => broken.push(place),
+            HashStrength::Sound => {}
         }
     }
     if !broken.is_empty() {

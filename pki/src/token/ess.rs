@@ -12,6 +12,43 @@ use crate::raw::RawTlv;
 use der::Decode;
 use x509_cert::ext::pkix::name::GeneralName;
 
+/// Why a signed attribute cannot be used: a finding for the report, with its cause kept.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AttributeError {
+    /// The attribute occurs more than once (RFC 5652 §11, RFC 5035 §3: once).
+    #[error("the {name} attribute occurs {count} times; it must occur once")]
+    Repeated {
+        /// The attribute's name.
+        name: &'static str,
+        /// How often it occurs.
+        count: usize,
+    },
+    /// The attribute does not hold exactly one value.
+    #[error("the {name} attribute holds {count} values; it must hold one")]
+    Values {
+        /// The attribute's name.
+        name: &'static str,
+        /// How many values it holds.
+        count: usize,
+    },
+    /// The value does not decode (or breaks a limit on untrusted input).
+    #[error("{what} is malformed")]
+    Malformed {
+        /// What was decoded.
+        what: &'static str,
+        /// Why it does not decode.
+        #[source]
+        source: crate::Error,
+    },
+    /// SigningCertificate(V2) lists no certificate.
+    #[error("{what} lists no certificate")]
+    Empty {
+        /// Which attribute.
+        what: &'static str,
+    },
+}
+
 /// The first ESSCertID(v2) of the attribute: the signer's certificate.
 #[derive(Clone, Debug)]
 pub struct EssCertRef {
@@ -27,17 +64,23 @@ pub struct EssCertRef {
 
 impl EssCertRef {
     /// Decodes the attribute value of signingCertificateV2 (`v2`) or signingCertificate.
-    pub fn decode(value: &RawTlv<'_>, v2: bool) -> Result<EssCertRef, String> {
+    pub fn decode(value: &RawTlv<'_>, v2: bool) -> Result<EssCertRef, AttributeError> {
+        let what = if v2 {
+            "SigningCertificateV2"
+        } else {
+            "SigningCertificate"
+        };
+        let malformed = |source| AttributeError::Malformed { what, source };
         crate::limits::check_sets(value.full, "signing certificate attribute")
-            .map_err(|e| crate::error::error_text(&e))?;
+            .map_err(malformed)?;
         if v2 {
             let sc = SigningCertificateV2::from_der(value.full)
-                .map_err(|e| format!("SigningCertificateV2 is malformed: {e}"))?;
+                .map_err(|e| malformed(crate::Error::Decode { what, source: e }))?;
             let id = sc
                 .certs
                 .into_iter()
                 .next()
-                .ok_or("SigningCertificateV2 lists no certificate")?;
+                .ok_or(AttributeError::Empty { what })?;
             let hash = match &id.hash_algorithm {
                 None => Ok(HashAlg::Sha256),
                 Some(a) => HashAlg::from_oid(&a.oid).ok_or(a.oid),
@@ -50,12 +93,12 @@ impl EssCertRef {
             })
         } else {
             let sc = SigningCertificate::from_der(value.full)
-                .map_err(|e| format!("SigningCertificate is malformed: {e}"))?;
+                .map_err(|e| malformed(crate::Error::Decode { what, source: e }))?;
             let id = sc
                 .certs
                 .into_iter()
                 .next()
-                .ok_or("SigningCertificate lists no certificate")?;
+                .ok_or(AttributeError::Empty { what })?;
             Ok(EssCertRef {
                 v2,
                 hash: Ok(HashAlg::Sha1),
@@ -81,20 +124,22 @@ impl EssCertRef {
             })
     }
 
-    /// The check's finding for the signer `cert`: `Ok(detail)` or `Err(detail)`.
-    pub fn check(&self, der: &[u8], cert: &x509_cert::Certificate) -> Result<String, String> {
+    /// The check's finding for the signer `cert`: whether it passed, and the sentence saying so.
+    pub fn check(&self, der: &[u8], cert: &x509_cert::Certificate) -> (bool, String) {
         let form = if self.v2 { "ESSCertIDv2" } else { "ESSCertID" };
         match self.hash {
-            Err(o) if o == oid::ID_MD5 => {
-                Err(format!("{form} hashes with MD5: broken, never accepted"))
-            }
-            Err(o) => Err(format!("{form} uses an unknown hash algorithm {o}")),
+            Err(o) if oid::hash_strength(&o) == oid::HashStrength::Broken => (
+                false,
+                format!("{form} hashes with MD5: broken, never accepted"),
+            ),
+            Err(o) => (false, format!("{form} uses an unknown hash algorithm {o}")),
             Ok(h) if self.names(der, cert) => {
-                Ok(format!("{form} ({h}) names the signer's certificate"))
+                (true, format!("{form} ({h}) names the signer's certificate"))
             }
-            Ok(_) => Err(format!(
-                "{form} names another certificate than the signer's"
-            )),
+            Ok(_) => (
+                false,
+                format!("{form} names another certificate than the signer's"),
+            ),
         }
     }
 }

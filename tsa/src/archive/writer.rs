@@ -102,7 +102,7 @@ impl Health {
     }
 
     /// Marks the archive unwritable; true when it was writable until now.
-    fn fail(&self, reason: String) -> bool {
+    pub(super) fn fail(&self, reason: String) -> bool {
         self.set_problem(reason);
         let was_writable = !self.unwritable.swap(true, Ordering::AcqRel);
         metrics::gauge!("tsa_archive_writable").set(0.0);
@@ -199,17 +199,6 @@ macro_rules! on_conn {
             Conn::Postgres($c) => $body,
         }
     };
-}
-
-impl Conn {
-    /// `BEGIN IMMEDIATE` takes SQLite's write lock at once, so waiting for it happens before
-    /// any work, within the busy timeout.
-    fn begin_sql(&self) -> &'static str {
-        match self {
-            Conn::Sqlite(_) => "BEGIN IMMEDIATE",
-            Conn::Postgres(_) => "BEGIN",
-        }
-    }
 }
 
 /// What one transaction of the writer does.
@@ -385,7 +374,10 @@ impl Writer {
                         "archive commit timed out: refusing tokens until a probe commits"
                     );
                 }
-                ArchiveError::TimedOut { after }
+                ArchiveError::TimedOut {
+                    after,
+                    source: None,
+                }
             }
         }
     }
@@ -439,7 +431,8 @@ impl Writer {
                 }
             }
         };
-        match tokio::time::timeout(timeout, run_transaction(conn, work)).await {
+        let begin = self.backend.begin_sql();
+        match tokio::time::timeout(timeout, run_transaction(conn, begin, work)).await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => {
                 self.discard().await;
@@ -496,8 +489,11 @@ impl Writer {
 }
 
 /// BEGIN, the work, COMMIT, as plain statements on `conn`.
-async fn run_transaction(conn: &mut Conn, work: Work<'_>) -> Result<(), sqlx::Error> {
-    let begin = conn.begin_sql();
+async fn run_transaction(
+    conn: &mut Conn,
+    begin: &'static str,
+    work: Work<'_>,
+) -> Result<(), sqlx::Error> {
     on_conn!(conn, c => {
         sqlx::raw_sql(begin).execute(&mut **c).await?;
         match work {
