@@ -4,7 +4,7 @@
 //! # Why it looks like this (the lost token)
 //! The first writer took a pooled connection per batch and used sqlx's `Transaction`. With the
 //! data directory on a full file system it answered one request with a granted token that was
-//! never committed. Reproduced on a 1 MB tmpfs with sqlx 0.9 and SQLite 3.46:
+//! never committed. Reproduced on a 1 MB tmpfs with sqlx 0.9 (bundled SQLite 3.51):
 //! 1. `COMMIT` fails with SQLITE_FULL, and SQLite rolls the transaction back by itself (it may,
 //!    for FULL, IOERR, BUSY and NOMEM). sqlx's worker lowers its transaction depth only when a
 //!    COMMIT or ROLLBACK succeeds: the dropped `Transaction` queues a ROLLBACK, which fails
@@ -40,8 +40,8 @@
 //! What lies below us: after an ext4 I/O error (`errors=remount-ro`), plain SQLite with
 //! synchronous=FULL, driven by a Python script without any Sigillum code, lost its last
 //! acknowledged transaction once the kernel replayed the journal in 1 of 25 runs here (kernel
-//! 6.18, SQLite 3.40 and 3.46); the server did in about 1 of 7 (tests/tests/archive_faults.rs
-//! prints it). COMMIT, fsync included, had returned success, so no check of ours can see it;
+//! 6.18, Python's SQLite 3.40); the server (bundled SQLite 3.51) did in about 1 of 7
+//! (tests/tests/archive_faults.rs prints it). COMMIT, fsync included, had returned success, so no check of ours can see it;
 //! an archive that must survive disk errors needs storage that honours fsync, or PostgreSQL
 //! with synchronous replication.
 
