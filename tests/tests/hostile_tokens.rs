@@ -3,9 +3,8 @@
 //! terminal, and trust anchors whose own constraints forbid the path fail in both tools.
 
 use pki::hostile::{self, Chain, ChainSpec};
-use sigillum_tests::{openssl, read_file, stamp, stamp_bin, write_file};
-use std::io::{Read, Write};
-use std::net::TcpListener;
+use sigillum_tests::{CannedServer, openssl, read_file, stamp, stamp_bin, write_file};
+use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -208,46 +207,6 @@ fn a_status_string_with_terminal_escapes_renders_escaped_everywhere() {
     assert_inert(&inspect.stdout);
 }
 
-/// Answers one HTTP request on a loopback port with `body` as a timestamp reply.
-fn serve_once(body: Vec<u8>) -> (String, std::thread::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!("http://{}/", listener.local_addr().expect("addr"));
-    let server = std::thread::spawn(move || {
-        let (mut conn, _) = listener.accept().expect("accept");
-        // Read the whole request (head and Content-Length body) before answering: closing with
-        // unread bytes makes the kernel reset the connection under the client's read.
-        let mut buf = vec![0u8; 65536];
-        let mut got = Vec::new();
-        loop {
-            if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
-                let want = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length:"))
-                    .and_then(|v| v.trim().parse::<usize>().ok())
-                    .unwrap_or(0);
-                if got.len() >= end + 4 + want {
-                    break;
-                }
-            }
-            let n = conn.read(&mut buf).expect("read");
-            if n == 0 {
-                break;
-            }
-            got.extend_from_slice(&buf[..n]);
-        }
-        let head = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: application/timestamp-reply\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        );
-        conn.write_all(head.as_bytes()).expect("head");
-        conn.write_all(&body).expect("body");
-        let _ = conn.shutdown(std::net::Shutdown::Write);
-        let _ = conn.read(&mut buf);
-    });
-    (url, server)
-}
-
 /// Why: `stamp file` verified a hostile reply (a genuine token with 60 000 appended unsigned
 /// attributes, under the 1 MiB reply limit) for minutes, past --timeout; it must finish and
 /// keep the reply.
@@ -260,7 +219,8 @@ fn stamp_file_checks_a_hostile_granted_reply_in_bounded_time() {
         .expect("hostile");
     let reply = pki::tsp::granted_response(&token).expect("reply");
     assert!(reply.len() > 800_000 && reply.len() < 1 << 20);
-    let (url, server) = serve_once(reply.clone());
+    let server = CannedServer::start(200, "application/timestamp-reply", reply.clone(), 1);
+    let url = server.url();
     let (code, out) = stamp_within_60s(
         dir.path(),
         &[
@@ -273,7 +233,7 @@ fn stamp_file_checks_a_hostile_granted_reply_in_bounded_time() {
             "30",
         ],
     );
-    server.join().expect("server");
+    drop(server);
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(read_file(&dir.path().join("data.txt.tsr")), reply);
 }
@@ -322,9 +282,14 @@ fn stamp_verify_strict_fails_on_a_sha1_token() {
 fn stamp_file_escapes_a_rejection_status_string() {
     let dir = tempfile::tempdir().expect("tmp");
     write_file(dir.path(), "data.txt", DATA);
-    let (url, server) = serve_once(rejection_with_evil_text());
-    let run = stamp(dir.path(), &["file", "data.txt", "--tsa", &url]);
-    server.join().expect("server");
+    let server = CannedServer::start(
+        200,
+        "application/timestamp-reply",
+        rejection_with_evil_text(),
+        1,
+    );
+    let run = stamp(dir.path(), &["file", "data.txt", "--tsa", &server.url()]);
+    drop(server);
     run.assert_code(1);
     assert_inert(&run.stderr);
 }
