@@ -12,7 +12,8 @@
 //! clients assume it), which is why SignedData is assembled from pre-encoded parts here rather
 //! than through `cms::SignedData`, whose SET OF would re-sort them.
 
-use crate::asn1::{Attribute, attribute};
+use crate::asn1::{Attribute, EssCertIdV2, IssuerSerial, SigningCertificateV2, attribute};
+use crate::digest::HashAlg;
 use crate::error::{Error, Result};
 use crate::oid;
 use crate::raw::{RawTlv, context, tlv};
@@ -23,6 +24,7 @@ use cms::signed_data::{SignerIdentifier, SignerInfo};
 use der::asn1::{ObjectIdentifier, OctetString, SetOfVec};
 use der::{Any, Decode, Tag};
 use x509_cert::Certificate;
+use x509_cert::ext::pkix::name::GeneralName;
 
 /// The signer's certificate, parsed once and kept with its DER.
 #[derive(Clone, Debug)]
@@ -369,13 +371,59 @@ impl<'a> RawSignedData<'a> {
 
 /// Adds a timestamp token as the unsigned attribute id-aa-signatureTimeStampToken
 /// (RFC 3161 Appendix A) of SignerInfo `index` of the SignedData ContentInfo `content_info`.
-pub fn add_signature_timestamp(content_info: &[u8], index: usize, token: &[u8]) -> Result<Vec<u8>> {
+///
+/// It takes a parsed token, not bytes: a whole TimeStampResp, or anything else that is not a
+/// token, cannot end up in the attribute (check the token, imprint over
+/// [`signature_value`] included, before adding it).
+pub fn add_signature_timestamp(
+    content_info: &[u8],
+    index: usize,
+    token: &crate::token::ParsedToken,
+) -> Result<Vec<u8>> {
     let raw = RawSignedData::parse(content_info)?;
-    let token = Any::from_der(token).map_err(Error::decode("timestamp token"))?;
+    let token = Any::from_der(&token.der).map_err(Error::decode("timestamp token"))?;
     raw.with_unsigned_attribute(
         index,
         &attribute(oid::ID_AA_SIGNATURE_TIME_STAMP_TOKEN, token)?,
     )
+}
+
+/// The signingCertificateV2 attribute (RFC 5035 §3, RFC 5816) naming `cert`: one ESSCertIDv2
+/// with SHA-256 (hashAlgorithm left out as the DEFAULT) and issuerSerial. Tokens, CAdES
+/// signatures of emails and PAdES signatures all carry it.
+pub fn signing_certificate_v2(cert: &SignerCert) -> Result<Attribute> {
+    let tbs = &cert.cert.tbs_certificate;
+    let ess = SigningCertificateV2 {
+        certs: vec![EssCertIdV2 {
+            hash_algorithm: None,
+            cert_hash: OctetString::new(HashAlg::Sha256.digest(&cert.der))
+                .map_err(Error::Encode)?,
+            issuer_serial: Some(IssuerSerial {
+                issuer: vec![GeneralName::DirectoryName(tbs.issuer.clone())],
+                serial_number: tbs.serial_number.clone(),
+            }),
+        }],
+        policies: None,
+    };
+    attribute(
+        oid::ID_AA_SIGNING_CERTIFICATE_V2,
+        Any::encode_from(&ess).map_err(Error::Encode)?,
+    )
+}
+
+/// The signingTime attribute (RFC 5652 §11.3) for `unix_seconds`: UTCTime for dates from 1950
+/// to 2049 and GeneralizedTime otherwise, as the RFC requires. The time the signer claims, not
+/// a proven one (that is the signature timestamp's job).
+pub fn signing_time(unix_seconds: u64) -> Result<Attribute> {
+    let at = der::DateTime::from_unix_duration(std::time::Duration::from_secs(unix_seconds))
+        .map_err(Error::Encode)?;
+    let value = if (1950..2050).contains(&at.year()) {
+        Any::encode_from(&der::asn1::UtcTime::from_date_time(at).map_err(Error::Encode)?)
+    } else {
+        Any::encode_from(&der::asn1::GeneralizedTime::from_date_time(at))
+    }
+    .map_err(Error::Encode)?;
+    attribute(oid::ID_SIGNING_TIME, value)
 }
 
 /// The signature value of SignerInfo `index`: what a signature timestamp's imprint covers.

@@ -5,8 +5,10 @@
 //! * [`cms`]: CMS SignedData in three steps (build, sign, assemble), detached or
 //!   encapsulated, and adding a timestamp token as an unsigned attribute.
 //! * [`tsp`]: RFC 3161 requests, responses and token issuing.
+//! * [`signer_check`]: the one SignerInfo verifier (contentType, messageDigest, signer by sid
+//!   and ESSCertID, signingCertificate, signature) that tokens, emails and PDFs share.
 //! * [`token`]: verification of tokens from any authority; [`verify`]: the signature and
-//!   certificate-path checks it shares with future email and PDF verifiers.
+//!   certificate-path checks under every verifier.
 //! * [`report`]: the one report type every verifier fills.
 //! * [`signer_info`], [`cert_raw`], [`path`]: raw views of SignerInfo and certificates, and
 //!   the choice of signer and path candidates from an untrusted certificate bag.
@@ -32,6 +34,7 @@ pub mod path;
 pub mod raw;
 pub mod report;
 pub mod signer;
+pub mod signer_check;
 pub mod signer_info;
 pub mod token;
 pub mod tsp;

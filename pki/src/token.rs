@@ -31,7 +31,6 @@ use der::asn1::{ObjectIdentifier, OctetString};
 use x509_cert::ext::pkix::name::GeneralName;
 
 mod checks;
-mod ess;
 
 pub use checks::verify;
 

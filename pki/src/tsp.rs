@@ -2,8 +2,8 @@
 //! the client. No network here: the `tsa` and `stamp` crates carry the bytes.
 
 use crate::asn1::{
-    EssCertIdV2, FailureInfo, IssuerSerial, MessageImprint, PkiStatus, PkiStatusInfo,
-    SigningCertificateV2, TimeStampReq, TimeStampResp, TspVersion, TstInfo, attribute,
+    FailureInfo, MessageImprint, PkiStatus, PkiStatusInfo, TimeStampReq, TimeStampResp, TspVersion,
+    TstInfo,
 };
 use crate::cms::{SignedDataBuilder, SignerCert};
 use crate::digest::{HashAlg, params_absent_or_null};
@@ -265,25 +265,7 @@ impl TokenIssuer {
                 Err(_) => true,
             })
             .collect();
-        // ESSCertIDv2 with SHA-256 (hashAlgorithm omitted as DEFAULT) and issuerSerial.
-        let ess = SigningCertificateV2 {
-            certs: vec![EssCertIdV2 {
-                hash_algorithm: None,
-                cert_hash: OctetString::new(HashAlg::Sha256.digest(&cert.der))
-                    .map_err(Error::Encode)?,
-                issuer_serial: Some(IssuerSerial {
-                    issuer: vec![GeneralName::DirectoryName(
-                        cert.cert.tbs_certificate.issuer.clone(),
-                    )],
-                    serial_number: cert.cert.tbs_certificate.serial_number.clone(),
-                }),
-            }],
-            policies: None,
-        };
-        let signing_certificate_v2 = attribute(
-            oid::ID_AA_SIGNING_CERTIFICATE_V2,
-            Any::encode_from(&ess).map_err(Error::Encode)?,
-        )?;
+        let signing_certificate_v2 = crate::cms::signing_certificate_v2(&cert)?;
         let tsa_name = include_tsa_name
             .then(|| GeneralName::DirectoryName(cert.cert.tbs_certificate.subject.clone()));
         Ok(TokenIssuer {

@@ -285,7 +285,8 @@ fn a_signature_timestamp_becomes_an_unsigned_attribute_and_keeps_the_signature()
     let signed = tbs.assemble(sig).expect("assemble");
     let value = pki::cms::signature_value(&signed, 0).expect("signature value");
     let token = issue(&issuer, &value, HashAlg::Sha256, true);
-    let stamped = pki::cms::add_signature_timestamp(&signed, 0, &token).expect("attach");
+    let parsed = ParsedToken::parse(&token).expect("token parses");
+    let stamped = pki::cms::add_signature_timestamp(&signed, 0, &parsed).expect("attach");
     let raw = pki::cms::RawSignedData::parse(&stamped).expect("parse");
     // Signed attributes and signature are untouched, byte for byte.
     let attrs = |ci: &[u8]| {
@@ -332,4 +333,128 @@ fn qualified_tokens_carry_a_non_critical_qc_statement_and_still_verify() {
         ..Default::default()
     };
     assert!(verify(&parsed, Some(&HashAlg::Sha256.digest(b"q")), &opts).verified);
+}
+
+/// Why: the signingTime attribute must be UTCTime up to 2049 and GeneralizedTime from 2050
+/// (RFC 5652 §11.3), and both public attribute builders must decode as what they claim.
+#[test]
+fn signing_time_and_signing_certificate_v2_attributes_are_well_formed() {
+    use der::{Encode, Tagged};
+    let t = pki::cms::signing_time(1_700_000_000).expect("2023");
+    assert_eq!(t.oid, oid::ID_SIGNING_TIME);
+    let v = t.values.get(0).expect("one value");
+    assert_eq!(v.tag(), der::Tag::UtcTime);
+    assert_eq!(v.value(), b"231114221320Z");
+    let later = pki::cms::signing_time(2_600_000_000).expect("2052");
+    assert_eq!(
+        later.values.get(0).expect("one").tag(),
+        der::Tag::GeneralizedTime
+    );
+    let (dev, _) = issuer(DevKeyType::EcdsaP256);
+    let cert = SignerCert::from_der(dev.tsa_cert.clone()).expect("cert");
+    let attr = pki::cms::signing_certificate_v2(&cert).expect("attribute");
+    assert_eq!(attr.oid, oid::ID_AA_SIGNING_CERTIFICATE_V2);
+    let sc: pki::asn1::SigningCertificateV2 = attr
+        .values
+        .get(0)
+        .expect("one value")
+        .decode_as()
+        .expect("decodes");
+    assert_eq!(sc.certs.len(), 1);
+    assert_eq!(
+        sc.certs[0].hash_algorithm, None,
+        "SHA-256 is the DEFAULT, left out"
+    );
+    assert_eq!(
+        sc.certs[0].cert_hash.as_bytes(),
+        HashAlg::Sha256.digest(&dev.tsa_cert).as_slice()
+    );
+    assert!(attr.to_der().is_ok());
+}
+
+/// Why: the SignerInfo verifier tokens use is the one emails and PDFs will use: on a detached
+/// id-data signature (signingTime, signingCertificateV2) it passes every shared check, and it
+/// fails messageDigest when the content is not what was signed, and contentType when another
+/// content type is expected.
+#[test]
+fn the_shared_signer_info_verifier_checks_a_detached_id_data_signature() {
+    use pki::report::{Outcome, SignatureReport};
+    use pki::signer_check::{SignedKind, SignerInput, check_signer};
+    let (dev, _) = issuer(DevKeyType::EcdsaP256);
+    let signer = RingSigner::from_pkcs8_der(&dev.tsa_key, RsaPadding::Pkcs1).expect("key");
+    let cert = SignerCert::from_der(dev.tsa_cert.clone()).expect("cert");
+    let content = b"Statement of account, November 2026\r\n".to_vec();
+    let tbs = pki::cms::SignedDataBuilder::detached(
+        oid::ID_DATA,
+        HashAlg::Sha256.digest(&content),
+        pki::signer::Signer::algorithm(&signer),
+        &cert,
+    )
+    .expect("builder")
+    .signed_attribute(pki::cms::signing_time(1_790_000_000).expect("signingTime"))
+    .expect("signingTime")
+    .signed_attribute(pki::cms::signing_certificate_v2(&cert).expect("ESS"))
+    .expect("ESS")
+    .certificates([dev.tsa_cert.clone()])
+    .to_be_signed()
+    .expect("tbs");
+    let sig = pki::signer::Signer::sign(&signer, tbs.bytes()).expect("sign");
+    let signed = tbs.assemble(sig).expect("assemble");
+    let raw = pki::cms::RawSignedData::parse(&signed).expect("parse");
+    let view = pki::signer_info::SignerInfoView::parse(raw.signer_infos[0].full).expect("view");
+    let bag = raw.certificates().expect("certificates");
+    const EMAIL: SignedKind = SignedKind {
+        content_type: oid::ID_DATA,
+        content_type_name: "id-data",
+        content: "the signed MIME part",
+        whole: "the message",
+        holder: "the signature",
+        signer: "the signer's certificate",
+    };
+    let run = |kind: SignedKind, data: &[u8]| {
+        let digest = |h: HashAlg| Some(h.digest(data));
+        let input = SignerInput {
+            signer_info: &view,
+            kind,
+            content_digest: &digest,
+            certificates: &bag,
+            carries_certificates: true,
+            require_signing_certificate: true,
+        };
+        let mut r = SignatureReport::new("signer 1");
+        let found = check_signer(&input, &mut r);
+        assert!(found.is_some(), "{:#?}", r.checks);
+        r.finish();
+        r
+    };
+    let outcome = |r: &SignatureReport, name: &str| {
+        r.checks
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.outcome)
+            .unwrap_or_else(|| panic!("no {name} check: {:#?}", r.checks))
+    };
+    let good = run(EMAIL, &content);
+    assert!(good.verified, "{:#?}", good.checks);
+    for name in [
+        "content-type",
+        "message-digest",
+        "signer-certificate",
+        "signing-certificate",
+        "signature",
+    ] {
+        assert_eq!(outcome(&good, name), Outcome::Passed, "{name}");
+    }
+    let altered = run(EMAIL, b"Statement of account, November 2026 (amended)\r\n");
+    assert_eq!(outcome(&altered, "message-digest"), Outcome::Failed);
+    assert!(!altered.verified);
+    let as_token = run(
+        SignedKind {
+            content_type: oid::ID_CT_TST_INFO,
+            content_type_name: "id-ct-TSTInfo",
+            ..EMAIL
+        },
+        &content,
+    );
+    assert_eq!(outcome(&as_token, "content-type"), Outcome::Failed);
 }

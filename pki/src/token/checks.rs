@@ -1,22 +1,28 @@
-//! The checks of a parsed token, in the order the report lists them.
+//! The checks of a parsed token, in the order the report lists them: the ones every CMS
+//! signature shares come from [`crate::signer_check`], the token's own follow.
 
-use super::ess::{AttributeError, EssCertRef};
 use super::{
     GEN_TIME_TOLERANCE_SECS, MAX_ACCURACY_CREDIT_SECS, ParsedToken, VerifyOptions,
     general_name_string,
 };
 use crate::digest::HashAlg;
-use crate::error::error_text;
 use crate::oid::{self, HashStrength};
-use crate::path::{dedup_parse, select_signer};
-use crate::raw::RawTlv;
 use crate::report::{Outcome, SignatureReport};
-use crate::signer_info::{RawAttribute, attributes};
-use crate::verify::{validate_path, verify_signature};
-use der::asn1::{ObjectIdentifier, OctetString};
+use crate::signer_check::{SignedKind, SignerFound, SignerInput, check_signer};
+use crate::verify::validate_path;
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::SubjectAltName;
 use x509_cert::ext::pkix::name::GeneralName;
+
+/// How the shared SignerInfo verifier names a token's parts.
+const TOKEN_KIND: SignedKind = SignedKind {
+    content_type: oid::ID_CT_TST_INFO,
+    content_type_name: "id-ct-TSTInfo",
+    content: "the TSTInfo",
+    whole: "the token",
+    holder: "the token",
+    signer: "the TSA certificate",
+};
 
 /// Verifies `token`. `data_digest` is the hash of the stamped data with the token's imprint
 /// algorithm (see [`ParsedToken::hash_alg`]); `None` leaves the imprint unchecked, which makes
@@ -28,148 +34,32 @@ pub fn verify(
 ) -> SignatureReport {
     let mut r = SignatureReport::new("timestamp token");
     r.timestamp = Some(token.info());
-    let si = &token.signer_info;
-    let attrs = match attributes(&token.signed_attrs_der) {
-        Ok(a) => a,
-        Err(e) => {
-            r.fail(
-                "signed-attributes",
-                format!(
-                    "signed attributes are malformed: {}",
-                    crate::error::error_text(&e)
-                ),
-            );
-            r.finish();
-            return r;
-        }
-    };
-
-    // contentType (RFC 5652 §11.1) must name id-ct-TSTInfo, once, with one value.
-    match single(&attrs, oid::ID_CONTENT_TYPE, "contentType") {
-        Ok(Some(v)) => match v.decode::<ObjectIdentifier>("contentType") {
-            Ok(ct) if ct == oid::ID_CT_TST_INFO => {
-                r.pass("content-type", "contentType attribute is id-ct-TSTInfo")
-            }
-            Ok(ct) => r.fail(
-                "content-type",
-                format!("contentType attribute is {ct}, not id-ct-TSTInfo"),
-            ),
-            Err(_) => r.fail("content-type", "contentType attribute is malformed"),
-        },
-        Ok(None) => r.fail("content-type", "contentType attribute missing"),
-        Err(e) => r.fail("content-type", error_text(&e)),
-    }
-
-    // messageDigest (RFC 5652 §11.2) over the eContent octets as received.
-    let digest_oid = si.digest_algorithm.oid;
-    let digest_alg = HashAlg::from_oid(&digest_oid);
-    match (
-        digest_alg,
-        single(&attrs, oid::ID_MESSAGE_DIGEST, "messageDigest"),
-    ) {
-        (None, _) if oid::hash_strength(&digest_oid) == HashStrength::Broken => r.fail(
-            "message-digest",
-            "the SignerInfo digest algorithm is MD5: broken, never accepted",
-        ),
-        (None, _) => r.fail(
-            "message-digest",
-            format!("unsupported digest algorithm {digest_oid}"),
-        ),
-        (Some(_), Err(e)) => r.fail("message-digest", error_text(&e)),
-        (Some(_), Ok(None)) => r.fail("message-digest", "messageDigest attribute missing"),
-        (Some(h), Ok(Some(v))) => match v.decode::<OctetString>("messageDigest") {
-            Ok(md) if h.digest(&token.tst_der) == md.as_bytes() => r.pass(
-                "message-digest",
-                format!("messageDigest matches the TSTInfo ({h})"),
-            ),
-            Ok(_) => r.fail(
-                "message-digest",
-                "messageDigest does not match the TSTInfo: the token was altered",
-            ),
-            Err(_) => r.fail("message-digest", "messageDigest attribute is malformed"),
-        },
-    }
-
-    // signingCertificateV2 or signingCertificate: read before choosing the signer, whose
-    // certificate hash it names.
-    let ess = signing_certificate(&attrs);
-
-    // The signer's certificate, from the token or --certs: named by sid and, among several so
-    // named, by the ESSCertID hash.
+    // The checks every CMS signature shares: contentType, messageDigest over the TSTInfo
+    // octets as received, the signer's certificate by sid and ESSCertID, signingCertificate(V2)
+    // (required: RFC 3161 §2.4.1), the signature over the signed attributes as received.
     let bag: Vec<&[u8]> = token
         .certificates
         .iter()
         .chain(opts.extra_certs.iter())
         .map(Vec::as_slice)
         .collect();
-    let pool = dedup_parse(bag.iter().copied());
-    let ess_hash = match &ess {
-        Ok(Some(e)) => e.hash.ok().map(|h| (h, e.cert_hash.as_slice())),
-        _ => None,
+    let tst_digest = |h: HashAlg| Some(h.digest(&token.tst_der));
+    let input = SignerInput {
+        signer_info: &token.signer_info,
+        kind: TOKEN_KIND,
+        content_digest: &tst_digest,
+        certificates: &bag,
+        carries_certificates: !token.certificates.is_empty(),
+        require_signing_certificate: true,
     };
-    let Some(signer_raw) = select_signer(&pool, &si.sid, ess_hash) else {
-        let hint = if token.certificates.is_empty() {
-            "the token carries no certificates: pass the TSA certificate with --certs FILE"
-        } else {
-            "no certificate in the token or --certs matches the SignerInfo"
-        };
-        r.fail("signer-certificate", hint);
+    let Some(SignerFound {
+        der: signer_der,
+        cert: signer_cert,
+    }) = check_signer(&input, &mut r)
+    else {
         r.finish();
         return r;
     };
-    let signer_der = signer_raw.der;
-    let signer_cert = match crate::cert::parse(signer_der) {
-        Ok(c) => c,
-        Err(e) => {
-            r.fail(
-                "signer-certificate",
-                format!(
-                    "the signer's certificate is malformed: {}",
-                    crate::error::error_text(&e)
-                ),
-            );
-            r.finish();
-            return r;
-        }
-    };
-    r.signer = crate::cert::summary(signer_der).ok();
-    r.pass(
-        "signer-certificate",
-        "found the certificate named by the SignerInfo",
-    );
-
-    match ess {
-        Ok(Some(e)) => match e.check(signer_der, &signer_cert) {
-            (true, d) => r.pass("signing-certificate", d),
-            (false, d) => r.fail("signing-certificate", d),
-        },
-        Ok(None) => r.fail(
-            "signing-certificate",
-            "neither signingCertificate nor signingCertificateV2 is among the signed attributes",
-        ),
-        Err(e) => r.fail("signing-certificate", error_text(&e)),
-    }
-
-    // The signature over the signed attributes exactly as received.
-    match digest_alg {
-        Some(h) => match verify_signature(
-            &signer_cert.tbs_certificate.subject_public_key_info,
-            &si.signature_algorithm,
-            h,
-            &token.signed_attrs_der,
-            &si.signature,
-        ) {
-            Ok(name) => {
-                r.signature_algorithm = Some(name.clone());
-                r.pass(
-                    "signature",
-                    format!("{name} signature over the signed attributes verifies"),
-                );
-            }
-            Err(e) => r.fail("signature", e),
-        },
-        None => r.fail("signature", "unsupported digest algorithm"),
-    }
 
     // RFC 3161 §2.3: critical timeStamping EKU, and the other TSA certificate rules.
     let problems = crate::cert::tsa_certificate_problems(&signer_cert);
@@ -269,47 +159,6 @@ pub fn verify(
     }
     r.finish();
     r
-}
-
-/// The one value of the attribute `id`: `Ok(None)` when absent, `Err` when it occurs more than
-/// once or does not hold exactly one value (RFC 5652 §11.1, §11.2; RFC 5035 §3).
-fn single<'a>(
-    attrs: &[RawAttribute<'a>],
-    id: ObjectIdentifier,
-    name: &'static str,
-) -> Result<Option<RawTlv<'a>>, AttributeError> {
-    let mut found = attrs.iter().filter(|a| a.oid == id);
-    let Some(first) = found.next() else {
-        return Ok(None);
-    };
-    let more = found.count();
-    if more > 0 {
-        return Err(AttributeError::Repeated {
-            name,
-            count: more + 1,
-        });
-    }
-    match first.values.as_slice() {
-        [v] => Ok(Some(*v)),
-        vs => Err(AttributeError::Values {
-            name,
-            count: vs.len(),
-        }),
-    }
-}
-
-fn signing_certificate(attrs: &[RawAttribute<'_>]) -> Result<Option<EssCertRef>, AttributeError> {
-    let v2 = single(
-        attrs,
-        oid::ID_AA_SIGNING_CERTIFICATE_V2,
-        "signingCertificateV2",
-    )?;
-    let v1 = single(attrs, oid::ID_AA_SIGNING_CERTIFICATE, "signingCertificate")?;
-    match (v2, v1) {
-        (Some(v), _) => EssCertRef::decode(&v, true).map(Some),
-        (None, Some(v)) => EssCertRef::decode(&v, false).map(Some),
-        (None, None) => Ok(None),
-    }
 }
 
 /// RFC 3161 §2.4.2: a `tsa` name, when present, must be one of the signing certificate's

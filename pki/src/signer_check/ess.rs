@@ -1,4 +1,4 @@
-//! The signing-certificate attribute of a token: ESSCertIDv2 (RFC 5816, RFC 5035) or ESSCertID
+//! The signing-certificate attribute of a signature: ESSCertIDv2 (RFC 5816, RFC 5035) or ESSCertID
 //! (RFC 2634), which names the signer's certificate by hash.
 //!
 //! ESSCertID (v1) hashes the certificate with SHA-1 and stays accepted without a warning:
