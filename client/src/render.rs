@@ -108,6 +108,23 @@ fn signature(out: &mut String, s: &SignatureReport, all_checks: bool) {
         }
         put!(out, "  checks     {} passed", s.checks.len());
     }
+    // The token a signature carries, as the token verifier reported it, indented one level.
+    if let Some(nested) = &s.signature_timestamp {
+        let verdict = if nested.verified {
+            "VERIFIED"
+        } else {
+            "NOT VERIFIED"
+        };
+        put!(out, "  {}: {verdict}", nested.label);
+        let mut inner = String::new();
+        signature(&mut inner, nested, all_checks || !nested.verified);
+        for line in inner.lines() {
+            // Already escaped line by line.
+            out.push_str("    ");
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
 }
 
 /// A token's contents, field by field (`stamp inspect`).
@@ -211,4 +228,42 @@ pub fn token(t: &ParsedToken) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pki::report::Kind;
+
+    /// Why: a signature's timestamp is shown under it, with its own verdict and checks, and
+    /// its text escaped like everything else.
+    #[test]
+    fn a_signature_timestamp_renders_nested_under_its_signature() {
+        let mut token = SignatureReport::new("signature timestamp");
+        token.pass("imprint", "the sha256 imprint matches the data\u{1b}[2K");
+        token.finish();
+        let mut signer = SignatureReport::new("signer 1");
+        signer.pass(
+            "signature",
+            "ecdsa-p256-sha256 signature over the signed attributes verifies",
+        );
+        signer.pass(
+            "signature-timestamp",
+            "a token proves the signature existed at 2026-12-01T00:00:00Z",
+        );
+        signer.signature_timestamp = Some(Box::new(token));
+        signer.finish();
+        let text = report(&Report::new(Kind::Email, "mail.eml", vec![signer]), true);
+        assert!(text.starts_with("mail.eml: VERIFIED\n"), "{text}");
+        assert!(
+            text.contains("\n  signature timestamp: VERIFIED\n"),
+            "{text}"
+        );
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("        [ok  ] imprint") && l.contains("\\x1b[2K")),
+            "{text}"
+        );
+        assert!(!text.contains('\u{1b}'), "{text}");
+    }
 }

@@ -34,6 +34,10 @@ pub const MAX_DEPTH: usize = 32;
 /// the rest are only counted. Unsigned attributes are not signed: anyone may append them.
 pub const MAX_LISTED_UNSIGNED_ATTRS: usize = 16;
 
+/// Most signature timestamps kept from one SignerInfo's unsigned attributes: CAdES-T needs one,
+/// a re-timestamped archive signature a few; the rest are counted with the other attributes.
+pub const MAX_SIGNATURE_TIMESTAMPS: usize = 4;
+
 /// Most certificates between the signer and a trust anchor that path pre-filtering
 /// ([`crate::path`]) follows. Real TSA chains have one or two intermediates; webpki itself stops
 /// at six.

@@ -105,6 +105,10 @@ pub struct SignatureReport {
     pub chain: Vec<CertSummary>,
     /// The timestamp this signature is (a token) or carries (a signature timestamp).
     pub timestamp: Option<TimestampInfo>,
+    /// The report of the token this signature carries as its signature timestamp (RFC 3161
+    /// Appendix A), made by the token verifier; `None` for a token itself or a signature
+    /// without one.
+    pub signature_timestamp: Option<Box<SignatureReport>>,
     /// Every check made, in order.
     pub checks: Vec<Check>,
 }
@@ -119,6 +123,7 @@ impl SignatureReport {
             signer: None,
             chain: Vec::new(),
             timestamp: None,
+            signature_timestamp: None,
             checks: Vec::new(),
         }
     }

@@ -103,6 +103,10 @@ pub struct SignerInfoView {
     pub unsigned_attr_oids: Vec<Option<ObjectIdentifier>>,
     /// How many unsigned attributes there are.
     pub unsigned_attr_count: usize,
+    /// The values of the id-aa-signatureTimeStampToken unsigned attributes (RFC 3161 Appendix
+    /// A), each a whole TimeStampToken TLV as received; at most
+    /// [`crate::limits::MAX_SIGNATURE_TIMESTAMPS`].
+    pub signature_timestamps: Vec<Vec<u8>>,
 }
 
 impl SignerInfoView {
@@ -159,15 +163,27 @@ impl SignerInfoView {
         };
         let mut unsigned_attr_oids = Vec::new();
         let mut unsigned_attr_count = 0;
+        let mut signature_timestamps = Vec::new();
         if let Some(u) = unsigned {
             let mut rest = u.value;
             while !rest.is_empty() {
                 let (attr, next) = RawTlv::parse_prefix(rest, "unsigned attribute")?;
+                // Every attribute's type is looked at (a timestamp may sit anywhere), but only
+                // a few are listed and only signature timestamps are kept.
+                let parts = RawTlv::parse_prefix(attr.value, "unsigned attribute").ok();
+                let oid = parts.and_then(|(o, _)| o.decode::<ObjectIdentifier>("attrType").ok());
                 if unsigned_attr_oids.len() < MAX_LISTED_UNSIGNED_ATTRS {
-                    let oid = RawTlv::parse_prefix(attr.value, "unsigned attribute")
-                        .ok()
-                        .and_then(|(o, _)| o.decode::<ObjectIdentifier>("attrType").ok());
                     unsigned_attr_oids.push(oid);
+                }
+                if oid == Some(crate::oid::ID_AA_SIGNATURE_TIME_STAMP_TOKEN)
+                    && let Some((_, values)) = parts
+                {
+                    let values = RawTlv::parse(values, "signatureTimeStampToken values")?;
+                    for v in values.children("signatureTimeStampToken values")? {
+                        if signature_timestamps.len() < crate::limits::MAX_SIGNATURE_TIMESTAMPS {
+                            signature_timestamps.push(v.full.to_vec());
+                        }
+                    }
                 }
                 unsigned_attr_count += 1;
                 rest = next;
@@ -183,6 +199,7 @@ impl SignerInfoView {
             signature,
             unsigned_attr_oids,
             unsigned_attr_count,
+            signature_timestamps,
         })
     }
 }

@@ -331,3 +331,77 @@ pub const GEN_TIME_TOLERANCE_SECS: i64 = 300;
 /// authorities declare a second or less; an hour is generous, and a token that declares more
 /// must not thereby switch the future-genTime check off.
 pub const MAX_ACCURACY_CREDIT_SECS: i64 = 3600;
+
+/// Verifies the signature timestamp a signature carries (RFC 3161 Appendix A: a token in the
+/// unsigned attribute id-aa-signatureTimeStampToken, over the SignerInfo's signature value)
+/// with the token verifier, so that emails and PDFs check tokens exactly as tokens are checked.
+///
+/// Records the `signature-timestamp` check in `r` and nests the token's own report
+/// ([`SignatureReport::signature_timestamp`]); returns the proven time when the token
+/// verifies. A token over other bytes (moved from another signature) fails its imprint check;
+/// a signature without a token is a warning, "time not proven". `opts` names the TSA anchors
+/// (the caller may pass other anchors than the signer's).
+pub fn check_signature_timestamp(
+    r: &mut crate::report::SignatureReport,
+    signer_info: &SignerInfoView,
+    opts: &VerifyOptions,
+) -> Option<GenTime> {
+    use crate::report::Outcome;
+    const NAME: &str = "signature-timestamp";
+    let Some(first) = signer_info.signature_timestamps.first() else {
+        r.check(
+            NAME,
+            Outcome::Warning,
+            "no signature timestamp: the time of signing is not proven",
+        );
+        return None;
+    };
+    let token = match ParsedToken::parse(first) {
+        Ok(t) => t,
+        Err(e) => {
+            r.fail(
+                NAME,
+                format!(
+                    "the signature timestamp is not a valid token: {}",
+                    crate::error::error_text(&e)
+                ),
+            );
+            return None;
+        }
+    };
+    let digest = token.hash_alg().map(|h| h.digest(&signer_info.signature));
+    let report = verify(&token, digest.as_deref(), opts);
+    let more = signer_info.signature_timestamps.len() - 1;
+    let others = if more > 0 {
+        format!(" ({more} more not checked)")
+    } else {
+        String::new()
+    };
+    let proven = if report.verified {
+        r.pass(
+            NAME,
+            format!(
+                "a token proves the signature existed at {}{others}",
+                token.gen_time()
+            ),
+        );
+        Some(token.gen_time())
+    } else {
+        let why: Vec<String> = report
+            .failures()
+            .iter()
+            .map(|c| format!("{}: {}", c.name, c.detail))
+            .collect();
+        r.fail(
+            NAME,
+            format!(
+                "the signature timestamp does not verify: {}{others}",
+                why.join("; ")
+            ),
+        );
+        None
+    };
+    r.timestamp = Some(token.info());
+    r.signature_timestamp = Some(Box::new(report));
+    proven
+}

@@ -458,3 +458,78 @@ fn the_shared_signer_info_verifier_checks_a_detached_id_data_signature() {
     );
     assert_eq!(outcome(&as_token, "content-type"), Outcome::Failed);
 }
+
+/// A detached id-data SignedData over `content`, signed with the development TSA key.
+fn detached_signature(dev: &DevPki, content: &[u8]) -> Vec<u8> {
+    let signer = RingSigner::from_pkcs8_der(&dev.tsa_key, RsaPadding::Pkcs1).expect("key");
+    let cert = SignerCert::from_der(dev.tsa_cert.clone()).expect("cert");
+    let tbs = pki::cms::SignedDataBuilder::detached(
+        oid::ID_DATA,
+        HashAlg::Sha256.digest(content),
+        pki::signer::Signer::algorithm(&signer),
+        &cert,
+    )
+    .expect("builder")
+    .signed_attribute(pki::cms::signing_certificate_v2(&cert).expect("ESS"))
+    .expect("ESS")
+    .certificates([dev.tsa_cert.clone()])
+    .to_be_signed()
+    .expect("tbs");
+    let sig = pki::signer::Signer::sign(&signer, tbs.bytes()).expect("sign");
+    tbs.assemble(sig).expect("assemble")
+}
+
+fn first_signer_info(content_info: &[u8]) -> pki::signer_info::SignerInfoView {
+    let raw = pki::cms::RawSignedData::parse(content_info).expect("parse");
+    pki::signer_info::SignerInfoView::parse(raw.signer_infos[0].full).expect("view")
+}
+
+/// Why: a signature's timestamp is checked by the token verifier and nested in the signature's
+/// report: over this signature value it proves the time; one moved from another signature
+/// fails (its imprint is another signature value); none at all is "time not proven".
+#[test]
+fn a_signature_timestamp_is_verified_by_the_token_verifier_and_nested() {
+    use pki::report::{Outcome, SignatureReport};
+    let (dev, issuer) = issuer(DevKeyType::EcdsaP256);
+    let opts = VerifyOptions {
+        trust: vec![dev.root_cert.clone()],
+        ..Default::default()
+    };
+    let signed = detached_signature(&dev, b"statement 1");
+    let value = pki::cms::signature_value(&signed, 0).expect("value");
+    let token = ParsedToken::parse(&issue(&issuer, &value, HashAlg::Sha256, true)).expect("token");
+    let stamped = pki::cms::add_signature_timestamp(&signed, 0, &token).expect("attach");
+    let check = |content_info: &[u8]| {
+        let mut r = SignatureReport::new("signer 1");
+        let proven =
+            pki::token::check_signature_timestamp(&mut r, &first_signer_info(content_info), &opts);
+        let c = r
+            .checks
+            .iter()
+            .find(|c| c.name == "signature-timestamp")
+            .cloned()
+            .expect("the check is recorded");
+        (proven, c, r)
+    };
+
+    let (proven, c, r) = check(&stamped);
+    assert_eq!(c.outcome, Outcome::Passed, "{c:?}");
+    assert_eq!(proven, Some(token.gen_time()));
+    let nested = r.signature_timestamp.expect("nested report");
+    assert!(nested.verified, "{:#?}", nested.checks);
+
+    // The same token moved onto another message's signature.
+    let other = detached_signature(&dev, b"statement 2");
+    let moved = pki::cms::add_signature_timestamp(&other, 0, &token).expect("attach");
+    let (proven, c, r) = check(&moved);
+    assert_eq!(c.outcome, Outcome::Failed, "{c:?}");
+    assert!(c.detail.contains("imprint"), "{c:?}");
+    assert_eq!(proven, None);
+    assert!(!r.signature_timestamp.expect("nested").verified);
+
+    let (proven, c, r) = check(&signed);
+    assert_eq!(c.outcome, Outcome::Warning, "{c:?}");
+    assert!(c.detail.contains("not proven"), "{c:?}");
+    assert_eq!(proven, None);
+    assert!(r.signature_timestamp.is_none());
+}
