@@ -240,6 +240,12 @@ fn idle_keep_alive_connections_are_closed_after_the_idle_timeout() {
     let mut silent = connect(server.port());
     let opened = Instant::now();
     wait_closed(&mut silent);
+    // A fresh connection is idle (2.5 s), not in a request (1 s).
+    assert!(
+        opened.elapsed() >= Duration::from_millis(1500),
+        "a silent connection was closed after {:?}, before the idle timeout",
+        opened.elapsed()
+    );
     eprintln!(
         "idle keep-alive connection closed after {waited:?}, silent one after {:?} (idle timeout 2.5 s)",
         opened.elapsed()
@@ -375,7 +381,20 @@ fn sigterm_with_half_open_requests_pending_exits_within_the_drain_deadline() {
         wait_closed(c);
     }
     let log = server.log();
-    assert!(log.contains("drain deadline"), "{log}");
+    // The half-sent bodies were aborted by their connections at the deadline, and every
+    // connection task was gone before the server gave up waiting for them.
+    let aborted = log
+        .matches("drain deadline: aborting the connection")
+        .count();
+    assert!(
+        aborted >= 50,
+        "{aborted} connections aborted at the deadline:\n{log}"
+    );
+    assert!(log.contains("all connections closed"), "{log}");
+    assert!(
+        !log.contains("connections still open after the drain deadline"),
+        "{log}"
+    );
     eprintln!(
         "SIGTERM with 100 half-open requests: idle connections closed within {idle_closed:?}, exit after {exited:?} (drain deadline {drain:?})"
     );
@@ -441,4 +460,31 @@ fn accepting_resumes_after_the_process_runs_out_of_file_descriptors() {
         freed.elapsed()
     );
     server.assert_healthy();
+}
+
+/// Why: a client that sends its whole request and then half-closes (`shutdown(SHUT_WR)`, as
+/// `nc -N` does) got no reply: hyper saw the end of file while the handler ran and cancelled it.
+#[test]
+fn a_client_that_half_closes_after_its_request_still_gets_its_token() {
+    let server = start("request_timeout_ms = 5000\n");
+    let mut conn = connect(server.port());
+    let query = ReqSpec::sha256(b"sent, then half-closed").encode();
+    conn.write_all(
+        format!(
+            "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/timestamp-query\r\nContent-Length: {}\r\n\r\n",
+            query.len()
+        )
+        .as_bytes(),
+    )
+    .expect("head");
+    conn.write_all(&query).expect("body");
+    conn.shutdown(std::net::Shutdown::Write)
+        .expect("half-close");
+    conn.set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
+    let reply = read_reply(&mut conn)
+        .unwrap_or_else(|e| panic!("no reply after a half-close: {e}\n{}", server.log()));
+    assert_eq!(reply.status, 200, "{}", server.log());
+    let parsed = pki::tsp::parse_response(&reply.body).expect("DER reply");
+    assert_eq!(parsed.status, PkiStatus::Granted, "{parsed:?}");
 }

@@ -457,11 +457,11 @@ impl Config {
 
     /// The longest a stop after SIGTERM can take: the drain deadline, one second of slack for
     /// the connection tasks, the archive's bounded close (commit timeout, then one second for
-    /// its connections).
+    /// its connections), and one second for the runtime's blocking threads.
     pub fn stop_budget(&self) -> std::time::Duration {
         self.server.drain_timeout
             + std::time::Duration::from_millis(self.archive.commit_timeout_ms)
-            + std::time::Duration::from_secs(2)
+            + std::time::Duration::from_secs(3)
     }
 
     /// The default policy OID.

@@ -67,8 +67,8 @@ pub const MAX_CONNECTIONS: usize = 1 << 20;
 /// Default drain deadline after SIGTERM or Ctrl-C: in-flight requests get 10 s to finish,
 /// then whatever remains is aborted. A request needs milliseconds; 10 s leaves room for a
 /// slow archive commit. The whole stop then takes at most the drain deadline, one second of
-/// slack, the archive's commit timeout (5 s by default) and one second for its connections:
-/// 17 s by default, under [`SUPERVISOR_STOP_TIMEOUT`].
+/// slack, the archive's commit timeout (5 s by default), one second for its connections and
+/// one for the runtime's blocking threads: 18 s by default, under [`SUPERVISOR_STOP_TIMEOUT`].
 pub const DEFAULT_DRAIN_TIMEOUT_MS: u64 = 10_000;
 
 /// The shipped systemd unit's `TimeoutStopSec` (deploy/sigillum-tsa.service), after which the

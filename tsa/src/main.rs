@@ -133,7 +133,7 @@ fn serve(config: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<()> {
     if stop > tsa::limits::SUPERVISOR_STOP_TIMEOUT {
         tracing::warn!(
             ?stop,
-            "server.drain_timeout_ms + archive.commit_timeout_ms + 2 s exceeds the shipped systemd unit's TimeoutStopSec=30: raise TimeoutStopSec, or a slow stop is SIGKILLed"
+            "server.drain_timeout_ms + archive.commit_timeout_ms + 3 s exceeds the shipped systemd unit's TimeoutStopSec=30: raise TimeoutStopSec, or a slow stop is SIGKILLed"
         );
     }
     // Before the archive opens its files: the cap must leave them room.
@@ -141,7 +141,7 @@ fn serve(config: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
         let app = App::build(&cfg, ClockGuard::kernel()).await?;
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
@@ -167,5 +167,10 @@ fn serve(config: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<()> {
             .await;
         archive.close().await;
         Ok(())
-    })
+    });
+    // Dropping a runtime waits for its blocking threads, and a slow signer's thread (an HSM
+    // that hangs) may never return: give them a second, then exit anyway (counted in
+    // Config::stop_budget).
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    served
 }

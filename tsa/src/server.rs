@@ -10,9 +10,11 @@
 //!   within that time of the request's first byte, or the connection is closed; a body still
 //!   incomplete then is answered 408 with a DER rejection (`server/connection.rs` says why
 //!   hyper's own `header_read_timeout` cannot do this). For HTTPS the deadline runs from the
-//!   TCP accept, so the handshake counts against it.
+//!   TCP accept, so the handshake counts against it, and a fresh HTTPS connection must bring
+//!   its first request within it too (TLS connections opened ahead of use are cut after 5 s).
+//!   A pipelined request whose first bytes came with the previous one is timed from that reply.
 //! * **an idle timeout** (`server.idle_timeout_ms`, 30 s) for connections with no request in
-//!   progress, fresh ones included.
+//!   progress, fresh plain ones included.
 //! * **a connection cap** (`server.max_connections`, 1024) checked against `RLIMIT_NOFILE` at
 //!   start ([`connection_budget`]), shared by both listeners. Over the cap a plain connection
 //!   is accepted and answered at once `503`, `Retry-After: 1`, with a DER rejection
@@ -357,7 +359,11 @@ fn admit(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr, tls: Option<
         shed(shared, stream, peer, tls.is_some());
         return;
     };
-    if shared.shedding.swap(false, Ordering::Relaxed) {
+    // Logged once per episode, and only once a tenth of the cap is free again: at the cap,
+    // every freed slot would otherwise log twice (below again, cap reached).
+    if shared.permits.available_permits() >= shared.max_connections / 10
+        && shared.shedding.swap(false, Ordering::Relaxed)
+    {
         tracing::info!("below the connection cap again: accepting");
     }
     // Replies are small and sent whole: do not wait for Nagle.

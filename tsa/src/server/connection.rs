@@ -351,6 +351,10 @@ pub(crate) async fn serve<I>(
         // Our deadlines replace it (see the module docs); None also means no timer is needed.
         .header_read_timeout(None)
         .max_buf_size(crate::limits::MAX_CONNECTION_BUFFER)
+        // A client that sends its whole request and then half-closes (`shutdown(SHUT_WR)`,
+        // `nc -N`) still gets its reply: without this hyper reads during the handler, finds
+        // the end of file and cancels the handler (the token committed, the reply never sent).
+        .half_close(true)
         .keep_alive(true);
     let mut conn = builder.serve_connection(io, service);
     let mut hard_stop = *shutdown.borrow_and_update();
@@ -370,7 +374,13 @@ pub(crate) async fn serve<I>(
                         let io = conn.into_parts().io.into_inner().inner;
                         linger(io, hard_stop).await;
                     }
-                    Err(e) => tracing::debug!(%peer, error = %e, "connection ended with an error"),
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                        // hyper may have written its own error reply (400, 431): linger as after
+                        // any last reply, so that unread bytes do not reset it away.
+                        let io = conn.into_parts().io.into_inner().inner;
+                        linger(io, hard_stop).await;
+                    }
                 }
                 return;
             }
