@@ -381,27 +381,11 @@ fn the_shared_signer_info_verifier_checks_a_detached_id_data_signature() {
     use pki::report::{Outcome, SignatureReport};
     use pki::signer_check::{SignedKind, SignerInput, check_signer};
     let (dev, _) = issuer(DevKeyType::EcdsaP256);
-    let signer = RingSigner::from_pkcs8_der(&dev.tsa_key, RsaPadding::Pkcs1).expect("key");
-    let cert = SignerCert::from_der(dev.tsa_cert.clone()).expect("cert");
     let content = b"Statement of account, November 2026\r\n".to_vec();
-    let tbs = pki::cms::SignedDataBuilder::detached(
-        oid::ID_DATA,
-        HashAlg::Sha256.digest(&content),
-        pki::signer::Signer::algorithm(&signer),
-        &cert,
-    )
-    .expect("builder")
-    .signed_attribute(pki::cms::signing_time(1_790_000_000).expect("signingTime"))
-    .expect("signingTime")
-    .signed_attribute(pki::cms::signing_certificate_v2(&cert).expect("ESS"))
-    .expect("ESS")
-    .certificates([dev.tsa_cert.clone()])
-    .to_be_signed()
-    .expect("tbs");
-    let sig = pki::signer::Signer::sign(&signer, tbs.bytes()).expect("sign");
-    let signed = tbs.assemble(sig).expect("assemble");
+    let signing_time = pki::cms::signing_time(1_790_000_000).expect("signingTime");
+    let signed = detached_signature(&dev, &content, vec![signing_time]);
     let raw = pki::cms::RawSignedData::parse(&signed).expect("parse");
-    let view = pki::signer_info::SignerInfoView::parse(raw.signer_infos[0].full).expect("view");
+    let view = first_signer_info(&signed);
     let bag = raw.certificates().expect("certificates");
     const EMAIL: SignedKind = SignedKind {
         content_type: oid::ID_DATA,
@@ -459,11 +443,12 @@ fn the_shared_signer_info_verifier_checks_a_detached_id_data_signature() {
     assert_eq!(outcome(&as_token, "content-type"), Outcome::Failed);
 }
 
-/// A detached id-data SignedData over `content`, signed with the development TSA key.
-fn detached_signature(dev: &DevPki, content: &[u8]) -> Vec<u8> {
+/// A detached id-data SignedData over `content`, signed with the development TSA key, with
+/// signingCertificateV2 and the `extra` signed attributes.
+fn detached_signature(dev: &DevPki, content: &[u8], extra: Vec<pki::asn1::Attribute>) -> Vec<u8> {
     let signer = RingSigner::from_pkcs8_der(&dev.tsa_key, RsaPadding::Pkcs1).expect("key");
     let cert = SignerCert::from_der(dev.tsa_cert.clone()).expect("cert");
-    let tbs = pki::cms::SignedDataBuilder::detached(
+    let mut builder = pki::cms::SignedDataBuilder::detached(
         oid::ID_DATA,
         HashAlg::Sha256.digest(content),
         pki::signer::Signer::algorithm(&signer),
@@ -471,10 +456,14 @@ fn detached_signature(dev: &DevPki, content: &[u8]) -> Vec<u8> {
     )
     .expect("builder")
     .signed_attribute(pki::cms::signing_certificate_v2(&cert).expect("ESS"))
-    .expect("ESS")
-    .certificates([dev.tsa_cert.clone()])
-    .to_be_signed()
-    .expect("tbs");
+    .expect("ESS");
+    for attr in extra {
+        builder = builder.signed_attribute(attr).expect("extra attribute");
+    }
+    let tbs = builder
+        .certificates([dev.tsa_cert.clone()])
+        .to_be_signed()
+        .expect("tbs");
     let sig = pki::signer::Signer::sign(&signer, tbs.bytes()).expect("sign");
     tbs.assemble(sig).expect("assemble")
 }
@@ -495,7 +484,7 @@ fn a_signature_timestamp_is_verified_by_the_token_verifier_and_nested() {
         trust: vec![dev.root_cert.clone()],
         ..Default::default()
     };
-    let signed = detached_signature(&dev, b"statement 1");
+    let signed = detached_signature(&dev, b"statement 1", Vec::new());
     let value = pki::cms::signature_value(&signed, 0).expect("value");
     let token = ParsedToken::parse(&issue(&issuer, &value, HashAlg::Sha256, true)).expect("token");
     let stamped = pki::cms::add_signature_timestamp(&signed, 0, &token).expect("attach");
@@ -519,7 +508,7 @@ fn a_signature_timestamp_is_verified_by_the_token_verifier_and_nested() {
     assert!(nested.verified, "{:#?}", nested.checks);
 
     // The same token moved onto another message's signature.
-    let other = detached_signature(&dev, b"statement 2");
+    let other = detached_signature(&dev, b"statement 2", Vec::new());
     let moved = pki::cms::add_signature_timestamp(&other, 0, &token).expect("attach");
     let (proven, c, r) = check(&moved);
     assert_eq!(c.outcome, Outcome::Failed, "{c:?}");

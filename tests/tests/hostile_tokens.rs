@@ -59,6 +59,16 @@ fn stamp_within_60s(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
     }
 }
 
+/// `stamp verify data.txt --trust root.pem -v` on a token over other data: it must say NOT
+/// VERIFIED on its first line, whatever the token's text tries.
+fn verify_other_data(dir: &Path, chain: &Chain) -> sigillum_tests::Run {
+    setup(dir, chain, &chain.token(b"other data").expect("token"));
+    let run = stamp(dir, &["verify", "data.txt", "--trust", "root.pem", "-v"]);
+    run.assert_code(1);
+    assert!(run.stdout.starts_with("data.txt: NOT VERIFIED\n"), "{run}");
+    run
+}
+
 fn setup(dir: &Path, chain: &Chain, token: &[u8]) {
     write_file(dir, "data.txt", DATA);
     write_file(dir, "data.txt.tsr", token);
@@ -114,17 +124,7 @@ fn a_tsa_name_with_terminal_escapes_renders_escaped_and_json_stays_exact() {
     chain.issuer = chain.issuer.with_tsa_name(GeneralName::DnsName(
         der::asn1::Ia5String::new(EVIL).expect("IA5 admits control characters"),
     ));
-    setup(
-        dir.path(),
-        &chain,
-        &chain.token(b"other data").expect("token"),
-    );
-    let run = stamp(
-        dir.path(),
-        &["verify", "data.txt", "--trust", "root.pem", "-v"],
-    );
-    run.assert_code(1);
-    assert!(run.stdout.starts_with("data.txt: NOT VERIFIED\n"), "{run}");
+    let run = verify_other_data(dir.path(), &chain);
     assert_inert(&run.stdout);
     for prefix in ["  TSA name ", "    [warn] tsa-name"] {
         assert!(
@@ -158,17 +158,7 @@ fn a_subject_dn_with_terminal_escapes_renders_inert() {
         ..Default::default()
     })
     .expect("chain");
-    setup(
-        dir.path(),
-        &chain,
-        &chain.token(b"other data").expect("token"),
-    );
-    let run = stamp(
-        dir.path(),
-        &["verify", "data.txt", "--trust", "root.pem", "-v"],
-    );
-    run.assert_code(1);
-    assert!(run.stdout.starts_with("data.txt: NOT VERIFIED\n"), "{run}");
+    let run = verify_other_data(dir.path(), &chain);
     assert!(
         !run.stdout.contains('\u{1b}') && !run.stdout.contains('\r'),
         "{run}"
