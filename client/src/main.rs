@@ -4,8 +4,10 @@ use anyhow::{Context, anyhow};
 use clap::{Parser, Subcommand};
 use pki::HashAlg;
 use pki::report::{Kind, Report};
+use pki::smime::{CheckTime, EmailVerifyOptions};
 use pki::token::{ParsedToken, VerifyOptions};
 use stamp::escape::escape;
+use stamp::files::write_atomically;
 use stamp::tsa_client::{StampError, TsaClient};
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
@@ -39,14 +41,29 @@ enum Command {
     /// Timestamp files: writes FILE.tsr (the authority's whole reply) beside each file, after
     /// checking it (nonce, imprint, signature, certificate).
     File(FileArgs),
-    /// Verify files against their timestamp tokens (FILE.tsr beside each, or --token).
+    /// Sign and timestamp emails (S/MIME).
+    #[command(subcommand)]
+    Email(EmailCommand),
+    /// Verify files against their timestamp tokens (FILE.tsr beside each, or --token), and
+    /// signed emails (detected from their content).
     Verify {
-        /// Data files (or, with --token, the one file it covers).
+        /// Data files (or, with --token, the one file it covers), or signed messages.
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// Trust anchors (PEM bundle or DER): the roots whose tokens you accept.
+        /// Trust anchors (PEM bundle or DER): the roots whose tokens and signers you accept.
         #[arg(long, value_name = "FILE")]
         trust: Vec<PathBuf>,
+        /// Trust anchors for the TSAs of signature timestamps (default: those of --trust).
+        #[arg(long, value_name = "FILE")]
+        tsa_trust: Vec<PathBuf>,
+        /// Check signers' certificates at this moment instead of the proven time: an RFC 3339
+        /// time, or `claimed` (the signature's signingTime). Reported as unproven.
+        #[arg(long, value_name = "TIME|claimed")]
+        at: Option<String>,
+        /// Flag a gap larger than this between the proven time, the claimed signingTime and
+        /// the Date header, seconds.
+        #[arg(long, value_name = "SECONDS", default_value_t = pki::smime::verify::DEFAULT_MAX_TIME_GAP_SECS)]
+        max_time_gap: i64,
         /// The token (.tsr: a TimeStampResp or a bare token, DER or BER).
         #[arg(long, value_name = "FILE")]
         token: Option<PathBuf>,
@@ -75,15 +92,30 @@ fn main() -> ExitCode {
     let opts = Opts::parse();
     let result = match opts.command {
         Command::File(args) => cmd_file(args),
+        Command::Email(EmailCommand::Sign(args)) => cmd_email_sign(args),
         Command::Verify {
             files,
             trust,
+            tsa_trust,
+            at,
+            max_time_gap,
             token,
             certs,
             json,
             verbose,
             strict,
-        } => cmd_verify(&files, &trust, token, &certs, json, verbose, strict),
+        } => cmd_verify(VerifyArgs {
+            files,
+            trust,
+            tsa_trust,
+            at,
+            max_time_gap,
+            token,
+            certs,
+            json,
+            verbose,
+            strict,
+        }),
         Command::Inspect { file } => cmd_inspect(&file),
     };
     match result {
@@ -124,6 +156,244 @@ fn hint(e: &anyhow::Error) -> Option<String> {
         }
     }
     None
+}
+
+/// `stamp email` subcommands.
+#[derive(Subcommand, Debug)]
+enum EmailCommand {
+    /// Sign and timestamp a message (S/MIME, RFC 8551), or many: a directory or an mbox.
+    ///
+    /// The output is multipart/signed (or, with --opaque, application/pkcs7-mime signed-data)
+    /// whose SignerInfo carries a token from the TSA over its signature value. Verify it with
+    /// `stamp verify OUT.eml --trust ROOT.pem`.
+    Sign(EmailSignArgs),
+}
+
+/// `stamp email sign` arguments.
+#[derive(clap::Args, Debug)]
+struct EmailSignArgs {
+    /// The message to sign (RFC 5322, CRLF or LF line ends).
+    #[arg(required_unless_present_any = ["in_dir", "mbox"], conflicts_with_all = ["in_dir", "mbox"])]
+    input: Option<PathBuf>,
+    /// Where to write the signed message (`-` for standard output).
+    #[arg(short = 'o', long = "output", value_name = "OUT.eml", required_unless_present_any = ["in_dir", "mbox"])]
+    output: Option<PathBuf>,
+    /// Sign every file in DIR (not recursive) into --out-dir, same names.
+    #[arg(
+        long,
+        value_name = "DIR",
+        requires = "out_dir",
+        conflicts_with = "mbox"
+    )]
+    in_dir: Option<PathBuf>,
+    /// Where --in-dir writes; a message whose output exists is skipped.
+    #[arg(long, value_name = "DIR")]
+    out_dir: Option<PathBuf>,
+    /// Sign every message of an mbox file into --out-mbox.
+    #[arg(long, value_name = "IN", requires = "out_mbox")]
+    mbox: Option<PathBuf>,
+    /// Where --mbox writes; messages already in it (by Message-ID) are skipped.
+    #[arg(long, value_name = "OUT")]
+    out_mbox: Option<PathBuf>,
+    /// The signing key: PKCS#8 (PEM or DER) or PKCS#12 (.p12, .pfx).
+    #[arg(long, value_name = "KEY")]
+    key: PathBuf,
+    /// The signer's certificate (PEM or DER); optional with a PKCS#12 key that holds it.
+    #[arg(long, value_name = "CERT")]
+    cert: Option<PathBuf>,
+    /// Intermediate certificates to include (PEM).
+    #[arg(long, value_name = "FILE")]
+    chain: Option<PathBuf>,
+    /// A file whose first line is the PKCS#12 password (otherwise it is prompted for).
+    #[arg(long, value_name = "FILE")]
+    pass_file: Option<PathBuf>,
+    /// The authority's URL.
+    #[arg(long, env = "STAMP_TSA", default_value = "http://127.0.0.1:3161/")]
+    tsa: String,
+    /// Check the TSA's chain against this trust anchor (PEM) before embedding a token.
+    #[arg(long, value_name = "FILE")]
+    tsa_trust: Option<PathBuf>,
+    /// Sign without a timestamp (verifiers then report the time as not proven).
+    #[arg(long)]
+    no_timestamp: bool,
+    /// application/pkcs7-mime signed-data instead of multipart/signed (only S/MIME clients
+    /// can show it).
+    #[arg(long)]
+    opaque: bool,
+    /// Workers for --in-dir and --mbox (default: 4 per core).
+    #[arg(long, value_name = "N")]
+    jobs: Option<usize>,
+    /// Seconds to wait for each TSA reply.
+    #[arg(long, default_value_t = 30)]
+    timeout: u64,
+    /// Overwrite an existing output (single message).
+    #[arg(long)]
+    force: bool,
+    /// Print the summary (bulk) or the result (single message) as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn cmd_email_sign(a: EmailSignArgs) -> anyhow::Result<Exit> {
+    let signer = load_email_signer(&a)?;
+    let jobs = a
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(4, |n| n.get() * 4));
+    if let (Some(dir), Some(out_dir)) = (&a.in_dir, &a.out_dir) {
+        std::fs::create_dir_all(out_dir)
+            .with_context(|| format!("cannot create {}", out_dir.display()))?;
+        let pairs: Vec<(PathBuf, PathBuf)> = stamp::files::files_in(dir)?
+            .into_iter()
+            .filter_map(|p| {
+                let out = out_dir.join(p.file_name()?);
+                Some((p, out))
+            })
+            .collect();
+        let bar = progress(pairs.len());
+        let summary = stamp::email::sign_files(&signer, &pairs, jobs, bar.as_ref());
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+        return print_summary(&summary, a.json, true);
+    }
+    if let (Some(mbox), Some(out)) = (&a.mbox, &a.out_mbox) {
+        let summary = stamp::email::sign_mbox(&signer, mbox, out, jobs, progress)?;
+        return print_summary(&summary, a.json, false);
+    }
+    let (Some(input), Some(output)) = (&a.input, &a.output) else {
+        return Err(anyhow!(
+            "name a message and -o OUT.eml, or --in-dir/--out-dir, or --mbox/--out-mbox"
+        ));
+    };
+    let to_stdout = output.as_os_str() == "-";
+    if !to_stdout && output.exists() && !a.force {
+        return Err(anyhow!(
+            "{} exists; pass --force to overwrite it",
+            output.display()
+        ));
+    }
+    let bytes = std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
+    let signed = signer
+        .sign(&bytes)
+        .with_context(|| format!("cannot sign {}", input.display()))?;
+    if to_stdout {
+        use std::io::Write;
+        std::io::stdout()
+            .write_all(&signed.bytes)
+            .context("cannot write to standard output")?;
+        return Ok(Exit::Verified);
+    }
+    write_atomically(output, &signed.bytes)?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "input": input.display().to_string(),
+                "output": output.display().to_string(),
+                "timestamp": signed.timestamp,
+            }))?
+        );
+    } else {
+        let time = signed
+            .timestamp
+            .as_ref()
+            .map(|t| format!("timestamped {} (serial 0x{})", t.gen_time, t.serial_hex))
+            .unwrap_or_else(|| "no timestamp".into());
+        println!(
+            "{}",
+            escape(&format!(
+                "{} -> {} ({time})",
+                input.display(),
+                output.display()
+            ))
+        );
+    }
+    Ok(Exit::Verified)
+}
+
+fn print_summary(s: &stamp::email::Summary, json: bool, named: bool) -> anyhow::Result<Exit> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(s)?);
+    } else {
+        if !named || !std::io::stderr().is_terminal() {
+            for f in &s.failed {
+                eprintln!("stamp: {}", escape(&format!("{}: {}", f.message, f.error)));
+            }
+        }
+        println!("{}", s.line());
+    }
+    Ok(if s.failed.is_empty() {
+        Exit::Verified
+    } else {
+        Exit::NotVerified
+    })
+}
+
+/// Loads the key (PKCS#8 or PKCS#12, through pki's one key loader), the certificate and the
+/// chain, and sets up the TSA client.
+fn load_email_signer(a: &EmailSignArgs) -> anyhow::Result<stamp::email::EmailSigner> {
+    let key_bytes =
+        std::fs::read(&a.key).with_context(|| format!("cannot read {}", a.key.display()))?;
+    let key_path = a.key.clone();
+    let pass_file = a.pass_file.clone();
+    let mut password = move || -> std::io::Result<zeroize::Zeroizing<String>> {
+        match &pass_file {
+            Some(p) => {
+                let text = zeroize::Zeroizing::new(std::fs::read_to_string(p)?);
+                Ok(zeroize::Zeroizing::new(
+                    text.lines().next().unwrap_or("").to_owned(),
+                ))
+            }
+            None => rpassword::prompt_password(format!("password for {}: ", key_path.display()))
+                .map(zeroize::Zeroizing::new),
+        }
+    };
+    let loaded =
+        pki::keyfile::load_signing_key(&key_bytes, pki::signer::RsaPadding::Pkcs1, &mut password)
+            .with_context(|| format!("cannot load the key {}", a.key.display()))?;
+    let mut chain = loaded.chain;
+    let cert_der = match (&a.cert, loaded.certificate) {
+        (Some(path), _) => {
+            let mut certs = load_certs(path)?.into_iter();
+            let first = certs
+                .next()
+                .ok_or_else(|| anyhow!("no certificate in {}", path.display()))?;
+            chain.extend(certs);
+            first
+        }
+        (None, Some(c)) => c,
+        (None, None) => {
+            return Err(anyhow!(
+                "no certificate: pass --cert CERT (the key file holds none)"
+            ));
+        }
+    };
+    if let Some(c) = &a.chain {
+        chain.extend(load_certs(c)?);
+    }
+    let cert = pki::cms::SignerCert::from_der(cert_der).context("the certificate is malformed")?;
+    if !cert.matches(&loaded.signer) {
+        return Err(anyhow!(
+            "the certificate does not belong to the key {}",
+            a.key.display()
+        ));
+    }
+    let tsa = if a.no_timestamp {
+        None
+    } else {
+        let mut client = TsaClient::new(&a.tsa, Duration::from_secs(a.timeout));
+        if let Some(t) = &a.tsa_trust {
+            client.trust = load_certs(t)?;
+        }
+        Some(client)
+    };
+    Ok(stamp::email::EmailSigner {
+        signer: Box::new(loaded.signer),
+        cert,
+        chain,
+        tsa,
+        opaque: a.opaque,
+    })
 }
 
 /// `stamp file` arguments.
@@ -275,14 +545,6 @@ fn tsr_path(file: &Path, out: Option<&Path>) -> anyhow::Result<PathBuf> {
     })
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let mut tmp = path.as_os_str().to_os_string();
-    tmp.push(".part");
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
-}
-
 /// Hashes a file in 64 KiB reads, so that size does not matter.
 fn hash_file(path: &Path, alg: HashAlg) -> anyhow::Result<Vec<u8>> {
     let mut f =
@@ -307,44 +569,69 @@ fn load_certs(path: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
         .with_context(|| format!("no usable certificate in {}", path.display()))
 }
 
-fn cmd_verify(
-    files: &[PathBuf],
-    trust: &[PathBuf],
+/// `stamp verify` arguments.
+struct VerifyArgs {
+    files: Vec<PathBuf>,
+    trust: Vec<PathBuf>,
+    tsa_trust: Vec<PathBuf>,
+    at: Option<String>,
+    max_time_gap: i64,
     token: Option<PathBuf>,
-    certs: &[PathBuf],
+    certs: Vec<PathBuf>,
     json: bool,
     verbose: bool,
     strict: bool,
-) -> anyhow::Result<Exit> {
-    if trust.is_empty() {
+}
+
+fn cmd_verify(a: VerifyArgs) -> anyhow::Result<Exit> {
+    if a.trust.is_empty() {
         return Err(anyhow!(
             "no trust anchor: pass --trust ROOT.pem (for a Sigillum development authority: --trust tsa-data/root.pem)"
         ));
     }
-    if token.is_some() && files.len() > 1 {
+    if a.token.is_some() && a.files.len() > 1 {
         return Err(anyhow!(
             "--token names the token of one file; got {} files",
-            files.len()
+            a.files.len()
         ));
     }
     let mut opts = VerifyOptions {
-        strict,
+        strict: a.strict,
         ..VerifyOptions::default()
     };
-    for t in trust {
+    for t in &a.trust {
         opts.trust.extend(load_certs(t)?);
     }
-    for c in certs {
+    for c in &a.certs {
         opts.extra_certs.extend(load_certs(c)?);
     }
+    let mut email = EmailVerifyOptions {
+        trust: opts.trust.clone(),
+        extra_certs: opts.extra_certs.clone(),
+        max_time_gap: a.max_time_gap,
+        strict: a.strict,
+        ..EmailVerifyOptions::default()
+    };
+    if !a.tsa_trust.is_empty() {
+        let mut anchors = Vec::new();
+        for t in &a.tsa_trust {
+            anchors.extend(load_certs(t)?);
+        }
+        email.tsa_trust = Some(anchors);
+    }
+    email.check_time = match a.at.as_deref() {
+        None => CheckTime::Proven,
+        Some("claimed") => CheckTime::Claimed,
+        Some(t) => CheckTime::At(parse_rfc3339(t)?),
+    };
     let mut reports = Vec::new();
-    let bar = if json { None } else { progress(files.len()) };
-    for file in files {
-        let tsr = match &token {
-            Some(t) => t.clone(),
-            None => tsr_path(file, None)?,
-        };
-        reports.push(verify_one(file, &tsr, &opts)?);
+    let bar = if a.json {
+        None
+    } else {
+        progress(a.files.len())
+    };
+    for file in &a.files {
+        reports.push(verify_any(file, a.token.as_deref(), &opts, &email)?);
         if let Some(b) = &bar {
             b.inc(1);
         }
@@ -352,7 +639,7 @@ fn cmd_verify(
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    if json {
+    if a.json {
         let text = if reports.len() == 1 {
             serde_json::to_string_pretty(&reports[0])?
         } else {
@@ -361,7 +648,7 @@ fn cmd_verify(
         println!("{text}");
     } else {
         for r in &reports {
-            print!("{}", stamp::render::report(r, verbose));
+            print!("{}", stamp::render::report(r, a.verbose));
         }
     }
     Ok(if reports.iter().all(|r| r.verified) {
@@ -369,6 +656,41 @@ fn cmd_verify(
     } else {
         Exit::NotVerified
     })
+}
+
+fn parse_rfc3339(t: &str) -> anyhow::Result<i64> {
+    let at = time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+        .with_context(|| {
+            format!("--at {t:?} is neither an RFC 3339 time (2026-12-03T10:00:00Z) nor `claimed`")
+        })?;
+    Ok(at.unix_timestamp())
+}
+
+/// Verifies one input: a file with its token (given, or FILE.tsr beside it), or a signed
+/// message, told apart by content when no token is given or found.
+fn verify_any(
+    file: &Path,
+    token: Option<&Path>,
+    opts: &VerifyOptions,
+    email: &EmailVerifyOptions,
+) -> anyhow::Result<Report> {
+    if let Some(t) = token {
+        return verify_one(file, t, opts);
+    }
+    let tsr = tsr_path(file, None)?;
+    if tsr.exists() {
+        return verify_one(file, &tsr, opts);
+    }
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    if pki::smime::looks_like_message(&bytes) {
+        return Ok(pki::smime::verify_message(
+            &file.display().to_string(),
+            &bytes,
+            email,
+        ));
+    }
+    // Neither: say what was looked for.
+    verify_one(file, &tsr, opts)
 }
 
 /// Verifies one file against one token. Unreadable files are I/O errors (exit 2); a token that

@@ -2,7 +2,7 @@
 //! [`crate::escape::escape`]: the values come from untrusted tokens.
 
 use crate::escape::escape;
-use pki::report::{Outcome, Report, SignatureReport};
+use pki::report::{Outcome, Report, SignatureReport, TimeBasis};
 use pki::token::ParsedToken;
 
 /// Writes one line of human output: the whole formatted line is escaped (our own templates hold
@@ -71,6 +71,28 @@ fn signature(out: &mut String, s: &SignatureReport, all_checks: bool) {
             signer.not_before,
             signer.not_after
         );
+    }
+    if !s.signer_addresses.is_empty() {
+        put!(out, "  addresses  {}", s.signer_addresses.join(", "));
+    }
+    if let Some(t) = &s.times {
+        if let Some(p) = &t.proven {
+            put!(out, "  proven     {p} (signature timestamp)");
+        }
+        if let Some(c) = &t.claimed {
+            put!(out, "  claimed    {c} (signingTime, unproven)");
+        }
+        if let Some(d) = &t.date_header {
+            put!(out, "  Date       {d} (header, unsigned)");
+        }
+        let basis = match t.checked_at_basis {
+            TimeBasis::Proven => "the proven time",
+            TimeBasis::Now => "the current time: no proven time",
+            TimeBasis::Given => "given with --at: not proven",
+            TimeBasis::Claimed => "the claimed signingTime: not proven",
+            _ => "",
+        };
+        put!(out, "  checked at {} ({basis})", t.checked_at);
     }
     for (i, c) in s.chain.iter().enumerate() {
         let label = if i == 0 {

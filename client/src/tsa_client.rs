@@ -214,3 +214,16 @@ fn random_nonce() -> Result<[u8; 8], StampError> {
         .map_err(|_| StampError::Randomness)?;
     Ok(n)
 }
+
+/// The email and PDF signers obtain their signature timestamps through this.
+impl pki::timestamper::Timestamper for TsaClient {
+    fn timestamp(
+        &self,
+        hash: HashAlg,
+        digest: &[u8],
+    ) -> Result<ParsedToken, pki::timestamper::TimestampError> {
+        self.stamp(hash, digest)
+            .map(|s| s.token)
+            .map_err(|e| Box::new(e) as pki::timestamper::TimestampError)
+    }
+}

@@ -289,6 +289,23 @@ pub struct QcStatement {
     pub statement_info: Option<Any>,
 }
 
+/// SMIMECapability (RFC 8551 §2.5.2): one algorithm the signer can decrypt or verify with.
+///
+/// ```text
+/// SMIMECapability ::= SEQUENCE {
+///     capabilityID OBJECT IDENTIFIER,
+///     parameters ANY DEFINED BY capabilityID OPTIONAL }
+/// SMIMECapabilities ::= SEQUENCE OF SMIMECapability
+/// ```
+#[derive(Clone, Debug, Eq, PartialEq, Sequence)]
+pub struct SmimeCapability {
+    /// The algorithm.
+    pub capability_id: der::asn1::ObjectIdentifier,
+    /// Its parameters, when it has any.
+    #[asn1(optional = "true")]
+    pub parameters: Option<Any>,
+}
+
 /// An Attribute whose values we keep as raw `Any` (RFC 5652 §5.3), re-exported for callers.
 pub type Attribute = x509_cert::attr::Attribute;
 

@@ -42,6 +42,17 @@ impl SignerCert {
         Ok(SignerCert { der, cert })
     }
 
+    /// Whether this certificate's public key is `signer`'s: the one key/certificate match
+    /// check, for the authority, the email and PDF signers and the key loader.
+    pub fn matches(&self, signer: &dyn crate::signer::Signer) -> bool {
+        self.cert
+            .tbs_certificate
+            .subject_public_key_info
+            .subject_public_key
+            .raw_bytes()
+            == signer.public_key()
+    }
+
     /// issuerAndSerialNumber identifying this certificate (RFC 5652 §5.3).
     pub fn signer_identifier(&self) -> SignerIdentifier {
         SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {

@@ -40,12 +40,25 @@ pub enum Error {
     /// A private key cannot be loaded or used.
     #[error("key error: {0}")]
     Key(String),
+    /// A password-protected key file did not open: its MAC did not verify, or its contents did
+    /// not decrypt. A wrong password and a damaged file cannot be told apart.
+    #[error("wrong password or corrupted {what}")]
+    WrongPassword {
+        /// What was being opened ("PKCS#12 file", "encrypted private key").
+        what: &'static str,
+    },
+    /// The password for a key file could not be read (no terminal, closed input, ...).
+    #[error("cannot read the password")]
+    Password(#[source] std::io::Error),
     /// A certificate cannot be used for the job.
     #[error("certificate error: {0}")]
     Certificate(String),
     /// The signer failed (an HSM session dropped, a remote signer timed out, ...).
     #[error("signing failed: {0}")]
     Signing(String),
+    /// No signature timestamp could be had from the timestamper (HTTP, the authority's reply).
+    #[error("cannot obtain a signature timestamp")]
+    Timestamp(#[source] crate::timestamper::TimestampError),
     /// Encoding our own structures failed: a bug or a misuse of the `der` API.
     #[error("internal encoding error")]
     Encode(#[source] der::Error),

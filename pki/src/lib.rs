@@ -2,6 +2,7 @@
 //! the network or a database.
 //!
 //! * [`signer`]: the [`signer::Signer`] trait and the ring backend (PKCS#8 key files).
+//! * [`keyfile`]: the one key loader: PKCS#8 (PEM or DER, clear or encrypted) or PKCS#12.
 //! * [`cms`]: CMS SignedData in three steps (build, sign, assemble), detached or
 //!   encapsulated, and adding a timestamp token as an unsigned attribute.
 //! * [`tsp`]: RFC 3161 requests, responses and token issuing.
@@ -10,6 +11,9 @@
 //! * [`token`]: verification of tokens from any authority; [`verify`]: the signature and
 //!   certificate-path checks under every verifier.
 //! * [`report`]: the one report type every verifier fills.
+//! * [`smime`]: S/MIME signing (multipart/signed, opaque) with signature timestamps, and the
+//!   email verifier (layers, From binding, partial-signing and ambiguity checks).
+//! * [`timestamper`]: the trait through which email and PDF signers obtain tokens.
 //! * [`signer_info`], [`cert_raw`], [`path`]: raw views of SignerInfo and certificates, and
 //!   the choice of signer and path candidates from an untrusted certificate bag.
 //! * [`limits`]: every limit on untrusted input, and the SET guard run before `der` decodes.
@@ -28,6 +32,7 @@ pub mod error;
 pub mod gentime;
 #[cfg(feature = "hostile")]
 pub mod hostile;
+pub mod keyfile;
 pub mod limits;
 pub mod oid;
 pub mod path;
@@ -36,6 +41,8 @@ pub mod report;
 pub mod signer;
 pub mod signer_check;
 pub mod signer_info;
+pub mod smime;
+pub mod timestamper;
 pub mod token;
 pub mod tsp;
 pub mod verify;

@@ -28,6 +28,22 @@ pub const ID_AA_SIGNATURE_TIME_STAMP_TOKEN: Oid = Oid::new_unwrap("1.2.840.11354
 pub const ID_KP_TIME_STAMPING: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.3.8");
 /// DER value bytes of id-kp-timeStamping, as rustls-webpki wants them.
 pub const ID_KP_TIME_STAMPING_BYTES: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x08];
+/// id-kp-emailProtection (RFC 5280 §4.2.1.12): S/MIME signing and encryption certificates.
+pub const ID_KP_EMAIL_PROTECTION: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.3.4");
+/// DER value bytes of id-kp-emailProtection, as rustls-webpki wants them.
+pub const ID_KP_EMAIL_PROTECTION_BYTES: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x04];
+/// pkcs-9 emailAddress (RFC 2985 §5.2.1): the legacy place of an address in a subject DN.
+pub const PKCS9_EMAIL_ADDRESS: Oid = Oid::new_unwrap("1.2.840.113549.1.9.1");
+/// smimeCapabilities signed attribute (RFC 8551 §2.5.2).
+pub const PKCS9_SMIME_CAPABILITIES: Oid = Oid::new_unwrap("1.2.840.113549.1.9.15");
+/// id-aes256-GCM (RFC 5084), advertised in smimeCapabilities.
+pub const AES256_GCM: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.1.46");
+/// id-aes128-GCM (RFC 5084), advertised in smimeCapabilities.
+pub const AES128_GCM: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.1.6");
+/// id-aes256-CBC (RFC 3565), advertised in smimeCapabilities.
+pub const AES256_CBC: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.1.42");
+/// id-aes128-CBC (RFC 3565), advertised in smimeCapabilities.
+pub const AES128_CBC: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.1.2");
 /// id-ce-extKeyUsage (RFC 5280 §4.2.1.12).
 pub const ID_CE_EXT_KEY_USAGE: Oid = Oid::new_unwrap("2.5.29.37");
 /// id-ce-keyUsage (RFC 5280 §4.2.1.3).
@@ -145,6 +161,8 @@ pub fn display_name(oid: &Oid) -> String {
             "signingCertificateV2 (ESSCertIDv2)",
         ),
         (ID_AA_SIGNATURE_TIME_STAMP_TOKEN, "signatureTimeStampToken"),
+        (PKCS9_SMIME_CAPABILITIES, "smimeCapabilities"),
+        (ID_KP_EMAIL_PROTECTION, "emailProtection"),
     ];
     known
         .iter()

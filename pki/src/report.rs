@@ -90,6 +90,36 @@ pub struct TimestampInfo {
     pub tsa_name: Option<String>,
 }
 
+/// Which moment a signer's certificate path was checked at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum TimeBasis {
+    /// The time a verified signature timestamp proves.
+    Proven,
+    /// The verifier's clock: no proven time.
+    Now,
+    /// A time the user gave (`--at TIME`): not proven.
+    Given,
+    /// The signer's own signingTime (`--at claimed`): not proven.
+    Claimed,
+}
+
+/// The times an email or PDF signature names, side by side (RFC 3339, UTC).
+#[derive(Clone, Debug, Serialize)]
+pub struct SigningTimes {
+    /// What a verified signature timestamp proves.
+    pub proven: Option<String>,
+    /// The signingTime signed attribute: what the signer claims.
+    pub claimed: Option<String>,
+    /// The message's Date header: what the sender's software wrote, unsigned.
+    pub date_header: Option<String>,
+    /// When the certificate path was checked.
+    pub checked_at: String,
+    /// Why that moment.
+    pub checked_at_basis: TimeBasis,
+}
+
 /// One signature (a token's, or one SignerInfo of an email or PDF).
 #[derive(Clone, Debug, Serialize)]
 pub struct SignatureReport {
@@ -109,6 +139,12 @@ pub struct SignatureReport {
     /// Appendix A), made by the token verifier; `None` for a token itself or a signature
     /// without one.
     pub signature_timestamp: Option<Box<SignatureReport>>,
+    /// For email and PDF signatures: the proven, claimed and header times, and the moment the
+    /// path was checked at.
+    pub times: Option<SigningTimes>,
+    /// For email signatures: the addresses the signer's certificate binds (rfc822Name
+    /// subjectAltNames, emailAddress in the subject).
+    pub signer_addresses: Vec<String>,
     /// Every check made, in order.
     pub checks: Vec<Check>,
 }
@@ -124,6 +160,8 @@ impl SignatureReport {
             chain: Vec::new(),
             timestamp: None,
             signature_timestamp: None,
+            times: None,
+            signer_addresses: Vec::new(),
             checks: Vec::new(),
         }
     }
@@ -191,6 +229,12 @@ impl Report {
             signatures,
             errors: Vec::new(),
         }
+    }
+
+    /// Records a problem with the input as a whole; the report is then not verified.
+    pub fn add_error(&mut self, error: impl Into<String>) {
+        self.errors.push(error.into());
+        self.verified = false;
     }
 
     /// A report for an input that could not be examined.

@@ -252,8 +252,7 @@ impl TokenIssuer {
         accuracy: Option<crate::asn1::Accuracy>,
         include_tsa_name: bool,
     ) -> Result<TokenIssuer> {
-        let spki = &cert.cert.tbs_certificate.subject_public_key_info;
-        if spki.subject_public_key.raw_bytes() != signer.public_key() {
+        if !cert.matches(signer.as_ref()) {
             return Err(Error::Certificate(
                 "the TSA certificate does not match the signing key".into(),
             ));

@@ -32,9 +32,29 @@ pub fn verify_signature(
 ) -> Result<String, String> {
     let (alg, name) = ring_algorithm(spki, signature_algorithm, digest_alg)?;
     let key = sig::UnparsedPublicKey::new(alg, spki.subject_public_key.raw_bytes());
+    // ring's Unspecified error says nothing more; a short RSA key is the one cause worth naming.
     key.verify(message, signature)
-        .map_err(|_| format!("the {name} signature does not verify"))?;
+        .map_err(|_| match rsa_modulus_bits(spki) {
+            Some(bits) if bits < 2048 => format!(
+                "the signer's RSA key has {bits} bits: fewer than 2048 are too weak and not \
+                 accepted"
+            ),
+            _ => format!("the {name} signature does not verify"),
+        })?;
     Ok(name)
+}
+
+/// The modulus size of an RSA public key, in bits.
+fn rsa_modulus_bits(spki: &SubjectPublicKeyInfoOwned) -> Option<usize> {
+    if spki.algorithm.oid != oid::RSA_ENCRYPTION {
+        return None;
+    }
+    let key =
+        crate::raw::RawTlv::parse(spki.subject_public_key.raw_bytes(), "RSAPublicKey").ok()?;
+    let n = key.children("RSAPublicKey").ok()?.into_iter().next()?;
+    let digits = n.value.iter().skip_while(|b| **b == 0).count();
+    let top = n.value.iter().find(|b| **b != 0)?;
+    Some(digits * 8 - top.leading_zeros() as usize)
 }
 
 fn ring_algorithm(

@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod der;
+pub mod mail;
 pub mod openssl_ca;
 
 /// How long a server may take to answer `/healthz` after it was spawned.

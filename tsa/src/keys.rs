@@ -221,14 +221,7 @@ pub fn load_identity(cfg: &Config) -> Result<Identity, KeyError> {
             detail: format!("not usable as a TSA certificate: {}", problems.join("; ")),
         });
     }
-    if cert
-        .cert
-        .tbs_certificate
-        .subject_public_key_info
-        .subject_public_key
-        .raw_bytes()
-        != signer.public_key()
-    {
+    if !cert.matches(&signer) {
         return Err(KeyError::Unusable {
             path: cert_path,
             detail: format!(

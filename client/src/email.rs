@@ -1,0 +1,258 @@
+//! `stamp email sign`: one message, a directory of messages, or an mbox, signed and
+//! timestamped by a bounded pool of workers sharing one keep-alive TSA client.
+//!
+//! Each message stands alone: a failure names the message and its cause and touches no other
+//! output; every output is written atomically (temporary file, fsync, rename); a message whose
+//! output already exists is skipped, so a rerun after a crash or a failed batch does only what
+//! is left.
+
+use crate::files::write_atomically;
+use crate::tsa_client::TsaClient;
+use pki::cms::SignerCert;
+use pki::signer::Signer;
+use pki::smime::{SignOptions, SignedMessage, sign_message};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Everything needed to sign one message, shared by the workers.
+pub struct EmailSigner {
+    /// The key.
+    pub signer: Box<dyn Signer>,
+    /// Its certificate.
+    pub cert: SignerCert,
+    /// Intermediates to include.
+    pub chain: Vec<Vec<u8>>,
+    /// The TSA; `None` with `--no-timestamp`.
+    pub tsa: Option<TsaClient>,
+    /// Opaque signed-data instead of multipart/signed.
+    pub opaque: bool,
+}
+
+impl EmailSigner {
+    /// Signs one message.
+    pub fn sign(&self, message: &[u8]) -> Result<SignedMessage, pki::Error> {
+        let opts = SignOptions {
+            signer: self.signer.as_ref(),
+            cert: &self.cert,
+            chain: &self.chain,
+            timestamper: self
+                .tsa
+                .as_ref()
+                .map(|t| t as &dyn pki::timestamper::Timestamper),
+            opaque: self.opaque,
+            signing_time: None,
+        };
+        sign_message(message, &opts)
+    }
+}
+
+/// What a bulk run did.
+#[derive(Debug, Default, Serialize)]
+pub struct Summary {
+    /// Messages signed now.
+    pub signed: usize,
+    /// Messages skipped because their output already existed.
+    pub skipped: usize,
+    /// Messages that failed, each named with its cause.
+    pub failed: Vec<Failure>,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+/// One message that could not be signed.
+#[derive(Debug, Serialize)]
+pub struct Failure {
+    /// The message (a path, or `MBOX#N`).
+    pub message: String,
+    /// Why, with the cause chain.
+    pub error: String,
+}
+
+impl Summary {
+    /// The closing line.
+    pub fn line(&self) -> String {
+        let rate = if self.seconds > 0.0 {
+            format!(", {:.0} messages/s", self.signed as f64 / self.seconds)
+        } else {
+            String::new()
+        };
+        format!(
+            "signed {}, skipped {}, failed {} ({:.2} s{rate})",
+            self.signed,
+            self.skipped,
+            self.failed.len(),
+            self.seconds
+        )
+    }
+}
+
+/// Runs `work` on `0..n` with `jobs` workers, in any order.
+fn pool(n: usize, jobs: usize, work: impl Fn(usize) + Sync) {
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..jobs.clamp(1, n.max(1)) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        break;
+                    }
+                    work(i);
+                }
+            });
+        }
+    });
+}
+
+/// Signs each `(input, output)` pair, skipping pairs whose output exists.
+pub fn sign_files(
+    signer: &EmailSigner,
+    pairs: &[(PathBuf, PathBuf)],
+    jobs: usize,
+    bar: Option<&indicatif::ProgressBar>,
+) -> Summary {
+    let started = std::time::Instant::now();
+    let signed = AtomicUsize::new(0);
+    let skipped = AtomicUsize::new(0);
+    let failed = Mutex::new(Vec::new());
+    pool(pairs.len(), jobs, |i| {
+        let (input, output) = &pairs[i];
+        if output.exists() {
+            skipped.fetch_add(1, Ordering::Relaxed);
+        } else {
+            match sign_file(signer, input, output) {
+                Ok(()) => {
+                    signed.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    let f = Failure {
+                        message: input.display().to_string(),
+                        error: format!("{e:#}"),
+                    };
+                    if let Some(b) = bar {
+                        b.println(crate::escape::escape(&format!(
+                            "stamp: {}: {}",
+                            f.message, f.error
+                        )));
+                    }
+                    failed
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .push(f);
+                }
+            }
+        }
+        if let Some(b) = bar {
+            b.inc(1);
+        }
+    });
+    let mut failed = failed
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    failed.sort_by(|a, b| a.message.cmp(&b.message));
+    Summary {
+        signed: signed.into_inner(),
+        skipped: skipped.into_inner(),
+        failed,
+        seconds: started.elapsed().as_secs_f64(),
+    }
+}
+
+fn sign_file(signer: &EmailSigner, input: &Path, output: &Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let bytes = std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
+    let signed = signer.sign(&bytes)?;
+    write_atomically(output, &signed.bytes)
+}
+
+/// One mbox message's outcome: `None` skipped, else the signed bytes or the error text.
+type Outcome = Option<Result<Vec<u8>, String>>;
+
+/// Signs every message of an mbox and writes them, in input order, to `output` (atomically).
+/// Messages already in `output` (by Message-ID) are kept and skipped.
+pub fn sign_mbox(
+    signer: &EmailSigner,
+    input: &Path,
+    output: &Path,
+    jobs: usize,
+    bar_for: impl FnOnce(usize) -> Option<indicatif::ProgressBar>,
+) -> anyhow::Result<Summary> {
+    use anyhow::Context;
+    let started = std::time::Instant::now();
+    let bytes = std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
+    let messages = pki::smime::mbox::read(&bytes);
+    let (mut out, done) = match std::fs::read(output) {
+        Ok(existing) => {
+            let ids: std::collections::HashSet<String> = pki::smime::mbox::read(&existing)
+                .iter()
+                .filter_map(|m| pki::smime::mime::message_id(m))
+                .collect();
+            (existing, ids)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Vec::new(), Default::default()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", output.display())),
+    };
+    let bar = bar_for(messages.len());
+    let results: Vec<Mutex<Outcome>> = messages.iter().map(|_| Mutex::new(None)).collect();
+    let skipped = AtomicUsize::new(0);
+    pool(messages.len(), jobs, |i| {
+        let m = &messages[i];
+        let result = if pki::smime::mime::message_id(m).is_some_and(|id| done.contains(&id)) {
+            skipped.fetch_add(1, Ordering::Relaxed);
+            None
+        } else {
+            Some(
+                signer
+                    .sign(m)
+                    .map(|s| s.bytes)
+                    .map_err(|e| pki::error::error_text(&e)),
+            )
+        };
+        *results[i]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = result;
+        if let Some(b) = &bar {
+            b.inc(1);
+        }
+    });
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let asctime = asctime_now();
+    let mut summary = Summary {
+        skipped: skipped.into_inner(),
+        ..Summary::default()
+    };
+    for (i, r) in results.into_iter().enumerate() {
+        match r
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        {
+            None => {}
+            Some(Ok(signed)) => {
+                pki::smime::mbox::append(&mut out, &signed, "sigillum@localhost", &asctime);
+                summary.signed += 1;
+            }
+            Some(Err(error)) => summary.failed.push(Failure {
+                message: format!("{}#{}", input.display(), i + 1),
+                error,
+            }),
+        }
+    }
+    write_atomically(output, &out)?;
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+/// The mbox separator's date, `Thu Dec  3 17:00:00 2026` (UTC).
+fn asctime_now() -> String {
+    let now = pki::gentime::GenTime::now_millis()
+        .map(|g| g.to_offset_date_time())
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let fmt = time::macros::format_description!(
+        "[weekday repr:short] [month repr:short] [day padding:space] [hour]:[minute]:[second] [year]"
+    );
+    now.format(&fmt).unwrap_or_default()
+}

@@ -1,0 +1,218 @@
+//! Signing a message (RFC 8551 §3.5): the canonical entity ([`super::canon`]) is signed by a
+//! CMS SignedData built in three steps through the [`Signer`] trait, a signature timestamp is
+//! obtained over the SignerInfo's signature value through the [`Timestamper`] trait and checked
+//! before it is embedded (CAdES-T), and the result is wrapped as multipart/signed (clear-signed,
+//! readable without S/MIME support) or application/pkcs7-mime signed-data (opaque).
+
+use super::canon::{self, Prepared};
+use crate::asn1::{SmimeCapability, attribute};
+use crate::cms::{SignedDataBuilder, SignerCert, add_signature_timestamp};
+use crate::digest::HashAlg;
+use crate::error::{Error, Result};
+use crate::oid;
+use crate::report::TimestampInfo;
+use crate::signer::Signer;
+use crate::timestamper::Timestamper;
+use der::Any;
+
+/// How to sign.
+pub struct SignOptions<'a> {
+    /// The key (a file, an HSM).
+    pub signer: &'a dyn Signer,
+    /// Its certificate.
+    pub cert: &'a SignerCert,
+    /// Certificates above it to include (intermediates; a root may be left out).
+    pub chain: &'a [Vec<u8>],
+    /// Where the signature timestamp comes from; `None` signs without one (the verifier then
+    /// reports the time as not proven).
+    pub timestamper: Option<&'a dyn Timestamper>,
+    /// application/pkcs7-mime signed-data instead of multipart/signed.
+    pub opaque: bool,
+    /// The signingTime to claim, Unix seconds (`None`: now).
+    pub signing_time: Option<u64>,
+}
+
+/// A signed message.
+#[derive(Clone, Debug)]
+pub struct SignedMessage {
+    /// The whole message, CRLF line ends, 7-bit safe.
+    pub bytes: Vec<u8>,
+    /// The signature timestamp embedded, when one was.
+    pub timestamp: Option<TimestampInfo>,
+}
+
+/// The micalg parameter value for a digest (RFC 8551 §3.5.3.2).
+pub fn micalg(h: HashAlg) -> &'static str {
+    match h {
+        HashAlg::Sha1 => "sha-1",
+        HashAlg::Sha256 => "sha-256",
+        HashAlg::Sha384 => "sha-384",
+        HashAlg::Sha512 => "sha-512",
+    }
+}
+
+/// Signs `message` (RFC 5322 bytes, CRLF or LF line ends).
+pub fn sign_message(message: &[u8], o: &SignOptions<'_>) -> Result<SignedMessage> {
+    if !o.cert.matches(o.signer) {
+        return Err(Error::Certificate(
+            "the certificate does not belong to the signing key".into(),
+        ));
+    }
+    let Prepared {
+        outer_fields,
+        entity,
+    } = canon::prepare(message)?;
+    let (content_info, timestamp) = sign_entity(&entity, o)?;
+    let bytes = if o.opaque {
+        wrap_opaque(&outer_fields, &content_info)
+    } else {
+        wrap_detached(
+            &outer_fields,
+            &entity,
+            &content_info,
+            o.signer.algorithm().digest(),
+        )?
+    };
+    Ok(SignedMessage { bytes, timestamp })
+}
+
+/// The SignedData ContentInfo over `entity` (detached unless `o.opaque`), with its signature
+/// timestamp when a timestamper is given.
+fn sign_entity(entity: &[u8], o: &SignOptions<'_>) -> Result<(Vec<u8>, Option<TimestampInfo>)> {
+    let alg = o.signer.algorithm();
+    let builder = if o.opaque {
+        SignedDataBuilder::encapsulated(oid::ID_DATA, entity.to_vec(), alg, o.cert)?
+    } else {
+        SignedDataBuilder::detached(oid::ID_DATA, alg.digest().digest(entity), alg, o.cert)?
+    };
+    let now = o.signing_time.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    });
+    let mut certs = vec![o.cert.der.clone()];
+    certs.extend(o.chain.iter().filter(|c| **c != o.cert.der).cloned());
+    let tbs = builder
+        .signed_attribute(crate::cms::signing_time(now)?)?
+        .signed_attribute(crate::cms::signing_certificate_v2(o.cert)?)?
+        .signed_attribute(smime_capabilities()?)?
+        .certificates(certs)
+        .to_be_signed()?;
+    let signature = o.signer.sign(tbs.bytes())?;
+    let content_info = tbs.assemble(signature.clone())?;
+    let Some(ts) = o.timestamper else {
+        return Ok((content_info, None));
+    };
+    let h = ts.hash_alg();
+    let digest = h.digest(&signature);
+    let token = ts.timestamp(h, &digest).map_err(Error::Timestamp)?;
+    // Checked here as well as by the timestamper: a token over other bytes must never be
+    // embedded, whoever implements the trait.
+    if token.hash_alg() != Some(h) || token.imprint() != digest.as_slice() {
+        return Err(Error::invalid(
+            "signature timestamp",
+            "the token's imprint is not the digest of this signature value",
+        ));
+    }
+    let info = token.info();
+    Ok((
+        add_signature_timestamp(&content_info, 0, &token)?,
+        Some(info),
+    ))
+}
+
+/// smimeCapabilities (RFC 8551 §2.5.2): what this signer can decrypt, strongest first, so that
+/// a correspondent encrypting a reply picks AES-GCM.
+pub fn smime_capabilities() -> Result<crate::asn1::Attribute> {
+    let caps: Vec<SmimeCapability> = [
+        oid::AES256_GCM,
+        oid::AES128_GCM,
+        oid::AES256_CBC,
+        oid::AES128_CBC,
+    ]
+    .into_iter()
+    .map(|capability_id| SmimeCapability {
+        capability_id,
+        parameters: None,
+    })
+    .collect();
+    attribute(
+        oid::PKCS9_SMIME_CAPABILITIES,
+        Any::encode_from(&caps).map_err(Error::Encode)?,
+    )
+}
+
+fn header_block(outer_fields: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for f in outer_fields {
+        out.extend_from_slice(f);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"MIME-Version: 1.0\r\n");
+    out
+}
+
+/// multipart/signed (RFC 1847 §2.1, RFC 8551 §3.5.3).
+fn wrap_detached(
+    outer_fields: &[Vec<u8>],
+    entity: &[u8],
+    content_info: &[u8],
+    digest: HashAlg,
+) -> Result<Vec<u8>> {
+    let boundary = boundary(entity)?;
+    let mut out = header_block(outer_fields);
+    out.extend_from_slice(
+        format!(
+            "Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\";\r\n \
+             micalg={}; boundary=\"{boundary}\"\r\n\r\n\
+             This is an S/MIME signed message.\r\n\r\n--{boundary}\r\n",
+            micalg(digest)
+        )
+        .as_bytes(),
+    );
+    out.extend_from_slice(entity);
+    out.extend_from_slice(
+        format!(
+            "\r\n--{boundary}\r\n\
+             Content-Type: application/pkcs7-signature; name=\"smime.p7s\"\r\n\
+             Content-Transfer-Encoding: base64\r\n\
+             Content-Disposition: attachment; filename=\"smime.p7s\"\r\n\
+             Content-Description: S/MIME Cryptographic Signature\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    out.extend_from_slice(&canon::base64_lines(content_info));
+    out.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    Ok(out)
+}
+
+/// application/pkcs7-mime; smime-type=signed-data (RFC 8551 §3.5.2).
+fn wrap_opaque(outer_fields: &[Vec<u8>], content_info: &[u8]) -> Vec<u8> {
+    let mut out = header_block(outer_fields);
+    out.extend_from_slice(
+        b"Content-Type: application/pkcs7-mime; smime-type=signed-data; name=\"smime.p7m\"\r\n\
+          Content-Transfer-Encoding: base64\r\n\
+          Content-Disposition: attachment; filename=\"smime.p7m\"\r\n\r\n",
+    );
+    out.extend_from_slice(&canon::base64_lines(content_info));
+    out
+}
+
+/// A random boundary that occurs nowhere in `entity` (RFC 2046 §5.1.1).
+fn boundary(entity: &[u8]) -> Result<String> {
+    use ring::rand::SecureRandom;
+    let rng = ring::rand::SystemRandom::new();
+    for _ in 0..4 {
+        let mut r = [0u8; 12];
+        rng.fill(&mut r)
+            .map_err(|_| Error::Signing("no randomness for the MIME boundary".into()))?;
+        let b = format!("----sigillum-{}", hex::encode(r));
+        if !entity.windows(b.len()).any(|w| w == b.as_bytes()) {
+            return Ok(b);
+        }
+    }
+    Err(Error::Signing(
+        "could not find a MIME boundary absent from the message".into(),
+    ))
+}

@@ -1,0 +1,837 @@
+//! Verifying a signed message (RFC 8551, RFC 5652), resisting the S/MIME spoofing classes of
+//! "Johnny, you are fired!" (USENIX Security 2019).
+//!
+//! * Only a message signed as a whole counts. The top-level entity must be a signature layer
+//!   (multipart/signed, or application/pkcs7-mime signed-data); a signed part wrapped inside an
+//!   unsigned multipart ("partially signed": a list footer, an attacker's prefix) or a
+//!   multipart/signed with more than its two parts is reported as not verified.
+//! * The signed part is hashed exactly as it sits in the message after the canonical CRLF
+//!   form: its extent is found by the strict RFC 2046 split, and a message on which that split
+//!   and mail-parser's reading disagree is refused (what a mail client shows must be what was
+//!   verified). A detached signature that also carries different eContent is refused.
+//! * Every SignerInfo is verified by the one SignerInfo verifier
+//!   ([`crate::signer_check::check_signer`]), its signature timestamp by the token verifier
+//!   ([`crate::token::check_signature_timestamp`]); a signer nobody can verify fails the
+//!   message.
+//! * The From address must be bound by the certificate of every signer of the outermost
+//!   layer (rfc822Name subjectAltName, or emailAddress in the subject; the local part
+//!   compared exactly, the domain without regard to case); a mismatch is reported as possible
+//!   impersonation, naming both.
+//! * The certificate path (with emailProtection when the certificate has an EKU) is checked at
+//!   the proven time, else now, else the time given, and the report says which.
+//! * A signed message inside a signed message is verified layer by layer.
+
+use super::canon::base64_decode;
+use super::mime::{self, ContentType};
+use crate::cms::RawSignedData;
+use crate::digest::HashAlg;
+use crate::error::error_text;
+use crate::gentime::GenTime;
+use crate::oid::{self, HashStrength};
+use crate::report::{Kind, Outcome, Report, SignatureReport, SigningTimes, TimeBasis};
+use crate::signer_check::{SignedKind, SignerInput, check_signer};
+use crate::signer_info::{SignerInfoView, attributes};
+use crate::token::VerifyOptions;
+use crate::verify::validate_path;
+use cms::signed_data::EncapsulatedContentInfo;
+use der::asn1::OctetString;
+use x509_cert::Certificate;
+use x509_cert::ext::pkix::SubjectAltName;
+use x509_cert::ext::pkix::name::GeneralName;
+
+/// Signature layers followed before giving up (sign, then sign again, ...).
+pub const MAX_LAYERS: usize = 8;
+
+/// How long the claimed, proven and Date times may differ before the report flags it.
+pub const DEFAULT_MAX_TIME_GAP_SECS: i64 = 300;
+
+/// How the shared SignerInfo verifier names an email's parts.
+const EMAIL_KIND: SignedKind = SignedKind {
+    content_type: oid::ID_DATA,
+    content_type_name: "id-data",
+    content: "the signed MIME part",
+    whole: "the message",
+    holder: "the signature",
+    signer: "the signer's certificate",
+};
+
+/// The moment the signer's certificate path is checked at.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CheckTime {
+    /// The time the signature timestamp proves, else now (the default).
+    #[default]
+    Proven,
+    /// A given moment, Unix seconds (`--at TIME`): reported as unproven.
+    At(i64),
+    /// The signer's signingTime (`--at claimed`): reported as unproven.
+    Claimed,
+}
+
+/// What to verify a message against.
+#[derive(Clone, Debug)]
+pub struct EmailVerifyOptions {
+    /// Anchors for the signers' certificates (`--trust`).
+    pub trust: Vec<Vec<u8>>,
+    /// Anchors for the TSAs (`--tsa-trust`); `None`: the same as `trust`.
+    pub tsa_trust: Option<Vec<Vec<u8>>>,
+    /// Certificates to use beside those the signature carries.
+    pub extra_certs: Vec<Vec<u8>>,
+    /// When to check the signers' certificate paths.
+    pub check_time: CheckTime,
+    /// Largest gap between the proven time, the signingTime and the Date header, seconds.
+    pub max_time_gap: i64,
+    /// The verifier's clock, Unix seconds (`None`: the system clock).
+    pub now: Option<i64>,
+    /// Weak algorithms and structure warnings fail.
+    pub strict: bool,
+}
+
+impl Default for EmailVerifyOptions {
+    fn default() -> Self {
+        EmailVerifyOptions {
+            trust: Vec::new(),
+            tsa_trust: None,
+            extra_certs: Vec::new(),
+            check_time: CheckTime::Proven,
+            max_time_gap: DEFAULT_MAX_TIME_GAP_SECS,
+            now: None,
+            strict: false,
+        }
+    }
+}
+
+/// Whether `bytes` look like an RFC 5322 message (for `stamp verify`'s detection): a header
+/// block whose first line is a field, naming at least one of the fields messages carry.
+pub fn looks_like_message(bytes: &[u8]) -> bool {
+    let head = &bytes[..bytes.len().min(64 * 1024)];
+    let (block, _) = mime::split_entity(head);
+    let Ok(fields) = mime::fields(block) else {
+        return false;
+    };
+    !fields.is_empty()
+        && fields.iter().any(|f| {
+            [
+                "From",
+                "Content-Type",
+                "MIME-Version",
+                "Subject",
+                "Date",
+                "Message-ID",
+            ]
+            .iter()
+            .any(|n| f.is(n))
+        })
+}
+
+/// One signature layer found in the message.
+struct Layer {
+    /// The SignedData ContentInfo, DER (BER input normalised).
+    cms: Result<Vec<u8>, String>,
+    /// The bytes the signature covers: the signed part (detached) or the eContent (opaque).
+    content: Vec<u8>,
+    /// What problems the layer's framing has (fail the layer).
+    problems: Vec<String>,
+    /// How the layer was carried, for the label.
+    form: &'static str,
+}
+
+/// Verifies a message. `source` names it in the report.
+pub fn verify_message(source: &str, bytes: &[u8], o: &EmailVerifyOptions) -> Report {
+    let message = mime::crlf(bytes);
+    let (block, _) = mime::split_entity(&message);
+    if let Err(e) = mime::fields(block) {
+        return Report::error(Kind::Email, source, format!("not a readable message: {e}"));
+    }
+    let Some(parsed) = mail_parser::MessageParser::new().parse(&message[..]) else {
+        return Report::error(Kind::Email, source, "not a readable message");
+    };
+    // Every From field: RFC 5322 §3.6 allows one, and a second one is how a forged sender is
+    // shown by one mail client while another checks the other.
+    let from_fields: Vec<&mail_parser::HeaderValue<'_>> = parsed
+        .root_part()
+        .headers
+        .iter()
+        .filter(|h| matches!(h.name, mail_parser::HeaderName::From))
+        .map(|h| &h.value)
+        .collect();
+    let from: Vec<String> = from_fields
+        .iter()
+        .filter_map(|v| v.as_address())
+        .flat_map(|a| a.iter().filter_map(|x| x.address().map(str::to_owned)))
+        .collect();
+    let date = parsed.date().map(mail_parser::DateTime::to_timestamp);
+
+    // Peel the signature layers.
+    let mut layers: Vec<Layer> = Vec::new();
+    let mut entity: Vec<u8> = message.clone().into_owned();
+    let mut report_errors: Vec<String> = Vec::new();
+    if from_fields.len() > 1 {
+        report_errors.push(format!(
+            "the message has {} From fields ({}); RFC 5322 allows one: mail clients may show \
+             a different sender than the one checked",
+            from_fields.len(),
+            from.join(", ")
+        ));
+    }
+    loop {
+        if layers.len() == MAX_LAYERS {
+            report_errors.push(format!(
+                "more than {MAX_LAYERS} signature layers: not followed further"
+            ));
+            break;
+        }
+        match peel(&entity) {
+            Peeled::Layer(layer) => {
+                entity = layer.content.clone();
+                layers.push(layer);
+            }
+            Peeled::Encrypted(what) => {
+                report_errors.push(format!(
+                    "encrypted ({what}): decrypt first (`stamp email decrypt`), then verify"
+                ));
+                break;
+            }
+            Peeled::Unreadable(e) => {
+                report_errors.push(e);
+                break;
+            }
+            Peeled::Content => {
+                if layers.is_empty() {
+                    report_errors.push(match find_signed_inside(&entity) {
+                        Some(where_) => format!(
+                            "partially signed: a signed part is wrapped inside an unsigned \
+                             {where_}; the rest of the message is covered by no signature: do \
+                             not trust it"
+                        ),
+                        None => "not signed: do not trust this message".into(),
+                    });
+                }
+                break;
+            }
+        }
+    }
+
+    let tsa_opts = VerifyOptions {
+        trust: o.tsa_trust.clone().unwrap_or_else(|| o.trust.clone()),
+        extra_certs: o.extra_certs.clone(),
+        now: o.now,
+        strict: o.strict,
+        ..VerifyOptions::default()
+    };
+    let mut signatures = Vec::new();
+    let several = layers.len() > 1;
+    for (i, layer) in layers.iter().enumerate() {
+        let ctx = LayerContext {
+            index: i,
+            several,
+            outermost: i == 0,
+            from: &from,
+            date,
+            opts: o,
+            tsa_opts: &tsa_opts,
+        };
+        match verify_layer(layer, &ctx) {
+            Ok(mut sigs) => signatures.append(&mut sigs),
+            Err(e) => report_errors.push(if several {
+                format!("layer {}: {e}", i + 1)
+            } else {
+                e
+            }),
+        }
+    }
+    let mut report = Report::new(Kind::Email, source, signatures);
+    for e in report_errors {
+        report.add_error(e);
+    }
+    report
+}
+
+enum Peeled {
+    Layer(Layer),
+    Encrypted(&'static str),
+    Unreadable(String),
+    Content,
+}
+
+/// Reads the top of `entity`: a signature layer, encrypted content, or plain content.
+fn peel(entity: &[u8]) -> Peeled {
+    let (block, body) = mime::split_entity(entity);
+    let fields = match mime::fields(block) {
+        Ok(f) => f,
+        Err(e) => return Peeled::Unreadable(format!("a signed part's header is malformed: {e}")),
+    };
+    let Some(ct) = mime::content_type(&fields) else {
+        return Peeled::Unreadable("a Content-Type field is unreadable or given twice".into());
+    };
+    match ct.mime.as_str() {
+        "multipart/signed" => Peeled::Layer(multipart_signed(entity, &ct, body)),
+        "application/pkcs7-mime" | "application/x-pkcs7-mime" => {
+            let smime_type = ct.param("smime-type").map(str::to_ascii_lowercase);
+            match smime_type.as_deref() {
+                Some("enveloped-data") => return Peeled::Encrypted("EnvelopedData"),
+                Some("authenveloped-data") => return Peeled::Encrypted("AuthEnvelopedData"),
+                Some("compressed-data") => {
+                    return Peeled::Unreadable(
+                        "compressed-data (RFC 3274) is not supported".into(),
+                    );
+                }
+                _ => {}
+            }
+            let der = match decode_body(&fields, body) {
+                Ok(d) => d,
+                Err(e) => return Peeled::Unreadable(format!("the signature cannot be read: {e}")),
+            };
+            opaque(der)
+        }
+        _ => Peeled::Content,
+    }
+}
+
+fn decode_body(fields: &[mime::Field<'_>], body: &[u8]) -> Result<Vec<u8>, String> {
+    match mime::transfer_encoding(fields).as_str() {
+        "base64" => base64_decode(body).map_err(|e| format!("bad base64: {e}")),
+        "quoted-printable" => quoted_printable::decode(body, quoted_printable::ParseMode::Robust)
+            .map_err(|e| format!("bad quoted-printable: {e}")),
+        _ => Ok(body.to_vec()),
+    }
+}
+
+fn multipart_signed(entity: &[u8], ct: &ContentType, body: &[u8]) -> Layer {
+    let mut layer = Layer {
+        cms: Err("no signature part".into()),
+        content: Vec::new(),
+        problems: Vec::new(),
+        form: "multipart/signed",
+    };
+    let protocol = ct.param("protocol").unwrap_or("").to_ascii_lowercase();
+    if !matches!(
+        protocol.as_str(),
+        "application/pkcs7-signature" | "application/x-pkcs7-signature"
+    ) {
+        layer.problems.push(format!(
+            "multipart/signed with protocol {protocol:?}, not application/pkcs7-signature"
+        ));
+    }
+    let Some(boundary) = ct.param("boundary") else {
+        layer
+            .problems
+            .push("multipart/signed without a boundary".into());
+        return layer;
+    };
+    let mp = match mime::split_multipart(body, boundary) {
+        Ok(m) => m,
+        Err(e) => {
+            layer.problems.push(format!("multipart/signed: {e}"));
+            return layer;
+        }
+    };
+    if mp.parts.len() != 2 {
+        layer.problems.push(format!(
+            "multipart/signed with {} parts; RFC 1847 allows exactly the signed part and the \
+             signature: unsigned parts would be shown beside the signed one",
+            mp.parts.len()
+        ));
+    }
+    if !mp.closed {
+        layer
+            .problems
+            .push("multipart/signed without its closing delimiter".into());
+    }
+    let Some(signed) = mp.parts.first() else {
+        return layer;
+    };
+    layer.content = signed.to_vec();
+    // What mail-parser (as a mail client would) takes for the signed part must be these bytes.
+    if let Some(problem) = parsers_disagree(entity, signed) {
+        layer.problems.push(problem);
+    }
+    let Some(sig_part) = mp.parts.get(1) else {
+        return layer;
+    };
+    let (b, sig_body) = mime::split_entity(sig_part);
+    let sig_fields = match mime::fields(b) {
+        Ok(f) => f,
+        Err(e) => {
+            layer.cms = Err(format!("the signature part's header is malformed: {e}"));
+            return layer;
+        }
+    };
+    let sig_ct = mime::content_type(&sig_fields).map(|c| c.mime);
+    if !matches!(
+        sig_ct.as_deref(),
+        Some("application/pkcs7-signature" | "application/x-pkcs7-signature")
+    ) {
+        layer.problems.push(format!(
+            "the second part of multipart/signed is {}, not application/pkcs7-signature",
+            sig_ct.unwrap_or_else(|| "unreadable".into())
+        ));
+    }
+    layer.cms = decode_body(&sig_fields, sig_body).and_then(normalize);
+    layer
+}
+
+fn opaque(der: Vec<u8>) -> Peeled {
+    let der = match normalize(der) {
+        Ok(d) => d,
+        Err(e) => return Peeled::Unreadable(e),
+    };
+    let content = match RawSignedData::parse(&der)
+        .map_err(|e| error_text(&e))
+        .and_then(|raw| econtent(&raw))
+    {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            return Peeled::Unreadable(
+                "application/pkcs7-mime signed-data without encapsulated content".into(),
+            );
+        }
+        Err(e) => return Peeled::Unreadable(format!("malformed signature: {e}")),
+    };
+    Peeled::Layer(Layer {
+        cms: Ok(der),
+        content,
+        problems: Vec::new(),
+        form: "application/pkcs7-mime",
+    })
+}
+
+fn normalize(der: Vec<u8>) -> Result<Vec<u8>, String> {
+    crate::ber::normalize(&der)
+        .map(std::borrow::Cow::into_owned)
+        .map_err(|e| format!("malformed signature: {}", error_text(&e)))
+}
+
+/// The eContent octets of a SignedData, when present.
+fn econtent(raw: &RawSignedData<'_>) -> Result<Option<Vec<u8>>, String> {
+    let encap: EncapsulatedContentInfo = raw.fields[2]
+        .decode("encapContentInfo")
+        .map_err(|e| error_text(&e))?;
+    match encap.econtent {
+        None => Ok(None),
+        Some(any) => any
+            .decode_as::<OctetString>()
+            .map(|o| Some(o.as_bytes().to_vec()))
+            .map_err(|e| format!("eContent is not an OCTET STRING: {e}")),
+    }
+}
+
+/// Compares the signed part found by the strict split with mail-parser's first sub-part.
+fn parsers_disagree(entity: &[u8], signed: &[u8]) -> Option<String> {
+    let parsed = mail_parser::MessageParser::new().parse(entity)?;
+    let first_child = match &parsed.root_part().body {
+        mail_parser::PartType::Multipart(ids) => ids.first().copied(),
+        _ => None,
+    };
+    let child = first_child.and_then(|id| parsed.parts.get(id as usize))?;
+    let (start, end) = (child.offset_header as usize, child.offset_end as usize);
+    let theirs = parsed.raw_message.get(start..end)?;
+    (theirs != signed).then(|| {
+        "the MIME structure is ambiguous: mail readers would show other content than the part \
+         the signature covers (a boundary inside a line, or a malformed delimiter)"
+            .to_owned()
+    })
+}
+
+/// Where a signed part sits inside an unsigned entity, if one does.
+fn find_signed_inside(entity: &[u8]) -> Option<String> {
+    let parsed = mail_parser::MessageParser::new().parse(entity)?;
+    let root = parsed
+        .root_part()
+        .headers
+        .iter()
+        .find_map(|h| h.value.as_content_type())
+        .map(ContentType::from_parsed)?;
+    let signed = parsed.parts.iter().skip(1).any(|p| {
+        p.headers
+            .iter()
+            .find_map(|h| h.value.as_content_type())
+            .map(ContentType::from_parsed)
+            .is_some_and(|c| {
+                c.mime == "multipart/signed"
+                    || (matches!(
+                        c.mime.as_str(),
+                        "application/pkcs7-mime" | "application/x-pkcs7-mime"
+                    ) && c
+                        .param("smime-type")
+                        .is_none_or(|t| t.eq_ignore_ascii_case("signed-data")))
+            })
+    });
+    signed.then_some(root.mime)
+}
+
+struct LayerContext<'a> {
+    index: usize,
+    several: bool,
+    outermost: bool,
+    from: &'a [String],
+    date: Option<i64>,
+    opts: &'a EmailVerifyOptions,
+    tsa_opts: &'a VerifyOptions,
+}
+
+fn verify_layer(layer: &Layer, ctx: &LayerContext<'_>) -> Result<Vec<SignatureReport>, String> {
+    let der = layer.cms.as_ref().map_err(Clone::clone)?;
+    let raw = RawSignedData::parse(der)
+        .map_err(|e| format!("malformed signature: {}", error_text(&e)))?;
+    let encap: EncapsulatedContentInfo = raw.fields[2]
+        .decode("encapContentInfo")
+        .map_err(|e| format!("malformed signature: {}", error_text(&e)))?;
+    let mut layer_problems = layer.problems.clone();
+    if encap.econtent_type != oid::ID_DATA {
+        layer_problems.push(format!(
+            "the signed content type is {}, not id-data",
+            encap.econtent_type
+        ));
+    }
+    if layer.form == "multipart/signed"
+        && let Some(inside) = econtent(&raw)?
+        && inside != layer.content
+    {
+        layer_problems.push(
+            "the detached signature also carries encapsulated content that differs from the \
+             part shown (eContent confusion): the signature is not over what is displayed"
+                .into(),
+        );
+    }
+    if raw.signer_infos.is_empty() {
+        return Err("the signature holds no SignerInfo: nothing is signed".into());
+    }
+    let bag_owned: Vec<&[u8]> = raw.certificates().map_err(|e| error_text(&e))?;
+    let carries = !bag_owned.is_empty();
+    let bag: Vec<&[u8]> = bag_owned
+        .iter()
+        .copied()
+        .chain(ctx.opts.extra_certs.iter().map(Vec::as_slice))
+        .collect();
+    let several_signers = raw.signer_infos.len() > 1;
+    let mut out = Vec::new();
+    for (j, si_raw) in raw.signer_infos.iter().enumerate() {
+        let label = match (ctx.several, several_signers) {
+            (false, false) => "signer".to_owned(),
+            (false, true) => format!("signer {}", j + 1),
+            (true, false) => format!("layer {} ({}) signer", ctx.index + 1, layer.form),
+            (true, true) => format!("layer {} ({}) signer {}", ctx.index + 1, layer.form, j + 1),
+        };
+        let mut r = SignatureReport::new(label);
+        for p in &layer_problems {
+            r.fail("structure", p.clone());
+        }
+        match SignerInfoView::parse(si_raw.full) {
+            Ok(view) => verify_signer(&mut r, &view, &layer.content, &bag, carries, ctx),
+            Err(e) => r.fail(
+                "signed-attributes",
+                format!("the SignerInfo is malformed: {}", error_text(&e)),
+            ),
+        }
+        r.finish();
+        out.push(r);
+    }
+    Ok(out)
+}
+
+fn verify_signer(
+    r: &mut SignatureReport,
+    si: &SignerInfoView,
+    content: &[u8],
+    bag: &[&[u8]],
+    carries_certificates: bool,
+    ctx: &LayerContext<'_>,
+) {
+    let o = ctx.opts;
+    let digest = |h: HashAlg| Some(h.digest(content));
+    let input = SignerInput {
+        signer_info: si,
+        kind: EMAIL_KIND,
+        content_digest: &digest,
+        certificates: bag,
+        carries_certificates,
+        require_signing_certificate: false,
+    };
+    let found = check_signer(&input, r);
+    let proven = crate::token::check_signature_timestamp(r, si, ctx.tsa_opts);
+    let claimed = signing_time(si);
+    let now = o.now.unwrap_or_else(now_unix);
+    let (at, basis) = match o.check_time {
+        CheckTime::At(t) => (Some(t), TimeBasis::Given),
+        CheckTime::Claimed => (claimed, TimeBasis::Claimed),
+        CheckTime::Proven => match proven {
+            Some(p) => (Some(p.unix_seconds()), TimeBasis::Proven),
+            None => (Some(now), TimeBasis::Now),
+        },
+    };
+    let fmt = |t: i64| {
+        GenTime::from_unix_timestamp(t, 0)
+            .map(|g| g.to_string())
+            .unwrap_or_else(|_| t.to_string())
+    };
+    r.times = Some(SigningTimes {
+        proven: proven.map(|p| p.to_string()),
+        claimed: claimed.map(fmt),
+        date_header: ctx.date.map(fmt),
+        checked_at: at.map(fmt).unwrap_or_default(),
+        checked_at_basis: basis,
+    });
+    check_algorithms(r, si, o.strict);
+    let Some(signer) = found else {
+        return;
+    };
+    r.signer_addresses = certificate_addresses(&signer.cert);
+
+    // The path, with emailProtection where the certificate carries an EKU.
+    let when = match basis {
+        TimeBasis::Proven => "at the time the signature timestamp proves",
+        TimeBasis::Now => "now (no proven time: the path is checked at the current time)",
+        TimeBasis::Given => "at the time given with --at (not proven)",
+        TimeBasis::Claimed => "at the signer's claimed signingTime (not proven)",
+    };
+    match at.map(u64::try_from) {
+        None => r.fail(
+            "certificate-path",
+            "--at claimed, but the signature has no signingTime attribute",
+        ),
+        Some(Err(_)) => r.fail("certificate-path", "the checking time is before 1970"),
+        Some(Ok(t)) => match validate_path(
+            signer.der,
+            bag,
+            &o.trust,
+            t,
+            oid::ID_KP_EMAIL_PROTECTION_BYTES,
+        ) {
+            Ok(path) => {
+                r.chain = path
+                    .iter()
+                    .filter_map(|c| crate::cert::summary(c).ok())
+                    .collect();
+                r.pass(
+                    "certificate-path",
+                    format!("chains to a trusted anchor {when}"),
+                );
+            }
+            Err(e) => r.fail("certificate-path", format!("{e} ({when})")),
+        },
+    }
+
+    check_sender(r, ctx);
+    check_time_gap(r, proven.map(|p| p.unix_seconds()), claimed, ctx);
+}
+
+/// The sender check: the From address(es) against the certificate's addresses.
+fn check_sender(r: &mut SignatureReport, ctx: &LayerContext<'_>) {
+    let bound = |a: &str| r.signer_addresses.iter().any(|c| same_address(a, c));
+    let names = if r.signer_addresses.is_empty() {
+        "no email address".to_owned()
+    } else {
+        r.signer_addresses.join(", ")
+    };
+    if ctx.from.is_empty() {
+        if ctx.outermost {
+            r.fail(
+                "sender",
+                "the message has no From address to bind to the signer",
+            );
+        }
+        return;
+    }
+    let unbound: Vec<&String> = ctx.from.iter().filter(|a| !bound(a)).collect();
+    let from = ctx.from.join(", ");
+    match (unbound.is_empty(), ctx.outermost) {
+        (true, _) => r.pass(
+            "sender",
+            format!("From {from} is bound by the signer's certificate"),
+        ),
+        (false, true) => r.fail(
+            "sender",
+            format!(
+                "possible impersonation: From says {from}, but the signer's certificate names \
+                 {names}"
+            ),
+        ),
+        (false, false) => r.check(
+            "sender",
+            Outcome::Warning,
+            format!(
+                "this inner signer's certificate names {names}, not the From address {from} \
+                 (the outer signer vouches for the content)"
+            ),
+        ),
+    }
+}
+
+/// RFC 5280 §4.2.1.6 / §7.5: the local part compared exactly, the domain without regard to
+/// ASCII case.
+pub fn same_address(a: &str, b: &str) -> bool {
+    match (a.rsplit_once('@'), b.rsplit_once('@')) {
+        (Some((la, da)), Some((lb, db))) => la == lb && da.eq_ignore_ascii_case(db),
+        _ => false,
+    }
+}
+
+/// The addresses a certificate binds: rfc822Name subjectAltNames, then emailAddress
+/// attributes of the subject.
+pub fn certificate_addresses(cert: &Certificate) -> Vec<String> {
+    let mut out: Vec<String> = crate::cert::extension(cert, &oid::ID_CE_SUBJECT_ALT_NAME)
+        .filter(|(_, v)| crate::limits::check_sets(v, "subjectAltName").is_ok())
+        .and_then(|(_, v)| <SubjectAltName as der::Decode>::from_der(v).ok())
+        .map(|s| {
+            s.0.into_iter()
+                .filter_map(|g| match g {
+                    GeneralName::Rfc822Name(e) => Some(e.as_str().to_owned()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    for rdn in &cert.tbs_certificate.subject.0 {
+        for atv in rdn.0.iter() {
+            if atv.oid == oid::PKCS9_EMAIL_ADDRESS {
+                let text = atv
+                    .value
+                    .decode_as::<der::asn1::Ia5StringRef<'_>>()
+                    .map(|s| s.as_str().to_owned())
+                    .or_else(|_| {
+                        atv.value
+                            .decode_as::<der::asn1::Utf8StringRef<'_>>()
+                            .map(|s| s.as_str().to_owned())
+                    });
+                if let Ok(t) = text
+                    && !out.iter().any(|o| o == &t)
+                {
+                    out.push(t);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The signingTime signed attribute, Unix seconds.
+fn signing_time(si: &SignerInfoView) -> Option<i64> {
+    let attrs = attributes(si.signed_attrs_der.as_deref()?).ok()?;
+    let a = attrs.iter().find(|a| a.oid == oid::ID_SIGNING_TIME)?;
+    let [v] = a.values.as_slice() else {
+        return None;
+    };
+    let t = v
+        .decode::<der::asn1::UtcTime>("signingTime")
+        .map(|u| u.to_unix_duration())
+        .or_else(|_| {
+            v.decode::<der::asn1::GeneralizedTime>("signingTime")
+                .map(|g| g.to_unix_duration())
+        })
+        .ok()?;
+    i64::try_from(t.as_secs()).ok()
+}
+
+/// Flags a gap between the proven time, the claimed signingTime and the Date header.
+fn check_time_gap(
+    r: &mut SignatureReport,
+    proven: Option<i64>,
+    claimed: Option<i64>,
+    ctx: &LayerContext<'_>,
+) {
+    let max = ctx.opts.max_time_gap;
+    let reference = proven.or(claimed);
+    let Some(reference) = reference else {
+        return;
+    };
+    let what = if proven.is_some() {
+        "the proven time"
+    } else {
+        "the claimed signingTime"
+    };
+    let gap = |name: &str, t: i64| {
+        let d = t - reference;
+        let side = if d < 0 { "before" } else { "after" };
+        format!("{name} is {} s {side} {what}", d.abs())
+    };
+    let mut gaps = Vec::new();
+    if proven.is_some()
+        && let Some(c) = claimed
+        && (c - reference).abs() > max
+    {
+        gaps.push(gap("the claimed signingTime", c));
+    }
+    if ctx.outermost
+        && let Some(d) = ctx.date
+        && (d - reference).abs() > max
+    {
+        gaps.push(gap("the Date header", d));
+    }
+    if gaps.is_empty() {
+        r.pass(
+            "time-gap",
+            format!("the times agree with {what} within {max} s"),
+        );
+    } else {
+        r.check(
+            "time-gap",
+            Outcome::Warning,
+            format!("{} (more than {max} s)", gaps.join("; ")),
+        );
+    }
+}
+
+/// SHA-1 in the digest or signature algorithm is weak (a failure with `strict`); MD5 has
+/// already failed in the SignerInfo verifier.
+fn check_algorithms(r: &mut SignatureReport, si: &SignerInfoView, strict: bool) {
+    let weak: Vec<&str> = [
+        (si.digest_algorithm.oid, "the digest algorithm"),
+        (si.signature_algorithm.oid, "the signature algorithm"),
+    ]
+    .into_iter()
+    .filter(|(o, _)| oid::hash_strength(o) == HashStrength::Weak)
+    .map(|(_, w)| w)
+    .collect();
+    if weak.is_empty() {
+        return;
+    }
+    let detail = format!(
+        "SHA-1 in {}: weak, no longer safe against collisions",
+        weak.join(", ")
+    );
+    if strict {
+        r.fail("hash-algorithm", format!("{detail} (--strict)"));
+    } else {
+        r.check("hash-algorithm", Outcome::Warning, detail);
+    }
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_compare_the_domain_without_case_only() {
+        assert!(same_address("alice@Example.COM", "alice@example.com"));
+        assert!(!same_address("Alice@example.com", "alice@example.com"));
+        assert!(!same_address("alice@example.com", "alice@example.com.evil"));
+        assert!(!same_address("alice", "alice"));
+    }
+
+    #[test]
+    fn unsigned_and_partially_signed_messages_are_not_verified() {
+        let o = EmailVerifyOptions::default();
+        let r = verify_message("m", b"From: a@b\r\nSubject: x\r\n\r\nhello\r\n", &o);
+        assert!(!r.verified);
+        assert!(r.errors[0].starts_with("not signed"), "{:?}", r.errors);
+        let wrapped = b"From: a@b\r\nContent-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\n\
+            Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; boundary=i\r\n\r\n\
+            --i\r\nContent-Type: text/plain\r\n\r\nhi\r\n--i\r\n\
+            Content-Type: application/pkcs7-signature\r\n\r\nxx\r\n--i--\r\n\
+            --o\r\nContent-Type: text/plain\r\n\r\nfooter\r\n--o--\r\n";
+        let r = verify_message("m", wrapped, &o);
+        assert!(!r.verified);
+        assert!(
+            r.errors[0].starts_with("partially signed"),
+            "{:?}",
+            r.errors
+        );
+    }
+}
