@@ -199,6 +199,35 @@ pub(crate) static PATH_ALGS: &[&dyn rustls_pki_types::SignatureVerificationAlgor
     webpki::ring::ED25519,
 ];
 
+/// The `certificate-path` check every verifier records (tokens at genTime, emails and PDFs at
+/// the proven time or another): validates the path at `at_unix` with `eku` and records the
+/// chain. `when` says which moment, in the report's words (`at genTime ...`).
+pub fn check_path(
+    r: &mut crate::report::SignatureReport,
+    end_entity: &[u8],
+    bag: &[&[u8]],
+    anchors: &[Vec<u8>],
+    at_unix: i64,
+    eku: &'static [u8],
+    when: &str,
+) {
+    const NAME: &str = "certificate-path";
+    let Ok(at) = u64::try_from(at_unix) else {
+        r.fail(NAME, format!("cannot check {when}: before 1970"));
+        return;
+    };
+    match validate_path(end_entity, bag, anchors, at, eku) {
+        Ok(path) => {
+            r.chain = path
+                .iter()
+                .filter_map(|c| crate::cert::summary(c).ok())
+                .collect();
+            r.pass(NAME, format!("chains to a trusted anchor {when}"));
+        }
+        Err(e) => r.fail(NAME, format!("{e} ({when})")),
+    }
+}
+
 /// Validates the path from `end_entity` to one of `anchors` at `at_unix` seconds, and returns the
 /// path's certificates (end entity first, anchor last).
 ///

@@ -32,7 +32,7 @@ use crate::report::{Kind, Outcome, Report, SignatureReport, SigningTimes, TimeBa
 use crate::signer_check::{SignedKind, SignerInput, check_signer};
 use crate::signer_info::{SignerInfoView, attributes};
 use crate::token::VerifyOptions;
-use crate::verify::validate_path;
+use crate::verify::check_path;
 use cms::signed_data::EncapsulatedContentInfo;
 use der::asn1::OctetString;
 use x509_cert::Certificate;
@@ -584,31 +584,20 @@ fn verify_signer(
         TimeBasis::Given => "at the time given with --at (not proven)",
         TimeBasis::Claimed => "at the signer's claimed signingTime (not proven)",
     };
-    match at.map(u64::try_from) {
+    match at {
         None => r.fail(
             "certificate-path",
             "--at claimed, but the signature has no signingTime attribute",
         ),
-        Some(Err(_)) => r.fail("certificate-path", "the checking time is before 1970"),
-        Some(Ok(t)) => match validate_path(
+        Some(t) => check_path(
+            r,
             signer.der,
             bag,
             &o.trust,
             t,
             oid::ID_KP_EMAIL_PROTECTION_BYTES,
-        ) {
-            Ok(path) => {
-                r.chain = path
-                    .iter()
-                    .filter_map(|c| crate::cert::summary(c).ok())
-                    .collect();
-                r.pass(
-                    "certificate-path",
-                    format!("chains to a trusted anchor {when}"),
-                );
-            }
-            Err(e) => r.fail("certificate-path", format!("{e} ({when})")),
-        },
+            when,
+        ),
     }
 
     check_sender(r, ctx);

@@ -9,7 +9,7 @@ use crate::digest::HashAlg;
 use crate::oid::{self, HashStrength};
 use crate::report::{Outcome, SignatureReport};
 use crate::signer_check::{SignedKind, SignerFound, SignerInput, check_signer};
-use crate::verify::validate_path;
+use crate::verify::check_path;
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::SubjectAltName;
 use x509_cert::ext::pkix::name::GeneralName;
@@ -78,28 +78,15 @@ pub fn verify(
 
     // The path to a trust anchor at genTime.
     let gen_time = token.gen_time();
-    match u64::try_from(gen_time.unix_seconds()) {
-        Err(_) => r.fail("certificate-path", "genTime is before 1970"),
-        Ok(at) => match validate_path(
-            signer_der,
-            &bag,
-            &opts.trust,
-            at,
-            oid::ID_KP_TIME_STAMPING_BYTES,
-        ) {
-            Ok(path) => {
-                r.chain = path
-                    .iter()
-                    .filter_map(|c| crate::cert::summary(c).ok())
-                    .collect();
-                r.pass(
-                    "certificate-path",
-                    format!("chains to a trusted anchor at genTime {gen_time}"),
-                );
-            }
-            Err(e) => r.fail("certificate-path", e),
-        },
-    }
+    check_path(
+        &mut r,
+        signer_der,
+        &bag,
+        &opts.trust,
+        gen_time.unix_seconds(),
+        oid::ID_KP_TIME_STAMPING_BYTES,
+        &format!("at genTime {gen_time}"),
+    );
     check_gen_time(&mut r, token, opts);
 
     // The imprint against the data.
