@@ -84,7 +84,7 @@ fn entity(fields: &[Field<'_>], body: &[u8], depth: usize) -> Result<Vec<u8>> {
         )
     })?;
     let cte = mime::transfer_encoding(fields);
-    let (new_body, new_cte): (Vec<u8>, &str) = if ct.is_multipart() {
+    let (new_body, new_cte): (Vec<u8>, String) = if ct.is_multipart() {
         if !matches!(cte.as_str(), "7bit" | "8bit" | "binary") {
             return Err(Error::invalid(
                 "message",
@@ -94,14 +94,14 @@ fn entity(fields: &[Field<'_>], body: &[u8], depth: usize) -> Result<Vec<u8>> {
                 ),
             ));
         }
-        (multipart(&ct, body, depth)?, "7bit")
+        (multipart(&ct, body, depth)?, "7bit".to_owned())
     } else if matches!(ct.mime.as_str(), "message/rfc822" | "message/global") {
         if seven_bit_safe(body, false) {
-            (mime::crlf(body).into_owned(), "7bit")
+            (mime::crlf(body).into_owned(), "7bit".to_owned())
         } else {
             let (b, inner_body) = split_entity(body);
             let inner = mime::fields(b).map_err(|e| Error::invalid("attached message", e))?;
-            (entity(&inner, inner_body, depth + 1)?, "7bit")
+            (entity(&inner, inner_body, depth + 1)?, "7bit".to_owned())
         }
     } else {
         leaf(&ct.mime, &cte, body)?
@@ -165,7 +165,7 @@ fn multipart(ct: &mime::ContentType, body: &[u8], depth: usize) -> Result<Vec<u8
 }
 
 /// A leaf's new body and transfer encoding.
-fn leaf(mime_type: &str, cte: &str, body: &[u8]) -> Result<(Vec<u8>, &'static str)> {
+fn leaf(mime_type: &str, cte: &str, body: &[u8]) -> Result<(Vec<u8>, String)> {
     let text = mime_type.starts_with("text/");
     match cte {
         "base64" | "quoted-printable" if seven_bit_safe(body, false) => {
@@ -174,7 +174,7 @@ fn leaf(mime_type: &str, cte: &str, body: &[u8]) -> Result<(Vec<u8>, &'static st
             } else {
                 "quoted-printable"
             };
-            Ok((mime::crlf(body).into_owned(), keep))
+            Ok((mime::crlf(body).into_owned(), keep.to_owned()))
         }
         "base64" => {
             let clean: Vec<u8> = body
@@ -195,15 +195,14 @@ fn leaf(mime_type: &str, cte: &str, body: &[u8]) -> Result<(Vec<u8>, &'static st
         }
         "7bit" | "8bit" | "binary" => {
             if seven_bit_safe(body, text) {
-                Ok((mime::crlf(body).into_owned(), "7bit"))
+                Ok((mime::crlf(body).into_owned(), "7bit".to_owned()))
             } else {
                 Ok(encode(text, body))
             }
         }
+        // x-uuencode and the like, already 7-bit: kept as they are, encoding label included.
         other if seven_bit_safe(body, false) => {
-            // x-uuencode and the like: already 7-bit; keep them as they are.
-            let _ = other;
-            Ok((mime::crlf(body).into_owned(), "7bit"))
+            Ok((mime::crlf(body).into_owned(), other.to_owned()))
         }
         other => Err(Error::invalid(
             "message part",
@@ -213,11 +212,14 @@ fn leaf(mime_type: &str, cte: &str, body: &[u8]) -> Result<(Vec<u8>, &'static st
 }
 
 /// Text as quoted-printable with CRLF hard line breaks; anything else as base64.
-fn encode(text: bool, raw: &[u8]) -> (Vec<u8>, &'static str) {
+fn encode(text: bool, raw: &[u8]) -> (Vec<u8>, String) {
     if text {
-        (quoted_printable_text(&mime::crlf(raw)), "quoted-printable")
+        (
+            quoted_printable_text(&mime::crlf(raw)),
+            "quoted-printable".to_owned(),
+        )
     } else {
-        (base64_lines(raw), "base64")
+        (base64_lines(raw), "base64".to_owned())
     }
 }
 
@@ -323,6 +325,18 @@ mod tests {
         assert!(e.ends_with("--zz--\r\n"), "{e}");
         assert!(
             !e.contains("\r\r") && !e.replace("\r\n", "").contains('\n'),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn other_seven_bit_encodings_keep_their_label() {
+        let p = prepared(
+            b"From: a@b\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: x-uuencode\n\nbegin 644 a\n`\nend\n",
+        );
+        let e = String::from_utf8(p.entity).expect("ascii");
+        assert!(
+            e.contains("Content-Transfer-Encoding: x-uuencode\r\n\r\nbegin 644 a\r\n"),
             "{e}"
         );
     }
