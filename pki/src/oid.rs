@@ -12,6 +12,10 @@ pub const ID_CT_TST_INFO: Oid = Oid::new_unwrap("1.2.840.113549.1.9.16.1.4");
 pub const ID_DATA: Oid = Oid::new_unwrap("1.2.840.113549.1.7.1");
 /// id-signedData (RFC 5652 §5.1).
 pub const ID_SIGNED_DATA: Oid = Oid::new_unwrap("1.2.840.113549.1.7.2");
+/// id-envelopedData (RFC 5652 §6.1).
+pub const ID_ENVELOPED_DATA: Oid = Oid::new_unwrap("1.2.840.113549.1.7.3");
+/// id-ct-authEnvelopedData (RFC 5083 §2.1).
+pub const ID_CT_AUTH_ENVELOPED_DATA: Oid = Oid::new_unwrap("1.2.840.113549.1.9.16.1.23");
 /// id-contentType signed attribute (RFC 5652 §11.1).
 pub const ID_CONTENT_TYPE: Oid = Oid::new_unwrap("1.2.840.113549.1.9.3");
 /// id-messageDigest signed attribute (RFC 5652 §11.2).

@@ -375,6 +375,20 @@ fn opaque(der: Vec<u8>) -> Peeled {
         Ok(d) => d,
         Err(e) => return Peeled::Unreadable(e),
     };
+    // Encrypted content labelled without (or with a wrong) smime-type: say so.
+    let content_type = crate::raw::RawTlv::parse(&der, "ContentInfo")
+        .and_then(|ci| ci.children("ContentInfo"))
+        .ok()
+        .and_then(|f| {
+            f.first()
+                .and_then(|t| t.decode::<der::asn1::ObjectIdentifier>("contentType").ok())
+        });
+    if content_type == Some(oid::ID_ENVELOPED_DATA) {
+        return Peeled::Encrypted("EnvelopedData");
+    }
+    if content_type == Some(oid::ID_CT_AUTH_ENVELOPED_DATA) {
+        return Peeled::Encrypted("AuthEnvelopedData");
+    }
     let content = match RawSignedData::parse(&der)
         .map_err(|e| error_text(&e))
         .and_then(|raw| econtent(&raw))
@@ -802,6 +816,16 @@ mod tests {
         assert!(!same_address("Alice@example.com", "alice@example.com"));
         assert!(!same_address("alice@example.com", "alice@example.com.evil"));
         assert!(!same_address("alice", "alice"));
+    }
+
+    #[test]
+    fn encrypted_content_without_smime_type_says_decrypt_first() {
+        // ContentInfo { envelopedData, [0] SEQUENCE {} }, labelled as plain pkcs7-mime.
+        let m = b"From: a@b\r\nContent-Type: application/pkcs7-mime; name=smime.p7m\r\n\
+            Content-Transfer-Encoding: base64\r\n\r\nMBEGCSqGSIb3DQEHA6AEMAIwAA==\r\n";
+        let r = verify_message("m", m, &EmailVerifyOptions::default());
+        assert!(!r.verified);
+        assert!(r.errors[0].contains("decrypt first"), "{:?}", r.errors);
     }
 
     #[test]
