@@ -46,41 +46,7 @@ enum Command {
     Email(EmailCommand),
     /// Verify files against their timestamp tokens (FILE.tsr beside each, or --token), and
     /// signed emails (detected from their content).
-    Verify {
-        /// Data files (or, with --token, the one file it covers), or signed messages.
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-        /// Trust anchors (PEM bundle or DER): the roots whose tokens and signers you accept.
-        #[arg(long, value_name = "FILE")]
-        trust: Vec<PathBuf>,
-        /// Trust anchors for the TSAs of signature timestamps (default: those of --trust).
-        #[arg(long, value_name = "FILE")]
-        tsa_trust: Vec<PathBuf>,
-        /// Check signers' certificates at this moment instead of the proven time: an RFC 3339
-        /// time, or `claimed` (the signature's signingTime). Reported as unproven.
-        #[arg(long, value_name = "TIME|claimed")]
-        at: Option<String>,
-        /// Flag a gap larger than this between the proven time, the claimed signingTime and
-        /// the Date header, seconds.
-        #[arg(long, value_name = "SECONDS", default_value_t = pki::smime::verify::DEFAULT_MAX_TIME_GAP_SECS)]
-        max_time_gap: i64,
-        /// The token (.tsr: a TimeStampResp or a bare token, DER or BER).
-        #[arg(long, value_name = "FILE")]
-        token: Option<PathBuf>,
-        /// Certificates to use beside the token's own (for tokens made without certReq).
-        #[arg(long, value_name = "FILE")]
-        certs: Vec<PathBuf>,
-        /// Print the report as JSON (an object; an array for several files).
-        #[arg(long)]
-        json: bool,
-        /// List every check, also when verified.
-        #[arg(long, short)]
-        verbose: bool,
-        /// Fail (exit 1) on what is otherwise a warning: SHA-1 in the imprint, the digest or
-        /// the signature algorithm, and a SignedData version that does not fit its content.
-        #[arg(long)]
-        strict: bool,
-    },
+    Verify(VerifyArgs),
     /// Print a token or a whole TimeStampResp, human-readable.
     Inspect {
         /// The .tsr file.
@@ -93,29 +59,7 @@ fn main() -> ExitCode {
     let result = match opts.command {
         Command::File(args) => cmd_file(args),
         Command::Email(EmailCommand::Sign(args)) => cmd_email_sign(args),
-        Command::Verify {
-            files,
-            trust,
-            tsa_trust,
-            at,
-            max_time_gap,
-            token,
-            certs,
-            json,
-            verbose,
-            strict,
-        } => cmd_verify(VerifyArgs {
-            files,
-            trust,
-            tsa_trust,
-            at,
-            max_time_gap,
-            token,
-            certs,
-            json,
-            verbose,
-            strict,
-        }),
+        Command::Verify(args) => cmd_verify(args),
         Command::Inspect { file } => cmd_inspect(&file),
     };
     match result {
@@ -156,6 +100,44 @@ fn hint(e: &anyhow::Error) -> Option<String> {
         }
     }
     None
+}
+
+/// `stamp verify` arguments.
+#[derive(clap::Args, Debug)]
+struct VerifyArgs {
+    /// Data files (or, with --token, the one file it covers), or signed messages.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Trust anchors (PEM bundle or DER): the roots whose tokens and signers you accept.
+    #[arg(long, value_name = "FILE")]
+    trust: Vec<PathBuf>,
+    /// Trust anchors for the TSAs of signature timestamps (default: those of --trust).
+    #[arg(long, value_name = "FILE")]
+    tsa_trust: Vec<PathBuf>,
+    /// Check signers' certificates at this moment instead of the proven time: an RFC 3339
+    /// time, or `claimed` (the signature's signingTime). Reported as unproven.
+    #[arg(long, value_name = "TIME|claimed")]
+    at: Option<String>,
+    /// Flag a gap larger than this between the proven time, the claimed signingTime and
+    /// the Date header, seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = pki::smime::verify::DEFAULT_MAX_TIME_GAP_SECS)]
+    max_time_gap: i64,
+    /// The token (.tsr: a TimeStampResp or a bare token, DER or BER).
+    #[arg(long, value_name = "FILE")]
+    token: Option<PathBuf>,
+    /// Certificates to use beside the token's own (for tokens made without certReq).
+    #[arg(long, value_name = "FILE")]
+    certs: Vec<PathBuf>,
+    /// Print the report as JSON (an object; an array for several files).
+    #[arg(long)]
+    json: bool,
+    /// List every check, also when verified.
+    #[arg(long, short)]
+    verbose: bool,
+    /// Fail (exit 1) on what is otherwise a warning: SHA-1 in the imprint, the digest or
+    /// the signature algorithm, and a SignedData version that does not fit its content.
+    #[arg(long)]
+    strict: bool,
 }
 
 /// `stamp email` subcommands.
@@ -567,20 +549,6 @@ fn load_certs(path: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     pki::cert::load_certificates(&bytes)
         .with_context(|| format!("no usable certificate in {}", path.display()))
-}
-
-/// `stamp verify` arguments.
-struct VerifyArgs {
-    files: Vec<PathBuf>,
-    trust: Vec<PathBuf>,
-    tsa_trust: Vec<PathBuf>,
-    at: Option<String>,
-    max_time_gap: i64,
-    token: Option<PathBuf>,
-    certs: Vec<PathBuf>,
-    json: bool,
-    verbose: bool,
-    strict: bool,
 }
 
 fn cmd_verify(a: VerifyArgs) -> anyhow::Result<Exit> {
