@@ -1,6 +1,7 @@
 //! Helpers of the email tests: a small mail PKI made with the openssl CLI, statements to sign,
 //! and surgery on signed messages (taking the signature out, putting another one in).
 
+use crate::openssl_ca::path_str as s;
 use crate::{openssl, write_file};
 use base64::Engine;
 use std::path::{Path, PathBuf};
@@ -123,10 +124,6 @@ impl MailPki {
         .assert_ok();
         Person { key, cert }
     }
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
 }
 
 /// A bank statement from `from`: LF line ends, 8-bit UTF-8 text, a line starting with "From ".

@@ -26,26 +26,6 @@ use std::process::Command;
 /// The signer's address: in the certificates' subjectAltName and in the messages' From.
 const ALICE: &str = "alice@example.com";
 
-/// openssl `req`/`x509` configuration of the mail CA and its end entities.
-const MAIL_CA_CONFIG: &str = "\
-[req]
-distinguished_name = dn
-prompt = no
-[dn]
-CN = unused
-[v3_mail_ca]
-basicConstraints = critical,CA:TRUE
-keyUsage = critical,keyCertSign,cRLSign
-subjectKeyIdentifier = hash
-[v3_mail_ee]
-basicConstraints = critical,CA:FALSE
-keyUsage = critical,digitalSignature,nonRepudiation
-extendedKeyUsage = emailProtection
-subjectAltName = email:alice@example.com
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-";
-
 /// The body of the plain test message: 8-bit UTF-8 and a line starting with "From ", LF ends.
 const PLAIN_BODY: &str = "Grüße aus Köln – naïve café, 東京.\n\
 From the start of a line: an mbox writer would mangle this.\n\
@@ -65,7 +45,7 @@ struct Signer {
     cert: PathBuf,
 }
 
-/// A mail CA (`mail-ca.pem`) and two end entities for alice@example.com, made by openssl.
+/// A mail CA and two end entities for alice@example.com.
 struct MailPki {
     ca: PathBuf,
     signers: Vec<Signer>,
@@ -78,114 +58,23 @@ fn openssl_ok(dir: &Path, args: &[&str], what: &str) -> Run {
     run
 }
 
-/// Makes the mail CA and an ECDSA P-256 and an RSA-2048 signer with the openssl CLI in `dir`.
+/// The mail CA and an ECDSA P-256 and an RSA-2048 signer for alice@example.com, made by
+/// openssl in `dir` (the shared test PKI of the email tests).
 fn mail_pki(dir: &Path) -> MailPki {
-    write_file(dir, "mail-ca.cnf", MAIL_CA_CONFIG.as_bytes());
-    openssl_ok(
-        dir,
-        &[
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-            "mail-ca.key",
-        ],
-        "mail CA key",
-    );
-    openssl_ok(
-        dir,
-        &[
-            "req",
-            "-new",
-            "-x509",
-            "-key",
-            "mail-ca.key",
-            "-subj",
-            "/O=Interop/CN=Interop Mail CA",
-            "-days",
-            "30",
-            "-config",
-            "mail-ca.cnf",
-            "-extensions",
-            "v3_mail_ca",
-            "-out",
-            "mail-ca.pem",
-        ],
-        "mail CA certificate",
-    );
-    let mut signers = Vec::new();
-    for (i, (name, keygen)) in [
-        (
-            "ec",
-            &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
-        ),
-        (
-            "rsa",
-            &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
-        ),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let key = format!("alice-{name}.key");
-        let csr = format!("alice-{name}.csr");
-        let cert = format!("alice-{name}.pem");
-        let mut args = vec!["genpkey"];
-        args.extend_from_slice(keygen);
-        args.extend_from_slice(&["-out", &key]);
-        openssl_ok(dir, &args, "signer key");
-        let subject = format!("/O=Interop/CN=Alice ({name})/emailAddress={ALICE}");
-        openssl_ok(
-            dir,
-            &[
-                "req",
-                "-new",
-                "-key",
-                &key,
-                "-subj",
-                &subject,
-                "-config",
-                "mail-ca.cnf",
-                "-out",
-                &csr,
-            ],
-            "signer CSR",
-        );
-        let serial = format!("{}", 1000 + i);
-        openssl_ok(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "mail-ca.pem",
-                "-CAkey",
-                "mail-ca.key",
-                "-set_serial",
-                &serial,
-                "-days",
-                "30",
-                "-extfile",
-                "mail-ca.cnf",
-                "-extensions",
-                "v3_mail_ee",
-                "-out",
-                &cert,
-            ],
-            "signer certificate",
-        );
-        signers.push(Signer {
-            name,
-            key: dir.join(key),
-            cert: dir.join(cert),
-        });
-    }
+    let shared = sigillum_tests::mail::MailPki::new(dir, "interop");
+    let signers = ["ec", "rsa"]
+        .into_iter()
+        .map(|name| {
+            let person = shared.person(ALICE, name);
+            Signer {
+                name,
+                key: person.key,
+                cert: person.cert,
+            }
+        })
+        .collect();
     MailPki {
-        ca: dir.join("mail-ca.pem"),
+        ca: shared.ca,
         signers,
     }
 }
