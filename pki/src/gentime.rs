@@ -114,6 +114,15 @@ impl From<GenTimeError> for der::Error {
     }
 }
 
+/// The system clock in whole seconds since the Unix epoch (0 for a clock before it): the
+/// "now" of every verifier and signer that has not been given one.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
 /// An RFC 3161 `genTime`: a UTC instant with up to nanosecond precision, between
 /// 0000-01-01T00:00:00Z and 9999-12-31T23:59:59.999999999Z.
 ///

@@ -85,12 +85,9 @@ fn sign_entity(entity: &[u8], o: &SignOptions<'_>) -> Result<(Vec<u8>, Option<Ti
     } else {
         SignedDataBuilder::detached(oid::ID_DATA, alg.digest().digest(entity), alg, o.cert)?
     };
-    let now = o.signing_time.unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
-    });
+    let now = o
+        .signing_time
+        .unwrap_or_else(|| u64::try_from(crate::gentime::unix_now()).unwrap_or(0));
     let mut certs = vec![o.cert.der.clone()];
     certs.extend(o.chain.iter().filter(|c| **c != o.cert.der).cloned());
     let tbs = builder

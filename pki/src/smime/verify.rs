@@ -20,24 +20,24 @@
 //! * The certificate path (with emailProtection when the certificate has an EKU) is checked at
 //!   the proven time, else now, else the time given, and the report says which.
 //! * A signed message inside a signed message is verified layer by layer.
+//!
+//! The checks of one SignerInfo are in [`signer`].
+
+mod signer;
+
+pub use signer::{certificate_addresses, same_address};
 
 use super::canon::base64_decode;
 use super::mime::{self, ContentType};
 use crate::cms::RawSignedData;
-use crate::digest::HashAlg;
 use crate::error::error_text;
-use crate::gentime::GenTime;
-use crate::oid::{self, HashStrength};
-use crate::report::{Kind, Outcome, Report, SignatureReport, SigningTimes, TimeBasis};
-use crate::signer_check::{SignedKind, SignerInput, check_signer};
-use crate::signer_info::{SignerInfoView, attributes};
+use crate::oid;
+use crate::report::{Kind, Report, SignatureReport};
+use crate::signer_check::SignedKind;
+use crate::signer_info::SignerInfoView;
 use crate::token::VerifyOptions;
-use crate::verify::check_path;
 use cms::signed_data::EncapsulatedContentInfo;
 use der::asn1::OctetString;
-use x509_cert::Certificate;
-use x509_cert::ext::pkix::SubjectAltName;
-use x509_cert::ext::pkix::name::GeneralName;
 
 /// Signature layers followed before giving up (sign, then sign again, ...).
 pub const MAX_LAYERS: usize = 8;
@@ -131,8 +131,26 @@ struct Layer {
     content: Vec<u8>,
     /// What problems the layer's framing has (fail the layer).
     problems: Vec<String>,
-    /// How the layer was carried, for the label.
-    form: &'static str,
+    /// How the layer was carried.
+    form: Form,
+}
+
+/// The two ways RFC 8551 carries a signature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Form {
+    /// multipart/signed: the signed part shown as it is, the signature beside it.
+    Detached,
+    /// application/pkcs7-mime signed-data: the content inside the SignedData.
+    Opaque,
+}
+
+impl Form {
+    fn name(self) -> &'static str {
+        match self {
+            Form::Detached => "multipart/signed",
+            Form::Opaque => "application/pkcs7-mime",
+        }
+    }
 }
 
 /// Verifies a message. `source` names it in the report.
@@ -163,7 +181,6 @@ pub fn verify_message(source: &str, bytes: &[u8], o: &EmailVerifyOptions) -> Rep
 
     // Peel the signature layers.
     let mut layers: Vec<Layer> = Vec::new();
-    let mut entity: Vec<u8> = message.clone().into_owned();
     let mut report_errors: Vec<String> = Vec::new();
     if from_fields.len() > 1 {
         report_errors.push(format!(
@@ -180,11 +197,11 @@ pub fn verify_message(source: &str, bytes: &[u8], o: &EmailVerifyOptions) -> Rep
             ));
             break;
         }
-        match peel(&entity) {
-            Peeled::Layer(layer) => {
-                entity = layer.content.clone();
-                layers.push(layer);
-            }
+        // The message itself, then what each layer signed. The message is parsed already;
+        // inner entities are parsed where needed.
+        let current: &[u8] = layers.last().map_or(&message[..], |l| l.content.as_slice());
+        match peel(current, layers.is_empty().then_some(&parsed)) {
+            Peeled::Layer(layer) => layers.push(layer),
             Peeled::Encrypted(what) => {
                 report_errors.push(format!(
                     "encrypted ({what}): decrypt first (`stamp email decrypt`), then verify"
@@ -197,7 +214,7 @@ pub fn verify_message(source: &str, bytes: &[u8], o: &EmailVerifyOptions) -> Rep
             }
             Peeled::Content => {
                 if layers.is_empty() {
-                    report_errors.push(match find_signed_inside(&entity) {
+                    report_errors.push(match find_signed_inside(&parsed) {
                         Some(where_) => format!(
                             "partially signed: a signed part is wrapped inside an unsigned \
                              {where_}; the rest of the message is covered by no signature: do \
@@ -254,7 +271,8 @@ enum Peeled {
 }
 
 /// Reads the top of `entity`: a signature layer, encrypted content, or plain content.
-fn peel(entity: &[u8]) -> Peeled {
+/// `parsed` is mail-parser's reading of `entity` when the caller has it.
+fn peel(entity: &[u8], parsed: Option<&mail_parser::Message<'_>>) -> Peeled {
     let (block, body) = mime::split_entity(entity);
     let fields = match mime::fields(block) {
         Ok(f) => f,
@@ -264,7 +282,7 @@ fn peel(entity: &[u8]) -> Peeled {
         return Peeled::Unreadable("a Content-Type field is unreadable or given twice".into());
     };
     match ct.mime.as_str() {
-        "multipart/signed" => Peeled::Layer(multipart_signed(entity, &ct, body)),
+        "multipart/signed" => Peeled::Layer(multipart_signed(entity, parsed, &ct, body)),
         "application/pkcs7-mime" | "application/x-pkcs7-mime" => {
             let smime_type = ct.param("smime-type").map(str::to_ascii_lowercase);
             match smime_type.as_deref() {
@@ -296,12 +314,17 @@ fn decode_body(fields: &[mime::Field<'_>], body: &[u8]) -> Result<Vec<u8>, Strin
     }
 }
 
-fn multipart_signed(entity: &[u8], ct: &ContentType, body: &[u8]) -> Layer {
+fn multipart_signed(
+    entity: &[u8],
+    parsed: Option<&mail_parser::Message<'_>>,
+    ct: &ContentType,
+    body: &[u8],
+) -> Layer {
     let mut layer = Layer {
         cms: Err("no signature part".into()),
         content: Vec::new(),
         problems: Vec::new(),
-        form: "multipart/signed",
+        form: Form::Detached,
     };
     let protocol = ct.param("protocol").unwrap_or("").to_ascii_lowercase();
     if !matches!(
@@ -342,7 +365,7 @@ fn multipart_signed(entity: &[u8], ct: &ContentType, body: &[u8]) -> Layer {
     };
     layer.content = signed.to_vec();
     // What mail-parser (as a mail client would) takes for the signed part must be these bytes.
-    if let Some(problem) = parsers_disagree(entity, signed) {
+    if let Some(problem) = parsers_disagree(entity, parsed, signed) {
         layer.problems.push(problem);
     }
     let Some(sig_part) = mp.parts.get(1) else {
@@ -391,7 +414,7 @@ fn opaque(der: Vec<u8>) -> Peeled {
     }
     let content = match RawSignedData::parse(&der)
         .map_err(|e| error_text(&e))
-        .and_then(|raw| econtent(&raw))
+        .and_then(|raw| econtent(&encap_content_info(&raw)?))
     {
         Ok(Some(c)) => c,
         Ok(None) => {
@@ -405,7 +428,7 @@ fn opaque(der: Vec<u8>) -> Peeled {
         cms: Ok(der),
         content,
         problems: Vec::new(),
-        form: "application/pkcs7-mime",
+        form: Form::Opaque,
     })
 }
 
@@ -415,12 +438,16 @@ fn normalize(der: Vec<u8>) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("malformed signature: {}", error_text(&e)))
 }
 
-/// The eContent octets of a SignedData, when present.
-fn econtent(raw: &RawSignedData<'_>) -> Result<Option<Vec<u8>>, String> {
-    let encap: EncapsulatedContentInfo = raw.fields[2]
+/// A SignedData's encapContentInfo.
+fn encap_content_info(raw: &RawSignedData<'_>) -> Result<EncapsulatedContentInfo, String> {
+    raw.fields[2]
         .decode("encapContentInfo")
-        .map_err(|e| error_text(&e))?;
-    match encap.econtent {
+        .map_err(|e| error_text(&e))
+}
+
+/// The eContent octets, when present.
+fn econtent(encap: &EncapsulatedContentInfo) -> Result<Option<Vec<u8>>, String> {
+    match &encap.econtent {
         None => Ok(None),
         Some(any) => any
             .decode_as::<OctetString>()
@@ -429,9 +456,21 @@ fn econtent(raw: &RawSignedData<'_>) -> Result<Option<Vec<u8>>, String> {
     }
 }
 
-/// Compares the signed part found by the strict split with mail-parser's first sub-part.
-fn parsers_disagree(entity: &[u8], signed: &[u8]) -> Option<String> {
-    let parsed = mail_parser::MessageParser::new().parse(entity)?;
+/// Compares the signed part found by the strict split with mail-parser's first sub-part of
+/// `entity` (`parsed`, when the caller has parsed it already).
+fn parsers_disagree(
+    entity: &[u8],
+    parsed: Option<&mail_parser::Message<'_>>,
+    signed: &[u8],
+) -> Option<String> {
+    let own;
+    let parsed = match parsed {
+        Some(p) => p,
+        None => {
+            own = mail_parser::MessageParser::new().parse(entity)?;
+            &own
+        }
+    };
     let first_child = match &parsed.root_part().body {
         mail_parser::PartType::Multipart(ids) => ids.first().copied(),
         _ => None,
@@ -446,9 +485,9 @@ fn parsers_disagree(entity: &[u8], signed: &[u8]) -> Option<String> {
     })
 }
 
-/// Where a signed part sits inside an unsigned entity, if one does.
-fn find_signed_inside(entity: &[u8]) -> Option<String> {
-    let parsed = mail_parser::MessageParser::new().parse(entity)?;
+/// Where a signed part sits inside an unsigned message, if one does: the type of the
+/// message's top-level entity.
+fn find_signed_inside(parsed: &mail_parser::Message<'_>) -> Option<String> {
     let root = parsed
         .root_part()
         .headers
@@ -473,13 +512,21 @@ fn find_signed_inside(entity: &[u8]) -> Option<String> {
     signed.then_some(root.mime)
 }
 
+/// What a layer's signers are checked with.
 struct LayerContext<'a> {
+    /// The layer's place, outermost first.
     index: usize,
+    /// Whether the message has more than one layer (for the labels).
     several: bool,
+    /// Whether this is the outermost layer, whose signers must be the From address.
     outermost: bool,
+    /// The From addresses.
     from: &'a [String],
+    /// The Date header, Unix seconds.
     date: Option<i64>,
+    /// The caller's options.
     opts: &'a EmailVerifyOptions,
+    /// The token verifier's options for signature timestamps (the TSA anchors).
     tsa_opts: &'a VerifyOptions,
 }
 
@@ -487,9 +534,7 @@ fn verify_layer(layer: &Layer, ctx: &LayerContext<'_>) -> Result<Vec<SignatureRe
     let der = layer.cms.as_ref().map_err(Clone::clone)?;
     let raw = RawSignedData::parse(der)
         .map_err(|e| format!("malformed signature: {}", error_text(&e)))?;
-    let encap: EncapsulatedContentInfo = raw.fields[2]
-        .decode("encapContentInfo")
-        .map_err(|e| format!("malformed signature: {}", error_text(&e)))?;
+    let encap = encap_content_info(&raw).map_err(|e| format!("malformed signature: {e}"))?;
     let mut layer_problems = layer.problems.clone();
     if encap.econtent_type != oid::ID_DATA {
         layer_problems.push(format!(
@@ -497,8 +542,8 @@ fn verify_layer(layer: &Layer, ctx: &LayerContext<'_>) -> Result<Vec<SignatureRe
             encap.econtent_type
         ));
     }
-    if layer.form == "multipart/signed"
-        && let Some(inside) = econtent(&raw)?
+    if layer.form == Form::Detached
+        && let Some(inside) = econtent(&encap)?
         && inside != layer.content
     {
         layer_problems.push(
@@ -523,15 +568,20 @@ fn verify_layer(layer: &Layer, ctx: &LayerContext<'_>) -> Result<Vec<SignatureRe
         let label = match (ctx.several, several_signers) {
             (false, false) => "signer".to_owned(),
             (false, true) => format!("signer {}", j + 1),
-            (true, false) => format!("layer {} ({}) signer", ctx.index + 1, layer.form),
-            (true, true) => format!("layer {} ({}) signer {}", ctx.index + 1, layer.form, j + 1),
+            (true, false) => format!("layer {} ({}) signer", ctx.index + 1, layer.form.name()),
+            (true, true) => format!(
+                "layer {} ({}) signer {}",
+                ctx.index + 1,
+                layer.form.name(),
+                j + 1
+            ),
         };
         let mut r = SignatureReport::new(label);
         for p in &layer_problems {
             r.fail("structure", p.clone());
         }
         match SignerInfoView::parse(si_raw.full) {
-            Ok(view) => verify_signer(&mut r, &view, &layer.content, &bag, carries, ctx),
+            Ok(view) => signer::verify_signer(&mut r, &view, &layer.content, &bag, carries, ctx),
             Err(e) => r.fail(
                 "signed-attributes",
                 format!("the SignerInfo is malformed: {}", error_text(&e)),
@@ -543,280 +593,9 @@ fn verify_layer(layer: &Layer, ctx: &LayerContext<'_>) -> Result<Vec<SignatureRe
     Ok(out)
 }
 
-fn verify_signer(
-    r: &mut SignatureReport,
-    si: &SignerInfoView,
-    content: &[u8],
-    bag: &[&[u8]],
-    carries_certificates: bool,
-    ctx: &LayerContext<'_>,
-) {
-    let o = ctx.opts;
-    let digest = |h: HashAlg| Some(h.digest(content));
-    let input = SignerInput {
-        signer_info: si,
-        kind: EMAIL_KIND,
-        content_digest: &digest,
-        certificates: bag,
-        carries_certificates,
-        require_signing_certificate: false,
-    };
-    let found = check_signer(&input, r);
-    let proven = crate::token::check_signature_timestamp(r, si, ctx.tsa_opts);
-    let claimed = signing_time(si);
-    let now = o.now.unwrap_or_else(now_unix);
-    let (at, basis) = match o.check_time {
-        CheckTime::At(t) => (Some(t), TimeBasis::Given),
-        CheckTime::Claimed => (claimed, TimeBasis::Claimed),
-        CheckTime::Proven => match proven {
-            Some(p) => (Some(p.unix_seconds()), TimeBasis::Proven),
-            None => (Some(now), TimeBasis::Now),
-        },
-    };
-    let fmt = |t: i64| {
-        GenTime::from_unix_timestamp(t, 0)
-            .map(|g| g.to_string())
-            .unwrap_or_else(|_| t.to_string())
-    };
-    r.times = Some(SigningTimes {
-        proven: proven.map(|p| p.to_string()),
-        claimed: claimed.map(fmt),
-        date_header: ctx.date.map(fmt),
-        checked_at: at.map(fmt).unwrap_or_default(),
-        checked_at_basis: basis,
-    });
-    check_algorithms(r, si, o.strict);
-    let Some(signer) = found else {
-        return;
-    };
-    r.signer_addresses = certificate_addresses(&signer.cert);
-
-    // The path, with emailProtection where the certificate carries an EKU.
-    let when = match basis {
-        TimeBasis::Proven => "at the time the signature timestamp proves",
-        TimeBasis::Now => "now (no proven time: the path is checked at the current time)",
-        TimeBasis::Given => "at the time given with --at (not proven)",
-        TimeBasis::Claimed => "at the signer's claimed signingTime (not proven)",
-    };
-    match at {
-        None => r.fail(
-            "certificate-path",
-            "--at claimed, but the signature has no signingTime attribute",
-        ),
-        Some(t) => check_path(
-            r,
-            signer.der,
-            bag,
-            &o.trust,
-            t,
-            oid::ID_KP_EMAIL_PROTECTION_BYTES,
-            when,
-        ),
-    }
-
-    check_sender(r, ctx);
-    check_time_gap(r, proven.map(|p| p.unix_seconds()), claimed, ctx);
-}
-
-/// The sender check: the From address(es) against the certificate's addresses.
-fn check_sender(r: &mut SignatureReport, ctx: &LayerContext<'_>) {
-    let bound = |a: &str| r.signer_addresses.iter().any(|c| same_address(a, c));
-    let names = if r.signer_addresses.is_empty() {
-        "no email address".to_owned()
-    } else {
-        r.signer_addresses.join(", ")
-    };
-    if ctx.from.is_empty() {
-        if ctx.outermost {
-            r.fail(
-                "sender",
-                "the message has no From address to bind to the signer",
-            );
-        }
-        return;
-    }
-    let unbound: Vec<&String> = ctx.from.iter().filter(|a| !bound(a)).collect();
-    let from = ctx.from.join(", ");
-    match (unbound.is_empty(), ctx.outermost) {
-        (true, _) => r.pass(
-            "sender",
-            format!("From {from} is bound by the signer's certificate"),
-        ),
-        (false, true) => r.fail(
-            "sender",
-            format!(
-                "possible impersonation: From says {from}, but the signer's certificate names \
-                 {names}"
-            ),
-        ),
-        (false, false) => r.check(
-            "sender",
-            Outcome::Warning,
-            format!(
-                "this inner signer's certificate names {names}, not the From address {from} \
-                 (the outer signer vouches for the content)"
-            ),
-        ),
-    }
-}
-
-/// RFC 5280 §4.2.1.6 / §7.5: the local part compared exactly, the domain without regard to
-/// ASCII case.
-pub fn same_address(a: &str, b: &str) -> bool {
-    match (a.rsplit_once('@'), b.rsplit_once('@')) {
-        (Some((la, da)), Some((lb, db))) => la == lb && da.eq_ignore_ascii_case(db),
-        _ => false,
-    }
-}
-
-/// The addresses a certificate binds: rfc822Name subjectAltNames, then emailAddress
-/// attributes of the subject.
-pub fn certificate_addresses(cert: &Certificate) -> Vec<String> {
-    let mut out: Vec<String> = crate::cert::extension(cert, &oid::ID_CE_SUBJECT_ALT_NAME)
-        .filter(|(_, v)| crate::limits::check_sets(v, "subjectAltName").is_ok())
-        .and_then(|(_, v)| <SubjectAltName as der::Decode>::from_der(v).ok())
-        .map(|s| {
-            s.0.into_iter()
-                .filter_map(|g| match g {
-                    GeneralName::Rfc822Name(e) => Some(e.as_str().to_owned()),
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    for rdn in &cert.tbs_certificate.subject.0 {
-        for atv in rdn.0.iter() {
-            if atv.oid == oid::PKCS9_EMAIL_ADDRESS {
-                let text = atv
-                    .value
-                    .decode_as::<der::asn1::Ia5StringRef<'_>>()
-                    .map(|s| s.as_str().to_owned())
-                    .or_else(|_| {
-                        atv.value
-                            .decode_as::<der::asn1::Utf8StringRef<'_>>()
-                            .map(|s| s.as_str().to_owned())
-                    });
-                if let Ok(t) = text
-                    && !out.iter().any(|o| o == &t)
-                {
-                    out.push(t);
-                }
-            }
-        }
-    }
-    out
-}
-
-/// The signingTime signed attribute, Unix seconds.
-fn signing_time(si: &SignerInfoView) -> Option<i64> {
-    let attrs = attributes(si.signed_attrs_der.as_deref()?).ok()?;
-    let a = attrs.iter().find(|a| a.oid == oid::ID_SIGNING_TIME)?;
-    let [v] = a.values.as_slice() else {
-        return None;
-    };
-    let t = v
-        .decode::<der::asn1::UtcTime>("signingTime")
-        .map(|u| u.to_unix_duration())
-        .or_else(|_| {
-            v.decode::<der::asn1::GeneralizedTime>("signingTime")
-                .map(|g| g.to_unix_duration())
-        })
-        .ok()?;
-    i64::try_from(t.as_secs()).ok()
-}
-
-/// Flags a gap between the proven time, the claimed signingTime and the Date header.
-fn check_time_gap(
-    r: &mut SignatureReport,
-    proven: Option<i64>,
-    claimed: Option<i64>,
-    ctx: &LayerContext<'_>,
-) {
-    let max = ctx.opts.max_time_gap;
-    let reference = proven.or(claimed);
-    let Some(reference) = reference else {
-        return;
-    };
-    let what = if proven.is_some() {
-        "the proven time"
-    } else {
-        "the claimed signingTime"
-    };
-    let gap = |name: &str, t: i64| {
-        let d = t - reference;
-        let side = if d < 0 { "before" } else { "after" };
-        format!("{name} is {} s {side} {what}", d.abs())
-    };
-    let mut gaps = Vec::new();
-    if proven.is_some()
-        && let Some(c) = claimed
-        && (c - reference).abs() > max
-    {
-        gaps.push(gap("the claimed signingTime", c));
-    }
-    if ctx.outermost
-        && let Some(d) = ctx.date
-        && (d - reference).abs() > max
-    {
-        gaps.push(gap("the Date header", d));
-    }
-    if gaps.is_empty() {
-        r.pass(
-            "time-gap",
-            format!("the times agree with {what} within {max} s"),
-        );
-    } else {
-        r.check(
-            "time-gap",
-            Outcome::Warning,
-            format!("{} (more than {max} s)", gaps.join("; ")),
-        );
-    }
-}
-
-/// SHA-1 in the digest or signature algorithm is weak (a failure with `strict`); MD5 has
-/// already failed in the SignerInfo verifier.
-fn check_algorithms(r: &mut SignatureReport, si: &SignerInfoView, strict: bool) {
-    let weak: Vec<&str> = [
-        (si.digest_algorithm.oid, "the digest algorithm"),
-        (si.signature_algorithm.oid, "the signature algorithm"),
-    ]
-    .into_iter()
-    .filter(|(o, _)| oid::hash_strength(o) == HashStrength::Weak)
-    .map(|(_, w)| w)
-    .collect();
-    if weak.is_empty() {
-        return;
-    }
-    let detail = format!(
-        "SHA-1 in {}: weak, no longer safe against collisions",
-        weak.join(", ")
-    );
-    if strict {
-        r.fail("hash-algorithm", format!("{detail} (--strict)"));
-    } else {
-        r.check("hash-algorithm", Outcome::Warning, detail);
-    }
-}
-
-fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn addresses_compare_the_domain_without_case_only() {
-        assert!(same_address("alice@Example.COM", "alice@example.com"));
-        assert!(!same_address("Alice@example.com", "alice@example.com"));
-        assert!(!same_address("alice@example.com", "alice@example.com.evil"));
-        assert!(!same_address("alice", "alice"));
-    }
 
     #[test]
     fn encrypted_content_without_smime_type_says_decrypt_first() {

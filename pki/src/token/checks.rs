@@ -190,12 +190,7 @@ fn check_tsa_name(r: &mut SignatureReport, token: &ParsedToken, cert: &Certifica
 /// genTime must not lie in the future of the verifier's clock beyond the tolerance and the
 /// token's own accuracy.
 fn check_gen_time(r: &mut SignatureReport, token: &ParsedToken, opts: &VerifyOptions) {
-    let now = opts.now.unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-            .unwrap_or(0)
-    });
+    let now = opts.now.unwrap_or_else(crate::gentime::unix_now);
     let accuracy = token.tst_info.accuracy.as_ref().map_or(0, |a| {
         let sub = i64::from(a.millis.unwrap_or(0).max(0)) * 1000
             + i64::from(a.micros.unwrap_or(0).max(0));
