@@ -14,7 +14,6 @@
 use super::mime::{self, Field, seven_bit_safe, split_entity};
 use crate::error::{Error, Result};
 use base64::Engine;
-use std::borrow::Cow;
 
 /// Deepest MIME nesting accepted when signing (containers and nested messages).
 pub const MAX_DEPTH: usize = 32;
@@ -169,28 +168,11 @@ fn leaf(mime_type: &str, cte: &str, body: &[u8]) -> Result<(Vec<u8>, String)> {
     let text = mime_type.starts_with("text/");
     match cte {
         "base64" | "quoted-printable" if seven_bit_safe(body, false) => {
-            let keep: &'static str = if cte == "base64" {
-                "base64"
-            } else {
-                "quoted-printable"
-            };
-            Ok((mime::crlf(body).into_owned(), keep.to_owned()))
+            Ok((mime::crlf(body).into_owned(), cte.to_owned()))
         }
-        "base64" => {
-            let clean: Vec<u8> = body
-                .iter()
-                .copied()
-                .filter(|b| !b.is_ascii_whitespace())
-                .collect();
-            let raw = base64::engine::general_purpose::STANDARD
-                .decode(&clean)
-                .map_err(|e| Error::invalid("message part", format!("bad base64: {e}")))?;
-            Ok(encode(text, &raw))
-        }
-        "quoted-printable" => {
-            let raw = quoted_printable::decode(body, quoted_printable::ParseMode::Robust).map_err(
-                |e| Error::invalid("message part", format!("bad quoted-printable: {e}")),
-            )?;
+        "base64" | "quoted-printable" => {
+            let raw =
+                mime::decode_transfer(cte, body).map_err(|e| Error::invalid("message part", e))?;
             Ok(encode(text, &raw))
         }
         "7bit" | "8bit" | "binary" => {
@@ -252,21 +234,6 @@ pub fn base64_lines(raw: &[u8]) -> Vec<u8> {
         out.extend_from_slice(b"\r\n");
     }
     out
-}
-
-/// Decodes a base64 body, ignoring line ends and other white space.
-pub fn base64_decode(body: &[u8]) -> std::result::Result<Vec<u8>, base64::DecodeError> {
-    let clean: Cow<'_, [u8]> = if body.iter().any(u8::is_ascii_whitespace) {
-        Cow::Owned(
-            body.iter()
-                .copied()
-                .filter(|b| !b.is_ascii_whitespace())
-                .collect(),
-        )
-    } else {
-        Cow::Borrowed(body)
-    };
-    base64::engine::general_purpose::STANDARD.decode(&clean)
 }
 
 #[cfg(test)]

@@ -229,6 +229,29 @@ pub fn message_id(message: &[u8]) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The content of a body in the transfer encoding `cte` (lower case): base64 (white space
+/// ignored) and quoted-printable are decoded, anything else is the body itself.
+pub fn decode_transfer<'a>(cte: &str, body: &'a [u8]) -> Result<Cow<'a, [u8]>, String> {
+    use base64::Engine;
+    match cte {
+        "base64" => {
+            let clean: Vec<u8> = body
+                .iter()
+                .copied()
+                .filter(|b| !b.is_ascii_whitespace())
+                .collect();
+            base64::engine::general_purpose::STANDARD
+                .decode(clean)
+                .map(Cow::Owned)
+                .map_err(|e| format!("bad base64: {e}"))
+        }
+        "quoted-printable" => quoted_printable::decode(body, quoted_printable::ParseMode::Robust)
+            .map(Cow::Owned)
+            .map_err(|e| format!("bad quoted-printable: {e}")),
+        _ => Ok(Cow::Borrowed(body)),
+    }
+}
+
 /// A multipart body split at its delimiter lines (RFC 2046 §5.1.1).
 #[derive(Clone, Debug)]
 pub struct Multipart<'a> {

@@ -27,7 +27,6 @@ mod signer;
 
 pub use signer::{certificate_addresses, same_address};
 
-use super::canon::base64_decode;
 use super::mime::{self, ContentType};
 use crate::cms::RawSignedData;
 use crate::error::error_text;
@@ -38,6 +37,7 @@ use crate::signer_info::SignerInfoView;
 use crate::token::VerifyOptions;
 use cms::signed_data::EncapsulatedContentInfo;
 use der::asn1::OctetString;
+use std::borrow::Cow;
 
 /// Signature layers followed before giving up (sign, then sign again, ...).
 pub const MAX_LAYERS: usize = 8;
@@ -306,12 +306,7 @@ fn peel(entity: &[u8], parsed: Option<&mail_parser::Message<'_>>) -> Peeled {
 }
 
 fn decode_body(fields: &[mime::Field<'_>], body: &[u8]) -> Result<Vec<u8>, String> {
-    match mime::transfer_encoding(fields).as_str() {
-        "base64" => base64_decode(body).map_err(|e| format!("bad base64: {e}")),
-        "quoted-printable" => quoted_printable::decode(body, quoted_printable::ParseMode::Robust)
-            .map_err(|e| format!("bad quoted-printable: {e}")),
-        _ => Ok(body.to_vec()),
-    }
+    mime::decode_transfer(&mime::transfer_encoding(fields), body).map(Cow::into_owned)
 }
 
 fn multipart_signed(
