@@ -233,10 +233,12 @@ fn cmd_email_sign(a: EmailSignArgs) -> anyhow::Result<Exit> {
             .collect();
         let bar = progress(pairs.len());
         let summary = stamp::email::sign_files(&signer, &pairs, jobs, bar.as_ref());
+        // With a bar, each failure was printed above it as it happened.
+        let printed = bar.is_some();
         if let Some(b) = bar {
             b.finish_and_clear();
         }
-        return print_summary(&summary, a.json, true);
+        return print_summary(&summary, a.json, printed);
     }
     if let (Some(mbox), Some(out)) = (&a.mbox, &a.out_mbox) {
         let summary = stamp::email::sign_mbox(&signer, mbox, out, jobs, progress)?;
@@ -293,11 +295,16 @@ fn cmd_email_sign(a: EmailSignArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Verified)
 }
 
-fn print_summary(s: &stamp::email::Summary, json: bool, named: bool) -> anyhow::Result<Exit> {
+/// The bulk summary; failures are listed on stderr unless they were printed already.
+fn print_summary(
+    s: &stamp::email::Summary,
+    json: bool,
+    failures_printed: bool,
+) -> anyhow::Result<Exit> {
     if json {
         println!("{}", serde_json::to_string_pretty(s)?);
     } else {
-        if !named || !std::io::stderr().is_terminal() {
+        if !failures_printed {
             for f in &s.failed {
                 eprintln!("stamp: {}", escape(&format!("{}: {}", f.message, f.error)));
             }
