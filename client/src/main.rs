@@ -114,8 +114,9 @@ struct VerifyArgs {
     /// Trust anchors for the TSAs of signature timestamps (default: those of --trust).
     #[arg(long, value_name = "FILE")]
     tsa_trust: Vec<PathBuf>,
-    /// Check signers' certificates at this moment instead of the proven time: an RFC 3339
-    /// time, or `claimed` (the signature's signingTime). Reported as unproven.
+    /// Check certificates at this moment instead of the proven time (a token's genTime, a
+    /// signature's timestamp): an RFC 3339 time, or `claimed` (a signature's signingTime;
+    /// tokens keep their genTime). Reported as not proven.
     #[arg(long, value_name = "TIME|claimed")]
     at: Option<String>,
     /// Flag a gap larger than this between the proven time, the claimed signingTime and
@@ -597,7 +598,12 @@ fn cmd_verify(a: VerifyArgs) -> anyhow::Result<Exit> {
     email.check_time = match a.at.as_deref() {
         None => CheckTime::Proven,
         Some("claimed") => CheckTime::Claimed,
-        Some(t) => CheckTime::At(parse_rfc3339(t)?),
+        Some(t) => {
+            let at = parse_rfc3339(t)?;
+            // A token's own claim is its genTime: `--at claimed` leaves tokens as they are.
+            opts.at = Some(at);
+            CheckTime::At(at)
+        }
     };
     let mut reports = Vec::new();
     let bar = if a.json {

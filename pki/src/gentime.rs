@@ -114,6 +114,13 @@ impl From<GenTimeError> for der::Error {
     }
 }
 
+/// Unix seconds in RFC 3339 (UTC), for reports; the bare number when out of range.
+pub fn unix_rfc3339(seconds: i64) -> String {
+    GenTime::from_unix_timestamp(seconds, 0)
+        .map(|g| g.to_string())
+        .unwrap_or_else(|_| seconds.to_string())
+}
+
 /// The system clock in whole seconds since the Unix epoch (0 for a clock before it): the
 /// "now" of every verifier and signer that has not been given one.
 pub fn unix_now() -> i64 {

@@ -316,6 +316,9 @@ pub struct VerifyOptions {
     /// The verifier's clock, Unix seconds; `None` reads the system clock. A genTime further in
     /// the future than [`GEN_TIME_TOLERANCE_SECS`] plus the token's accuracy fails.
     pub now: Option<i64>,
+    /// Check the TSA's certificate path at this moment (Unix seconds, `--at TIME`) instead of
+    /// genTime; the report marks it as not proven.
+    pub at: Option<i64>,
     /// Make the weak-algorithm warnings (SHA-1 in the imprint, the SignerInfo's digestAlgorithm
     /// or its signatureAlgorithm; ESSCertID v1's SHA-1 certificate hash is an identifier and is
     /// not flagged) and the structure warnings (SignedData version 1 around TSTInfo) failures

@@ -167,6 +167,19 @@ fn a_signed_statement_verifies_and_each_tampering_is_refused() {
         "possible impersonation: From says ceo@example.com",
     );
 
+    // A display name that shows another address than the one signed for.
+    let shown = replace(
+        &signed,
+        "From: Bank <alice@example.com>",
+        "From: \"ceo@example.com\" <alice@example.com>",
+    );
+    assert_refused(
+        &f,
+        "display-name",
+        &shown,
+        "the From display name shows ceo@example.com",
+    );
+
     // A second From field beside the signer's (one client shows the first, another the second).
     let two = replace(&signed, "To: ", "From: ceo@example.com\r\nTo: ");
     assert_refused(&f, "two-from", &two, "2 From fields");

@@ -261,3 +261,55 @@ fn stamp_verify_usage_errors_exit_2() {
     stamp(dir, &["verify", "--bogus-flag"]).assert_code(2);
     stamp(dir, &["inspect", p(&dir.join("nope.tsr"))]).assert_code(2);
 }
+
+#[test]
+fn stamp_verify_at_checks_a_token_s_path_at_that_moment_and_says_it_is_not_proven() {
+    let server = TsaServer::start();
+    let dir = server.work_dir();
+    let f = write_file(dir, "minutes.txt", b"minutes\n");
+    stamp(dir, &["file", p(&f), "--tsa", &server.url()]).assert_ok();
+    let root = server.root_pem();
+    let verify = |at: &str| {
+        let run = stamp(
+            dir,
+            &["verify", p(&f), "--trust", p(&root), "--at", at, "--json"],
+        );
+        let json: serde_json::Value = serde_json::from_str(&run.stdout).expect("json report");
+        let path = json["signatures"][0]["checks"]
+            .as_array()
+            .expect("checks")
+            .iter()
+            .find(|c| c["name"] == "certificate-path")
+            .expect("certificate-path")
+            .clone();
+        (run, path)
+    };
+    // Today, inside the development certificates' life: verified, marked as not proven.
+    let today = pki::gentime::unix_rfc3339(pki::gentime::unix_now());
+    let (run, path) = verify(&today);
+    run.assert_ok();
+    assert!(
+        path["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("given with --at (not proven)"),
+        "{run}"
+    );
+    // Long after the TSA certificate expired (5 years): not verified.
+    let (run, path) = verify("2045-01-01T00:00:00Z");
+    run.assert_code(1);
+    assert_eq!(path["outcome"], "failed", "{run}");
+    // `claimed` leaves a token at its genTime.
+    let (run, path) = verify("claimed");
+    run.assert_ok();
+    assert!(
+        path["detail"].as_str().unwrap_or("").contains("at genTime"),
+        "{run}"
+    );
+    // Not a time: a usage error.
+    stamp(
+        dir,
+        &["verify", p(&f), "--trust", p(&root), "--at", "yesterday"],
+    )
+    .assert_code(2);
+}

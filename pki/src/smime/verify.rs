@@ -172,10 +172,19 @@ pub fn verify_message(source: &str, bytes: &[u8], o: &EmailVerifyOptions) -> Rep
         .filter(|h| matches!(h.name, mail_parser::HeaderName::From))
         .map(|h| &h.value)
         .collect();
-    let from: Vec<String> = from_fields
+    let from_addrs: Vec<&mail_parser::Addr<'_>> = from_fields
         .iter()
         .filter_map(|v| v.as_address())
-        .flat_map(|a| a.iter().filter_map(|x| x.address().map(str::to_owned)))
+        .flat_map(|a| a.iter())
+        .collect();
+    let from: Vec<String> = from_addrs
+        .iter()
+        .filter_map(|x| x.address().map(str::to_owned))
+        .collect();
+    let from_display_addresses: Vec<String> = from_addrs
+        .iter()
+        .filter_map(|x| x.name())
+        .flat_map(signer::addresses_in_display_name)
         .collect();
     let date = parsed.date().map(mail_parser::DateTime::to_timestamp);
 
@@ -243,6 +252,7 @@ pub fn verify_message(source: &str, bytes: &[u8], o: &EmailVerifyOptions) -> Rep
             several,
             outermost: i == 0,
             from: &from,
+            from_display_addresses: &from_display_addresses,
             date,
             opts: o,
             tsa_opts: &tsa_opts,
@@ -517,6 +527,8 @@ struct LayerContext<'a> {
     outermost: bool,
     /// The From addresses.
     from: &'a [String],
+    /// Addresses shown in the From display names.
+    from_display_addresses: &'a [String],
     /// The Date header, Unix seconds.
     date: Option<i64>,
     /// The caller's options.

@@ -78,14 +78,24 @@ pub fn verify(
 
     // The path to a trust anchor at genTime.
     let gen_time = token.gen_time();
+    let (at, when) = match opts.at {
+        Some(t) => (
+            t,
+            format!(
+                "at {} given with --at (not proven)",
+                crate::gentime::unix_rfc3339(t)
+            ),
+        ),
+        None => (gen_time.unix_seconds(), format!("at genTime {gen_time}")),
+    };
     check_path(
         &mut r,
         signer_der,
         &bag,
         &opts.trust,
-        gen_time.unix_seconds(),
+        at,
         oid::ID_KP_TIME_STAMPING_BYTES,
-        &format!("at genTime {gen_time}"),
+        &when,
     );
     check_gen_time(&mut r, token, opts);
 

@@ -4,7 +4,6 @@
 
 use super::{CheckTime, EMAIL_KIND, LayerContext};
 use crate::digest::HashAlg;
-use crate::gentime::GenTime;
 use crate::oid::{self, HashStrength};
 use crate::report::{Outcome, SignatureReport, SigningTimes, TimeBasis};
 use crate::signer_check::{SignerInput, check_signer};
@@ -44,11 +43,7 @@ pub(super) fn verify_signer(
             None => (Some(now), TimeBasis::Now),
         },
     };
-    let fmt = |t: i64| {
-        GenTime::from_unix_timestamp(t, 0)
-            .map(|g| g.to_string())
-            .unwrap_or_else(|_| t.to_string())
-    };
+    let fmt = crate::gentime::unix_rfc3339;
     r.times = Some(SigningTimes {
         proven: proven.map(|p| p.to_string()),
         claimed: claimed.map(fmt),
@@ -108,6 +103,21 @@ fn check_sender(r: &mut SignatureReport, ctx: &LayerContext<'_>) {
     }
     let unbound: Vec<&String> = ctx.from.iter().filter(|a| !bound(a)).collect();
     let from = ctx.from.join(", ");
+    // A display name that shows another address ("boss@bank.example" <eve@evil.example>):
+    // what the reader sees is not what the certificate binds.
+    if ctx.outermost
+        && unbound.is_empty()
+        && let Some(shown) = ctx.from_display_addresses.iter().find(|d| !bound(d))
+    {
+        r.fail(
+            "sender",
+            format!(
+                "possible impersonation: the From display name shows {shown}, but the address \
+                 signed for is {from}"
+            ),
+        );
+        return;
+    }
     match (unbound.is_empty(), ctx.outermost) {
         (true, _) => r.pass(
             "sender",
@@ -129,6 +139,18 @@ fn check_sender(r: &mut SignatureReport, ctx: &LayerContext<'_>) {
             ),
         ),
     }
+}
+
+/// The address-like words of a display name (`Alice (alice@bank.example)` gives
+/// `alice@bank.example`): something with text on both sides of an `@`.
+pub fn addresses_in_display_name(name: &str) -> Vec<String> {
+    name.split(|c: char| c.is_whitespace() || "<>()[]\"',;:".contains(c))
+        .filter(|w| {
+            w.split_once('@')
+                .is_some_and(|(l, d)| !l.is_empty() && !d.is_empty())
+        })
+        .map(str::to_owned)
+        .collect()
 }
 
 /// RFC 5280 §4.2.1.6 / §7.5: the local part compared exactly, the domain without regard to
@@ -273,6 +295,15 @@ fn check_algorithms(r: &mut SignatureReport, si: &SignerInfoView, strict: bool) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn display_names_are_searched_for_addresses() {
+        assert_eq!(
+            addresses_in_display_name("\"CEO <ceo@bank.example>\" (via x@y)"),
+            vec!["ceo@bank.example".to_owned(), "x@y".to_owned()]
+        );
+        assert!(addresses_in_display_name("Alice @ Bank").is_empty());
+    }
 
     #[test]
     fn addresses_compare_the_domain_without_case_only() {
