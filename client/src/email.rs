@@ -88,24 +88,6 @@ impl Summary {
     }
 }
 
-/// Runs `work` on `0..n` with `jobs` workers, in any order.
-fn pool(n: usize, jobs: usize, work: impl Fn(usize) + Sync) {
-    let next = AtomicUsize::new(0);
-    std::thread::scope(|s| {
-        for _ in 0..jobs.clamp(1, n.max(1)) {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= n {
-                        break;
-                    }
-                    work(i);
-                }
-            });
-        }
-    });
-}
-
 /// Signs each `(input, output)` pair, skipping pairs whose output exists.
 pub fn sign_files(
     signer: &EmailSigner,
@@ -117,7 +99,7 @@ pub fn sign_files(
     let signed = AtomicUsize::new(0);
     let skipped = AtomicUsize::new(0);
     let failed = Mutex::new(Vec::new());
-    pool(pairs.len(), jobs, |i| {
+    crate::pool::for_each(pairs.len(), jobs, |i| {
         let (input, output) = &pairs[i];
         if output.exists() {
             skipped.fetch_add(1, Ordering::Relaxed);
@@ -167,9 +149,6 @@ fn sign_file(signer: &EmailSigner, input: &Path, output: &Path) -> anyhow::Resul
     write_atomically(output, &signed.bytes)
 }
 
-/// One mbox message's outcome: `None` skipped, else the signed bytes or the error text.
-type Outcome = Option<Result<Vec<u8>, String>>;
-
 /// Signs every message of an mbox and writes them, in input order, to `output` (atomically).
 /// Messages already in `output` (by Message-ID) are kept and skipped.
 pub fn sign_mbox(
@@ -195,28 +174,27 @@ pub fn sign_mbox(
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", output.display())),
     };
     let bar = bar_for(messages.len());
-    let results: Vec<Mutex<Outcome>> = messages.iter().map(|_| Mutex::new(None)).collect();
     let skipped = AtomicUsize::new(0);
-    pool(messages.len(), jobs, |i| {
-        let m = &messages[i];
-        let result = if pki::smime::mime::message_id(m).is_some_and(|id| done.contains(&id)) {
-            skipped.fetch_add(1, Ordering::Relaxed);
-            None
-        } else {
-            Some(
-                signer
-                    .sign(m)
-                    .map(|s| s.bytes)
-                    .map_err(|e| pki::error::error_text(&e)),
-            )
-        };
-        *results[i]
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = result;
-        if let Some(b) = &bar {
-            b.inc(1);
-        }
-    });
+    // Per message: `None` skipped, else the signed bytes or the error text.
+    let results: Vec<Option<Result<Vec<u8>, String>>> =
+        crate::pool::map(messages.len(), jobs, |i| {
+            let m = &messages[i];
+            let result = if pki::smime::mime::message_id(m).is_some_and(|id| done.contains(&id)) {
+                skipped.fetch_add(1, Ordering::Relaxed);
+                None
+            } else {
+                Some(
+                    signer
+                        .sign(m)
+                        .map(|s| s.bytes)
+                        .map_err(|e| pki::error::error_text(&e)),
+                )
+            };
+            if let Some(b) = &bar {
+                b.inc(1);
+            }
+            result
+        });
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
@@ -226,10 +204,7 @@ pub fn sign_mbox(
         ..Summary::default()
     };
     for (i, r) in results.into_iter().enumerate() {
-        match r
-            .into_inner()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-        {
+        match r {
             None => {}
             Some(Ok(signed)) => {
                 pki::smime::mbox::append(&mut out, &signed, "sigillum@localhost", &asctime);

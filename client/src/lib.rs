@@ -4,5 +4,6 @@
 pub mod email;
 pub mod escape;
 pub mod files;
+pub mod pool;
 pub mod render;
 pub mod tsa_client;

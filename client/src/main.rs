@@ -611,11 +611,17 @@ fn cmd_verify(a: VerifyArgs) -> anyhow::Result<Exit> {
     } else {
         progress(a.files.len())
     };
-    for file in &a.files {
-        reports.push(verify_any(file, a.token.as_deref(), &opts, &email)?);
+    // Every core verifies; reports keep the input order, and the first unreadable input (in
+    // that order) is the error.
+    let results = stamp::pool::map(a.files.len(), stamp::pool::cores(), |i| {
+        let r = verify_any(&a.files[i], a.token.as_deref(), &opts, &email);
         if let Some(b) = &bar {
             b.inc(1);
         }
+        r
+    });
+    for r in results {
+        reports.push(r?);
     }
     if let Some(b) = bar {
         b.finish_and_clear();

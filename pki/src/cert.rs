@@ -76,8 +76,33 @@ pub fn name_string(der: &[u8]) -> String {
         .unwrap_or_else(|| "(unreadable name)".into())
 }
 
-/// A certificate's summary for reports.
+/// Most certificate summaries remembered ([`summary`]): bulk verification meets the same few
+/// signer, TSA and CA certificates in every report.
+const SUMMARY_CACHE_ENTRIES: usize = 256;
+
+/// A certificate's summary for reports. Rendering names walks `const-oid`'s whole database for
+/// every attribute, so summaries are remembered by DER (up to [`SUMMARY_CACHE_ENTRIES`]).
 pub fn summary(der: &[u8]) -> Result<CertSummary> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock, PoisonError};
+    static CACHE: OnceLock<Mutex<HashMap<Vec<u8>, CertSummary>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Some(s) = cache
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(der)
+    {
+        return Ok(s.clone());
+    }
+    let s = render_summary(der)?;
+    let mut map = cache.lock().unwrap_or_else(PoisonError::into_inner);
+    if map.len() < SUMMARY_CACHE_ENTRIES {
+        map.insert(der.to_vec(), s.clone());
+    }
+    Ok(s)
+}
+
+fn render_summary(der: &[u8]) -> Result<CertSummary> {
     let cert = parse(der)?;
     let tbs = &cert.tbs_certificate;
     let t = |t: &x509_cert::time::Time| {

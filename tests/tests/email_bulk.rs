@@ -89,6 +89,27 @@ fn a_directory_is_signed_concurrently_failures_stand_alone_and_reruns_skip_what_
         assert!(r.verified, "{name}: {r:#?}");
     }
 
+    // `stamp verify` of many messages (on every core) reports them in input order; one
+    // unsigned input among them fails alone.
+    let mut files: Vec<String> = (0..24)
+        .map(|n| outbox.join(format!("{n:03}.eml")).display().to_string())
+        .collect();
+    files.insert(7, inbox.join("005.eml").display().to_string());
+    let mut verify: Vec<&str> = vec!["verify"];
+    verify.extend(files.iter().map(String::as_str));
+    let ca = pki.ca.display().to_string();
+    let tsa_root = server.root_pem().display().to_string();
+    verify.extend(["--trust", &ca, "--tsa-trust", &tsa_root, "--json"]);
+    let run = stamp(dir, &verify);
+    run.assert_code(1);
+    let reports: serde_json::Value = serde_json::from_str(&run.stdout).expect("json reports");
+    let reports = reports.as_array().expect("an array");
+    assert_eq!(reports.len(), files.len(), "{run}");
+    for (r, f) in reports.iter().zip(&files) {
+        assert_eq!(r["source"].as_str(), Some(f.as_str()), "input order");
+        assert_eq!(r["verified"], !f.contains("/in/"), "{f}: {r}");
+    }
+
     // A rerun signs nothing again and still names the failure.
     let before = read_file(&outbox.join("000.eml"));
     let run = stamp(dir, &args);

@@ -205,7 +205,7 @@ fn boundary(entity: &[u8]) -> Result<String> {
         rng.fill(&mut r)
             .map_err(|_| Error::Signing("no randomness for the MIME boundary".into()))?;
         let b = format!("----sigillum-{}", hex::encode(r));
-        if !entity.windows(b.len()).any(|w| w == b.as_bytes()) {
+        if memchr::memmem::find(entity, b.as_bytes()).is_none() {
             return Ok(b);
         }
     }
