@@ -13,6 +13,7 @@
 //!    the archive holds every granted token;
 //! 5. prints one table with the ratios.
 
+mod email;
 mod hostile;
 mod keys;
 mod load;
@@ -96,6 +97,23 @@ struct Opts {
     /// Sizes of the hostile tokens, in MB.
     #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
     hostile_mb: Vec<f64>,
+    /// Instead of the server benchmark: sign and timestamp --email-count statements of about
+    /// 10 KB with `stamp email sign`, against the Python peer, then verify them.
+    #[arg(long)]
+    email: bool,
+    /// Statements for --email.
+    #[arg(long, default_value_t = 2000)]
+    email_count: usize,
+    /// `--jobs` of `stamp email sign` for --email (default: its own, 4 per core).
+    #[arg(long)]
+    email_jobs: Option<usize>,
+    /// The `stamp` binary for --email (build it with `cargo build --release -p stamp`).
+    #[arg(long, default_value = "target/release/stamp")]
+    stamp_bin: PathBuf,
+    /// The Python interpreter of the --email peer (needs cryptography, rfc3161-client,
+    /// pyasn1-modules: scripts/test.sh installs them).
+    #[arg(long, default_value = "python3")]
+    python: String,
     /// Also write the hostile tokens (and root.der, data.txt) into this directory.
     #[arg(long)]
     hostile_out: Option<PathBuf>,
@@ -223,6 +241,12 @@ fn run() -> Result<()> {
         return hostile::run(&opts.hostile_mb, opts.hostile_out.as_deref());
     }
     let keep = opts.keep;
+    let email_plan = opts.email.then(|| email::EmailPlan {
+        count: opts.email_count,
+        stamp_bin: opts.stamp_bin.clone(),
+        python: opts.python.clone(),
+        jobs: opts.email_jobs,
+    });
     let settings = opts.settings()?;
     let kinds = settings
         .keys
@@ -241,6 +265,13 @@ fn run() -> Result<()> {
         .prefix("tsa-bench-")
         .tempdir()
         .context("cannot create a temporary directory")?;
+    if let Some(plan) = &email_plan {
+        let result = email::run(&settings, plan, work.path());
+        if keep || result.is_err() {
+            eprintln!("tsa-bench: files kept in {}", work.keep().display());
+        }
+        return result;
+    }
     let request = load::request_der()?;
     std::fs::write(work.path().join("request.tsq"), &request)
         .context("cannot write request.tsq")?;

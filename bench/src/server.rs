@@ -56,9 +56,11 @@ pub struct Internals {
 }
 
 /// A running `tsa serve`; stopped (SIGINT, then SIGKILL) when dropped.
-struct Server {
+/// A running release `tsa serve` (stopped on drop).
+pub struct Server {
     child: Child,
-    addr: SocketAddr,
+    /// Where it listens.
+    pub addr: SocketAddr,
     log: PathBuf,
 }
 
@@ -161,7 +163,13 @@ pub fn measure(
 }
 
 impl Server {
-    fn start(settings: &Settings, key: &KeySet, run_dir: &Path, archive: &Path) -> Result<Server> {
+    /// Starts a server with `key` in `run_dir`, its SQLite archive at `archive`.
+    pub fn start(
+        settings: &Settings,
+        key: &KeySet,
+        run_dir: &Path,
+        archive: &Path,
+    ) -> Result<Server> {
         let addr = free_loopback_port()?;
         let database_url = format!("sqlite://{}", archive.display());
         let mut cmd = Command::new(&settings.tsa_bin);
@@ -275,7 +283,8 @@ impl Server {
     }
 
     /// SIGINT (graceful shutdown: the archive closes cleanly), then SIGKILL after 10 s.
-    fn stop(&mut self) {
+    /// Stops it (SIGINT, then a bounded wait).
+    pub fn stop(&mut self) {
         if matches!(self.child.try_wait(), Ok(Some(_))) {
             return;
         }
