@@ -58,7 +58,8 @@ impl MailPki {
         }
     }
 
-    /// An end entity for `email` with a key of `kind` (`ec` for P-256, `rsa` for RSA-2048),
+    /// An end entity for `email` with a key of `kind` (`ec` for P-256, `p384`, `rsa` for
+    /// RSA-2048),
     /// EKU emailProtection and the address as rfc822Name.
     pub fn person(&self, email: &str, kind: &str) -> Person {
         let stem = format!("{}-{kind}", email.replace(['@', '.'], "_"));
@@ -74,10 +75,10 @@ impl MailPki {
             )
             .as_bytes(),
         );
-        let keyopt = if kind == "rsa" {
-            vec!["-newkey", "rsa:2048"]
-        } else {
-            vec!["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
+        let keyopt = match kind {
+            "rsa" => vec!["-newkey", "rsa:2048"],
+            "p384" => vec!["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384"],
+            _ => vec!["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
         };
         let mut args = vec!["req"];
         args.extend(keyopt);

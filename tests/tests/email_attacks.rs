@@ -406,3 +406,162 @@ fn canonicalised_messages_are_seven_bit_crlf_and_verify_with_openssl_and_stamp()
         );
     }
 }
+
+#[test]
+fn a_pkcs12_p384_key_signs_with_sha384_and_bad_keys_or_inputs_get_clear_errors() {
+    let f = fixture();
+    let dir = f.dir();
+    let p384 = f.pki.person("alice@example.com", "p384");
+    let p12 = dir.join("alice.p12");
+    let pw = write_file(dir, "pw.txt", b"correct horse\n");
+    sigillum_tests::openssl(
+        dir,
+        &[
+            "pkcs12",
+            "-export",
+            "-inkey",
+            p(&p384.key),
+            "-in",
+            p(&p384.cert),
+            "-certfile",
+            p(&f.pki.ca),
+            "-passout",
+            &format!("file:{}", p(&pw)),
+            "-out",
+            p(&p12),
+        ],
+    )
+    .assert_ok();
+    let input = write_file(dir, "p12.in.eml", &statement("alice@example.com", 7));
+    let out = dir.join("p12.eml");
+    let url = f.server.url();
+    // The certificate comes from the PKCS#12 file; the password from --pass-file.
+    stamp(
+        dir,
+        &[
+            "email",
+            "sign",
+            p(&input),
+            "--key",
+            p(&p12),
+            "--pass-file",
+            p(&pw),
+            "--tsa",
+            &url,
+            "-o",
+            p(&out),
+        ],
+    )
+    .assert_ok();
+    let signed = read_file(&out);
+    let text = String::from_utf8_lossy(&signed).into_owned();
+    assert!(text.contains("micalg=sha-384"), "{text}");
+    let (run, json) = f.verify("p12", &signed);
+    run.assert_ok();
+    assert_eq!(
+        json["signatures"][0]["signature_algorithm"],
+        "ecdsa-p384-sha384"
+    );
+    let v = openssl(
+        dir,
+        &[
+            "cms",
+            "-verify",
+            "-in",
+            p(&out),
+            "-CAfile",
+            p(&f.trust),
+            "-out",
+            "/dev/null",
+        ],
+    );
+    assert!(v.stderr.contains("Verification successful"), "{v}");
+
+    // A wrong password: exit 2, said plainly, no output.
+    let bad_pw = write_file(dir, "bad.txt", b"wrong\n");
+    let out2 = dir.join("p12-bad.eml");
+    let run = stamp(
+        dir,
+        &[
+            "email",
+            "sign",
+            p(&input),
+            "--key",
+            p(&p12),
+            "--pass-file",
+            p(&bad_pw),
+            "--tsa",
+            &url,
+            "-o",
+            p(&out2),
+        ],
+    );
+    run.assert_code(2);
+    assert!(run.stderr.contains("wrong password"), "{run}");
+    assert!(!out2.exists());
+
+    // A certificate of another key: exit 2, named.
+    let run = stamp(
+        dir,
+        &[
+            "email",
+            "sign",
+            p(&input),
+            "--key",
+            p(&f.alice.key),
+            "--cert",
+            p(&p384.cert),
+            "--tsa",
+            &url,
+            "-o",
+            p(&out2),
+        ],
+    );
+    run.assert_code(2);
+    assert!(run.stderr.contains("does not belong to the key"), "{run}");
+    assert!(!out2.exists());
+
+    // An authority that does not answer: exit 2 with the hint, no output.
+    let run = stamp(
+        dir,
+        &[
+            "email",
+            "sign",
+            p(&input),
+            "--key",
+            p(&f.alice.key),
+            "--cert",
+            p(&f.alice.cert),
+            "--tsa",
+            "http://127.0.0.1:9/",
+            "--timeout",
+            "2",
+            "-o",
+            p(&out2),
+        ],
+    );
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("cannot obtain a signature timestamp"),
+        "{run}"
+    );
+    assert!(
+        run.stderr.contains("hint: is the authority running?"),
+        "{run}"
+    );
+    assert!(!out2.exists());
+
+    // Unreadable message: exit 2; a message whose signature is garbage: exit 1, named.
+    let missing = dir.join("missing.eml");
+    let run = stamp(dir, &["verify", p(&missing), "--trust", p(&f.trust)]);
+    run.assert_code(2);
+    let garbage = replace(&signed, "MII", "XYZ");
+    let (run, json) = f.verify("garbage", &garbage);
+    run.assert_code(1);
+    assert!(
+        failures(&json)
+            .iter()
+            .any(|l| l.contains("malformed signature")),
+        "{run}"
+    );
+}
