@@ -13,7 +13,10 @@
 //!   BER signature (openssl's, its envelope re-encoded with indefinite lengths, which openssl
 //!   accepts: openssl itself writes detached signatures in DER even with `-stream`), and
 //!   Python `cryptography`'s PKCS7SignatureBuilder (tests/py/smime_sign.py), reporting the time
-//!   as not proven; the same messages with their text changed are refused.
+//!   as not proven; the same messages with their text changed are refused;
+//! - an openssl signature with a token added afterwards (over its signature value, from the
+//!   authority) still passes openssl, and `stamp verify` proves its time; moved to another
+//!   signature, the token is refused.
 //!
 //! A missing openssl or python3/cryptography is a failure, not a skip: scripts/test.sh installs
 //! them.
@@ -1003,4 +1006,99 @@ fn stamp_verify_accepts_python_cryptography_signed_messages() {
             }
         }
     }
+}
+
+/// A message openssl signed (detached, no token) gets a signature timestamp afterwards, as an
+/// archive would add one: the SignerInfo's signature value is stamped by the authority (`stamp
+/// file` over a file holding those bytes, so the token's imprint is their SHA-256) and the
+/// token is added as the unsigned attribute; openssl still verifies the message, `stamp
+/// verify` proves its time, and the same token on another openssl signature is refused.
+#[test]
+fn stamp_verify_proves_the_time_of_an_openssl_signature_with_a_token_added() {
+    let server = TsaServer::start();
+    let dir = server.work_dir();
+    let pki = mail_pki(dir);
+    let signer = &pki.signers[0];
+    let entity = write_file(
+        dir,
+        "entity.txt",
+        format!("Content-Type: text/plain; charset=utf-8\n\n{PLAIN_BODY}").as_bytes(),
+    );
+    let sign = |name: &str| {
+        let out = dir.join(name);
+        openssl_ok(
+            dir,
+            &[
+                "cms",
+                "-sign",
+                "-in",
+                p(&entity),
+                "-signer",
+                p(&signer.cert),
+                "-inkey",
+                p(&signer.key),
+                "-md",
+                "sha256",
+                "-from",
+                ALICE,
+                "-subject",
+                "later stamped",
+                "-out",
+                p(&out),
+            ],
+            "openssl cms -sign",
+        );
+        read_file(&out)
+    };
+    let mail = sign("plain.eml");
+    let cms = pkcs7_der(&mail);
+    let raw = pki::cms::RawSignedData::parse(&cms).expect("SignedData");
+    let signature = pki::signer_info::SignerInfoView::parse(raw.signer_infos[0].full)
+        .expect("SignerInfo")
+        .signature;
+    let sig_file = write_file(dir, "signature.bin", &signature);
+    stamp(dir, &["file", p(&sig_file), "--tsa", &server.url()]).assert_ok();
+    let token =
+        pki::token::ParsedToken::parse(&read_file(&dir.join("signature.bin.tsr"))).expect("token");
+    let stamped = pki::cms::add_signature_timestamp(&cms, 0, &token).expect("token added");
+    let stamped_mail = write_file(dir, "stamped.eml", &with_pkcs7(&mail, &stamped));
+
+    openssl_verify(
+        dir,
+        "cms",
+        &stamped_mail,
+        &pki.ca,
+        "openssl after the token was added",
+    );
+    let sig = stamp_verify_ok(
+        dir,
+        &stamped_mail,
+        &pki.ca,
+        Some(&server.root_pem()),
+        "an openssl signature with a token added",
+    );
+    let (outcome, detail) = check(&sig, "signature-timestamp");
+    assert_eq!(outcome, "passed", "{detail}: {sig:#}");
+    assert_eq!(sig["times"]["checked_at_basis"], "proven", "{sig:#}");
+    assert_eq!(sig["signature_timestamp"]["verified"], true, "{sig:#}");
+
+    // The same token on another signature of the same text (ECDSA: another value) is refused.
+    let other = sign("other.eml");
+    let other_cms = pkcs7_der(&other);
+    let moved = pki::cms::add_signature_timestamp(&other_cms, 0, &token).expect("token added");
+    let moved_mail = write_file(dir, "moved.eml", &with_pkcs7(&other, &moved));
+    let run = stamp(
+        dir,
+        &[
+            "verify",
+            p(&moved_mail),
+            "--trust",
+            p(&pki.ca),
+            "--tsa-trust",
+            p(&server.root_pem()),
+            "--json",
+        ],
+    );
+    run.assert_code(1);
+    assert!(run.stdout.contains("imprint does not match"), "{run}");
 }
