@@ -338,20 +338,34 @@ fn load_email_signer(a: &EmailSignArgs) -> anyhow::Result<stamp::email::EmailSig
                 .map(zeroize::Zeroizing::new),
         }
     };
-    let loaded =
-        pki::keyfile::load_signing_key(&key_bytes, pki::signer::RsaPadding::Pkcs1, &mut password)
-            .with_context(|| format!("cannot load the key {}", a.key.display()))?;
-    let mut chain = loaded.chain;
-    let cert_der = match (&a.cert, loaded.certificate) {
-        (Some(path), _) => {
-            let mut certs = load_certs(path)?.into_iter();
-            let first = certs
-                .next()
-                .ok_or_else(|| anyhow!("no certificate in {}", path.display()))?;
-            chain.extend(certs);
-            first
-        }
-        (None, Some(c)) => c,
+    // --cert first: it completes an EC key file that carries no public key.
+    let mut chain = Vec::new();
+    let given =
+        match &a.cert {
+            Some(path) => {
+                let mut certs = load_certs(path)?.into_iter();
+                let first = certs
+                    .next()
+                    .ok_or_else(|| anyhow!("no certificate in {}", path.display()))?;
+                chain.extend(certs);
+                Some(pki::cms::SignerCert::from_der(first).with_context(|| {
+                    format!("the certificate in {} is malformed", path.display())
+                })?)
+            }
+            None => None,
+        };
+    let loaded = pki::keyfile::load_signing_key_for(
+        &key_bytes,
+        pki::signer::RsaPadding::Pkcs1,
+        &mut password,
+        given.as_ref(),
+    )
+    .with_context(|| format!("cannot load the key {}", a.key.display()))?;
+    chain.extend(loaded.chain);
+    let cert = match (given, loaded.certificate) {
+        (Some(c), _) => c,
+        (None, Some(der)) => pki::cms::SignerCert::from_der(der)
+            .context("the key file's certificate is malformed")?,
         (None, None) => {
             return Err(anyhow!(
                 "no certificate: pass --cert CERT (the key file holds none)"
@@ -361,7 +375,6 @@ fn load_email_signer(a: &EmailSignArgs) -> anyhow::Result<stamp::email::EmailSig
     if let Some(c) = &a.chain {
         chain.extend(load_certs(c)?);
     }
-    let cert = pki::cms::SignerCert::from_der(cert_der).context("the certificate is malformed")?;
     if !cert.matches(&loaded.signer) {
         return Err(anyhow!(
             "the certificate does not belong to the key {}",

@@ -92,22 +92,38 @@ pub fn load_signing_key(
     padding: RsaPadding,
     password: &mut dyn FnMut() -> std::io::Result<Zeroizing<String>>,
 ) -> Result<LoadedKey> {
+    load_signing_key_for(bytes, padding, password, None)
+}
+
+/// [`load_signing_key`], for a key whose certificate the caller has: an EC PKCS#8 key that
+/// carries no public key (Java's keytool writes them so) is completed with `certificate`'s,
+/// through [`RingSigner::from_pkcs8_der_with_public_key`].
+pub fn load_signing_key_for(
+    bytes: &[u8],
+    padding: RsaPadding,
+    password: &mut dyn FnMut() -> std::io::Result<Zeroizing<String>>,
+    certificate: Option<&crate::cms::SignerCert>,
+) -> Result<LoadedKey> {
     if is_pkcs12(bytes) {
         let password = password().map_err(Error::Password)?;
         return load_pkcs12(bytes, &password, padding);
     }
-    if let Some(encrypted) = encrypted_pkcs8(bytes)? {
-        let password = password().map_err(Error::Password)?;
-        let key = decrypt_private_key(&encrypted, &Passwords::new(&password), ENCRYPTED_KEY)?;
-        let signer = RingSigner::from_pkcs8_der(&key, padding)?;
-        return Ok(LoadedKey {
-            signer,
-            certificate: None,
-            chain: Vec::new(),
-        });
-    }
+    let public_key = certificate.map(|c| {
+        c.cert
+            .tbs_certificate
+            .subject_public_key_info
+            .subject_public_key
+            .raw_bytes()
+    });
+    let key = match encrypted_pkcs8(bytes)? {
+        Some(encrypted) => {
+            let password = password().map_err(Error::Password)?;
+            decrypt_private_key(&encrypted, &Passwords::new(&password), ENCRYPTED_KEY)?
+        }
+        None => Zeroizing::new(crate::signer::pem_or_der(bytes)?),
+    };
     Ok(LoadedKey {
-        signer: RingSigner::from_pkcs8_file_bytes(bytes, padding)?,
+        signer: RingSigner::from_pkcs8_der_with_public_key(&key, padding, public_key)?,
         certificate: None,
         chain: Vec::new(),
     })

@@ -201,6 +201,18 @@ impl RingSigner {
 
     /// Loads a key from PKCS#8 DER (or PKCS#1 `RSAPrivateKey` DER).
     pub fn from_pkcs8_der(der: &[u8], padding: RsaPadding) -> Result<RingSigner> {
+        Self::from_pkcs8_der_with_public_key(der, padding, None)
+    }
+
+    /// Loads a key from PKCS#8 DER (or PKCS#1 DER). An EC key whose ECPrivateKey carries no
+    /// public key (Java's keytool writes them so; RFC 5915 makes it optional), which ring
+    /// cannot load alone, takes `public_key` (its certificate's subjectPublicKey) instead; ring
+    /// checks that the two belong together.
+    pub fn from_pkcs8_der_with_public_key(
+        der: &[u8],
+        padding: RsaPadding,
+        public_key: Option<&[u8]>,
+    ) -> Result<RingSigner> {
         let rng = SystemRandom::new();
         let key_err = |what: &str, e: ring::error::KeyRejected| {
             Error::Key(format!("{what} key rejected: {e}"))
@@ -217,7 +229,7 @@ impl RingSigner {
                 return Self::rsa(pair, padding, rng);
             }
         };
-        let _ = (&info.private_key, info.version);
+        let _ = info.version;
         let alg = info.algorithm;
         let (key, algorithm) = if alg.oid == oid::ID_EC_PUBLIC_KEY {
             let curve = alg
@@ -225,28 +237,49 @@ impl RingSigner {
                 .as_ref()
                 .and_then(|p| p.decode_as::<const_oid::ObjectIdentifier>().ok())
                 .ok_or_else(|| Error::Key("EC key without a named curve".into()))?;
-            if curve == oid::SECP256R1 {
-                let k = signature::EcdsaKeyPair::from_pkcs8(
+            let (signing, algorithm, name) = if curve == oid::SECP256R1 {
+                (
                     &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
-                    der,
-                    &rng,
+                    SignatureAlgorithm::EcdsaP256Sha256,
+                    "P-256",
                 )
-                .map_err(|e| key_err("P-256", e))?;
-                (RingKey::Ecdsa(k), SignatureAlgorithm::EcdsaP256Sha256)
             } else if curve == oid::SECP384R1 {
-                let k = signature::EcdsaKeyPair::from_pkcs8(
+                (
                     &signature::ECDSA_P384_SHA384_ASN1_SIGNING,
-                    der,
-                    &rng,
+                    SignatureAlgorithm::EcdsaP384Sha384,
+                    "P-384",
                 )
-                .map_err(|e| key_err("P-384", e))?;
-                (RingKey::Ecdsa(k), SignatureAlgorithm::EcdsaP384Sha384)
             } else {
                 return Err(Error::Unsupported {
                     what: "EC curve",
                     detail: curve.to_string(),
                 });
-            }
+            };
+            let k = match signature::EcdsaKeyPair::from_pkcs8(signing, der, &rng) {
+                Ok(k) => k,
+                Err(e) => match (ec_private_key(info.private_key.as_bytes()), public_key) {
+                    (Some((scalar, false)), Some(public)) => {
+                        signature::EcdsaKeyPair::from_private_key_and_public_key(
+                            signing, &scalar, public, &rng,
+                        )
+                        .map_err(|e| {
+                            Error::Key(format!(
+                                "{name} key rejected with its certificate's public key: {e} \
+                                 (the certificate is not this key's)"
+                            ))
+                        })?
+                    }
+                    (Some((_, false)), None) => {
+                        return Err(Error::Key(format!(
+                            "the {name} key carries no public key (as Java's keytool writes \
+                             it): give its certificate too, or add the public key with \
+                             `openssl pkey -in KEY -out KEY.pem`"
+                        )));
+                    }
+                    _ => return Err(key_err(name, e)),
+                },
+            };
+            (RingKey::Ecdsa(k), algorithm)
         } else if alg.oid == oid::RSA_ENCRYPTION {
             let pair = signature::RsaKeyPair::from_pkcs8(der).map_err(|e| {
                 match e.to_string().as_str() {
@@ -334,6 +367,24 @@ impl Signer for RingSigner {
             }
         }
     }
+}
+
+/// The private scalar of an ECPrivateKey (RFC 5915 §3), kept secret, and whether the
+/// structure carries the public key.
+///
+/// ```text
+/// ECPrivateKey ::= SEQUENCE {
+///   version        INTEGER { ecPrivkeyVer1(1) },
+///   privateKey     OCTET STRING,
+///   parameters [0] ECParameters {{ NamedCurve }} OPTIONAL,
+///   publicKey  [1] BIT STRING OPTIONAL }
+/// ```
+fn ec_private_key(der: &[u8]) -> Option<(Zeroizing<Vec<u8>>, bool)> {
+    let key = crate::raw::RawTlv::parse(der, "ECPrivateKey").ok()?;
+    let fields = key.children("ECPrivateKey").ok()?;
+    let scalar = fields.get(1).filter(|f| f.tag == der::Tag::OctetString)?;
+    let has_public = fields.iter().any(|f| f.tag == crate::raw::context(1, true));
+    Some((Zeroizing::new(scalar.value.to_vec()), has_public))
 }
 
 /// Accepts PEM (any label) or DER, returning DER. Used for keys and certificates alike.

@@ -941,3 +941,59 @@ fn ber_pkcs12_loads() {
     let err = load_with(&mac, RsaPadding::Pkcs1, "wrong").expect_err("wrong password");
     assert!(matches!(err, Error::WrongPassword { .. }), "{err:?}");
 }
+
+/// An EC PKCS#8 key without its public key (RFC 5915 makes it optional; Java's keytool writes
+/// them so) loads once its certificate gives the public key, and signs for that certificate;
+/// alone it is refused with the way out; with another key's certificate, refused.
+#[test]
+fn ec_pkcs8_without_public_key_loads_with_its_certificate() {
+    if !have_openssl("ec_pkcs8_without_public_key_loads_with_its_certificate") {
+        return;
+    }
+    for (key_type, name) in [(KeyType::P256, "P-256"), (KeyType::P384, "P-384")] {
+        let dir = Scratch::new("nopub");
+        make_key_and_cert(&dir, key_type, "k");
+        make_key_and_cert(&dir, key_type, "other");
+        dir.openssl(&["ec", "-in", "k.key", "-no_public", "-out", "k-sec1.pem"]);
+        dir.openssl(&[
+            "pkcs8",
+            "-topk8",
+            "-nocrypt",
+            "-in",
+            "k-sec1.pem",
+            "-out",
+            "k-nopub.key",
+        ]);
+        let bytes = dir.read("k-nopub.key");
+        let cert = cert_der(&dir, "k.pem");
+        let signer_cert = pki::cms::SignerCert::from_der(cert.clone()).expect("certificate");
+        let loaded = pki::keyfile::load_signing_key_for(
+            &bytes,
+            RsaPadding::Pkcs1,
+            &mut no_password,
+            Some(&signer_cert),
+        )
+        .expect("loads with the certificate's public key");
+        assert_signs_for(&loaded, &cert);
+        assert!(signer_cert.matches(&loaded.signer));
+
+        let alone = load_with(&bytes, RsaPadding::Pkcs1, PASSWORD).expect_err("refused alone");
+        let text = pki::error::error_text(&alone);
+        assert!(
+            text.contains(&format!("the {name} key carries no public key"))
+                && text.contains("give its certificate"),
+            "{text}"
+        );
+
+        let other = pki::cms::SignerCert::from_der(cert_der(&dir, "other.pem")).expect("cert");
+        let wrong = pki::keyfile::load_signing_key_for(
+            &bytes,
+            RsaPadding::Pkcs1,
+            &mut no_password,
+            Some(&other),
+        )
+        .expect_err("another key's certificate");
+        let text = pki::error::error_text(&wrong);
+        assert!(text.contains("the certificate is not this key's"), "{text}");
+    }
+}
