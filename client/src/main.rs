@@ -95,7 +95,9 @@ fn hint(e: &anyhow::Error) -> Option<String> {
             && io.kind() == std::io::ErrorKind::NotFound
         {
             return Some(
-                "check the path; tokens are looked for at FILE.tsr unless --token is given".into(),
+                "check the path; a signed message is read as given, a file's token is looked for \
+                 at FILE.tsr unless --token is given"
+                    .into(),
             );
         }
     }
