@@ -249,6 +249,42 @@ pub fn check_signer<'a>(
     })
 }
 
+/// The `hash-algorithm` check every verifier records over the algorithms a signature uses
+/// (`(OID, where)` pairs: the imprint, digestAlgorithm, signatureAlgorithm): MD5 anywhere
+/// fails, SHA-1 is a warning with the word "weak" (a failure with `strict`), as
+/// [`oid::hash_strength`] rates them. Returns whether every algorithm is sound (the caller
+/// then records its own pass sentence).
+pub fn check_hash_algorithms(
+    r: &mut SignatureReport,
+    uses: &[(ObjectIdentifier, &str)],
+    strict: bool,
+) -> bool {
+    let of = |s: HashStrength| -> Vec<&str> {
+        uses.iter()
+            .filter(|(o, _)| oid::hash_strength(o) == s)
+            .map(|(_, w)| *w)
+            .collect()
+    };
+    let (broken, weak) = (of(HashStrength::Broken), of(HashStrength::Weak));
+    if !broken.is_empty() {
+        r.fail(
+            "hash-algorithm",
+            format!("MD5 in {}: broken, never accepted", broken.join(", ")),
+        );
+    } else if !weak.is_empty() {
+        let detail = format!(
+            "SHA-1 in {}: weak, no longer safe against collisions",
+            weak.join(", ")
+        );
+        if strict {
+            r.fail("hash-algorithm", format!("{detail} (--strict)"));
+        } else {
+            r.check("hash-algorithm", crate::report::Outcome::Warning, detail);
+        }
+    }
+    broken.is_empty() && weak.is_empty()
+}
+
 /// The one value of the attribute `id`: `Ok(None)` when absent, `Err` when it occurs more than
 /// once or does not hold exactly one value (RFC 5652 §11.1, §11.2; RFC 5035 §3).
 fn single<'a>(

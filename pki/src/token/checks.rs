@@ -8,7 +8,9 @@ use super::{
 use crate::digest::HashAlg;
 use crate::oid::{self, HashStrength};
 use crate::report::{Outcome, SignatureReport};
-use crate::signer_check::{SignedKind, SignerFound, SignerInput, check_signer};
+use crate::signer_check::{
+    SignedKind, SignerFound, SignerInput, check_hash_algorithms, check_signer,
+};
 use crate::verify::check_path;
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::SubjectAltName;
@@ -245,31 +247,7 @@ fn check_algorithms(r: &mut SignatureReport, token: &ParsedToken, strict: bool) 
         (si.digest_algorithm.oid, "the SignerInfo digestAlgorithm"),
         (si.signature_algorithm.oid, "the signature algorithm"),
     ];
-    let mut weak = Vec::new();
-    let mut broken = Vec::new();
-    for (o, place) in uses {
-        match oid::hash_strength(&o) {
-            HashStrength::Weak => weak.push(place),
-            HashStrength::Broken => broken.push(place),
-            HashStrength::Sound => {}
-        }
-    }
-    if !broken.is_empty() {
-        r.fail(
-            "hash-algorithm",
-            format!("MD5 in {}: broken, never accepted", broken.join(", ")),
-        );
-    } else if !weak.is_empty() {
-        let detail = format!(
-            "SHA-1 in {}: weak, no longer safe against collisions",
-            weak.join(", ")
-        );
-        if strict {
-            r.fail("hash-algorithm", format!("{detail} (--strict)"));
-        } else {
-            r.check("hash-algorithm", Outcome::Warning, detail);
-        }
-    } else {
+    if check_hash_algorithms(r, &uses, strict) {
         match token.hash_alg() {
             Some(h) => r.pass("hash-algorithm", format!("{h} imprint, no weak algorithm")),
             None => r.pass("hash-algorithm", "no weak algorithm"),

@@ -4,9 +4,9 @@
 
 use super::{CheckTime, EMAIL_KIND, LayerContext};
 use crate::digest::HashAlg;
-use crate::oid::{self, HashStrength};
+use crate::oid;
 use crate::report::{Outcome, SignatureReport, SigningTimes, TimeBasis};
-use crate::signer_check::{SignerInput, check_signer};
+use crate::signer_check::{SignerInput, check_hash_algorithms, check_signer};
 use crate::signer_info::{SignerInfoView, attributes};
 use crate::verify::check_path;
 use x509_cert::Certificate;
@@ -267,28 +267,14 @@ fn check_time_gap(
     }
 }
 
-/// SHA-1 in the digest or signature algorithm is weak (a failure with `strict`); MD5 has
-/// already failed in the SignerInfo verifier.
+/// SHA-1 in the digest or signature algorithm is weak (a failure with `strict`), MD5 broken.
 fn check_algorithms(r: &mut SignatureReport, si: &SignerInfoView, strict: bool) {
-    let weak: Vec<&str> = [
+    let uses = [
         (si.digest_algorithm.oid, "the digest algorithm"),
         (si.signature_algorithm.oid, "the signature algorithm"),
-    ]
-    .into_iter()
-    .filter(|(o, _)| oid::hash_strength(o) == HashStrength::Weak)
-    .map(|(_, w)| w)
-    .collect();
-    if weak.is_empty() {
-        return;
-    }
-    let detail = format!(
-        "SHA-1 in {}: weak, no longer safe against collisions",
-        weak.join(", ")
-    );
-    if strict {
-        r.fail("hash-algorithm", format!("{detail} (--strict)"));
-    } else {
-        r.check("hash-algorithm", Outcome::Warning, detail);
+    ];
+    if check_hash_algorithms(r, &uses, strict) {
+        r.pass("hash-algorithm", "no weak algorithm");
     }
 }
 
