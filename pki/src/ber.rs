@@ -130,6 +130,14 @@ pub fn normalize(input: &[u8]) -> Result<Cow<'_, [u8]>, BerError> {
     Ok(Cow::Owned(writer.out.unwrap_or_default()))
 }
 
+/// The length of the one BER value at the start of `input` (definite or indefinite length),
+/// whatever follows it: a PDF's /Contents holds a signature followed by zero padding.
+pub fn value_len(input: &[u8]) -> Result<usize, BerError> {
+    Ok(Walker { input, out: None }
+        .value(0, input.len(), 1, None)?
+        .end)
+}
+
 /// Universal tag numbers whose constructed form is joined into one primitive value: OCTET
 /// STRING, ObjectDescriptor, UTF8String, the restricted character strings and the two time
 /// types (X.690 §8.23; all are encoded like OCTET STRING).

@@ -76,6 +76,31 @@ pub fn name_string(der: &[u8]) -> String {
         .unwrap_or_else(|| "(unreadable name)".into())
 }
 
+/// The subject's commonName (the last one, RFC 4514 order aside), for what a person reads on a
+/// visible signature; `None` when the subject has none.
+pub fn common_name(cert: &Certificate) -> Option<String> {
+    let cn = const_oid::db::rfc4519::CN;
+    cert.tbs_certificate
+        .subject
+        .0
+        .iter()
+        .flat_map(|rdn| rdn.0.iter())
+        .rev()
+        .filter(|atv| atv.oid == cn)
+        .filter_map(|atv| {
+            atv.value
+                .decode_as::<der::asn1::Utf8StringRef<'_>>()
+                .map(|s| s.as_str().to_owned())
+                .or_else(|_| {
+                    atv.value
+                        .decode_as::<der::asn1::PrintableStringRef<'_>>()
+                        .map(|s| s.as_str().to_owned())
+                })
+                .ok()
+        })
+        .next()
+}
+
 /// Most certificate summaries remembered ([`summary`]): bulk verification meets the same few
 /// signer, TSA and CA certificates in every report.
 const SUMMARY_CACHE_ENTRIES: usize = 256;

@@ -53,6 +53,13 @@ impl SignerCert {
             == signer.public_key()
     }
 
+    /// The name a person reads for this signer: the subject's commonName, else the whole
+    /// subject (RFC 4514 form).
+    pub fn display_name(&self) -> String {
+        crate::cert::common_name(&self.cert)
+            .unwrap_or_else(|| self.cert.tbs_certificate.subject.to_string())
+    }
+
     /// issuerAndSerialNumber identifying this certificate (RFC 5652 §5.3).
     pub fn signer_identifier(&self) -> SignerIdentifier {
         SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {

@@ -4,8 +4,8 @@
 
 use crate::error::{Error, Result};
 use rcgen::{
-    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType, IsCa, Issuer,
-    KeyPair, KeyUsagePurpose, SerialNumber,
+    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
 };
 use time::{Duration, OffsetDateTime};
 use zeroize::Zeroizing;
@@ -124,5 +124,42 @@ impl DevPki {
             tsa_cert: tsa_cert.der().to_vec(),
             tsa_key: Zeroizing::new(tsa_key.serialize_der()),
         })
+    }
+
+    /// Issues a document and email signer under the development root: keyUsage
+    /// digitalSignature and nonRepudiation, extendedKeyUsage documentSigning and
+    /// emailProtection, the address as rfc822Name. Returns the certificate (DER) and key
+    /// (PKCS#8 DER). For demonstrations and tests.
+    pub fn issue_signer(
+        &self,
+        common_name: &str,
+        email: &str,
+        key_type: DevKeyType,
+    ) -> Result<(Vec<u8>, Zeroizing<Vec<u8>>)> {
+        let now = OffsetDateTime::now_utc() - Duration::minutes(5);
+        let root_key = KeyPair::try_from(self.root_key.as_slice()).map_err(rc)?;
+        let mut root = CertificateParams::default();
+        root.distinguished_name = name("Sigillum Development Root CA");
+        root.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        let issuer = Issuer::new(root, &root_key);
+        let key = KeyPair::generate_for(key_type.rcgen()).map_err(rc)?;
+        let mut p = CertificateParams::default();
+        p.distinguished_name = name(common_name);
+        p.is_ca = IsCa::ExplicitNoCa;
+        p.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::ContentCommitment,
+        ];
+        p.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::Other(vec![1, 3, 6, 1, 5, 5, 7, 3, 36]),
+            ExtendedKeyUsagePurpose::EmailProtection,
+        ];
+        p.subject_alt_names = vec![SanType::Rfc822Name(email.try_into().map_err(rc)?)];
+        p.not_before = now;
+        p.not_after = now + Duration::days(730);
+        p.serial_number = Some(random_serial()?);
+        p.use_authority_key_identifier_extension = true;
+        let cert = p.signed_by(&key, &issuer).map_err(rc)?;
+        Ok((cert.der().to_vec(), Zeroizing::new(key.serialize_der())))
     }
 }

@@ -3,6 +3,8 @@
 //!
 //! * [`signer`]: the [`signer::Signer`] trait and the ring backend (PKCS#8 key files).
 //! * [`keyfile`]: the one key loader: PKCS#8 (PEM or DER, clear or encrypted) or PKCS#12.
+//! * [`cades`]: the one CAdES signing path (signature timestamp included) and SignerInfo check
+//!   sequence that the email and PDF signers share.
 //! * [`cms`]: CMS SignedData in three steps (build, sign, assemble), detached or
 //!   encapsulated, and adding a timestamp token as an unsigned attribute.
 //! * [`tsp`]: RFC 3161 requests, responses and token issuing.
@@ -22,6 +24,7 @@
 
 pub mod asn1;
 pub mod ber;
+pub mod cades;
 pub mod cert;
 pub mod cert_raw;
 pub mod cms;

@@ -36,6 +36,27 @@ pub const ID_KP_TIME_STAMPING_BYTES: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x0
 pub const ID_KP_EMAIL_PROTECTION: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.3.4");
 /// DER value bytes of id-kp-emailProtection, as rustls-webpki wants them.
 pub const ID_KP_EMAIL_PROTECTION_BYTES: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x04];
+/// The extended key usages a PDF signer's certificate may carry, in the order a verifier tries
+/// them: id-kp-documentSigning (RFC 9336), emailProtection (most personal certificates), Adobe
+/// Authentic Documents Trust (1.2.840.113583.1.1.5), Microsoft document signing
+/// (1.3.6.1.4.1.311.10.3.12) and anyExtendedKeyUsage (RFC 5280 §4.2.1.12). A certificate
+/// without an extendedKeyUsage allows any.
+pub const PDF_SIGNING_EKUS: &[(&[u8], &str)] = &[
+    (
+        &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x24],
+        "documentSigning",
+    ),
+    (ID_KP_EMAIL_PROTECTION_BYTES, "emailProtection"),
+    (
+        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x2f, 0x01, 0x01, 0x05],
+        "Adobe Authentic Documents",
+    ),
+    (
+        &[0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0x37, 0x0a, 0x03, 0x0c],
+        "Microsoft document signing",
+    ),
+    (&[0x55, 0x1d, 0x25, 0x00], "anyExtendedKeyUsage"),
+];
 /// pkcs-9 emailAddress (RFC 2985 §5.2.1): the legacy place of an address in a subject DN.
 pub const PKCS9_EMAIL_ADDRESS: Oid = Oid::new_unwrap("1.2.840.113549.1.9.1");
 /// smimeCapabilities signed attribute (RFC 8551 §2.5.2).

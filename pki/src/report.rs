@@ -120,6 +120,39 @@ pub struct SigningTimes {
     pub checked_at_basis: TimeBasis,
 }
 
+/// What a PDF signature or document timestamp is, and what it covers.
+#[derive(Clone, Debug, Serialize)]
+pub struct PdfSignatureInfo {
+    /// The signature field's fully qualified name.
+    pub field: String,
+    /// `signature` or `document-timestamp`.
+    pub kind: String,
+    /// /SubFilter (`ETSI.CAdES.detached`, `adbe.pkcs7.detached`, `ETSI.RFC3161`).
+    pub sub_filter: String,
+    /// The revision signed, from 1 (the file's first revision).
+    pub revision: usize,
+    /// Bytes of the file after the signed revision.
+    pub bytes_after: u64,
+    /// What the later revisions changed that is allowed (a /DSS, document timestamps, later
+    /// signatures, form filling the signature allows).
+    pub allowed_changes: Vec<String>,
+    /// What they changed that is not.
+    pub disallowed_changes: Vec<String>,
+    /// The PAdES baseline level reached (`B-B`, `B-T`, `B-LT`, `B-LTA`), when the signature
+    /// verifies and is PAdES.
+    pub level: Option<String>,
+    /// The claimed signing time (/M), RFC 3339.
+    pub claimed_time: Option<String>,
+    /// /Reason, /Location, /ContactInfo and /Name as the signer wrote them.
+    pub reason: Option<String>,
+    /// /Location.
+    pub location: Option<String>,
+    /// /ContactInfo.
+    pub contact: Option<String>,
+    /// /Name.
+    pub name: Option<String>,
+}
+
 /// One signature (a token's, or one SignerInfo of an email or PDF).
 #[derive(Clone, Debug, Serialize)]
 pub struct SignatureReport {
@@ -145,6 +178,8 @@ pub struct SignatureReport {
     /// For email signatures: the addresses the signer's certificate binds (rfc822Name
     /// subjectAltNames, emailAddress in the subject).
     pub signer_addresses: Vec<String>,
+    /// For PDF signatures and document timestamps: the field, coverage and level.
+    pub pdf: Option<PdfSignatureInfo>,
     /// Every check made, in order.
     pub checks: Vec<Check>,
 }
@@ -162,6 +197,7 @@ impl SignatureReport {
             signature_timestamp: None,
             times: None,
             signer_addresses: Vec::new(),
+            pdf: None,
             checks: Vec::new(),
         }
     }

@@ -200,15 +200,17 @@ pub(crate) static PATH_ALGS: &[&dyn rustls_pki_types::SignatureVerificationAlgor
 ];
 
 /// The `certificate-path` check every verifier records (tokens at genTime, emails and PDFs at
-/// the proven time or another): validates the path at `at_unix` with `eku` and records the
-/// chain. `when` says which moment, in the report's words (`at genTime ...`).
+/// the proven time or another): validates the path at `at_unix` and records the chain. `ekus`
+/// are the extended key usages the path may allow, tried in order (a PDF signer's certificate
+/// may carry documentSigning, emailProtection or Adobe's); `when` says which moment, in the
+/// report's words (`at genTime ...`).
 pub fn check_path(
     r: &mut crate::report::SignatureReport,
     end_entity: &[u8],
     bag: &[&[u8]],
     anchors: &[Vec<u8>],
     at_unix: i64,
-    eku: &'static [u8],
+    ekus: &[(&'static [u8], &'static str)],
     when: &str,
 ) {
     const NAME: &str = "certificate-path";
@@ -216,15 +218,34 @@ pub fn check_path(
         r.fail(NAME, format!("cannot check {when}: before 1970"));
         return;
     };
-    match validate_path(end_entity, bag, anchors, at, eku) {
-        Ok(path) => {
-            r.chain = path
-                .iter()
-                .filter_map(|c| crate::cert::summary(c).ok())
-                .collect();
-            r.pass(NAME, format!("chains to a trusted anchor {when}"));
+    let mut first_error = None;
+    for (eku, _) in ekus {
+        match validate_path(end_entity, bag, anchors, at, eku) {
+            Ok(path) => {
+                r.chain = path
+                    .iter()
+                    .filter_map(|c| crate::cert::summary(c).ok())
+                    .collect();
+                r.pass(NAME, format!("chains to a trusted anchor {when}"));
+                return;
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
         }
-        Err(e) => r.fail(NAME, format!("{e} ({when})")),
+    }
+    let e = first_error.unwrap_or_else(|| "no extended key usage to check".into());
+    let names: Vec<&str> = ekus.iter().map(|(_, n)| *n).collect();
+    if ekus.len() > 1 {
+        r.fail(
+            NAME,
+            format!(
+                "{e} ({when}; extended key usages accepted: {})",
+                names.join(", ")
+            ),
+        );
+    } else {
+        r.fail(NAME, format!("{e} ({when})"));
     }
 }
 

@@ -6,7 +6,8 @@
 
 use super::canon::{self, Prepared};
 use crate::asn1::{SmimeCapability, attribute};
-use crate::cms::{SignedDataBuilder, SignerCert, add_signature_timestamp};
+use crate::cades;
+use crate::cms::SignerCert;
 use crate::digest::HashAlg;
 use crate::error::{Error, Result};
 use crate::oid;
@@ -53,11 +54,6 @@ pub fn micalg(h: HashAlg) -> &'static str {
 
 /// Signs `message` (RFC 5322 bytes, CRLF or LF line ends).
 pub fn sign_message(message: &[u8], o: &SignOptions<'_>) -> Result<SignedMessage> {
-    if !o.cert.matches(o.signer) {
-        return Err(Error::Certificate(
-            "the certificate does not belong to the signing key".into(),
-        ));
-    }
     let Prepared {
         outer_fields,
         entity,
@@ -79,44 +75,26 @@ pub fn sign_message(message: &[u8], o: &SignOptions<'_>) -> Result<SignedMessage
 /// The SignedData ContentInfo over `entity` (detached unless `o.opaque`), with its signature
 /// timestamp when a timestamper is given.
 fn sign_entity(entity: &[u8], o: &SignOptions<'_>) -> Result<(Vec<u8>, Option<TimestampInfo>)> {
-    let alg = o.signer.algorithm();
-    let builder = if o.opaque {
-        SignedDataBuilder::encapsulated(oid::ID_DATA, entity.to_vec(), alg, o.cert)?
+    let content = if o.opaque {
+        cades::Content::Encapsulated(entity.to_vec())
     } else {
-        SignedDataBuilder::detached(oid::ID_DATA, alg.digest().digest(entity), alg, o.cert)?
+        cades::Content::Detached(cades::digest_algorithm(o.signer).digest(entity))
     };
     let now = o
         .signing_time
         .unwrap_or_else(|| u64::try_from(crate::gentime::unix_now()).unwrap_or(0));
-    let mut certs = vec![o.cert.der.clone()];
-    certs.extend(o.chain.iter().filter(|c| **c != o.cert.der).cloned());
-    let tbs = builder
-        .signed_attribute(crate::cms::signing_time(now)?)?
-        .signed_attribute(crate::cms::signing_certificate_v2(o.cert)?)?
-        .signed_attribute(smime_capabilities()?)?
-        .certificates(certs)
-        .to_be_signed()?;
-    let signature = o.signer.sign(tbs.bytes())?;
-    let content_info = tbs.assemble(signature.clone())?;
-    let Some(ts) = o.timestamper else {
-        return Ok((content_info, None));
-    };
-    let h = ts.hash_alg();
-    let digest = h.digest(&signature);
-    let token = ts.timestamp(h, &digest).map_err(Error::Timestamp)?;
-    // Checked here as well as by the timestamper: a token over other bytes must never be
-    // embedded, whoever implements the trait.
-    if token.hash_alg() != Some(h) || token.imprint() != digest.as_slice() {
-        return Err(Error::invalid(
-            "signature timestamp",
-            "the token's imprint is not the digest of this signature value",
-        ));
-    }
-    let info = token.info();
-    Ok((
-        add_signature_timestamp(&content_info, 0, &token)?,
-        Some(info),
-    ))
+    let signed = cades::sign(
+        content,
+        &cades::SignRequest {
+            signer: o.signer,
+            cert: o.cert,
+            chain: o.chain,
+            timestamper: o.timestamper,
+            signing_time: Some(now),
+            smime_capabilities: true,
+        },
+    )?;
+    Ok((signed.der, signed.timestamp))
 }
 
 /// smimeCapabilities (RFC 8551 §2.5.2): what this signer can decrypt, strongest first, so that

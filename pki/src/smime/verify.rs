@@ -55,17 +55,7 @@ const EMAIL_KIND: SignedKind = SignedKind {
     signer: "the signer's certificate",
 };
 
-/// The moment the signer's certificate path is checked at.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum CheckTime {
-    /// The time the signature timestamp proves, else now (the default).
-    #[default]
-    Proven,
-    /// A given moment, Unix seconds (`--at TIME`): reported as unproven.
-    At(i64),
-    /// The signer's signingTime (`--at claimed`): reported as unproven.
-    Claimed,
-}
+pub use crate::cades::CheckTime;
 
 /// What to verify a message against.
 #[derive(Clone, Debug)]

@@ -96,7 +96,7 @@ pub fn verify(
         &bag,
         &opts.trust,
         at,
-        oid::ID_KP_TIME_STAMPING_BYTES,
+        &[(oid::ID_KP_TIME_STAMPING_BYTES, "timeStamping")],
         &when,
     );
     check_gen_time(&mut r, token, opts);

@@ -2,13 +2,12 @@
 //! signature timestamp, the certificate path at the proven (or given) time, the From binding,
 //! the times side by side, weak algorithms.
 
-use super::{CheckTime, EMAIL_KIND, LayerContext};
+use super::{EMAIL_KIND, LayerContext};
+use crate::cades::{SignerChecks, verify_signer_info};
 use crate::digest::HashAlg;
 use crate::oid;
-use crate::report::{Outcome, SignatureReport, SigningTimes, TimeBasis};
-use crate::signer_check::{SignerInput, check_hash_algorithms, check_signer};
-use crate::signer_info::{SignerInfoView, attributes};
-use crate::verify::check_path;
+use crate::report::{Outcome, SignatureReport};
+use crate::signer_info::SignerInfoView;
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::SubjectAltName;
 use x509_cert::ext::pkix::name::GeneralName;
@@ -23,65 +22,28 @@ pub(super) fn verify_signer(
 ) {
     let o = ctx.opts;
     let digest = |h: HashAlg| Some(h.digest(content));
-    let input = SignerInput {
-        signer_info: si,
+    let checks = SignerChecks {
         kind: EMAIL_KIND,
-        content_digest: &digest,
-        certificates: bag,
-        carries_certificates,
+        trust: &o.trust,
+        tsa_opts: ctx.tsa_opts,
+        check_time: o.check_time,
+        now: o.now,
+        strict: o.strict,
+        ekus: &[(oid::ID_KP_EMAIL_PROTECTION_BYTES, "emailProtection")],
+        claimed_elsewhere: None,
+        later_proof: None,
         require_signing_certificate: false,
     };
-    let found = check_signer(&input, r);
-    let proven = crate::token::check_signature_timestamp(r, si, ctx.tsa_opts);
-    let claimed = signing_time(si);
-    let now = o.now.unwrap_or_else(crate::gentime::unix_now);
-    let (at, basis) = match o.check_time {
-        CheckTime::At(t) => (Some(t), TimeBasis::Given),
-        CheckTime::Claimed => (claimed, TimeBasis::Claimed),
-        CheckTime::Proven => match proven {
-            Some(p) => (Some(p.unix_seconds()), TimeBasis::Proven),
-            None => (Some(now), TimeBasis::Now),
-        },
-    };
-    let fmt = crate::gentime::unix_rfc3339;
-    r.times = Some(SigningTimes {
-        proven: proven.map(|p| p.to_string()),
-        claimed: claimed.map(fmt),
-        date_header: ctx.date.map(fmt),
-        checked_at: at.map(fmt).unwrap_or_default(),
-        checked_at_basis: basis,
-    });
-    check_algorithms(r, si, o.strict);
-    let Some(signer) = found else {
+    let outcome = verify_signer_info(r, si, &digest, bag, carries_certificates, &checks);
+    if let Some(t) = r.times.as_mut() {
+        t.date_header = ctx.date.map(crate::gentime::unix_rfc3339);
+    }
+    let Some(signer) = outcome.signer else {
         return;
     };
     r.signer_addresses = certificate_addresses(&signer.cert);
-
-    // The path, with emailProtection where the certificate carries an EKU.
-    let when = match basis {
-        TimeBasis::Proven => "at the time the signature timestamp proves",
-        TimeBasis::Now => "now (no proven time: the path is checked at the current time)",
-        TimeBasis::Given => "at the time given with --at (not proven)",
-        TimeBasis::Claimed => "at the signer's claimed signingTime (not proven)",
-    };
-    match at {
-        None => r.fail(
-            "certificate-path",
-            "--at claimed, but the signature has no signingTime attribute",
-        ),
-        Some(t) => check_path(
-            r,
-            signer.der,
-            bag,
-            &o.trust,
-            t,
-            oid::ID_KP_EMAIL_PROTECTION_BYTES,
-            when,
-        ),
-    }
-
     check_sender(r, ctx);
-    check_time_gap(r, proven.map(|p| p.unix_seconds()), claimed, ctx);
+    check_time_gap(r, outcome.proven, outcome.claimed, ctx);
 }
 
 /// The sender check: the From address(es) against the certificate's addresses.
@@ -200,24 +162,6 @@ pub fn certificate_addresses(cert: &Certificate) -> Vec<String> {
     out
 }
 
-/// The signingTime signed attribute, Unix seconds.
-fn signing_time(si: &SignerInfoView) -> Option<i64> {
-    let attrs = attributes(si.signed_attrs_der.as_deref()?).ok()?;
-    let a = attrs.iter().find(|a| a.oid == oid::ID_SIGNING_TIME)?;
-    let [v] = a.values.as_slice() else {
-        return None;
-    };
-    let t = v
-        .decode::<der::asn1::UtcTime>("signingTime")
-        .map(|u| u.to_unix_duration())
-        .or_else(|_| {
-            v.decode::<der::asn1::GeneralizedTime>("signingTime")
-                .map(|g| g.to_unix_duration())
-        })
-        .ok()?;
-    i64::try_from(t.as_secs()).ok()
-}
-
 /// Flags a gap between the proven time, the claimed signingTime and the Date header.
 fn check_time_gap(
     r: &mut SignatureReport,
@@ -264,17 +208,6 @@ fn check_time_gap(
             Outcome::Warning,
             format!("{} (more than {max} s)", gaps.join("; ")),
         );
-    }
-}
-
-/// SHA-1 in the digest or signature algorithm is weak (a failure with `strict`), MD5 broken.
-fn check_algorithms(r: &mut SignatureReport, si: &SignerInfoView, strict: bool) {
-    let uses = [
-        (si.digest_algorithm.oid, "the digest algorithm"),
-        (si.signature_algorithm.oid, "the signature algorithm"),
-    ];
-    if check_hash_algorithms(r, &uses, strict) {
-        r.pass("hash-algorithm", "no weak algorithm");
     }
 }
 
