@@ -6,14 +6,13 @@
 //! output already exists is skipped, so a rerun after a crash or a failed batch does only what
 //! is left.
 
+pub use crate::bulk::{Failure, Summary};
 use crate::files::write_atomically;
 use crate::tsa_client::TsaClient;
 use pki::cms::SignerCert;
 use pki::signer::Signer;
 use pki::smime::{SignOptions, SignedMessage, sign_message};
-use serde::Serialize;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Everything needed to sign one message, shared by the workers.
@@ -48,46 +47,6 @@ impl EmailSigner {
     }
 }
 
-/// What a bulk run did.
-#[derive(Debug, Default, Serialize)]
-pub struct Summary {
-    /// Messages signed now.
-    pub signed: usize,
-    /// Messages skipped because their output already existed.
-    pub skipped: usize,
-    /// Messages that failed, each named with its cause.
-    pub failed: Vec<Failure>,
-    /// Wall-clock seconds.
-    pub seconds: f64,
-}
-
-/// One message that could not be signed.
-#[derive(Debug, Serialize)]
-pub struct Failure {
-    /// The message (a path, or `MBOX#N`).
-    pub message: String,
-    /// Why, with the cause chain.
-    pub error: String,
-}
-
-impl Summary {
-    /// The closing line.
-    pub fn line(&self) -> String {
-        let rate = if self.seconds > 0.0 {
-            format!(", {:.0} messages/s", self.signed as f64 / self.seconds)
-        } else {
-            String::new()
-        };
-        format!(
-            "signed {}, skipped {}, failed {} ({:.2} s{rate})",
-            self.signed,
-            self.skipped,
-            self.failed.len(),
-            self.seconds
-        )
-    }
-}
-
 /// Signs each `(input, output)` pair, skipping pairs whose output exists.
 pub fn sign_files(
     signer: &EmailSigner,
@@ -95,51 +54,9 @@ pub fn sign_files(
     jobs: usize,
     bar: Option<&indicatif::ProgressBar>,
 ) -> Summary {
-    let started = std::time::Instant::now();
-    let signed = AtomicUsize::new(0);
-    let skipped = AtomicUsize::new(0);
-    let failed = Mutex::new(Vec::new());
-    crate::pool::for_each(pairs.len(), jobs, |i| {
-        let (input, output) = &pairs[i];
-        if output.exists() {
-            skipped.fetch_add(1, Ordering::Relaxed);
-        } else {
-            match sign_file(signer, input, output) {
-                Ok(()) => {
-                    signed.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    let f = Failure {
-                        message: input.display().to_string(),
-                        error: format!("{e:#}"),
-                    };
-                    if let Some(b) = bar {
-                        b.println(crate::escape::escape(&format!(
-                            "stamp: {}: {}",
-                            f.message, f.error
-                        )));
-                    }
-                    failed
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .push(f);
-                }
-            }
-        }
-        if let Some(b) = bar {
-            b.inc(1);
-        }
-    });
-    let mut failed = failed
-        .into_inner()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    failed.sort_by(|a, b| a.message.cmp(&b.message));
-    Summary {
-        signed: signed.into_inner(),
-        skipped: skipped.into_inner(),
-        failed,
-        seconds: started.elapsed().as_secs_f64(),
-    }
+    crate::bulk::run_files(pairs, jobs, bar, |input, output| {
+        sign_file(signer, input, output)
+    })
 }
 
 fn sign_file(signer: &EmailSigner, input: &Path, output: &Path) -> anyhow::Result<()> {

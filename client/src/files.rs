@@ -10,6 +10,12 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Writes `bytes` to `path` atomically (temporary file in the same directory, fsync, rename).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    write_parts_atomically(path, &[bytes])
+}
+
+/// Writes `parts`, one after the other, to `path` atomically: a signed PDF is the input and its
+/// update, written without joining them in memory.
+pub fn write_parts_atomically(path: &Path, parts: &[&[u8]]) -> anyhow::Result<()> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -23,7 +29,9 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         let mut f = std::fs::File::create(&tmp)
             .with_context(|| format!("cannot create {}", tmp.display()))?;
         // The data must be on disk before the rename makes it visible under its name.
-        f.write_all(bytes)
+        parts
+            .iter()
+            .try_for_each(|p| f.write_all(p))
             .and_then(|()| f.sync_data())
             .with_context(|| format!("cannot write {}", tmp.display()))?;
         std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))

@@ -1,9 +1,12 @@
 //! The `stamp` client as a library: the TSA client (any digest in, a checked token out) and the
-//! report rendering, reused by the CLI and, later, by the email and PDF commands.
+//! report rendering, the key loader's front end, and the email and PDF signers the CLI drives.
 
+pub mod bulk;
 pub mod email;
 pub mod escape;
 pub mod files;
+pub mod keys;
+pub mod pdf;
 pub mod pool;
 pub mod render;
 pub mod tsa_client;

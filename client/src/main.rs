@@ -1,4 +1,5 @@
-//! `stamp`: timestamp files with an RFC 3161 authority, verify and inspect tokens.
+//! `stamp`: timestamp files with an RFC 3161 authority, sign emails and PDFs, verify and
+//! inspect tokens, signed messages and signed PDFs.
 
 use anyhow::{Context, anyhow};
 use clap::{Parser, Subcommand};
@@ -14,10 +15,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+mod pdf_cli;
+
 /// Exit codes, documented for scripts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
-enum Exit {
+pub(crate) enum Exit {
     /// Everything verified (or stamped and checked).
     Verified = 0,
     /// A verification failed, or the authority rejected a request.
@@ -44,8 +47,11 @@ enum Command {
     /// Sign and timestamp emails (S/MIME).
     #[command(subcommand)]
     Email(EmailCommand),
+    /// Sign and timestamp PDFs (PAdES), or add document timestamps.
+    #[command(subcommand)]
+    Pdf(pdf_cli::PdfCommand),
     /// Verify files against their timestamp tokens (FILE.tsr beside each, or --token), and
-    /// signed emails (detected from their content).
+    /// signed emails and PDFs (detected from their content).
     Verify(VerifyArgs),
     /// Print a token or a whole TimeStampResp, human-readable.
     Inspect {
@@ -59,6 +65,7 @@ fn main() -> ExitCode {
     let result = match opts.command {
         Command::File(args) => cmd_file(args),
         Command::Email(EmailCommand::Sign(args)) => cmd_email_sign(args),
+        Command::Pdf(cmd) => pdf_cli::run(cmd),
         Command::Verify(args) => cmd_verify(args),
         Command::Inspect { file } => cmd_inspect(&file),
     };
@@ -107,7 +114,7 @@ fn hint(e: &anyhow::Error) -> Option<String> {
 /// `stamp verify` arguments.
 #[derive(clap::Args, Debug)]
 struct VerifyArgs {
-    /// Data files (or, with --token, the one file it covers), or signed messages.
+    /// Data files (or, with --token, the one file it covers), signed messages or PDFs.
     #[arg(required = true)]
     files: Vec<PathBuf>,
     /// Trust anchors (PEM bundle or DER): the roots whose tokens and signers you accept.
@@ -117,8 +124,9 @@ struct VerifyArgs {
     #[arg(long, value_name = "FILE")]
     tsa_trust: Vec<PathBuf>,
     /// Check certificates at this moment instead of the proven time (a token's genTime, a
-    /// signature's timestamp): an RFC 3339 time, or `claimed` (a signature's signingTime;
-    /// tokens keep their genTime). Reported as not proven.
+    /// signature's timestamp, a later PDF document timestamp): an RFC 3339 time, or `claimed`
+    /// (an email signature's signingTime, a PDF signature's /M; tokens keep their genTime).
+    /// Reported as not proven.
     #[arg(long, value_name = "TIME|claimed")]
     at: Option<String>,
     /// Flag a gap larger than this between the proven time, the claimed signingTime and
@@ -299,7 +307,7 @@ fn cmd_email_sign(a: EmailSignArgs) -> anyhow::Result<Exit> {
 }
 
 /// The bulk summary; failures are listed on stderr unless they were printed already.
-fn print_summary(
+pub(crate) fn print_summary(
     s: &stamp::email::Summary,
     json: bool,
     failures_printed: bool,
@@ -321,84 +329,39 @@ fn print_summary(
     })
 }
 
-/// Loads the key (PKCS#8 or PKCS#12, through pki's one key loader), the certificate and the
-/// chain, and sets up the TSA client.
+/// Loads the key, certificate and chain, and sets up the TSA client.
 fn load_email_signer(a: &EmailSignArgs) -> anyhow::Result<stamp::email::EmailSigner> {
-    let key_bytes =
-        std::fs::read(&a.key).with_context(|| format!("cannot read {}", a.key.display()))?;
-    let key_path = a.key.clone();
-    let pass_file = a.pass_file.clone();
-    let mut password = move || -> std::io::Result<zeroize::Zeroizing<String>> {
-        match &pass_file {
-            Some(p) => {
-                let text = zeroize::Zeroizing::new(std::fs::read_to_string(p)?);
-                Ok(zeroize::Zeroizing::new(
-                    text.lines().next().unwrap_or("").to_owned(),
-                ))
-            }
-            None => rpassword::prompt_password(format!("password for {}: ", key_path.display()))
-                .map(zeroize::Zeroizing::new),
-        }
-    };
-    // --cert first: it completes an EC key file that carries no public key.
-    let mut chain = Vec::new();
-    let given =
-        match &a.cert {
-            Some(path) => {
-                let mut certs = load_certs(path)?.into_iter();
-                let first = certs
-                    .next()
-                    .ok_or_else(|| anyhow!("no certificate in {}", path.display()))?;
-                chain.extend(certs);
-                Some(pki::cms::SignerCert::from_der(first).with_context(|| {
-                    format!("the certificate in {} is malformed", path.display())
-                })?)
-            }
-            None => None,
-        };
-    let loaded = pki::keyfile::load_signing_key_for(
-        &key_bytes,
-        pki::signer::RsaPadding::Pkcs1,
-        &mut password,
-        given.as_ref(),
-    )
-    .with_context(|| format!("cannot load the key {}", a.key.display()))?;
-    chain.extend(loaded.chain);
-    let cert = match (given, loaded.certificate) {
-        (Some(c), _) => c,
-        (None, Some(der)) => pki::cms::SignerCert::from_der(der)
-            .context("the key file's certificate is malformed")?,
-        (None, None) => {
-            return Err(anyhow!(
-                "no certificate: pass --cert CERT (the key file holds none)"
-            ));
-        }
-    };
-    if let Some(c) = &a.chain {
-        chain.extend(load_certs(c)?);
-    }
-    if !cert.matches(&loaded.signer) {
-        return Err(anyhow!(
-            "the certificate does not belong to the key {}",
-            a.key.display()
-        ));
-    }
+    let id = stamp::keys::load_identity(
+        &a.key,
+        a.cert.as_deref(),
+        a.chain.as_deref(),
+        a.pass_file.as_ref(),
+    )?;
     let tsa = if a.no_timestamp {
         None
     } else {
-        let mut client = TsaClient::new(&a.tsa, Duration::from_secs(a.timeout));
-        if let Some(t) = &a.tsa_trust {
-            client.trust = load_certs(t)?;
-        }
-        Some(client)
+        Some(tsa_client(&a.tsa, a.tsa_trust.as_deref(), a.timeout)?)
     };
     Ok(stamp::email::EmailSigner {
-        signer: Box::new(loaded.signer),
-        cert,
-        chain,
+        signer: id.signer,
+        cert: id.cert,
+        chain: id.chain,
         tsa,
         opaque: a.opaque,
     })
+}
+
+/// The TSA client for signatures: `trust` checks the TSA's chain before a token is embedded.
+pub(crate) fn tsa_client(
+    url: &str,
+    trust: Option<&Path>,
+    timeout: u64,
+) -> anyhow::Result<TsaClient> {
+    let mut client = TsaClient::new(url, Duration::from_secs(timeout));
+    if let Some(t) = trust {
+        client.trust = load_certs(t)?;
+    }
+    Ok(client)
 }
 
 /// `stamp file` arguments.
@@ -526,7 +489,7 @@ fn cmd_file(a: FileArgs) -> anyhow::Result<Exit> {
     Ok(worst)
 }
 
-fn progress(n: usize) -> Option<indicatif::ProgressBar> {
+pub(crate) fn progress(n: usize) -> Option<indicatif::ProgressBar> {
     (n > 1 && std::io::stderr().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new(n as u64);
         if let Ok(style) =
@@ -568,10 +531,8 @@ fn hash_file(path: &Path, alg: HashAlg) -> anyhow::Result<Vec<u8>> {
     Ok(ctx.finish().as_ref().to_vec())
 }
 
-fn load_certs(path: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    pki::cert::load_certificates(&bytes)
-        .with_context(|| format!("no usable certificate in {}", path.display()))
+pub(crate) fn load_certs(path: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
+    stamp::keys::load_certs(path)
 }
 
 fn cmd_verify(a: VerifyArgs) -> anyhow::Result<Exit> {
@@ -620,6 +581,14 @@ fn cmd_verify(a: VerifyArgs) -> anyhow::Result<Exit> {
             CheckTime::At(at)
         }
     };
+    let pdf = pdf_signer::PdfVerifyOptions {
+        trust: email.trust.clone(),
+        tsa_trust: email.tsa_trust.clone(),
+        extra_certs: email.extra_certs.clone(),
+        check_time: email.check_time,
+        now: None,
+        strict: a.strict,
+    };
     let mut reports = Vec::new();
     let bar = if a.json {
         None
@@ -629,7 +598,7 @@ fn cmd_verify(a: VerifyArgs) -> anyhow::Result<Exit> {
     // Every core verifies; reports keep the input order, and the first unreadable input (in
     // that order) is the error.
     let results = stamp::pool::map(a.files.len(), stamp::pool::cores(), |i| {
-        let r = verify_any(&a.files[i], a.token.as_deref(), &opts, &email);
+        let r = verify_any(&a.files[i], a.token.as_deref(), &opts, &email, &pdf);
         if let Some(b) = &bar {
             b.inc(1);
         }
@@ -675,6 +644,7 @@ fn verify_any(
     token: Option<&Path>,
     opts: &VerifyOptions,
     email: &EmailVerifyOptions,
+    pdf: &pdf_signer::PdfVerifyOptions,
 ) -> anyhow::Result<Report> {
     if let Some(t) = token {
         return verify_one(file, t, opts);
@@ -684,6 +654,13 @@ fn verify_any(
         return verify_one(file, &tsr, opts);
     }
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    if pdf_signer::looks_like_pdf(&bytes) {
+        return Ok(pdf_signer::verify_pdf(
+            &file.display().to_string(),
+            &bytes,
+            pdf,
+        ));
+    }
     if pki::smime::looks_like_message(&bytes) {
         return Ok(pki::smime::verify_message(
             &file.display().to_string(),

@@ -26,10 +26,59 @@ pub fn report(r: &Report, verbose: bool) -> String {
     for e in &r.errors {
         put!(out, "  error      {e}");
     }
+    let headed = r.signatures.len() > 1 || r.signatures.iter().any(|s| s.pdf.is_some());
     for s in &r.signatures {
+        if headed {
+            let v = if s.verified {
+                "VERIFIED"
+            } else {
+                "NOT VERIFIED"
+            };
+            put!(out, "  {}: {v}", s.label);
+        }
         signature(&mut out, s, verbose || !r.verified);
     }
     out
+}
+
+/// What a PDF signature covers and what came after it.
+fn pdf(out: &mut String, p: &pki::report::PdfSignatureInfo) {
+    put!(
+        out,
+        "  field      {} ({}, {}), revision {}",
+        p.field,
+        p.kind,
+        p.sub_filter,
+        p.revision
+    );
+    if let Some(l) = &p.level {
+        put!(out, "  level      PAdES {l}");
+    }
+    if p.bytes_after == 0 {
+        put!(out, "  covers     the whole document");
+    } else {
+        put!(
+            out,
+            "  covers     all but the {} bytes added after it",
+            p.bytes_after
+        );
+    }
+    for c in &p.allowed_changes {
+        put!(out, "  allowed    {c}");
+    }
+    for c in &p.disallowed_changes {
+        put!(out, "  NOT ALLOWED {c}");
+    }
+    for (what, v) in [
+        ("name", &p.name),
+        ("reason", &p.reason),
+        ("location", &p.location),
+        ("contact", &p.contact),
+    ] {
+        if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
+            put!(out, "  {what:<10} {v}");
+        }
+    }
 }
 
 fn signature(out: &mut String, s: &SignatureReport, all_checks: bool) {
@@ -75,12 +124,15 @@ fn signature(out: &mut String, s: &SignatureReport, all_checks: bool) {
     if !s.signer_addresses.is_empty() {
         put!(out, "  addresses  {}", s.signer_addresses.join(", "));
     }
+    if let Some(p) = &s.pdf {
+        pdf(out, p);
+    }
     if let Some(t) = &s.times {
         if let Some(p) = &t.proven {
-            put!(out, "  proven     {p} (signature timestamp)");
+            put!(out, "  proven     {p} (timestamp)");
         }
         if let Some(c) = &t.claimed {
-            put!(out, "  claimed    {c} (signingTime, unproven)");
+            put!(out, "  claimed    {c} (the signer's claim, unproven)");
         }
         if let Some(d) = &t.date_header {
             put!(out, "  Date       {d} (header, unsigned)");
@@ -89,7 +141,7 @@ fn signature(out: &mut String, s: &SignatureReport, all_checks: bool) {
             TimeBasis::Proven => "the proven time",
             TimeBasis::Now => "the current time: no proven time",
             TimeBasis::Given => "given with --at: not proven",
-            TimeBasis::Claimed => "the claimed signingTime: not proven",
+            TimeBasis::Claimed => "the signer's claimed time: not proven",
             _ => "",
         };
         put!(out, "  checked at {} ({basis})", t.checked_at);

@@ -107,6 +107,16 @@ fn same_dict(x: &Dictionary, y: &Dictionary) -> bool {
     x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_ok_and(|w| same(v, w)))
 }
 
+/// A field (or one of its widgets, or an appearance stream of one) in the signed revision.
+#[derive(Clone, Debug)]
+struct FieldRole {
+    name: String,
+    is_signature: bool,
+    signed: bool,
+    /// The terminal field object, which holds /V.
+    field: ObjectId,
+}
+
 /// The roles objects of the signed revision play, for judging and describing their changes.
 #[derive(Default)]
 struct Roles {
@@ -114,11 +124,10 @@ struct Roles {
     annots_arrays: HashMap<ObjectId, ObjectId>,
     acroform: Option<ObjectId>,
     fields_array: Option<ObjectId>,
-    /// Field and widget objects, by the field's name, with whether it is a signature field
-    /// and whether it was signed.
-    fields: HashMap<ObjectId, (String, bool, bool)>,
-    /// Appearance streams of widgets, by field name.
-    appearances: HashMap<ObjectId, String>,
+    /// Field and widget objects.
+    fields: HashMap<ObjectId, FieldRole>,
+    /// Appearance streams of widgets, with their field.
+    appearances: HashMap<ObjectId, FieldRole>,
     signature_dicts: HashSet<ObjectId>,
     page_contents: HashMap<ObjectId, usize>,
     info: Option<ObjectId>,
@@ -177,8 +186,13 @@ fn roles(doc: &Document, root: ObjectId) -> Roles {
     };
     for f in terminal_fields(doc, &fields) {
         let Some(id) = f.id else { continue };
-        r.fields
-            .insert(id, (f.name.clone(), f.is_signature, f.signed));
+        let role = FieldRole {
+            name: f.name.clone(),
+            is_signature: f.is_signature,
+            signed: f.signed,
+            field: id,
+        };
+        r.fields.insert(id, role.clone());
         let Ok(fd) = doc.get_dictionary(id) else {
             continue;
         };
@@ -192,9 +206,7 @@ fn roles(doc: &Document, root: ObjectId) -> Roles {
         if let Object::Array(kids) = document::get(doc, fd, b"Kids") {
             for k in kids {
                 if let Ok(kid) = k.as_reference() {
-                    r.fields
-                        .entry(kid)
-                        .or_insert((f.name.clone(), f.is_signature, f.signed));
+                    r.fields.entry(kid).or_insert_with(|| role.clone());
                     widgets.push(kid);
                 }
             }
@@ -208,12 +220,12 @@ fn roles(doc: &Document, root: ObjectId) -> Roles {
             {
                 for (_, state) in ap.iter() {
                     if let Ok(id) = state.as_reference() {
-                        r.appearances.insert(id, f.name.clone());
+                        r.appearances.insert(id, role.clone());
                     }
                     if let Some(states) = dict(doc, state) {
                         for (_, s) in states.iter() {
                             if let Ok(id) = s.as_reference() {
-                                r.appearances.insert(id, f.name.clone());
+                                r.appearances.insert(id, role.clone());
                             }
                         }
                     }
@@ -241,9 +253,8 @@ fn references(doc: &Document) -> HashSet<ObjectId> {
     for o in doc.objects.values() {
         walk(o, &mut out);
     }
-    for (_, v) in doc.trailer.iter() {
-        walk(v, &mut out);
-    }
+    // Not the trailer: some producers name there (/AdditionalStreams) objects a later revision
+    // will add, which shows nothing.
     out
 }
 
@@ -451,20 +462,23 @@ fn judge(
         ));
         return;
     }
-    if let Some((name, is_sig, signed)) = roles.fields.get(&id) {
+    if let Some(role) = roles.fields.get(&id) {
+        let name = &role.name;
         let (Some(p), Some(q)) = (as_dict(a), as_dict(b)) else {
             c.bad(format!("field {name:?} is no longer a dictionary"));
             return;
         };
         let keys = changed_keys(p, q);
         let value_keys = |k: &String| matches!(k.as_str(), "V" | "AP" | "AS");
-        if *is_sig {
-            if *signed {
+        // Signing an empty field may also set its widget flags and appearance characteristics.
+        let signing_keys = |k: &String| value_keys(k) || matches!(k.as_str(), "F" | "MK");
+        if role.is_signature {
+            if role.signed {
                 c.bad(format!(
                     "the signed field {name:?} changed ({})",
                     keys.join(", ")
                 ));
-            } else if keys.iter().all(value_keys) {
+            } else if keys.iter().all(signing_keys) {
                 if policy.locked.locks(name) {
                     c.bad(format!(
                         "signature field {name:?}, locked by this signature, was signed"
@@ -479,27 +493,73 @@ fn judge(
                 ));
             }
         } else {
+            let filled = value_changed(old, new, role.field);
             judge_form_fill(
                 c,
                 name,
                 keys.iter().all(value_keys),
+                filled,
                 &keys.join(", "),
                 policy,
             );
         }
         return;
     }
-    if let Some(name) = roles.appearances.get(&id) {
-        judge_form_fill(c, name, true, "its appearance stream rewritten", policy);
+    if let Some(role) = roles.appearances.get(&id) {
+        let filled = !role.is_signature && value_changed(old, new, role.field);
+        judge_form_fill(
+            c,
+            &role.name,
+            true,
+            filled,
+            "its appearance stream rewritten",
+            policy,
+        );
+        return;
+    }
+    if type_name(a) == " (/Pages)" {
+        c.bad(format!(
+            "the page tree changed ({obj}): pages added, removed or replaced"
+        ));
         return;
     }
     c.bad(format!("{obj}{} changed", type_name(a)));
 }
 
-fn judge_form_fill(c: &mut Changes, name: &str, only_values: bool, what: &str, policy: &Policy) {
+/// Whether field `field`'s value (/V) differs between the two revisions.
+fn value_changed(old: &Document, new: &Document, field: ObjectId) -> bool {
+    let v = |d: &Document| {
+        d.get_dictionary(field)
+            .ok()
+            .and_then(|f| f.get(b"V").ok())
+            .cloned()
+    };
+    match (v(old), v(new)) {
+        (Some(x), Some(y)) => !same(&x, &y),
+        (None, None) => false,
+        _ => true,
+    }
+}
+
+/// Form filling: the value and its appearance may change together, when DocMDP and FieldMDP
+/// allow it. An appearance that changes while the value does not is what the shadow
+/// "replace" attack does (a field shows other text than it holds) and is refused.
+fn judge_form_fill(
+    c: &mut Changes,
+    name: &str,
+    only_values: bool,
+    value_changed: bool,
+    what: &str,
+    policy: &Policy,
+) {
     if !only_values {
         c.bad(format!(
             "form field {name:?} changed beyond its value ({what})"
+        ));
+    } else if !value_changed {
+        c.bad(format!(
+            "the appearance of form field {name:?} changed while its value did not ({what}): \
+             what is shown is not what was filled in"
         ));
     } else if policy.docmdp < 2 {
         c.bad(format!(

@@ -1,0 +1,98 @@
+//! The signing key, its certificate and chain, as the signing commands take them (`--key`,
+//! `--cert`, `--chain`, `--pass-file`), through pki's one key loader.
+
+use anyhow::{Context, anyhow};
+use pki::cms::SignerCert;
+use pki::signer::Signer;
+use std::path::{Path, PathBuf};
+
+/// A loaded signing identity.
+pub struct Identity {
+    /// The key (a file's; an HSM's later).
+    pub signer: Box<dyn Signer>,
+    /// Its certificate.
+    pub cert: SignerCert,
+    /// The certificates above it: from --cert after the first, the PKCS#12 file, and --chain.
+    pub chain: Vec<Vec<u8>>,
+}
+
+/// Reads certificates (PEM bundle or DER).
+pub fn load_certs(path: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    pki::cert::load_certificates(&bytes)
+        .with_context(|| format!("no usable certificate in {}", path.display()))
+}
+
+/// Loads `key` (PKCS#8 PEM or DER, or PKCS#12 with its password from `pass_file` or a prompt),
+/// its certificate (`cert`, or the PKCS#12 file's) and the chain.
+pub fn load_identity(
+    key: &Path,
+    cert: Option<&Path>,
+    chain_file: Option<&Path>,
+    pass_file: Option<&PathBuf>,
+) -> anyhow::Result<Identity> {
+    let key_bytes = std::fs::read(key).with_context(|| format!("cannot read {}", key.display()))?;
+    let key_path = key.to_owned();
+    let pass_file = pass_file.cloned();
+    let mut password = move || -> std::io::Result<zeroize::Zeroizing<String>> {
+        match &pass_file {
+            Some(p) => {
+                let text = zeroize::Zeroizing::new(std::fs::read_to_string(p)?);
+                Ok(zeroize::Zeroizing::new(
+                    text.lines().next().unwrap_or("").to_owned(),
+                ))
+            }
+            None => rpassword::prompt_password(format!("password for {}: ", key_path.display()))
+                .map(zeroize::Zeroizing::new),
+        }
+    };
+    // --cert first: it completes an EC key file that carries no public key.
+    let mut chain = Vec::new();
+    let given =
+        match cert {
+            Some(path) => {
+                let mut certs = load_certs(path)?.into_iter();
+                let first = certs
+                    .next()
+                    .ok_or_else(|| anyhow!("no certificate in {}", path.display()))?;
+                chain.extend(certs);
+                Some(SignerCert::from_der(first).with_context(|| {
+                    format!("the certificate in {} is malformed", path.display())
+                })?)
+            }
+            None => None,
+        };
+    let loaded = pki::keyfile::load_signing_key_for(
+        &key_bytes,
+        pki::signer::RsaPadding::Pkcs1,
+        &mut password,
+        given.as_ref(),
+    )
+    .with_context(|| format!("cannot load the key {}", key.display()))?;
+    chain.extend(loaded.chain);
+    let cert = match (given, loaded.certificate) {
+        (Some(c), _) => c,
+        (None, Some(der)) => {
+            SignerCert::from_der(der).context("the key file's certificate is malformed")?
+        }
+        (None, None) => {
+            return Err(anyhow!(
+                "no certificate: pass --cert CERT (the key file holds none)"
+            ));
+        }
+    };
+    if let Some(c) = chain_file {
+        chain.extend(load_certs(c)?);
+    }
+    if !cert.matches(&loaded.signer) {
+        return Err(anyhow!(
+            "the certificate does not belong to the key {}",
+            key.display()
+        ));
+    }
+    Ok(Identity {
+        signer: Box::new(loaded.signer),
+        cert,
+        chain,
+    })
+}
