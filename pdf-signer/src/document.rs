@@ -39,15 +39,19 @@ pub struct Loaded {
 /// above real files, and a decompression bomb stops here.
 pub const MAX_DECOMPRESSED: usize = 256 * 1024 * 1024;
 
-/// lopdf's load filter: drops a stream's bytes in place (lopdf keeps the object it passed and
-/// ignores the one returned).
+/// lopdf's load filter for signing: a stream's bytes are dropped as soon as it is parsed (the
+/// signer reads dictionaries only), so a large file is not held twice. Object streams are kept:
+/// lopdf reads the objects inside them. lopdf uses the object passed in for plain objects and
+/// the one returned for members of object streams, so both carry the change; and the bytes are
+/// replaced by one byte rather than none, because lopdf reads the content of empty streams
+/// again afterwards (for streams whose /Length it could not know while parsing).
 fn keep_dictionaries(id: ObjectId, o: &mut Object) -> Option<(ObjectId, Object)> {
     if let Object::Stream(s) = o
         && !s.dict.has_type(b"ObjStm")
     {
-        s.content = Vec::new();
+        s.content = vec![0];
     }
-    Some((id, Object::Null))
+    Some((id, o.clone()))
 }
 
 /// Loads `bytes` (a whole file, or a file up to the end of one revision).

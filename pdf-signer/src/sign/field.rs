@@ -88,7 +88,10 @@ fn walk(
 
 impl State<'_> {
     /// Plans the field for a new signature or document timestamp: `visible` draws `lines` on a
-    /// page; otherwise the widget is invisible (a zero rectangle on page 1).
+    /// page; otherwise the widget is invisible (a zero rectangle on page 1), with an empty
+    /// appearance when `lines` is given (a signature: PDF/A wants one) and none for a document
+    /// timestamp (ISO 32000-2 §12.8.5 recommends none, and pyHanko counts a document timestamp
+    /// with an appearance as form filling rather than signature maintenance).
     pub(super) fn plan_field(
         &mut self,
         field: Option<&str>,
@@ -184,7 +187,7 @@ impl State<'_> {
             };
 
             let widget_id = ids.next();
-            let (rect, ap) = match (visible, lines) {
+            let (rect, ap): (Vec<Object>, Option<Object>) = match (visible, lines) {
                 (Some(v), Some(lines)) => {
                     let font_id = ids.next();
                     objects.push((font_id, appearance::helvetica()));
@@ -194,14 +197,14 @@ impl State<'_> {
                         lines,
                         Object::Reference(font_id),
                     );
-                    (v.rect.map(Object::Real).to_vec(), ap)
+                    (v.rect.map(Object::Real).to_vec(), Some(ap))
                 }
-                _ => (vec![Object::Integer(0); 4], appearance::empty_appearance()),
+                (None, Some(_)) => (
+                    vec![Object::Integer(0); 4],
+                    Some(appearance::empty_appearance()),
+                ),
+                _ => (vec![Object::Integer(0); 4], None),
             };
-            let ap_id = ids.next();
-            objects.push((ap_id, ap));
-            let mut n = Dictionary::new();
-            n.set("N", Object::Reference(ap_id));
             let mut widget = Dictionary::new();
             widget.set("Type", Object::Name(b"Annot".to_vec()));
             widget.set("Subtype", Object::Name(b"Widget".to_vec()));
@@ -211,7 +214,13 @@ impl State<'_> {
             widget.set("F", Object::Integer(WIDGET_FLAGS));
             widget.set("P", Object::Reference(page_id));
             widget.set("Rect", Object::Array(rect));
-            widget.set("AP", Object::Dictionary(n));
+            if let Some(ap) = ap {
+                let ap_id = ids.next();
+                objects.push((ap_id, ap));
+                let mut n = Dictionary::new();
+                n.set("N", Object::Reference(ap_id));
+                widget.set("AP", Object::Dictionary(n));
+            }
             objects.push((widget_id, Object::Dictionary(widget)));
             fields.push(Object::Reference(widget_id));
             fields_changed = true;
