@@ -2,7 +2,8 @@
 # The one test command (the README shows it; CI runs it through .ci/run).
 #
 # Installs what the tests need when it is missing (openssl, PostgreSQL, Python's rfc3161-client,
-# rfc3161ng, pyasn1-modules and cryptography, libfaketime, util-linux, e2fsprogs), makes sure
+# rfc3161ng, pyasn1-modules and cryptography, libfaketime, util-linux, e2fsprogs, and the PDF
+# peers: poppler-utils, qpdf, libnss3-tools, pyHanko, pyhanko-cli and reportlab), makes sure
 # PostgreSQL listens on 127.0.0.1:5432 with a database `test`, then builds the binaries, runs every test, clippy and rustfmt. Idempotent: on a machine that has
 # everything it installs nothing and touches no package index. Meant to run as root on a fresh
 # Debian machine (CI); as another user it uses sudo for the installs, when there are any.
@@ -52,11 +53,17 @@ command -v prlimit >/dev/null 2>&1 || missing+=(util-linux)
 { command -v losetup >/dev/null 2>&1 && command -v fsfreeze >/dev/null 2>&1; } || missing+=(util-linux)
 command -v mount >/dev/null 2>&1 || missing+=(mount)
 command -v mkfs.ext4 >/dev/null 2>&1 || missing+=(e2fsprogs)
+# The PDF interop tests (tests/tests/pdf_interop.rs): poppler's pdfsig validates and signs,
+# pdftoppm renders; qpdf checks every output (and tests/py/pdf_fixtures.py writes inputs with
+# it); certutil and pk12util fill pdfsig's NSS database.
+{ command -v pdfsig >/dev/null 2>&1 && command -v pdftoppm >/dev/null 2>&1; } || missing+=(poppler-utils)
+command -v qpdf >/dev/null 2>&1 || missing+=(qpdf)
+{ command -v certutil >/dev/null 2>&1 && command -v pk12util >/dev/null 2>&1; } || missing+=(libnss3-tools)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing: ${missing[*]}"
     apt_install "${missing[@]}"
 else
-    echo "openssl, a C compiler, PostgreSQL, Python, libfaketime, util-linux and e2fsprogs are installed"
+    echo "openssl, a C compiler, PostgreSQL, Python, libfaketime, util-linux, e2fsprogs, poppler-utils, qpdf and libnss3-tools are installed"
 fi
 openssl version
 
@@ -91,25 +98,27 @@ if [ "$(psql -X -w -q -d "$admin_url" -tAc "SELECT 1 FROM pg_database WHERE datn
 fi
 psql -X -w -q -d "$TSA_TEST_POSTGRES_URL" -tAc 'SELECT version()'
 
-section "Python packages (rfc3161-client, rfc3161ng, pyasn1-modules, cryptography)"
+section "Python packages (rfc3161-client, rfc3161ng, pyasn1-modules, cryptography, pyHanko, reportlab)"
 # rfc3161-client and rfc3161ng are peers of the authority (tests/tests/pypi_client.rs);
 # pyasn1-modules and cryptography check every key type's CMS signatures independently
 # (tests/py/cms_signature_check.py); sqlite3 (standard library) reads the archive back in the
-# archive fault tests.
-py_modules='import rfc3161_client, rfc3161ng, pyasn1, pyasn1_modules, cryptography, sqlite3'
+# archive fault tests. pyHanko (API and, from pyhanko-cli, `python3 -m pyhanko`) signs and validates
+# PDFs as the reference PAdES implementation, and reportlab writes the fixture PDFs
+# (tests/py/pdf_fixtures.py, pyhanko_sign.py, pdf_validate.py; tests/tests/pdf_interop.rs).
+py_modules='import rfc3161_client, rfc3161ng, pyasn1, pyasn1_modules, cryptography, sqlite3, pyhanko.cli, reportlab'
 if "$PYTHON" -c "$py_modules" >/dev/null 2>&1; then
     echo "already installed"
 else
     if ! "$PYTHON" -m pip --version >/dev/null 2>&1; then
         apt_install python3-pip
     fi
-    packages=(rfc3161-client rfc3161ng pyasn1 pyasn1-modules cryptography)
+    packages=(rfc3161-client rfc3161ng pyasn1 pyasn1-modules cryptography pyhanko pyhanko-cli reportlab)
     # Debian's own Python refuses system-wide pip installs (PEP 668) unless told otherwise.
     "$PYTHON" -m pip install --quiet --disable-pip-version-check "${packages[@]}" 2>/dev/null \
         || "$PYTHON" -m pip install --quiet --disable-pip-version-check --break-system-packages "${packages[@]}"
     "$PYTHON" -c "$py_modules" || die "a Python module is not importable after pip install ($py_modules)"
 fi
-"$PYTHON" -m pip show rfc3161-client rfc3161ng pyasn1-modules cryptography 2>/dev/null | grep -E '^(Name|Version):' || true
+"$PYTHON" -m pip show rfc3161-client rfc3161ng pyasn1-modules cryptography pyhanko pyhanko-cli reportlab 2>/dev/null | grep -E '^(Name|Version):' || true
 
 section "Rust toolchain"
 command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust (rustup) first"

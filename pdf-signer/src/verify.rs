@@ -415,6 +415,22 @@ fn dss_certificates(doc: &Document, root: ObjectId) -> Vec<Vec<u8>> {
     }
 }
 
+/// The keys of the final document's /DSS /VRI (uppercase hex SHA-1 of a signature's /Contents).
+fn dss_vri_keys(doc: &Document, root: ObjectId) -> Vec<String> {
+    doc.get_dictionary(root)
+        .ok()
+        .and_then(|c| c.get(b"DSS").ok())
+        .and_then(|d| dict(doc, d))
+        .and_then(|dss| dss.get(b"VRI").ok())
+        .and_then(|v| dict(doc, v))
+        .map(|vri| {
+            vri.iter()
+                .map(|(k, _)| String::from_utf8_lossy(k).to_ascii_uppercase())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The DocMDP permission level of a certification signature (catalog /Perms /DocMDP), 2 when
 /// there is none.
 fn docmdp(doc: &Document, root: ObjectId) -> u8 {

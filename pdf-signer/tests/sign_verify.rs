@@ -177,3 +177,22 @@ fn a_changed_byte_inside_the_signed_range_fails_the_digest() {
         .collect();
     assert!(failed.contains(&"message-digest"), "{}", explain(&r));
 }
+
+/// Regression: a /DSS an earlier signature left must not make a later signature by the same
+/// signer look B-LT (the level was taken from the final /DSS alone).
+#[test]
+fn an_earlier_dss_does_not_raise_a_later_signature_level() {
+    let f = fixture();
+    let lt = signed(&pdf(), &options(&f, Level::BLT));
+    let mut o = options(&f, Level::BT);
+    o.field = Some("Later".into());
+    let both = signed(&lt, &o);
+    let r = verify(&f, &both);
+    assert!(r.verified, "{}", explain(&r));
+    let levels: Vec<Option<&str>> = r
+        .signatures
+        .iter()
+        .map(|s| s.pdf.as_ref().and_then(|p| p.level.as_deref()))
+        .collect();
+    assert_eq!(levels, vec![Some("B-LT"), Some("B-T")], "{}", explain(&r));
+}

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 pub mod der;
 pub mod mail;
 pub mod openssl_ca;
+pub mod pdf;
 
 /// How long a server may take to answer `/healthz` after it was spawned.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);

@@ -1,7 +1,7 @@
 //! What came after each signature, and the PAdES level it reached.
 
 use super::changes::{self, Policy};
-use super::{Ctx, Item, dss_certificates, lock};
+use super::{Ctx, Item, dss_certificates, dss_vri_keys, lock};
 use crate::document::{self, Loaded, Purpose};
 use pki::report::Outcome;
 
@@ -112,7 +112,25 @@ impl Ctx<'_> {
             return;
         };
         let t = item.proven.is_some() || doc_ts.iter().any(|(end, _)| *end > c.end);
-        let lt = t && self.dss_certs.contains(&signer);
+        // Validation data counts for this signature when it came after it: the signer's
+        // certificate was not in the /DSS of the signed revision, or a /VRI entry names this
+        // signature. A /DSS another signer left earlier does not make a new signature B-LT.
+        let already = self
+            .revision(c.end)
+            .map(|r| dss_certificates(&r.doc, r.root).contains(&signer))
+            .unwrap_or(false);
+        let vri_key = item
+            .contents
+            .as_deref()
+            .map(|c| hex::encode_upper(pki::HashAlg::Sha1.digest(c)));
+        let covers = |doc: &lopdf::Document, root| {
+            dss_certificates(doc, root).contains(&signer)
+                && (!already
+                    || vri_key
+                        .as_ref()
+                        .is_some_and(|k| dss_vri_keys(doc, root).contains(k)))
+        };
+        let lt = t && covers(&self.last.doc, self.last.root);
         let later: Vec<usize> = doc_ts
             .iter()
             .filter(|(end, _)| *end > c.end)
@@ -122,7 +140,7 @@ impl Ctx<'_> {
         if lt {
             for end in later {
                 if let Ok(rev) = self.revision(end)
-                    && dss_certificates(&rev.doc, rev.root).contains(&signer)
+                    && covers(&rev.doc, rev.root)
                 {
                     lta = true;
                     break;
