@@ -210,18 +210,18 @@ fn verify_in_process(files: &[PathBuf], ca: &Path, tsa_root: &Path) -> Result<(f
 }
 
 /// The bench crate's directory (for its Python peer).
-fn crate_dir() -> PathBuf {
+pub(crate) fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-struct MailFiles {
-    ca: PathBuf,
-    key: PathBuf,
-    cert: PathBuf,
+pub(crate) struct MailFiles {
+    pub(crate) ca: PathBuf,
+    pub(crate) key: PathBuf,
+    pub(crate) cert: PathBuf,
 }
 
 /// A mail CA and an ECDSA P-256 signer for bank@example.com (emailProtection), by openssl.
-fn mail_pki(work: &Path, openssl: &Path) -> Result<MailFiles> {
+pub(crate) fn mail_pki(work: &Path, openssl: &Path) -> Result<MailFiles> {
     let dir = work.join("mail");
     std::fs::create_dir_all(&dir)?;
     let run = |args: &[&str]| -> Result<()> {

@@ -17,6 +17,7 @@ mod email;
 mod hostile;
 mod keys;
 mod load;
+mod pdf;
 mod peer;
 mod raw;
 mod report;
@@ -114,6 +115,14 @@ struct Opts {
     /// pyasn1-modules: scripts/test.sh installs them).
     #[arg(long, default_value = "python3")]
     python: String,
+    /// Instead of the server benchmark: sign (PAdES B-T) and verify PDFs of --pdf-mb sizes with
+    /// `stamp` and with pyHanko (bench/py/pdf_peer.py), with peak memory and the floor (hashing
+    /// the file plus one TSA round trip).
+    #[arg(long)]
+    pdf: bool,
+    /// File sizes for --pdf, MB.
+    #[arg(long, value_delimiter = ',', default_value = "10,100")]
+    pdf_mb: Vec<usize>,
     /// Also write the hostile tokens (and root.der, data.txt) into this directory.
     #[arg(long)]
     hostile_out: Option<PathBuf>,
@@ -247,6 +256,11 @@ fn run() -> Result<()> {
         python: opts.python.clone(),
         jobs: opts.email_jobs,
     });
+    let pdf_plan = opts.pdf.then(|| pdf::PdfPlan {
+        sizes_mb: opts.pdf_mb.clone(),
+        stamp_bin: opts.stamp_bin.clone(),
+        python: opts.python.clone(),
+    });
     let settings = opts.settings()?;
     let kinds = settings
         .keys
@@ -265,6 +279,13 @@ fn run() -> Result<()> {
         .prefix("tsa-bench-")
         .tempdir()
         .context("cannot create a temporary directory")?;
+    if let Some(plan) = &pdf_plan {
+        let result = pdf::run(&settings, plan, work.path());
+        if keep || result.is_err() {
+            eprintln!("tsa-bench: files kept in {}", work.keep().display());
+        }
+        return result;
+    }
     if let Some(plan) = &email_plan {
         let result = email::run(&settings, plan, work.path());
         if keep || result.is_err() {

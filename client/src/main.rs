@@ -162,6 +162,20 @@ enum EmailCommand {
     Sign(EmailSignArgs),
 }
 
+/// The authority a signing command asks for timestamps.
+#[derive(clap::Args, Debug)]
+pub(crate) struct TsaArgs {
+    /// The authority's URL.
+    #[arg(long, env = "STAMP_TSA", default_value = "http://127.0.0.1:3161/")]
+    pub(crate) tsa: String,
+    /// Check the TSA's chain against this trust anchor (PEM) before embedding a token.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) tsa_trust: Option<PathBuf>,
+    /// Seconds to wait for each TSA reply.
+    #[arg(long, default_value_t = 30)]
+    pub(crate) timeout: u64,
+}
+
 /// `stamp email sign` arguments.
 #[derive(clap::Args, Debug)]
 struct EmailSignArgs {
@@ -200,12 +214,8 @@ struct EmailSignArgs {
     /// A file whose first line is the PKCS#12 password (otherwise it is prompted for).
     #[arg(long, value_name = "FILE")]
     pass_file: Option<PathBuf>,
-    /// The authority's URL.
-    #[arg(long, env = "STAMP_TSA", default_value = "http://127.0.0.1:3161/")]
-    tsa: String,
-    /// Check the TSA's chain against this trust anchor (PEM) before embedding a token.
-    #[arg(long, value_name = "FILE")]
-    tsa_trust: Option<PathBuf>,
+    #[command(flatten)]
+    tsa: TsaArgs,
     /// Sign without a timestamp (verifiers then report the time as not proven).
     #[arg(long)]
     no_timestamp: bool,
@@ -216,9 +226,6 @@ struct EmailSignArgs {
     /// Workers for --in-dir and --mbox (default: 4 per core).
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
-    /// Seconds to wait for each TSA reply.
-    #[arg(long, default_value_t = 30)]
-    timeout: u64,
     /// Overwrite an existing output (single message).
     #[arg(long)]
     force: bool,
@@ -340,7 +347,7 @@ fn load_email_signer(a: &EmailSignArgs) -> anyhow::Result<stamp::email::EmailSig
     let tsa = if a.no_timestamp {
         None
     } else {
-        Some(tsa_client(&a.tsa, a.tsa_trust.as_deref(), a.timeout)?)
+        Some(tsa_client(&a.tsa)?)
     };
     Ok(stamp::email::EmailSigner {
         signer: id.signer,
@@ -351,14 +358,11 @@ fn load_email_signer(a: &EmailSignArgs) -> anyhow::Result<stamp::email::EmailSig
     })
 }
 
-/// The TSA client for signatures: `trust` checks the TSA's chain before a token is embedded.
-pub(crate) fn tsa_client(
-    url: &str,
-    trust: Option<&Path>,
-    timeout: u64,
-) -> anyhow::Result<TsaClient> {
-    let mut client = TsaClient::new(url, Duration::from_secs(timeout));
-    if let Some(t) = trust {
+/// The TSA client for signatures: `--tsa-trust` checks the TSA's chain before a token is
+/// embedded.
+pub(crate) fn tsa_client(a: &TsaArgs) -> anyhow::Result<TsaClient> {
+    let mut client = TsaClient::new(&a.tsa, Duration::from_secs(a.timeout));
+    if let Some(t) = &a.tsa_trust {
         client.trust = load_certs(t)?;
     }
     Ok(client)

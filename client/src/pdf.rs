@@ -6,7 +6,7 @@ use crate::files::write_parts_atomically;
 use crate::keys::Identity;
 use crate::tsa_client::TsaClient;
 use anyhow::Context;
-use pdf_signer::{Level, SignOptions, Signed, Visible};
+use pdf_signer::{Details, SignOptions, Signed};
 use pki::timestamper::Timestamper;
 use std::path::Path;
 
@@ -16,24 +16,8 @@ pub struct PdfSigner {
     pub identity: Option<Identity>,
     /// The TSA; `None` for B-B.
     pub tsa: Option<TsaClient>,
-    /// The level.
-    pub level: Level,
-    /// /Reason, /Location, /ContactInfo, /Name.
-    pub reason: Option<String>,
-    /// /Location.
-    pub location: Option<String>,
-    /// /ContactInfo.
-    pub contact: Option<String>,
-    /// /Name.
-    pub name: Option<String>,
-    /// The field to sign or create.
-    pub field: Option<String>,
-    /// A visible signature.
-    pub visible: Option<Visible>,
-    /// OCSP responses and CRLs for the /DSS.
-    pub ocsp: Vec<Vec<u8>>,
-    /// CRLs for the /DSS.
-    pub crl: Vec<Vec<u8>>,
+    /// What each signature says, and its level.
+    pub details: Details,
 }
 
 impl PdfSigner {
@@ -52,16 +36,7 @@ impl PdfSigner {
             cert: &id.cert,
             chain: &id.chain,
             timestamper: self.timestamper(),
-            level: self.level,
-            reason: self.reason.clone(),
-            location: self.location.clone(),
-            contact: self.contact.clone(),
-            name: self.name.clone(),
-            field: self.field.clone(),
-            visible: self.visible,
-            ocsp: self.ocsp.clone(),
-            crl: self.crl.clone(),
-            signing_time: None,
+            details: &self.details,
         };
         Ok(pdf_signer::sign(input, &o)?)
     }
@@ -71,7 +46,11 @@ impl PdfSigner {
         let ts = self
             .timestamper()
             .context("a document timestamp needs a TSA (--tsa URL)")?;
-        Ok(pdf_signer::timestamp(input, ts, self.field.as_deref())?)
+        Ok(pdf_signer::timestamp(
+            input,
+            ts,
+            self.details.field.as_deref(),
+        )?)
     }
 
     /// Signs (or, with `timestamp_only`, timestamps) the file `input` into `output`.

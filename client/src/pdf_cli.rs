@@ -1,9 +1,9 @@
 //! `stamp pdf sign` and `stamp pdf timestamp`: the arguments and the single-file and bulk flows.
 
-use crate::{Exit, print_summary, progress, tsa_client};
+use crate::{Exit, TsaArgs, print_summary, progress, tsa_client};
 use anyhow::{Context, anyhow};
 use clap::Subcommand;
-use pdf_signer::{Level, Visible};
+use pdf_signer::{Details, Level, Visible};
 use stamp::escape::escape;
 use stamp::pdf::PdfSigner;
 use std::path::{Path, PathBuf};
@@ -41,12 +41,8 @@ pub(crate) struct Outputs {
     /// output exists is skipped.
     #[arg(long, value_name = "DIR")]
     out_dir: Option<PathBuf>,
-    /// The authority's URL.
-    #[arg(long, env = "STAMP_TSA", default_value = "http://127.0.0.1:3161/")]
-    tsa: String,
-    /// Check the TSA's chain against this trust anchor (PEM) before embedding a token.
-    #[arg(long, value_name = "FILE")]
-    tsa_trust: Option<PathBuf>,
+    #[command(flatten)]
+    tsa: TsaArgs,
     /// The signature field: an empty signature field of this name is filled, otherwise a new
     /// field so named is added (default: Signature1, Signature2, ...).
     #[arg(long, value_name = "NAME")]
@@ -54,9 +50,6 @@ pub(crate) struct Outputs {
     /// Workers for several inputs (default: 4 per core).
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
-    /// Seconds to wait for each TSA reply.
-    #[arg(long, default_value_t = 30)]
-    timeout: u64,
     /// Overwrite an existing output (one input).
     #[arg(long)]
     force: bool,
@@ -138,7 +131,7 @@ pub(crate) fn run(cmd: PdfCommand) -> anyhow::Result<Exit> {
                     .collect()
             };
             let tsa = (a.level >= Level::BT)
-                .then(|| tsa_client(&a.out.tsa, a.out.tsa_trust.as_deref(), a.out.timeout))
+                .then(|| tsa_client(&a.out.tsa))
                 .transpose()?;
             if a.level < Level::BLT && !(a.ocsp.is_empty() && a.crl.is_empty()) {
                 return Err(anyhow!(
@@ -148,35 +141,29 @@ pub(crate) fn run(cmd: PdfCommand) -> anyhow::Result<Exit> {
             let signer = PdfSigner {
                 identity: Some(identity),
                 tsa,
-                level: a.level,
-                reason: a.reason,
-                location: a.location,
-                contact: a.contact,
-                name: a.name,
-                field: a.out.field.clone(),
-                visible: a.visible,
-                ocsp: read_all(&a.ocsp)?,
-                crl: read_all(&a.crl)?,
+                details: Details {
+                    level: a.level,
+                    reason: a.reason,
+                    location: a.location,
+                    contact: a.contact,
+                    name: a.name,
+                    field: a.out.field.clone(),
+                    visible: a.visible,
+                    ocsp: read_all(&a.ocsp)?,
+                    crl: read_all(&a.crl)?,
+                    signing_time: None,
+                },
             };
             outputs(&signer, &a.out, false)
         }
         PdfCommand::Timestamp(a) => {
             let signer = PdfSigner {
                 identity: None,
-                tsa: Some(tsa_client(
-                    &a.out.tsa,
-                    a.out.tsa_trust.as_deref(),
-                    a.out.timeout,
-                )?),
-                level: Level::BT,
-                reason: None,
-                location: None,
-                contact: None,
-                name: None,
-                field: a.out.field.clone(),
-                visible: None,
-                ocsp: Vec::new(),
-                crl: Vec::new(),
+                tsa: Some(tsa_client(&a.out.tsa)?),
+                details: Details {
+                    field: a.out.field.clone(),
+                    ..Details::default()
+                },
             };
             outputs(&signer, &a.out, true)
         }

@@ -19,10 +19,12 @@ pub mod appearance;
 pub mod document;
 pub mod object;
 pub mod sign;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod update;
 pub mod verify;
 
-pub use sign::{Level, SignOptions, Signed, Visible, sign, timestamp};
+pub use sign::{Details, Level, SignOptions, Signed, Visible, sign, timestamp};
 pub use verify::{PdfVerifyOptions, looks_like_pdf, verify_pdf};
 
 /// What went wrong while signing a PDF.

@@ -116,16 +116,10 @@ impl std::str::FromStr for Visible {
     }
 }
 
-/// How to sign.
-pub struct SignOptions<'a> {
-    /// The key (a file, an HSM).
-    pub signer: &'a dyn Signer,
-    /// Its certificate.
-    pub cert: &'a SignerCert,
-    /// Certificates above it (intermediates, and the root if wanted in the /DSS).
-    pub chain: &'a [Vec<u8>],
-    /// The source of timestamps: required from B-T up.
-    pub timestamper: Option<&'a dyn Timestamper>,
+/// What a signature says and how far it goes: everything but the key and the TSA, so that a
+/// bulk run holds it once.
+#[derive(Clone, Debug, Default)]
+pub struct Details {
     /// The level to reach.
     pub level: Level,
     /// /Reason.
@@ -148,6 +142,20 @@ pub struct SignOptions<'a> {
     pub signing_time: Option<i64>,
 }
 
+/// How to sign.
+pub struct SignOptions<'a> {
+    /// The key (a file, an HSM).
+    pub signer: &'a dyn Signer,
+    /// Its certificate.
+    pub cert: &'a SignerCert,
+    /// Certificates above it (intermediates, and the root if wanted in the /DSS).
+    pub chain: &'a [Vec<u8>],
+    /// The source of timestamps: required from B-T up.
+    pub timestamper: Option<&'a dyn Timestamper>,
+    /// What the signature says and its level.
+    pub details: &'a Details,
+}
+
 /// What was appended.
 #[derive(Clone, Debug)]
 pub struct Signed {
@@ -165,10 +173,11 @@ pub struct Signed {
 
 /// Signs `input` (a whole PDF file).
 pub fn sign(input: &[u8], o: &SignOptions<'_>) -> Result<Signed, Error> {
-    if o.level >= Level::BT && o.timestamper.is_none() {
+    let d = o.details;
+    if d.level >= Level::BT && o.timestamper.is_none() {
         return Err(Error::Usage(format!(
             "{} needs a timestamp authority (--tsa URL); B-B signs without one",
-            o.level.name()
+            d.level.name()
         )));
     }
     if !o.cert.matches(o.signer) {
@@ -177,13 +186,13 @@ pub fn sign(input: &[u8], o: &SignOptions<'_>) -> Result<Signed, Error> {
         )));
     }
     let mut st = State::new(input)?;
-    let now = o.signing_time.unwrap_or_else(pki::gentime::unix_now);
-    let signer_name = o.name.clone().unwrap_or_else(|| o.cert.display_name());
+    let now = d.signing_time.unwrap_or_else(pki::gentime::unix_now);
+    let signer_name = d.name.clone().unwrap_or_else(|| o.cert.display_name());
     let lines = vec![
         format!("Digitally signed by {signer_name}"),
         format!("Date: {}", pki::gentime::unix_rfc3339(now)),
     ];
-    let plan = st.plan_field(o.field.as_deref(), o.visible.as_ref(), Some(&lines))?;
+    let plan = st.plan_field(d.field.as_deref(), d.visible.as_ref(), Some(&lines))?;
 
     let mut entries = Dictionary::new();
     entries.set("Type", Object::Name(b"Sig".to_vec()));
@@ -192,16 +201,16 @@ pub fn sign(input: &[u8], o: &SignOptions<'_>) -> Result<Signed, Error> {
     entries.set("M", text_string(&pdf_date(now)));
     entries.set("Name", text_string(&signer_name));
     for (key, value) in [
-        ("Reason", &o.reason),
-        ("Location", &o.location),
-        ("ContactInfo", &o.contact),
+        ("Reason", &d.reason),
+        ("Location", &d.location),
+        ("ContactInfo", &d.contact),
     ] {
         if let Some(v) = value {
             entries.set(key, text_string(v));
         }
     }
 
-    let level_timestamper = (o.level >= Level::BT).then_some(o.timestamper).flatten();
+    let level_timestamper = (d.level >= Level::BT).then_some(o.timestamper).flatten();
     let request = SignRequest {
         signer: o.signer,
         cert: o.cert,
@@ -236,13 +245,13 @@ pub fn sign(input: &[u8], o: &SignOptions<'_>) -> Result<Signed, Error> {
     let made = made.ok_or_else(|| Error::Usage("no signature was made".into()))?;
 
     let mut document_timestamp = None;
-    if o.level >= Level::BLT {
+    if d.level >= Level::BLT {
         let mut certs = vec![o.cert.der.clone()];
         certs.extend(o.chain.iter().cloned());
         certs.extend(made.timestamp_certificates.iter().cloned());
-        st.add_dss(&contents, &certs, &o.ocsp, &o.crl)?;
+        st.add_dss(&contents, &certs, &d.ocsp, &d.crl)?;
     }
-    if o.level == Level::BLTA
+    if d.level == Level::BLTA
         && let Some(ts) = o.timestamper
     {
         document_timestamp = Some(st.add_document_timestamp(ts, None)?);
@@ -250,7 +259,7 @@ pub fn sign(input: &[u8], o: &SignOptions<'_>) -> Result<Signed, Error> {
     Ok(Signed {
         appended: st.appended,
         field: plan.name,
-        level: Some(o.level),
+        level: Some(d.level),
         timestamp: made.timestamp,
         document_timestamp,
     })

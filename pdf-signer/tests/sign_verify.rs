@@ -2,91 +2,27 @@
 //! tampering classes. Interop with pyHanko, pdfsig and qpdf lives in the workspace `tests`
 //! crate.
 
-use lopdf::{Document, Object, Stream, dictionary};
-use pdf_signer::{Level, PdfVerifyOptions, SignOptions, Visible, sign, timestamp, verify_pdf};
-use pki::cms::SignerCert;
-use pki::devpki::{DevKeyType, DevPki};
-use pki::signer::{RingSigner, RsaPadding};
-use pki::timestamper::LocalTimestamper;
-use pki::tsp::{RequestPolicy, TokenIssuer};
-use std::sync::Arc;
+use pdf_signer::testing::{TestPki, one_page_pdf};
+use pdf_signer::{
+    Details, Level, PdfVerifyOptions, SignOptions, Visible, sign, timestamp, verify_pdf,
+};
 
-struct Fixture {
-    dev: DevPki,
-    signer: RingSigner,
-    cert: SignerCert,
-    tsa: LocalTimestamper,
-}
+type Fixture = TestPki;
 
 fn fixture() -> Fixture {
-    let dev = DevPki::generate(DevKeyType::EcdsaP256).expect("dev pki");
-    let (cert, key) = dev
-        .issue_signer("Alice Example", "alice@example.com", DevKeyType::EcdsaP256)
-        .expect("signer");
-    let signer = RingSigner::from_pkcs8_der(&key, RsaPadding::Pkcs1).expect("key");
-    let tsa_signer = RingSigner::from_pkcs8_der(&dev.tsa_key, RsaPadding::Pkcs1).expect("tsa key");
-    let issuer = TokenIssuer::new(
-        Arc::new(tsa_signer),
-        SignerCert::from_der(dev.tsa_cert.clone()).expect("tsa cert"),
-        vec![dev.root_cert.clone()],
-        None,
-        false,
-    )
-    .expect("issuer");
-    let tsa = LocalTimestamper::new(issuer, RequestPolicy::new(pki::oid::DEV_POLICY));
-    Fixture {
-        cert: SignerCert::from_der(cert).expect("cert"),
-        dev,
-        signer,
-        tsa,
-    }
+    TestPki::new("Alice Example", "alice@example.com").expect("test pki")
 }
 
-/// A one-page PDF written by lopdf (classic cross-reference table).
 fn pdf() -> Vec<u8> {
-    let mut doc = Document::with_version("1.7");
-    let pages_id = doc.new_object_id();
-    let font_id = doc.add_object(dictionary! {
-        "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Helvetica",
-    });
-    let content = b"BT /F1 24 Tf 72 720 Td (Statement: balance 1,000.00 EUR) Tj ET".to_vec();
-    let content_id = doc.add_object(Stream::new(dictionary! {}, content));
-    let page_id = doc.add_object(dictionary! {
-        "Type" => "Page",
-        "Parent" => pages_id,
-        "MediaBox" => vec![0.into(), 0.into(), 612.into(), 792.into()],
-        "Contents" => content_id,
-        "Resources" => dictionary! { "Font" => dictionary! { "F1" => font_id } },
-    });
-    doc.objects.insert(
-        pages_id,
-        Object::Dictionary(dictionary! {
-            "Type" => "Pages", "Kids" => vec![page_id.into()], "Count" => 1,
-        }),
-    );
-    let catalog_id = doc.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
-    doc.trailer.set("Root", catalog_id);
-    let mut out = Vec::new();
-    doc.save_to(&mut out).expect("save");
-    out
+    one_page_pdf("Statement: balance 1,000.00 EUR")
 }
 
-fn options<'a>(f: &'a Fixture, level: Level) -> SignOptions<'a> {
-    SignOptions {
-        signer: &f.signer,
-        cert: &f.cert,
-        chain: std::slice::from_ref(&f.dev.root_cert),
-        timestamper: Some(&f.tsa),
+fn details(level: Level) -> Details {
+    Details {
         level,
         reason: Some("Monthly statement".into()),
         location: Some("Zürich".into()),
-        contact: None,
-        name: None,
-        field: None,
-        visible: None,
-        ocsp: Vec::new(),
-        crl: Vec::new(),
-        signing_time: None,
+        ..Details::default()
     }
 }
 
@@ -114,7 +50,8 @@ fn every_level_signs_and_verifies_with_its_level() {
     let f = fixture();
     let input = pdf();
     for level in [Level::BB, Level::BT, Level::BLT, Level::BLTA] {
-        let out = signed(&input, &options(&f, level));
+        let d = details(level);
+        let out = signed(&input, &f.options(&d));
         assert!(out.starts_with(&input), "the original bytes stay untouched");
         let r = verify(&f, &out);
         assert!(r.verified, "{level:?}: {}", explain(&r));
@@ -131,12 +68,12 @@ fn every_level_signs_and_verifies_with_its_level() {
 #[test]
 fn a_visible_signature_and_a_second_signature_keep_the_first_valid() {
     let f = fixture();
-    let mut o = options(&f, Level::BT);
-    o.visible = Some("1,350,50,580,110".parse::<Visible>().expect("visible"));
-    let once = signed(&pdf(), &o);
-    o.visible = None;
-    o.field = Some("Second".into());
-    let twice = signed(&once, &o);
+    let mut d = details(Level::BT);
+    d.visible = Some("1,350,50,580,110".parse::<Visible>().expect("visible"));
+    let once = signed(&pdf(), &f.options(&d));
+    d.visible = None;
+    d.field = Some("Second".into());
+    let twice = signed(&once, &f.options(&d));
     let r = verify(&f, &twice);
     assert!(r.verified, "{}", explain(&r));
     assert_eq!(r.signatures.len(), 2);
@@ -165,7 +102,8 @@ fn a_document_timestamp_verifies() {
 #[test]
 fn a_changed_byte_inside_the_signed_range_fails_the_digest() {
     let f = fixture();
-    let mut out = signed(&pdf(), &options(&f, Level::BT));
+    let d = details(Level::BT);
+    let mut out = signed(&pdf(), &f.options(&d));
     let at = memchr::memmem::find(&out, b"1,000.00").expect("text");
     out[at] = b'9';
     let r = verify(&f, &out);
@@ -183,10 +121,10 @@ fn a_changed_byte_inside_the_signed_range_fails_the_digest() {
 #[test]
 fn an_earlier_dss_does_not_raise_a_later_signature_level() {
     let f = fixture();
-    let lt = signed(&pdf(), &options(&f, Level::BLT));
-    let mut o = options(&f, Level::BT);
-    o.field = Some("Later".into());
-    let both = signed(&lt, &o);
+    let lt = signed(&pdf(), &f.options(&details(Level::BLT)));
+    let mut d = details(Level::BT);
+    d.field = Some("Later".into());
+    let both = signed(&lt, &f.options(&d));
     let r = verify(&f, &both);
     assert!(r.verified, "{}", explain(&r));
     let levels: Vec<Option<&str>> = r

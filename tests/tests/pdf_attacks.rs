@@ -9,96 +9,26 @@
 
 use lopdf::{Dictionary, Object, ObjectId, Stream, StringFormat, dictionary};
 use pdf_signer::document::{self, Purpose};
+use pdf_signer::testing::{TestPki, one_page_pdf};
 use pdf_signer::update::{TrailerBase, UpdateWriter};
-use pdf_signer::{Level, PdfVerifyOptions, SignOptions, sign, verify_pdf};
-use pki::cms::SignerCert;
-use pki::devpki::{DevKeyType, DevPki};
+use pdf_signer::{Details, Level, PdfVerifyOptions, SignOptions, sign, verify_pdf};
 use pki::report::Report;
-use pki::signer::{RingSigner, RsaPadding};
 use pki::timestamper::{LocalTimestamper, TimestampError, Timestamper};
 use pki::token::ParsedToken;
-use pki::tsp::{RequestPolicy, TokenIssuer};
-use std::sync::Arc;
 
-struct Pki {
-    dev: DevPki,
-    signer: RingSigner,
-    cert: SignerCert,
-    tsa: LocalTimestamper,
-}
+type Pki = TestPki;
 
 fn pki() -> Pki {
-    let dev = DevPki::generate(DevKeyType::EcdsaP256).expect("dev pki");
-    let (cert, key) = dev
-        .issue_signer(
-            "Bank Statements",
-            "statements@bank.example",
-            DevKeyType::EcdsaP256,
-        )
-        .expect("signer");
-    let tsa_key = RingSigner::from_pkcs8_der(&dev.tsa_key, RsaPadding::Pkcs1).expect("tsa key");
-    let issuer = TokenIssuer::new(
-        Arc::new(tsa_key),
-        SignerCert::from_der(dev.tsa_cert.clone()).expect("tsa cert"),
-        vec![dev.root_cert.clone()],
-        None,
-        false,
-    )
-    .expect("issuer");
-    Pki {
-        signer: RingSigner::from_pkcs8_der(&key, RsaPadding::Pkcs1).expect("key"),
-        cert: SignerCert::from_der(cert).expect("cert"),
-        tsa: LocalTimestamper::new(issuer, RequestPolicy::new(pki::oid::DEV_POLICY)),
-        dev,
-    }
+    TestPki::new("Bank Statements", "statements@bank.example").expect("test pki")
 }
 
 /// A one-page statement written by lopdf.
 fn statement(amount: &str) -> Vec<u8> {
-    let mut doc = lopdf::Document::with_version("1.7");
-    let pages_id = doc.new_object_id();
-    let font = doc.add_object(dictionary! {
-        "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Helvetica",
-    });
-    let text = format!("BT /F1 18 Tf 72 720 Td (Balance due: {amount} EUR) Tj ET");
-    let content = doc.add_object(Stream::new(dictionary! {}, text.into_bytes()));
-    let page = doc.add_object(dictionary! {
-        "Type" => "Page", "Parent" => pages_id,
-        "MediaBox" => vec![0.into(), 0.into(), 612.into(), 792.into()],
-        "Contents" => content,
-        "Resources" => dictionary! { "Font" => dictionary! { "F1" => font } },
-    });
-    doc.objects.insert(
-        pages_id,
-        Object::Dictionary(
-            dictionary! { "Type" => "Pages", "Kids" => vec![page.into()], "Count" => 1 },
-        ),
-    );
-    let catalog = doc.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
-    doc.trailer.set("Root", catalog);
-    let mut out = Vec::new();
-    doc.save_to(&mut out).expect("save");
-    out
+    one_page_pdf(&format!("Balance due: {amount} EUR"))
 }
 
 fn signed(p: &Pki, input: &[u8]) -> Vec<u8> {
-    let o = SignOptions {
-        signer: &p.signer,
-        cert: &p.cert,
-        chain: std::slice::from_ref(&p.dev.root_cert),
-        timestamper: Some(&p.tsa),
-        level: Level::BT,
-        reason: None,
-        location: None,
-        contact: None,
-        name: None,
-        field: None,
-        visible: None,
-        ocsp: Vec::new(),
-        crl: Vec::new(),
-        signing_time: None,
-    };
-    let s = sign(input, &o).expect("sign");
+    let s = sign(input, &p.options(&Details::default())).expect("sign");
     [input, &s.appended].concat()
 }
 
@@ -449,24 +379,21 @@ fn the_signer_refuses_a_token_over_other_data() {
     }
     let p = pki();
     let lying = Lying(&p.tsa);
-    let mut o = SignOptions {
-        signer: &p.signer,
-        cert: &p.cert,
-        chain: &[],
+    let details = Details::default();
+    let o = SignOptions {
         timestamper: Some(&lying),
-        level: Level::BT,
-        reason: None,
-        location: None,
-        contact: None,
-        name: None,
-        field: None,
-        visible: None,
-        ocsp: Vec::new(),
-        crl: Vec::new(),
-        signing_time: None,
+        ..p.options(&details)
     };
     let e = sign(&statement("1,000.00"), &o).expect_err("a lying TSA must be refused");
     assert!(format!("{e}").contains("imprint"), "{e}");
-    o.level = Level::BLTA;
+    let lta = Details {
+        level: Level::BLTA,
+        ..Details::default()
+    };
+    let o = SignOptions {
+        timestamper: Some(&lying),
+        ..p.options(&lta)
+    };
+    assert!(sign(&statement("1.00"), &o).is_err());
     assert!(pdf_signer::timestamp(&statement("1.00"), &lying, None).is_err());
 }
