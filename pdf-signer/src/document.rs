@@ -17,9 +17,14 @@ pub enum Purpose {
     /// Signing: stream contents are dropped as they are read (except object streams, which
     /// hold objects), so that a large file is not held twice.
     Sign,
-    /// Verifying: everything is kept, to compare revisions.
+    /// Verifying: streams up to [`KEPT_STREAM_BYTES`] are kept (a /DSS's certificates, content
+    /// streams), larger ones dropped; the revision comparison compares those by their bytes in
+    /// the file ([`crate::verify::changes`]).
     Verify,
 }
+
+/// Largest stream whose bytes a verifying load keeps.
+pub const KEPT_STREAM_BYTES: usize = 256 * 1024;
 
 /// A loaded revision.
 pub struct Loaded {
@@ -39,19 +44,30 @@ pub struct Loaded {
 /// above real files, and a decompression bomb stops here.
 pub const MAX_DECOMPRESSED: usize = 256 * 1024 * 1024;
 
-/// lopdf's load filter for signing: a stream's bytes are dropped as soon as it is parsed (the
-/// signer reads dictionaries only), so a large file is not held twice. Object streams are kept:
-/// lopdf reads the objects inside them. lopdf uses the object passed in for plain objects and
-/// the one returned for members of object streams, so both carry the change; and the bytes are
-/// replaced by one byte rather than none, because lopdf reads the content of empty streams
-/// again afterwards (for streams whose /Length it could not know while parsing).
-fn keep_dictionaries(id: ObjectId, o: &mut Object) -> Option<(ObjectId, Object)> {
+/// lopdf's load filters: a stream's bytes are dropped as soon as it is parsed, so that a large
+/// file is not held twice (all of them when signing, which reads dictionaries only; those over
+/// [`KEPT_STREAM_BYTES`] when verifying). Object streams are kept: lopdf reads the objects in
+/// them. lopdf uses the object passed in for plain objects and the one returned for members of
+/// object streams, so both carry the change; and the bytes are replaced by one byte rather than
+/// none, because lopdf reads the content of empty streams again afterwards (for streams whose
+/// /Length it could not know while parsing).
+fn drop_streams(id: ObjectId, o: &mut Object) -> Option<(ObjectId, Object)> {
+    drop_streams_over(o, 0);
+    Some((id, o.clone()))
+}
+
+fn drop_large_streams(id: ObjectId, o: &mut Object) -> Option<(ObjectId, Object)> {
+    drop_streams_over(o, KEPT_STREAM_BYTES);
+    Some((id, o.clone()))
+}
+
+fn drop_streams_over(o: &mut Object, limit: usize) {
     if let Object::Stream(s) = o
         && !s.dict.has_type(b"ObjStm")
+        && s.content.len() > limit
     {
         s.content = vec![0];
     }
-    Some((id, o.clone()))
 }
 
 /// Loads `bytes` (a whole file, or a file up to the end of one revision).
@@ -64,7 +80,10 @@ pub fn load(bytes: &[u8], purpose: Purpose) -> Result<Loaded, Error> {
         ));
     }
     let options = LoadOptions {
-        filter: (purpose == Purpose::Sign).then_some(keep_dictionaries as lopdf::FilterFunc),
+        filter: Some(match purpose {
+            Purpose::Sign => drop_streams as lopdf::FilterFunc,
+            Purpose::Verify => drop_large_streams,
+        }),
         max_decompressed_size: Some(MAX_DECOMPRESSED),
         ..LoadOptions::default()
     };

@@ -312,6 +312,13 @@ impl<'a> State<'a> {
         if document::pages(&loaded.doc).is_empty() {
             return Err(Error::Damaged("the page tree has no pages".into()));
         }
+        if crate::verify::docmdp(&loaded.doc, loaded.root) == 1 {
+            return Err(Error::Unsupported(
+                "the document is certified with no changes allowed (DocMDP P=1): another \
+                 signature would break its certification"
+                    .into(),
+            ));
+        }
         Ok(State {
             input,
             appended: Vec::new(),
@@ -378,6 +385,7 @@ impl<'a> State<'a> {
         make: &mut dyn FnMut(Vec<u8>) -> Result<Vec<u8>, Error>,
     ) -> Result<Vec<u8>, Error> {
         let mut capacity = estimate;
+        let mut needed = 0;
         for attempt in 0..2 {
             let mut w = UpdateWriter::new(self.total_len(), self.last_byte());
             for (id, o) in &plan.objects {
@@ -387,9 +395,13 @@ impl<'a> State<'a> {
             let (mut update, xref_at) = w.finish(self.loaded.size, &self.trailer_base());
             hole.write_byte_range(&mut update, self.total_len())?;
             let contents = make(self.digest(hash, &update, &hole))?;
-            if contents.len() > hole.capacity() && attempt == 0 {
-                capacity = contents.len() + RETRY_MARGIN;
-                continue;
+            needed = contents.len();
+            if needed > hole.capacity() {
+                if attempt == 0 {
+                    capacity = needed + RETRY_MARGIN;
+                    continue;
+                }
+                break;
             }
             hole.fill(&mut update, &contents)?;
             let mut padded = contents;
@@ -399,7 +411,7 @@ impl<'a> State<'a> {
             return Ok(padded);
         }
         Err(Error::HoleTooSmall {
-            needed: capacity,
+            needed,
             reserved: capacity,
         })
     }

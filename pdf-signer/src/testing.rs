@@ -58,13 +58,17 @@ impl TestPki {
 
 /// A one-page PDF 1.7 (classic cross-reference table) showing `line` in Helvetica.
 pub fn one_page_pdf(line: &str) -> Vec<u8> {
+    page_with_content(format!("BT /F1 18 Tf 72 720 Td ({line}) Tj ET").as_bytes())
+}
+
+/// A one-page PDF 1.7 whose page draws `content` (a content stream; font /F1 is Helvetica).
+pub fn page_with_content(content: &[u8]) -> Vec<u8> {
     let mut doc = Document::with_version("1.7");
     let pages_id = doc.new_object_id();
     let font = doc.add_object(dictionary! {
         "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Helvetica",
     });
-    let text = format!("BT /F1 18 Tf 72 720 Td ({line}) Tj ET");
-    let content = doc.add_object(Stream::new(dictionary! {}, text.into_bytes()));
+    let content = doc.add_object(Stream::new(dictionary! {}, content.to_vec()));
     let page = doc.add_object(dictionary! {
         "Type" => "Page", "Parent" => pages_id,
         "MediaBox" => vec![0.into(), 0.into(), 612.into(), 792.into()],

@@ -57,9 +57,10 @@ pub struct PdfVerifyOptions {
     pub strict: bool,
 }
 
-/// Whether `bytes` look like a PDF (for `stamp verify`'s detection).
+/// Whether `bytes` look like a PDF (for `stamp verify`'s detection): a `%PDF-` header in the
+/// first kilobyte, where readers look for it (the verifier then refuses bytes before it).
 pub fn looks_like_pdf(bytes: &[u8]) -> bool {
-    bytes.starts_with(b"%PDF-")
+    memchr::memmem::find(&bytes[..bytes.len().min(1024)], b"%PDF-").is_some()
 }
 
 /// One signature dictionary found in the field tree.
@@ -74,12 +75,14 @@ struct Found {
 
 /// Verifies a PDF. `source` names it in the report.
 pub fn verify_pdf(source: &str, bytes: &[u8], o: &PdfVerifyOptions) -> Report {
-    if !looks_like_pdf(bytes) {
-        return Report::error(
-            Kind::Pdf,
-            source,
-            "not a PDF (no %PDF- header at the start)",
-        );
+    if !bytes.starts_with(b"%PDF-") {
+        let why = if looks_like_pdf(bytes) {
+            "bytes before the %PDF- header: every offset, the signed byte ranges included, \
+             would be read differently by different readers"
+        } else {
+            "not a PDF (no %PDF- header)"
+        };
+        return Report::error(Kind::Pdf, source, why);
     }
     let last = match document::load(bytes, Purpose::Verify) {
         Ok(l) => l,
@@ -433,7 +436,7 @@ fn dss_vri_keys(doc: &Document, root: ObjectId) -> Vec<String> {
 
 /// The DocMDP permission level of a certification signature (catalog /Perms /DocMDP), 2 when
 /// there is none.
-fn docmdp(doc: &Document, root: ObjectId) -> u8 {
+pub(crate) fn docmdp(doc: &Document, root: ObjectId) -> u8 {
     let p = doc
         .get_dictionary(root)
         .ok()

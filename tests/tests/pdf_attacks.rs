@@ -397,3 +397,88 @@ fn the_signer_refuses_a_token_over_other_data() {
     assert!(sign(&statement("1.00"), &o).is_err());
     assert!(pdf_signer::timestamp(&statement("1.00"), &lying, None).is_err());
 }
+
+/// Bytes before `%PDF-` shift every offset differently for different readers: refused with
+/// that reason rather than verified under one reading.
+#[test]
+fn bytes_before_the_header_are_refused() {
+    let p = pki();
+    let good = signed(&p, &statement("1,000.00"));
+    let shifted = [b"garbage\n".as_slice(), &good].concat();
+    refused(&verify(&p, &shifted), "before the %PDF- header");
+}
+
+/// A document certified with no changes allowed (DocMDP P=1) is not signed again: the new
+/// signature would break the certification.
+#[test]
+fn a_document_certified_without_changes_is_not_signed_again() {
+    let p = pki();
+    let input = statement("1,000.00");
+    let loaded = document::load(&input, Purpose::Verify).expect("load");
+    let cert_sig = (loaded.size, 0);
+    let mut catalog = loaded
+        .doc
+        .get_dictionary(loaded.root)
+        .expect("catalog")
+        .clone();
+    catalog.set("Perms", dictionary! { "DocMDP" => cert_sig });
+    let sig = dictionary! {
+        "Type" => "Sig",
+        "Reference" => vec![Object::Dictionary(dictionary! {
+            "Type" => "SigRef", "TransformMethod" => "DocMDP",
+            "TransformParams" => dictionary! { "Type" => "TransformParams", "P" => 1, "V" => "1.2" },
+        })],
+    };
+    let certified = append(
+        &input,
+        &[
+            (loaded.root, Object::Dictionary(catalog)),
+            (cert_sig, Object::Dictionary(sig)),
+        ],
+    );
+    let e = sign(&certified, &p.options(&Details::default())).expect_err("must refuse");
+    assert!(format!("{e}").contains("DocMDP P=1"), "{e}");
+}
+
+/// Streams too large for the verifier to keep in memory are compared by their bytes in the
+/// file: a large page content rewritten after signing is refused, the same bytes written
+/// again are no change.
+#[test]
+fn large_streams_are_compared_by_their_bytes() {
+    let p = pki();
+    let mut content = Vec::new();
+    for i in 0..12_000 {
+        content.extend_from_slice(
+            format!("BT /F1 8 Tf 72 {} Td (line {i:05}) Tj ET\n", 700 - i % 600).as_bytes(),
+        );
+    }
+    assert!(content.len() > pdf_signer::document::KEPT_STREAM_BYTES);
+    let good = signed(&p, &pdf_signer::testing::page_with_content(&content));
+    let (_, _, content_id, _) = page_of(&good);
+
+    let same = append(
+        &good,
+        &[(
+            content_id,
+            Object::Stream(Stream::new(dictionary! {}, content.clone())),
+        )],
+    );
+    let r = verify(&p, &same);
+    assert!(
+        r.verified,
+        "the same bytes again are no change: {}",
+        explain(&r)
+    );
+
+    let mut other = content.clone();
+    let at = memchr_find(&other, b"line 00042");
+    other[at..at + 10].copy_from_slice(b"paid 00042");
+    let changed = append(
+        &good,
+        &[(
+            content_id,
+            Object::Stream(Stream::new(dictionary! {}, other)),
+        )],
+    );
+    refused(&verify(&p, &changed), "content of page 1 changed");
+}

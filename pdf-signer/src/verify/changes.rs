@@ -258,8 +258,74 @@ fn references(doc: &Document) -> HashSet<ObjectId> {
     out
 }
 
-/// Compares the signed revision `old` with the final document `new` under `policy`.
-pub fn analyse(old: &Document, new: &Document, policy: &Policy) -> Changes {
+/// Whether object `id` is unchanged between the two revisions of the file `bytes`. Streams
+/// whose bytes the loader dropped ([`crate::document::KEPT_STREAM_BYTES`]) are compared by
+/// their bytes in the file: the same cross-reference entry, or the same dictionary and the same
+/// stream data (data written again with other bytes counts as changed, even if it decodes to
+/// the same content).
+fn unchanged(
+    bytes: &[u8],
+    old: &Document,
+    new: &Document,
+    id: ObjectId,
+    a: &Object,
+    b: &Object,
+) -> bool {
+    let (Object::Stream(x), Object::Stream(y)) = (a, b) else {
+        return same(a, b);
+    };
+    let entry = |d: &Document| match d.reference_table.get(id.0) {
+        Some(lopdf::xref::XrefEntry::Normal { offset, generation }) => Some((*offset, *generation)),
+        _ => None,
+    };
+    if entry(old).is_some() && entry(old) == entry(new) {
+        return true;
+    }
+    if !same_dict(&x.dict, &y.dict) {
+        return false;
+    }
+    match (
+        stream_data(bytes, old, id, &x.dict),
+        stream_data(bytes, new, id, &y.dict),
+    ) {
+        (Some(p), Some(q)) => p == q,
+        // Not found where the dictionary says: count it as changed.
+        _ => false,
+    }
+}
+
+/// A stream's data as it sits in the file: /Length bytes after the `stream` keyword and its
+/// end of line.
+fn stream_data<'a>(
+    bytes: &'a [u8],
+    doc: &Document,
+    id: ObjectId,
+    dict: &Dictionary,
+) -> Option<&'a [u8]> {
+    let Some(lopdf::xref::XrefEntry::Normal { offset, .. }) = doc.reference_table.get(id.0) else {
+        return None;
+    };
+    // From the object's start, not up to the first `endobj`: the data may hold those bytes.
+    let raw = bytes.get(usize::try_from(*offset).ok()?..)?;
+    let len = match dict.get(b"Length").ok()? {
+        Object::Integer(n) => usize::try_from(*n).ok()?,
+        Object::Reference(r) => usize::try_from(doc.objects.get(r)?.as_i64().ok()?).ok()?,
+        _ => return None,
+    };
+    let head = &raw[..raw.len().min(64 * 1024)];
+    let at = memchr::memmem::find(head, b"stream")? + "stream".len();
+    let start = at
+        + match raw.get(at..at + 2)? {
+            [b'\r', b'\n'] => 2,
+            [b'\n', _] | [b'\r', _] => 1,
+            _ => return None,
+        };
+    raw.get(start..start.checked_add(len)?)
+}
+
+/// Compares the signed revision `old` with the final document `new` (both read from `bytes`)
+/// under `policy`.
+pub fn analyse(bytes: &[u8], old: &Document, new: &Document, policy: &Policy) -> Changes {
     let mut c = Changes::default();
     let root = |d: &Document| d.trailer.get(b"Root").and_then(Object::as_reference).ok();
     let (Some(old_root), Some(new_root)) = (root(old), root(new)) else {
@@ -286,7 +352,7 @@ pub fn analyse(old: &Document, new: &Document, policy: &Policy) -> Changes {
         .collect();
     for id in ids {
         match (old.objects.get(&id), new.objects.get(&id)) {
-            (Some(a), Some(b)) if same(a, b) => {}
+            (Some(a), Some(b)) if unchanged(bytes, old, new, id, a, b) => {}
             (Some(_), None) => c.bad(format!("object {} {} was deleted", id.0, id.1)),
             (None, Some(_)) => {
                 if referenced.contains(&id) {

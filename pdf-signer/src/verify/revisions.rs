@@ -43,9 +43,9 @@ impl Ctx<'_> {
             docmdp,
             locked: lock(&self.last.doc, &item.found),
         };
-        let last = self.last;
+        let (last, bytes) = (self.last, self.bytes);
         let found = match self.revision(c.end) {
-            Ok(old) => changes::analyse(&old.doc, &last.doc, &policy),
+            Ok(old) => changes::analyse(bytes, &old.doc, &last.doc, &policy),
             Err(e) => {
                 item.r.fail(
                     MODIFICATIONS,
