@@ -162,6 +162,35 @@ enum EmailCommand {
     Sign(EmailSignArgs),
 }
 
+/// The signing identity of a signing command.
+#[derive(clap::Args, Debug)]
+pub(crate) struct KeyArgs {
+    /// The signing key: PKCS#8 (PEM or DER) or PKCS#12 (.p12, .pfx).
+    #[arg(long, value_name = "KEY")]
+    pub(crate) key: PathBuf,
+    /// The signer's certificate (PEM or DER); optional with a PKCS#12 key that holds it.
+    #[arg(long, value_name = "CERT")]
+    pub(crate) cert: Option<PathBuf>,
+    /// Intermediate certificates to include (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) chain: Option<PathBuf>,
+    /// A file whose first line is the PKCS#12 password (otherwise it is prompted for).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) pass_file: Option<PathBuf>,
+}
+
+impl KeyArgs {
+    /// Loads the key, certificate and chain through pki's one key loader.
+    pub(crate) fn load(&self) -> anyhow::Result<stamp::keys::Identity> {
+        stamp::keys::load_identity(
+            &self.key,
+            self.cert.as_deref(),
+            self.chain.as_deref(),
+            self.pass_file.as_ref(),
+        )
+    }
+}
+
 /// The authority a signing command asks for timestamps.
 #[derive(clap::Args, Debug)]
 pub(crate) struct TsaArgs {
@@ -202,18 +231,8 @@ struct EmailSignArgs {
     /// Where --mbox writes; messages already in it (by Message-ID) are skipped.
     #[arg(long, value_name = "OUT")]
     out_mbox: Option<PathBuf>,
-    /// The signing key: PKCS#8 (PEM or DER) or PKCS#12 (.p12, .pfx).
-    #[arg(long, value_name = "KEY")]
-    key: PathBuf,
-    /// The signer's certificate (PEM or DER); optional with a PKCS#12 key that holds it.
-    #[arg(long, value_name = "CERT")]
-    cert: Option<PathBuf>,
-    /// Intermediate certificates to include (PEM).
-    #[arg(long, value_name = "FILE")]
-    chain: Option<PathBuf>,
-    /// A file whose first line is the PKCS#12 password (otherwise it is prompted for).
-    #[arg(long, value_name = "FILE")]
-    pass_file: Option<PathBuf>,
+    #[command(flatten)]
+    key: KeyArgs,
     #[command(flatten)]
     tsa: TsaArgs,
     /// Sign without a timestamp (verifiers then report the time as not proven).
@@ -338,12 +357,7 @@ pub(crate) fn print_summary(
 
 /// Loads the key, certificate and chain, and sets up the TSA client.
 fn load_email_signer(a: &EmailSignArgs) -> anyhow::Result<stamp::email::EmailSigner> {
-    let id = stamp::keys::load_identity(
-        &a.key,
-        a.cert.as_deref(),
-        a.chain.as_deref(),
-        a.pass_file.as_ref(),
-    )?;
+    let id = a.key.load()?;
     let tsa = if a.no_timestamp {
         None
     } else {

@@ -1,6 +1,6 @@
 //! `stamp pdf sign` and `stamp pdf timestamp`: the arguments and the single-file and bulk flows.
 
-use crate::{Exit, TsaArgs, print_summary, progress, tsa_client};
+use crate::{Exit, KeyArgs, TsaArgs, print_summary, progress, tsa_client};
 use anyhow::{Context, anyhow};
 use clap::Subcommand;
 use pdf_signer::{Details, Level, Visible};
@@ -63,18 +63,8 @@ pub(crate) struct Outputs {
 pub(crate) struct PdfSignArgs {
     #[command(flatten)]
     out: Outputs,
-    /// The signing key: PKCS#8 (PEM or DER) or PKCS#12 (.p12, .pfx).
-    #[arg(long, value_name = "KEY")]
-    key: PathBuf,
-    /// The signer's certificate (PEM or DER); optional with a PKCS#12 key that holds it.
-    #[arg(long, value_name = "CERT")]
-    cert: Option<PathBuf>,
-    /// Intermediate certificates to include (PEM).
-    #[arg(long, value_name = "FILE")]
-    chain: Option<PathBuf>,
-    /// A file whose first line is the PKCS#12 password (otherwise it is prompted for).
-    #[arg(long, value_name = "FILE")]
-    pass_file: Option<PathBuf>,
+    #[command(flatten)]
+    key: KeyArgs,
     /// PAdES baseline level: B-B (no timestamp), B-T, B-LT or B-LTA.
     #[arg(long, default_value = "B-T", value_parser = clap::value_parser!(Level))]
     level: Level,
@@ -113,12 +103,7 @@ pub(crate) struct PdfTimestampArgs {
 pub(crate) fn run(cmd: PdfCommand) -> anyhow::Result<Exit> {
     match cmd {
         PdfCommand::Sign(a) => {
-            let identity = stamp::keys::load_identity(
-                &a.key,
-                a.cert.as_deref(),
-                a.chain.as_deref(),
-                a.pass_file.as_ref(),
-            )?;
+            let identity = a.key.load()?;
             let read_all = |paths: &[PathBuf]| -> anyhow::Result<Vec<Vec<u8>>> {
                 paths
                     .iter()

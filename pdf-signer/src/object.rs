@@ -133,19 +133,11 @@ pub fn decode_text(bytes: &[u8]) -> String {
     bytes.iter().map(|&b| char::from(b)).collect()
 }
 
-/// A PDF date (§7.9.4) in UTC: `D:YYYYMMDDHHmmSS+00'00'`.
+/// A PDF date (§7.9.4) in UTC: `D:YYYYMMDDHHmmSSZ`.
 pub fn pdf_date(unix: i64) -> String {
-    let t =
-        time::OffsetDateTime::from_unix_timestamp(unix).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    format!(
-        "D:{:04}{:02}{:02}{:02}{:02}{:02}+00'00'",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    let t = pki::gentime::GenTime::from_unix_timestamp(unix, 0)
+        .or_else(|_| pki::gentime::GenTime::from_unix_timestamp(0, 0));
+    format!("D:{}", t.map(|t| t.compact()).unwrap_or_default())
 }
 
 /// Reads a PDF date (`D:YYYYMMDDHHmmSSOHH'mm'`, every part after the year optional), Unix
@@ -222,7 +214,7 @@ mod tests {
 
     #[test]
     fn dates_round_trip_and_honour_offsets() {
-        assert_eq!(pdf_date(1_700_000_000), "D:20231114221320+00'00'");
+        assert_eq!(pdf_date(1_700_000_000), "D:20231114221320Z");
         assert_eq!(
             parse_pdf_date("D:20231114221320+00'00'"),
             Some(1_700_000_000)

@@ -76,6 +76,25 @@ pub fn name_string(der: &[u8]) -> String {
         .unwrap_or_else(|| "(unreadable name)".into())
 }
 
+/// The text of a name attribute's value: UTF8String, PrintableString or IA5String (the
+/// DirectoryString forms certificates use, and IA5String for emailAddress).
+pub fn attribute_text(value: &der::Any) -> Option<String> {
+    value
+        .decode_as::<der::asn1::Utf8StringRef<'_>>()
+        .map(|s| s.as_str().to_owned())
+        .or_else(|_| {
+            value
+                .decode_as::<der::asn1::PrintableStringRef<'_>>()
+                .map(|s| s.as_str().to_owned())
+        })
+        .or_else(|_| {
+            value
+                .decode_as::<der::asn1::Ia5StringRef<'_>>()
+                .map(|s| s.as_str().to_owned())
+        })
+        .ok()
+}
+
 /// The subject's commonName (the last one, RFC 4514 order aside), for what a person reads on a
 /// visible signature; `None` when the subject has none.
 pub fn common_name(cert: &Certificate) -> Option<String> {
@@ -87,18 +106,7 @@ pub fn common_name(cert: &Certificate) -> Option<String> {
         .flat_map(|rdn| rdn.0.iter())
         .rev()
         .filter(|atv| atv.oid == cn)
-        .filter_map(|atv| {
-            atv.value
-                .decode_as::<der::asn1::Utf8StringRef<'_>>()
-                .map(|s| s.as_str().to_owned())
-                .or_else(|_| {
-                    atv.value
-                        .decode_as::<der::asn1::PrintableStringRef<'_>>()
-                        .map(|s| s.as_str().to_owned())
-                })
-                .ok()
-        })
-        .next()
+        .find_map(|atv| attribute_text(&atv.value))
 }
 
 /// Most certificate summaries remembered ([`summary`]): bulk verification meets the same few

@@ -280,6 +280,15 @@ impl GenTime {
             .ok_or(GenTimeError::OutOfRange)
     }
 
+    /// The compact form `YYYYMMDDHHMMSS[.f]Z` (GeneralizedTime's DER text; a PDF date after
+    /// `D:`).
+    pub fn compact(&self) -> String {
+        let mut text = String::new();
+        // Writing to a String cannot fail.
+        let _ = self.write_fields(&mut text, "", "", "");
+        text
+    }
+
     /// The same instant as a `time` [`OffsetDateTime`] in UTC.
     pub fn to_offset_date_time(&self) -> OffsetDateTime {
         // The constructors keep the instant within years 0000..=9999, inside the range `time`

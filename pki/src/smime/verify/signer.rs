@@ -141,21 +141,11 @@ pub fn certificate_addresses(cert: &Certificate) -> Vec<String> {
         .unwrap_or_default();
     for rdn in &cert.tbs_certificate.subject.0 {
         for atv in rdn.0.iter() {
-            if atv.oid == oid::PKCS9_EMAIL_ADDRESS {
-                let text = atv
-                    .value
-                    .decode_as::<der::asn1::Ia5StringRef<'_>>()
-                    .map(|s| s.as_str().to_owned())
-                    .or_else(|_| {
-                        atv.value
-                            .decode_as::<der::asn1::Utf8StringRef<'_>>()
-                            .map(|s| s.as_str().to_owned())
-                    });
-                if let Ok(t) = text
-                    && !out.iter().any(|o| o == &t)
-                {
-                    out.push(t);
-                }
+            if atv.oid == oid::PKCS9_EMAIL_ADDRESS
+                && let Some(t) = crate::cert::attribute_text(&atv.value)
+                && !out.iter().any(|o| o == &t)
+            {
+                out.push(t);
             }
         }
     }
