@@ -687,18 +687,29 @@ async fn connect_sqlite(url: &str, opts: &ArchiveOptions) -> Result<SqlitePool, 
     // begins again at 1 (the pool opens connections whenever it likes, and the writer and the
     // serial reservation reconnect after errors).
     use sqlx::ConnectOptions;
-    let first = options
-        .clone()
-        .create_if_missing(true)
-        .connect()
-        .await
-        .map_err(connect)?;
-    sqlx::Connection::close(first).await.map_err(connect)?;
-    let pool = SqlitePoolOptions::new()
-        .max_connections(opts.max_connections.max(2))
-        .connect_with(options.create_if_missing(false))
-        .await
-        .map_err(connect)?;
+    // Two nodes opening a new file at once race to switch it to WAL, and SQLite answers that
+    // race with SQLITE_BUSY at once, without waiting out the busy timeout: retry a few times
+    // (seen in the two-node serial test, where both open the same new file together).
+    let mut attempt = 0u32;
+    let pool = loop {
+        let opened = async {
+            let first = options.clone().create_if_missing(true).connect().await?;
+            sqlx::Connection::close(first).await?;
+            SqlitePoolOptions::new()
+                .max_connections(opts.max_connections.max(2))
+                .connect_with(options.clone().create_if_missing(false))
+                .await
+        }
+        .await;
+        match opened {
+            Ok(pool) => break pool,
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("5") && attempt < 20 => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(25 * u64::from(attempt))).await;
+            }
+            Err(e) => return Err(connect(e)),
+        }
+    };
     tokio::spawn(checkpoint_sqlite(pool.clone()));
     Ok(pool)
 }
