@@ -279,6 +279,11 @@ impl Ctx<'_> {
         let digest = token.hash_alg().map(|h| self.digest(c, h));
         let mut opts = self.tsa_opts.clone();
         opts.extra_certs.extend(self.dss_certs.iter().cloned());
+        // A document timestamp is a token: `--at TIME` checks its TSA's path at that moment,
+        // as for a token file (`--at claimed` leaves it at genTime: a token claims nothing else).
+        if let CheckTime::At(t) = self.opts.check_time {
+            opts.at = Some(t);
+        }
         let tr = pki::token::verify(&token, digest.as_deref(), &opts);
         for check in &tr.checks {
             item.r
