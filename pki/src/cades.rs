@@ -89,7 +89,7 @@ pub fn sign(content: Content, o: &SignRequest<'_>) -> Result<CadesSignature> {
     }
     builder = builder.signed_attribute(crate::cms::signing_certificate_v2(o.cert)?)?;
     if o.smime_capabilities {
-        builder = builder.signed_attribute(crate::smime::sign::smime_capabilities()?)?;
+        builder = builder.signed_attribute(crate::cms::smime_capabilities()?)?;
     }
     let mut certs = vec![o.cert.der.clone()];
     certs.extend(o.chain.iter().filter(|c| **c != o.cert.der).cloned());

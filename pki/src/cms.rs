@@ -12,7 +12,9 @@
 //! clients assume it), which is why SignedData is assembled from pre-encoded parts here rather
 //! than through `cms::SignedData`, whose SET OF would re-sort them.
 
-use crate::asn1::{Attribute, EssCertIdV2, IssuerSerial, SigningCertificateV2, attribute};
+use crate::asn1::{
+    Attribute, EssCertIdV2, IssuerSerial, SigningCertificateV2, SmimeCapability, attribute,
+};
 use crate::digest::HashAlg;
 use crate::error::{Error, Result};
 use crate::oid;
@@ -442,6 +444,27 @@ pub fn signing_time(unix_seconds: u64) -> Result<Attribute> {
     }
     .map_err(Error::Encode)?;
     attribute(oid::ID_SIGNING_TIME, value)
+}
+
+/// smimeCapabilities (RFC 8551 §2.5.2): what this signer can decrypt, strongest first, so that
+/// a correspondent encrypting a reply picks AES-GCM.
+pub fn smime_capabilities() -> Result<crate::asn1::Attribute> {
+    let caps: Vec<SmimeCapability> = [
+        oid::AES256_GCM,
+        oid::AES128_GCM,
+        oid::AES256_CBC,
+        oid::AES128_CBC,
+    ]
+    .into_iter()
+    .map(|capability_id| SmimeCapability {
+        capability_id,
+        parameters: None,
+    })
+    .collect();
+    attribute(
+        oid::PKCS9_SMIME_CAPABILITIES,
+        Any::encode_from(&caps).map_err(Error::Encode)?,
+    )
 }
 
 /// The signature value of SignerInfo `index`: what a signature timestamp's imprint covers.

@@ -3,6 +3,7 @@
 //!
 //! * [`signer`]: the [`signer::Signer`] trait and the ring backend (PKCS#8 key files).
 //! * [`keyfile`]: the one key loader: PKCS#8 (PEM or DER, clear or encrypted) or PKCS#12.
+//! * [`ca`]: the CA's issuing core: email certificates and CRLs signed through `Signer`.
 //! * [`cades`]: the one CAdES signing path (signature timestamp included) and SignerInfo check
 //!   sequence that the email and PDF signers share.
 //! * [`cms`]: CMS SignedData in three steps (build, sign, assemble), detached or
@@ -24,6 +25,7 @@
 
 pub mod asn1;
 pub mod ber;
+pub mod ca;
 pub mod cades;
 pub mod cert;
 pub mod cert_raw;

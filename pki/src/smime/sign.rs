@@ -5,16 +5,13 @@
 //! readable without S/MIME support) or application/pkcs7-mime signed-data (opaque).
 
 use super::canon::{self, Prepared};
-use crate::asn1::{SmimeCapability, attribute};
 use crate::cades;
 use crate::cms::SignerCert;
 use crate::digest::HashAlg;
 use crate::error::{Error, Result};
-use crate::oid;
 use crate::report::TimestampInfo;
 use crate::signer::Signer;
 use crate::timestamper::Timestamper;
-use der::Any;
 
 /// How to sign.
 pub struct SignOptions<'a> {
@@ -95,27 +92,6 @@ fn sign_entity(entity: &[u8], o: &SignOptions<'_>) -> Result<(Vec<u8>, Option<Ti
         },
     )?;
     Ok((signed.der, signed.timestamp))
-}
-
-/// smimeCapabilities (RFC 8551 §2.5.2): what this signer can decrypt, strongest first, so that
-/// a correspondent encrypting a reply picks AES-GCM.
-pub fn smime_capabilities() -> Result<crate::asn1::Attribute> {
-    let caps: Vec<SmimeCapability> = [
-        oid::AES256_GCM,
-        oid::AES128_GCM,
-        oid::AES256_CBC,
-        oid::AES128_CBC,
-    ]
-    .into_iter()
-    .map(|capability_id| SmimeCapability {
-        capability_id,
-        parameters: None,
-    })
-    .collect();
-    attribute(
-        oid::PKCS9_SMIME_CAPABILITIES,
-        Any::encode_from(&caps).map_err(Error::Encode)?,
-    )
 }
 
 fn header_block(outer_fields: &[Vec<u8>]) -> Vec<u8> {
