@@ -9,7 +9,12 @@
 //! keyAgreement (EC); both extendedKeyUsage emailProtection, the address as their only
 //! rfc822Name, subject and authority key identifiers, and, when the CA has the URLs, AIA (OCSP,
 //! CA issuers) and a CRL distribution point. The CMP server, the directory and the OCSP
-//! responder (issue 8) build on this.
+//! responder's signing ([`ocsp`]) is here too.
+
+mod ocsp;
+
+pub use ocsp::{MAX_OCSP_REQUEST, Query, Status, error_response, parse_request};
+pub use x509_ocsp::OcspResponseStatus;
 
 use crate::cms::SignerCert;
 use crate::digest::HashAlg;
@@ -127,10 +132,14 @@ fn time(unix: i64) -> Result<Time> {
             UtcTime::from_unix_duration(secs).map_err(Error::Encode)?,
         ))
     } else {
-        Ok(Time::GeneralTime(
-            der::asn1::GeneralizedTime::from_unix_duration(secs).map_err(Error::Encode)?,
-        ))
+        Ok(Time::GeneralTime(time_generalized(unix)?))
     }
+}
+
+/// GeneralizedTime, as OCSP wants every time (RFC 6960 §4.2.2.1).
+fn time_generalized(unix: i64) -> Result<der::asn1::GeneralizedTime> {
+    let secs = u64::try_from(unix).map_err(|_| Error::invalid("time", "before 1970"))?;
+    der::asn1::GeneralizedTime::from_unix_duration(Duration::from_secs(secs)).map_err(Error::Encode)
 }
 
 /// A name with one commonName (UTF8String).

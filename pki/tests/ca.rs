@@ -291,3 +291,143 @@ fn bad_requests_are_refused_and_nothing_is_issued() {
         .expect_err("mismatch");
     assert!(format!("{e}").contains("does not belong"), "{e}");
 }
+
+/// The OCSP responder core against `openssl ocsp`: a request openssl makes (two of our
+/// certificates, one of another CA, a nonce) is answered good, revoked and unknown, signed by
+/// the CA, with the nonce echoed; a malformed request gets malformedRequest.
+#[test]
+fn ocsp_answers_openssl_good_revoked_and_unknown() {
+    let s = setup();
+    let d = s.dir.path();
+    let spki = public_key(d, "user", EC);
+    write_pem(
+        d,
+        "good.pem",
+        &issue(&s, &spki, "carol@bank.example", Usage::Signing, &[0x21]),
+    );
+    write_pem(
+        d,
+        "gone.pem",
+        &issue(&s, &spki, "carol@bank.example", Usage::Signing, &[0x22]),
+    );
+    let (ok, out) = openssl(
+        d,
+        &[
+            "ocsp", "-issuer", "root.pem", "-cert", "good.pem", "-cert", "gone.pem", "-nonce",
+            "-reqout", "req.der",
+        ],
+    );
+    assert!(ok, "{out}");
+    let req = std::fs::read(d.join("req.der")).expect("request");
+    let q = pki::ca::parse_request(&req).expect("parse");
+    assert_eq!(q.serials(), vec![vec![0x21], vec![0x22]]);
+    let revoked_at = now() - 3600;
+    let status = |serial: &[u8]| match serial {
+        [0x21] => pki::ca::Status::Good,
+        [0x22] => pki::ca::Status::Revoked {
+            at: revoked_at,
+            reason: Some(CrlReason::Superseded),
+        },
+        _ => pki::ca::Status::Unknown,
+    };
+    let resp = ca(&s)
+        .ocsp_response(&q, &status, now(), now() + 3600)
+        .expect("response");
+    std::fs::write(d.join("resp.der"), &resp).expect("write");
+    // The signature and the nonce, against the request openssl made.
+    let (ok, out) = openssl(
+        d,
+        &[
+            "ocsp", "-respin", "resp.der", "-reqin", "req.der", "-issuer", "root.pem", "-CAfile",
+            "root.pem",
+        ],
+    );
+    assert!(ok && out.contains("Response verify OK"), "{out}");
+    assert!(
+        !out.contains("WARNING: no nonce"),
+        "the nonce is echoed: {out}"
+    );
+    // Each certificate's status (with -cert, openssl makes a request of its own, without the
+    // first one's nonce).
+    let (ok, out) = openssl(
+        d,
+        &[
+            "ocsp",
+            "-respin",
+            "resp.der",
+            "-issuer",
+            "root.pem",
+            "-CAfile",
+            "root.pem",
+            "-cert",
+            "good.pem",
+            "-cert",
+            "gone.pem",
+            "-no_nonce",
+        ],
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("good.pem: good"), "{out}");
+    assert!(out.contains("gone.pem: revoked"), "{out}");
+    assert!(out.contains("superseded"), "{out}");
+
+    // A certificate of another CA: this responder does not know it.
+    let other = setup();
+    write_pem(d, "other-root.pem", &other.dev.root_cert);
+    write_pem(
+        d,
+        "other.pem",
+        &issue(
+            &other,
+            &spki,
+            "dave@elsewhere.example",
+            Usage::Signing,
+            &[0x21],
+        ),
+    );
+    let (ok, out) = openssl(
+        d,
+        &[
+            "ocsp",
+            "-issuer",
+            "other-root.pem",
+            "-cert",
+            "other.pem",
+            "-reqout",
+            "other-req.der",
+        ],
+    );
+    assert!(ok, "{out}");
+    let q = pki::ca::parse_request(&std::fs::read(d.join("other-req.der")).expect("req"))
+        .expect("parse");
+    let resp = ca(&s)
+        .ocsp_response(&q, &status, now(), now() + 3600)
+        .expect("response");
+    std::fs::write(d.join("other-resp.der"), &resp).expect("write");
+    let (_, out) = openssl(
+        d,
+        &[
+            "ocsp",
+            "-respin",
+            "other-resp.der",
+            "-resp_text",
+            "-noverify",
+        ],
+    );
+    assert!(out.contains("Cert Status: unknown"), "{out}");
+
+    // Malformed requests.
+    for bad in [&b"not der"[..], &[0x30, 0x00], &[0x30, 0x80, 0x00, 0x00]] {
+        assert!(pki::ca::parse_request(bad).is_err());
+    }
+    let err = pki::ca::error_response(pki::ca::OcspResponseStatus::MalformedRequest).expect("der");
+    std::fs::write(d.join("err.der"), &err).expect("write");
+    let (_, out) = openssl(
+        d,
+        &["ocsp", "-respin", "err.der", "-resp_text", "-noverify"],
+    );
+    assert!(
+        out.contains("malformedrequest") || out.contains("malformedRequest"),
+        "{out}"
+    );
+}
