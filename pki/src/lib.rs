@@ -6,6 +6,7 @@
 //! * [`ca`]: the CA's issuing core: email certificates and CRLs signed through `Signer`.
 //! * [`cades`]: the one CAdES signing path (signature timestamp included) and SignerInfo check
 //!   sequence that the email and PDF signers share.
+//! * [`cmp`]: CMP messages as received, and their MAC protection (the CA's server builds on it).
 //! * [`cms`]: CMS SignedData in three steps (build, sign, assemble), detached or
 //!   encapsulated, and adding a timestamp token as an unsigned attribute.
 //! * [`tsp`]: RFC 3161 requests, responses and token issuing.
@@ -19,6 +20,8 @@
 //! * [`timestamper`]: the trait through which email and PDF signers obtain tokens.
 //! * [`signer_info`], [`cert_raw`], [`path`]: raw views of SignerInfo and certificates, and
 //!   the choice of signer and path candidates from an untrusted certificate bag.
+//! * [`pbmac`]: password-based MACs (PBMAC1, CMP's PasswordBasedMac), shared by PKCS#12 and
+//!   CMP.
 //! * [`limits`]: every limit on untrusted input, and the SET guard run before `der` decodes.
 //! * [`ber`], [`gentime`], [`asn1`], [`raw`]: the encoding details the RustCrypto crates leave
 //!   to us.
@@ -29,6 +32,7 @@ pub mod ca;
 pub mod cades;
 pub mod cert;
 pub mod cert_raw;
+pub mod cmp;
 pub mod cms;
 #[cfg(feature = "devpki")]
 pub mod devpki;
@@ -41,6 +45,7 @@ pub mod keyfile;
 pub mod limits;
 pub mod oid;
 pub mod path;
+pub mod pbmac;
 pub mod raw;
 pub mod report;
 pub mod signer;

@@ -8,17 +8,11 @@ use crate::raw::RawTlv;
 use cbc::cipher::block_padding::Pkcs7;
 use cbc::cipher::{BlockDecryptMut, InnerIvInit, KeyIvInit};
 use der::asn1::ObjectIdentifier as Oid;
-use der::{Decode, Encode, Sequence};
+use der::{Decode, Encode};
 use pkcs12::kdf::{Pkcs12KeyType, derive_key};
-use spki::AlgorithmIdentifierRef;
 use zeroize::Zeroizing;
 
-/// id-PBMAC1 (RFC 8018 Appendix A.5, used in PKCS#12 by RFC 9579).
-const ID_PBMAC1: Oid = Oid::new_unwrap("1.2.840.113549.1.5.14");
-
-/// Longest PBMAC1 key (PBKDF2 keyLength) accepted: an HMAC key longer than the hash's block
-/// (128 bytes for SHA-512) is hashed down anyway, so nothing honest asks for more.
-const MAX_MAC_KEY_LEN: usize = 128;
+use crate::pbmac::ID_PBMAC1;
 
 /// The password in the two encodings the schemes use. OpenSSL also tries an empty password
 /// as no password at all (zero bytes rather than a lone UTF-16 terminator); so do we.
@@ -215,19 +209,6 @@ fn positive_iterations(iterations: i32, what: &'static str) -> Result<i32> {
     Ok(iterations)
 }
 
-/// PBMAC1-params (RFC 8018 Appendix A.5).
-///
-/// ```text
-/// PBMAC1-params ::= SEQUENCE {
-///     keyDerivationFunc AlgorithmIdentifier {{PBMAC1-KDFs}},
-///     messageAuthScheme AlgorithmIdentifier {{PBMAC1-MACs}} }
-/// ```
-#[derive(Sequence)]
-struct Pbmac1Params<'a> {
-    key_derivation_func: pkcs5::pbes2::Kdf<'a>,
-    message_auth_scheme: AlgorithmIdentifierRef<'a>,
-}
-
 /// Verifies the MacData (RFC 7292 §4, RFC 9579 §3) over the authSafe content octets, returning
 /// the PKCS#12-KDF password form it verified with (for the legacy decryptions).
 ///
@@ -248,7 +229,21 @@ pub(super) fn verify_mac<'p>(
     let wrong = Error::WrongPassword { what: PKCS12 };
     if algorithm.oid == ID_PBMAC1 {
         // RFC 9579 §3: macSalt and iterations are ignored; PBKDF2's own are used.
-        verify_pbmac1(algorithm.parameters.as_ref(), content, expected, passwords)?;
+        let params = algorithm
+            .parameters
+            .as_ref()
+            .ok_or_else(|| Error::invalid("PBMAC1 parameters", "absent"))?
+            .to_der()
+            .map_err(Error::Encode)?;
+        if !crate::pbmac::verify_pbmac1(
+            &params,
+            content,
+            expected,
+            &passwords.utf8,
+            MAX_ITERATIONS,
+        )? {
+            return Err(wrong);
+        }
         return Ok(&passwords.pkcs12[0]);
     }
     let (hmac, len) = match algorithm.oid {
@@ -283,71 +278,4 @@ pub(super) fn verify_mac<'p>(
         }
     }
     Err(wrong)
-}
-
-fn verify_pbmac1(
-    parameters: Option<&der::Any>,
-    content: &[u8],
-    expected: &[u8],
-    passwords: &Passwords,
-) -> Result<()> {
-    const W: &str = "PBMAC1 parameters";
-    let Some(parameters) = parameters else {
-        return Err(Error::invalid(W, "absent"));
-    };
-    let parameters = parameters.to_der().map_err(Error::Encode)?;
-    let params = Pbmac1Params::from_der(&parameters).map_err(Error::decode(W))?;
-    let Some(pbkdf2) = params.key_derivation_func.pbkdf2() else {
-        return Err(Error::Unsupported {
-            what: "PBMAC1 key derivation",
-            detail: params.key_derivation_func.oid().to_string(),
-        });
-    };
-    check_iterations(pbkdf2.iteration_count, W)?;
-    let iterations = std::num::NonZeroU32::new(pbkdf2.iteration_count)
-        .ok_or_else(|| Error::invalid(W, "zero iterations"))?;
-    // RFC 9579 §3: keyLength MUST be present.
-    let key_len = usize::from(pbkdf2.key_length.unwrap_or(0));
-    if key_len == 0 || key_len > MAX_MAC_KEY_LEN {
-        return Err(Error::invalid(
-            W,
-            format!("keyLength {key_len} (1 to {MAX_MAC_KEY_LEN} are accepted)"),
-        ));
-    }
-    use pkcs5::pbes2::Pbkdf2Prf;
-    let prf = match pbkdf2.prf {
-        Pbkdf2Prf::HmacWithSha1 => ring::pbkdf2::PBKDF2_HMAC_SHA1,
-        Pbkdf2Prf::HmacWithSha256 => ring::pbkdf2::PBKDF2_HMAC_SHA256,
-        Pbkdf2Prf::HmacWithSha384 => ring::pbkdf2::PBKDF2_HMAC_SHA384,
-        Pbkdf2Prf::HmacWithSha512 => ring::pbkdf2::PBKDF2_HMAC_SHA512,
-        other => {
-            return Err(Error::Unsupported {
-                what: "PBMAC1 PRF",
-                detail: other.oid().to_string(),
-            });
-        }
-    };
-    let mac_oid = params.message_auth_scheme.oid;
-    let hmac = [
-        (
-            Pbkdf2Prf::HmacWithSha1,
-            ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
-        ),
-        (Pbkdf2Prf::HmacWithSha256, ring::hmac::HMAC_SHA256),
-        (Pbkdf2Prf::HmacWithSha384, ring::hmac::HMAC_SHA384),
-        (Pbkdf2Prf::HmacWithSha512, ring::hmac::HMAC_SHA512),
-    ]
-    .into_iter()
-    .find_map(|(prf, hmac)| (prf.oid() == mac_oid).then_some(hmac))
-    .ok_or_else(|| Error::Unsupported {
-        what: "PBMAC1 MAC",
-        detail: mac_oid.to_string(),
-    })?;
-    let mut key = Zeroizing::new(vec![0u8; key_len]);
-    ring::pbkdf2::derive(prf, iterations, pbkdf2.salt, &passwords.utf8, &mut key);
-    if ring::hmac::verify(&ring::hmac::Key::new(hmac, &key), content, expected).is_ok() {
-        Ok(())
-    } else {
-        Err(Error::WrongPassword { what: PKCS12 })
-    }
 }
