@@ -161,53 +161,132 @@ pub enum PkiStatus {
     RevocationNotification = 5,
 }
 
-/// PKIFailureInfo bits (RFC 3161 §2.4.2): the *bit positions* in the BIT STRING.
+/// PKIFailureInfo bits (RFC 9810 §5.2.3; the RFC 3161 §2.4.2 subset for timestamps): the
+/// *bit positions* in the BIT STRING, all 27 of them (cmpv2 0.2 declares them as masks, which
+/// is wrong, so CMP uses this type too).
 #[derive(Clone, Copy, Debug, Eq, PartialEq, Hash, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 #[repr(u8)]
 pub enum FailureInfo {
-    /// Unrecognized or unsupported Algorithm Identifier.
+    /// Unrecognized or unsupported algorithm identifier.
     BadAlg = 0,
+    /// Integrity check failed (the protection does not verify).
+    BadMessageCheck = 1,
     /// Transaction not permitted or supported.
     BadRequest = 2,
+    /// messageTime was not sufficiently close to the system time.
+    BadTime = 3,
+    /// No certificate could be found matching the criteria.
+    BadCertId = 4,
     /// The data submitted has the wrong format.
     BadDataFormat = 5,
+    /// The authority named in the request is not this one.
+    WrongAuthority = 6,
+    /// The requester's data is incorrect.
+    IncorrectData = 7,
+    /// A timestamp was required but is missing.
+    MissingTimeStamp = 8,
+    /// The proof-of-possession failed.
+    #[serde(rename = "badPOP")]
+    BadPop = 9,
+    /// The certificate has already been revoked.
+    CertRevoked = 10,
+    /// The certificate has already been confirmed.
+    CertConfirmed = 11,
+    /// Not the integrity protection expected (MAC or signature).
+    WrongIntegrity = 12,
+    /// recipNonce is not the one expected.
+    BadRecipientNonce = 13,
     /// The TSA's time source is not available.
     TimeNotAvailable = 14,
-    /// The requested TSA policy is not supported by the TSA.
+    /// The requested policy is not supported.
     UnacceptedPolicy = 15,
-    /// The requested extension is not supported by the TSA.
+    /// The requested extension is not supported.
     UnacceptedExtension = 16,
     /// The additional information requested could not be understood or is not available.
     AddInfoNotAvailable = 17,
+    /// senderNonce is missing or too short.
+    BadSenderNonce = 18,
+    /// The certificate template is invalid or unacceptable.
+    BadCertTemplate = 19,
+    /// The signer of the message is unknown or not trusted.
+    SignerNotTrusted = 20,
+    /// The transactionID is already in use.
+    TransactionIdInUse = 21,
+    /// The protocol version is not supported.
+    UnsupportedVersion = 22,
+    /// The sender is not authorized to make the request.
+    NotAuthorized = 23,
+    /// The request cannot be handled now; try later.
+    SystemUnavail = 24,
     /// The request cannot be handled due to system failure.
     SystemFailure = 25,
+    /// The certificate requested is already issued.
+    DuplicateCertReq = 26,
 }
 
 impl FailureInfo {
     /// Every defined bit.
-    pub const ALL: [FailureInfo; 8] = [
+    pub const ALL: [FailureInfo; 27] = [
         FailureInfo::BadAlg,
+        FailureInfo::BadMessageCheck,
         FailureInfo::BadRequest,
+        FailureInfo::BadTime,
+        FailureInfo::BadCertId,
         FailureInfo::BadDataFormat,
+        FailureInfo::WrongAuthority,
+        FailureInfo::IncorrectData,
+        FailureInfo::MissingTimeStamp,
+        FailureInfo::BadPop,
+        FailureInfo::CertRevoked,
+        FailureInfo::CertConfirmed,
+        FailureInfo::WrongIntegrity,
+        FailureInfo::BadRecipientNonce,
         FailureInfo::TimeNotAvailable,
         FailureInfo::UnacceptedPolicy,
         FailureInfo::UnacceptedExtension,
         FailureInfo::AddInfoNotAvailable,
+        FailureInfo::BadSenderNonce,
+        FailureInfo::BadCertTemplate,
+        FailureInfo::SignerNotTrusted,
+        FailureInfo::TransactionIdInUse,
+        FailureInfo::UnsupportedVersion,
+        FailureInfo::NotAuthorized,
+        FailureInfo::SystemUnavail,
         FailureInfo::SystemFailure,
+        FailureInfo::DuplicateCertReq,
     ];
 
     /// The RFC's name for the bit.
     pub fn name(self) -> &'static str {
         match self {
             FailureInfo::BadAlg => "badAlg",
+            FailureInfo::BadMessageCheck => "badMessageCheck",
             FailureInfo::BadRequest => "badRequest",
+            FailureInfo::BadTime => "badTime",
+            FailureInfo::BadCertId => "badCertId",
             FailureInfo::BadDataFormat => "badDataFormat",
+            FailureInfo::WrongAuthority => "wrongAuthority",
+            FailureInfo::IncorrectData => "incorrectData",
+            FailureInfo::MissingTimeStamp => "missingTimeStamp",
+            FailureInfo::BadPop => "badPOP",
+            FailureInfo::CertRevoked => "certRevoked",
+            FailureInfo::CertConfirmed => "certConfirmed",
+            FailureInfo::WrongIntegrity => "wrongIntegrity",
+            FailureInfo::BadRecipientNonce => "badRecipientNonce",
             FailureInfo::TimeNotAvailable => "timeNotAvailable",
             FailureInfo::UnacceptedPolicy => "unacceptedPolicy",
             FailureInfo::UnacceptedExtension => "unacceptedExtension",
             FailureInfo::AddInfoNotAvailable => "addInfoNotAvailable",
+            FailureInfo::BadSenderNonce => "badSenderNonce",
+            FailureInfo::BadCertTemplate => "badCertTemplate",
+            FailureInfo::SignerNotTrusted => "signerNotTrusted",
+            FailureInfo::TransactionIdInUse => "transactionIdInUse",
+            FailureInfo::UnsupportedVersion => "unsupportedVersion",
+            FailureInfo::NotAuthorized => "notAuthorized",
+            FailureInfo::SystemUnavail => "systemUnavail",
             FailureInfo::SystemFailure => "systemFailure",
+            FailureInfo::DuplicateCertReq => "duplicateCertReq",
         }
     }
 

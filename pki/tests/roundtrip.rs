@@ -204,6 +204,24 @@ fn fail_info_bits_encode_as_der_named_bit_lists() {
         .to_der()
         .expect("der");
     assert_eq!(ext, [0x03, 0x04, 0x07, 0x00, 0x00, 0x80]);
+    // CMP's bits (RFC 9810 §5.2.3): badPOP is bit 9, duplicateCertReq the last, 26 (cmpv2 0.2
+    // declares these as masks; this type has the positions).
+    let pop = FailureInfo::BadPop
+        .to_bit_string()
+        .expect("bits")
+        .to_der()
+        .expect("der");
+    assert_eq!(pop, [0x03, 0x03, 0x06, 0x00, 0x40]);
+    let dup = FailureInfo::DuplicateCertReq
+        .to_bit_string()
+        .expect("bits")
+        .to_der()
+        .expect("der");
+    assert_eq!(dup, [0x03, 0x05, 0x05, 0x00, 0x00, 0x00, 0x20]);
+    assert_eq!(FailureInfo::ALL.len(), 27);
+    for (i, f) in FailureInfo::ALL.into_iter().enumerate() {
+        assert_eq!(f as usize, i, "{f} is at bit {i}");
+    }
     for f in FailureInfo::ALL {
         assert_eq!(
             FailureInfo::from_bit_string(&f.to_bit_string().expect("bits")),
