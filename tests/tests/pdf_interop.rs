@@ -685,3 +685,59 @@ fn visible_signature_validates_and_renders() {
         "the signature's appearance shows on the rendered page 1"
     );
 }
+
+// Keys come through the one loader for PDFs too: a PKCS#12 file (OpenSSL 3's default AES and
+// PBKDF2) with its password from --pass-file signs, the certificate taken from the file; a
+// wrong password is refused with the cause and leaves no output.
+#[test]
+fn a_pkcs12_key_with_a_password_file_signs() {
+    let server = TsaServer::start();
+    let dir = server.work_dir();
+    let pki = PdfPki::new(dir, &server);
+    let fx = fixtures(dir);
+    let made = sigillum_tests::openssl(
+        dir,
+        &[
+            "pkcs12",
+            "-export",
+            "-inkey",
+            p(&pki.ec.key),
+            "-in",
+            p(&pki.ec.cert),
+            "-out",
+            "alice.p12",
+            "-passout",
+            "pass:correct horse",
+        ],
+    );
+    assert!(made.ok(), "{made}");
+    write_file(dir, "pw.txt", b"correct horse\n");
+    write_file(dir, "wrong.txt", b"battery staple\n");
+    let url = server.url();
+    let input = fx.join("reportlab.pdf");
+    let sign = |pass: &str, out: &str| {
+        stamp(
+            dir,
+            &[
+                "pdf",
+                "sign",
+                p(&input),
+                "--key",
+                "alice.p12",
+                "--pass-file",
+                pass,
+                "--tsa",
+                &url,
+                "-o",
+                out,
+            ],
+        )
+    };
+    let ok = sign("pw.txt", "p12.pdf");
+    assert!(ok.ok(), "{ok}");
+    verify_ok(dir, &pki, &dir.join("p12.pdf"), "PKCS#12 signer");
+    let refused = sign("wrong.txt", "p12-wrong.pdf");
+    assert_eq!(refused.code, Some(2), "{refused}");
+    assert!(refused.stderr.contains("password"), "{refused}");
+    assert!(!dir.join("p12-wrong.pdf").exists(), "{refused}");
+}
