@@ -109,7 +109,7 @@ pub fn load(bytes: &[u8], purpose: Purpose) -> Result<Loaded, Error> {
         .trailer
         .get(b"Root")
         .and_then(Object::as_reference)
-        .map_err(|_| Error::Damaged("the trailer names no catalog (/Root)".into()))?;
+        .map_err(|e| Error::Damaged(format!("the trailer names no catalog (/Root): {e}")))?;
     if doc.get_dictionary(root).is_err() {
         return Err(Error::Damaged(format!(
             "the catalog {} {} R is missing or not a dictionary",
