@@ -29,10 +29,9 @@
 //! ```
 
 use crate::error::{Error, Result};
-use crate::pbmac::{ID_PASSWORD_BASED_MAC, ID_PBMAC1};
 use crate::raw::{RawTlv, context, tlv};
-use der::asn1::{BitString, ObjectIdentifier, OctetString};
-use der::{Encode, Tag};
+use der::Tag;
+use der::asn1::{BitString, OctetString};
 use spki::AlgorithmIdentifierOwned;
 
 /// Largest CMP message read (a certificate request with its key and a few certificates).
@@ -156,37 +155,12 @@ impl Message<'_> {
         let (Some(alg), Some(mac)) = (&self.protection_alg, &self.protection) else {
             return Err(Error::invalid("PKIMessage", "not protected"));
         };
-        let params = alg
-            .parameters
-            .as_ref()
-            .ok_or_else(|| Error::invalid("protectionAlg", "no parameters"))?
-            .to_der()
-            .map_err(Error::Encode)?;
-        let part = self.protected_part()?;
-        match alg.oid {
-            ID_PASSWORD_BASED_MAC => crate::pbmac::verify_password_based_mac(
-                &params,
-                &part,
-                mac,
-                secret,
-                crate::pbmac::NETWORK_MAX_ITERATIONS,
-            ),
-            ID_PBMAC1 => crate::pbmac::verify_pbmac1(
-                &params,
-                &part,
-                mac,
-                secret,
-                crate::pbmac::NETWORK_MAX_ITERATIONS,
-            ),
-            other => Err(Error::Unsupported {
-                what: "CMP MAC protection",
-                detail: crate::oid::display_name(&other),
-            }),
-        }
+        crate::pbmac::verify(
+            alg,
+            &self.protected_part()?,
+            mac,
+            secret,
+            crate::pbmac::NETWORK_MAX_ITERATIONS,
+        )
     }
-}
-
-/// Whether `oid` names a MAC protection this module verifies.
-pub fn is_mac_protection(oid: &ObjectIdentifier) -> bool {
-    *oid == ID_PASSWORD_BASED_MAC || *oid == ID_PBMAC1
 }

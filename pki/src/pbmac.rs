@@ -8,7 +8,7 @@
 
 use crate::error::{Error, Result};
 use der::asn1::{ObjectIdentifier as Oid, OctetString};
-use der::{Decode, Sequence};
+use der::{Decode, Encode, Sequence};
 use spki::{AlgorithmIdentifierOwned, AlgorithmIdentifierRef};
 use zeroize::Zeroizing;
 
@@ -134,26 +134,6 @@ fn pbmac1_key(params_der: &[u8], password: &[u8], max: u32) -> Result<ring::hmac
     Ok(ring::hmac::Key::new(hmac, &key))
 }
 
-/// Whether `expected` is the PBMAC1 of `content` under `password` (`params_der`: the
-/// PBMAC1-params DER), with at most `max_iterations`. Malformed or unsupported parameters are
-/// errors; a wrong password or changed content is `Ok(false)`.
-pub fn verify_pbmac1(
-    params_der: &[u8],
-    content: &[u8],
-    expected: &[u8],
-    password: &[u8],
-    max_iterations: u32,
-) -> Result<bool> {
-    let key = pbmac1_key(params_der, password, max_iterations)?;
-    Ok(ring::hmac::verify(&key, content, expected).is_ok())
-}
-
-/// The PBMAC1 of `content` under `password` (to protect a reply).
-pub fn pbmac1(params_der: &[u8], content: &[u8], password: &[u8]) -> Result<Vec<u8>> {
-    let key = pbmac1_key(params_der, password, NETWORK_MAX_ITERATIONS)?;
-    Ok(ring::hmac::sign(&key, content).as_ref().to_vec())
-}
-
 /// The PasswordBasedMac key: the one-way function over password ‖ salt, applied
 /// iterationCount times (RFC 4210 §5.1.3.1), keying the named HMAC.
 fn pbm_key(params_der: &[u8], password: &[u8], max: u32) -> Result<ring::hmac::Key> {
@@ -178,22 +158,51 @@ fn pbm_key(params_der: &[u8], password: &[u8], max: u32) -> Result<ring::hmac::K
     Ok(ring::hmac::Key::new(hmac, &key))
 }
 
-/// Whether `expected` is the PasswordBasedMac of `content` under `password`, with at most
-/// `max_iterations`.
-pub fn verify_password_based_mac(
-    params_der: &[u8],
+/// The HMAC key `algorithm` (PBMAC1 or PasswordBasedMac, with its parameters) derives from
+/// `password`, with at most `max_iterations`.
+fn key(
+    algorithm: &AlgorithmIdentifierOwned,
+    password: &[u8],
+    max_iterations: u32,
+) -> Result<ring::hmac::Key> {
+    let params = algorithm
+        .parameters
+        .as_ref()
+        .ok_or_else(|| Error::invalid("password-based MAC", "no parameters"))?
+        .to_der()
+        .map_err(Error::Encode)?;
+    match algorithm.oid {
+        ID_PBMAC1 => pbmac1_key(&params, password, max_iterations),
+        ID_PASSWORD_BASED_MAC => pbm_key(&params, password, max_iterations),
+        other => Err(Error::Unsupported {
+            what: "password-based MAC",
+            detail: crate::oid::display_name(&other),
+        }),
+    }
+}
+
+/// Whether `expected` is the MAC `algorithm` (PBMAC1 or PasswordBasedMac) computes over
+/// `content` under `password`, with at most `max_iterations`. Missing, malformed or unsupported
+/// parameters are errors; a wrong password or changed content is `Ok(false)`.
+pub fn verify(
+    algorithm: &AlgorithmIdentifierOwned,
     content: &[u8],
     expected: &[u8],
     password: &[u8],
     max_iterations: u32,
 ) -> Result<bool> {
-    let key = pbm_key(params_der, password, max_iterations)?;
+    let key = key(algorithm, password, max_iterations)?;
     Ok(ring::hmac::verify(&key, content, expected).is_ok())
 }
 
-/// The PasswordBasedMac of `content` under `password` (to protect a reply with the request's
-/// parameters, RFC 4210 §5.1.3.1).
-pub fn password_based_mac(params_der: &[u8], content: &[u8], password: &[u8]) -> Result<Vec<u8>> {
-    let key = pbm_key(params_der, password, NETWORK_MAX_ITERATIONS)?;
+/// The MAC `algorithm` computes over `content` under `password` (to protect a reply with the
+/// request's parameters, RFC 4210 §5.1.3.1; our own parameters stay under
+/// [`NETWORK_MAX_ITERATIONS`]).
+pub fn mac(
+    algorithm: &AlgorithmIdentifierOwned,
+    content: &[u8],
+    password: &[u8],
+) -> Result<Vec<u8>> {
+    let key = key(algorithm, password, NETWORK_MAX_ITERATIONS)?;
     Ok(ring::hmac::sign(&key, content).as_ref().to_vec())
 }

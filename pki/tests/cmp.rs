@@ -110,6 +110,27 @@ fn alg(oid: &str, params: Option<&[u8]>) -> Vec<u8> {
     }
 }
 
+/// `original`'s header with protectionAlg replaced by `protection_alg` (DER), and the body and
+/// what follows it, as received.
+fn with_protection_alg(original: &[u8], protection_alg: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let msg = RawTlv::parse(original, "msg").expect("msg");
+    let parts = msg.children("msg").expect("parts");
+    let new_alg = tlv(context(1, true), &[protection_alg]).expect("der");
+    let fields = parts[0].children("header").expect("fields");
+    let header_fields: Vec<&[u8]> = fields
+        .iter()
+        .map(|f| {
+            if f.tag == context(1, true) {
+                new_alg.as_slice()
+            } else {
+                f.full
+            }
+        })
+        .collect();
+    let header = tlv(der::Tag::Sequence, &header_fields).expect("der");
+    (header, parts[1..].iter().map(|p| p.full.to_vec()).collect())
+}
+
 #[test]
 fn pbmac1_protection_agrees_with_python_hashlib() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -140,23 +161,13 @@ fn pbmac1_protection_agrees_with_python_hashlib() {
     let protection_alg = alg("1.2.840.113549.1.5.14", Some(&pbmac1_params));
 
     // The same header with protectionAlg replaced, the same body.
-    let msg = RawTlv::parse(&original, "msg").expect("msg");
-    let parts = msg.children("msg").expect("parts");
-    let fields = parts[0].children("header").expect("fields");
-    let new_alg = tlv(context(1, true), &[&protection_alg]).expect("der");
-    let header_fields: Vec<&[u8]> = fields
-        .iter()
-        .map(|f| {
-            if f.tag == context(1, true) {
-                new_alg.as_slice()
-            } else {
-                f.full
-            }
-        })
-        .collect();
-    let header = tlv(der::Tag::Sequence, &header_fields).expect("der");
-    let protected_part = tlv(der::Tag::Sequence, &[&header, parts[1].full]).expect("der");
-    let mac = pki::pbmac::pbmac1(&pbmac1_params, &protected_part, b"sesame").expect("mac");
+    let (header, rest) = with_protection_alg(&original, &protection_alg);
+    let protected_part = tlv(der::Tag::Sequence, &[&header, &rest[0]]).expect("der");
+    let algorithm = spki::AlgorithmIdentifierOwned {
+        oid: pki::pbmac::ID_PBMAC1,
+        parameters: Some(der::Decode::from_der(&pbmac1_params).expect("params")),
+    };
+    let mac = pki::pbmac::mac(&algorithm, &protected_part, b"sesame").expect("mac");
 
     // Python computes the same MAC from the same bytes with hashlib and hmac.
     std::fs::write(d.join("part.der"), &protected_part).expect("write");
@@ -187,7 +198,7 @@ fn pbmac1_protection_agrees_with_python_hashlib() {
         .to_der()
         .expect("der");
     let protection = tlv(context(0, true), &[&bits]).expect("der");
-    let message = tlv(der::Tag::Sequence, &[&header, parts[1].full, &protection]).expect("der");
+    let message = tlv(der::Tag::Sequence, &[&header, &rest[0], &protection]).expect("der");
     let m = pki::cmp::parse(&message).expect("parse");
     assert_eq!(
         m.protection_alg.as_ref().map(|a| a.oid),
@@ -234,24 +245,9 @@ fn excessive_iteration_counts_are_refused() {
     )
     .expect("der");
     let protection_alg = alg("1.2.840.113533.7.66.13", Some(&pbm));
-    let msg = RawTlv::parse(&original, "msg").expect("msg");
-    let parts = msg.children("msg").expect("parts");
-    let new_alg = tlv(context(1, true), &[&protection_alg]).expect("der");
-    let fields = parts[0].children("header").expect("fields");
-    let header_fields: Vec<&[u8]> = fields
-        .iter()
-        .map(|f| {
-            if f.tag == context(1, true) {
-                new_alg.as_slice()
-            } else {
-                f.full
-            }
-        })
-        .collect();
-    let header = tlv(der::Tag::Sequence, &header_fields).expect("der");
-    let rest: Vec<&[u8]> = parts[1..].iter().map(|p| p.full).collect();
-    let mut all = vec![header.as_slice()];
-    all.extend(rest);
+    let (header, rest) = with_protection_alg(&original, &protection_alg);
+    let mut all: Vec<&[u8]> = vec![header.as_slice()];
+    all.extend(rest.iter().map(Vec::as_slice));
     let message = tlv(der::Tag::Sequence, &all).expect("der");
     let m = pki::cmp::parse(&message).expect("parse");
     let e = m.verify_mac(b"sesame").expect_err("too many iterations");

@@ -7,8 +7,8 @@ use crate::error::{Error, Result};
 use crate::raw::RawTlv;
 use cbc::cipher::block_padding::Pkcs7;
 use cbc::cipher::{BlockDecryptMut, InnerIvInit, KeyIvInit};
+use der::Decode;
 use der::asn1::ObjectIdentifier as Oid;
-use der::{Decode, Encode};
 use pkcs12::kdf::{Pkcs12KeyType, derive_key};
 use zeroize::Zeroizing;
 
@@ -229,14 +229,8 @@ pub(super) fn verify_mac<'p>(
     let wrong = Error::WrongPassword { what: PKCS12 };
     if algorithm.oid == ID_PBMAC1 {
         // RFC 9579 §3: macSalt and iterations are ignored; PBKDF2's own are used.
-        let params = algorithm
-            .parameters
-            .as_ref()
-            .ok_or_else(|| Error::invalid("PBMAC1 parameters", "absent"))?
-            .to_der()
-            .map_err(Error::Encode)?;
-        if !crate::pbmac::verify_pbmac1(
-            &params,
+        if !crate::pbmac::verify(
+            algorithm,
             content,
             expected,
             &passwords.utf8,
