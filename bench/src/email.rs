@@ -34,19 +34,12 @@ pub struct EmailPlan {
 
 /// Runs the email benchmark and prints its table.
 pub fn run(settings: &Settings, plan: &EmailPlan, work: &Path) -> Result<()> {
-    if !plan.stamp_bin.is_file() {
-        bail!(
-            "no stamp binary at {}; build it with `cargo build --release -p stamp` or pass \
-             --stamp-bin",
-            plan.stamp_bin.display()
-        );
-    }
-    let keys = KeySet::create(KeyKind::EcdsaP256, &work.join("tsa-keys"), settings)?;
-    let run_dir = work.join("tsa-run");
-    std::fs::create_dir_all(&run_dir)?;
-    let mut server = Server::start(settings, &keys, &run_dir, &run_dir.join("archive.db"))?;
-    let url = format!("http://{}/", server.addr);
-    let mail = mail_pki(work, &settings.openssl_bin)?;
+    let Signing {
+        keys,
+        mut server,
+        url,
+        mail,
+    } = start_signing(settings, &plan.stamp_bin, work)?;
     let inbox = work.join("in");
     std::fs::create_dir_all(&inbox)?;
     let mut bytes = 0usize;
@@ -210,6 +203,38 @@ fn verify_in_process(files: &[PathBuf], ca: &Path, tsa_root: &Path) -> Result<(f
 }
 
 /// The bench crate's directory (for its Python peer).
+/// What a signing benchmark runs against: a release `tsa` (ECDSA P-256 development PKI, durable
+/// SQLite archive) and an openssl-made signer.
+pub(crate) struct Signing {
+    pub(crate) keys: KeySet,
+    pub(crate) server: Server,
+    pub(crate) url: String,
+    pub(crate) mail: MailFiles,
+}
+
+/// Checks that `stamp_bin` exists, then starts the authority and makes the signer.
+pub(crate) fn start_signing(settings: &Settings, stamp_bin: &Path, work: &Path) -> Result<Signing> {
+    if !stamp_bin.is_file() {
+        bail!(
+            "no stamp binary at {}; build it with `cargo build --release -p stamp` or pass \
+             --stamp-bin",
+            stamp_bin.display()
+        );
+    }
+    let keys = KeySet::create(KeyKind::EcdsaP256, &work.join("tsa-keys"), settings)?;
+    let run_dir = work.join("tsa-run");
+    std::fs::create_dir_all(&run_dir)?;
+    let server = Server::start(settings, &keys, &run_dir, &run_dir.join("archive.db"))?;
+    let url = format!("http://{}/", server.addr);
+    let mail = mail_pki(work, &settings.openssl_bin)?;
+    Ok(Signing {
+        keys,
+        server,
+        url,
+        mail,
+    })
+}
+
 pub(crate) fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }

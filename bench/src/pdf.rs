@@ -15,9 +15,7 @@
 //! 5. one table with the ratios.
 
 use crate::Settings;
-use crate::email::{crate_dir, mail_pki};
-use crate::keys::{KeyKind, KeySet};
-use crate::server::Server;
+use crate::email::{Signing, crate_dir, start_signing};
 use anyhow::{Context, Result, bail};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -225,18 +223,12 @@ fn tsa_round_trip(addr: std::net::SocketAddr) -> Result<f64> {
 
 /// Runs the PDF benchmark and prints its table.
 pub fn run(settings: &Settings, plan: &PdfPlan, work: &Path) -> Result<()> {
-    if !plan.stamp_bin.is_file() {
-        bail!(
-            "no stamp binary at {}; build it with `cargo build --release -p stamp`",
-            plan.stamp_bin.display()
-        );
-    }
-    let keys = KeySet::create(KeyKind::EcdsaP256, &work.join("tsa-keys"), settings)?;
-    let run_dir = work.join("tsa-run");
-    std::fs::create_dir_all(&run_dir)?;
-    let mut server = Server::start(settings, &keys, &run_dir, &run_dir.join("archive.db"))?;
-    let url = format!("http://{}/", server.addr);
-    let ca = mail_pki(work, &settings.openssl_bin)?;
+    let Signing {
+        keys,
+        mut server,
+        url,
+        mail: ca,
+    } = start_signing(settings, &plan.stamp_bin, work)?;
     let rtt = tsa_round_trip(server.addr)?;
     let peer = crate_dir().join("py/pdf_peer.py");
 
