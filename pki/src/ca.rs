@@ -137,7 +137,7 @@ fn time(unix: i64) -> Result<Time> {
 }
 
 /// GeneralizedTime, as OCSP wants every time (RFC 6960 §4.2.2.1).
-fn time_generalized(unix: i64) -> Result<der::asn1::GeneralizedTime> {
+pub(crate) fn time_generalized(unix: i64) -> Result<der::asn1::GeneralizedTime> {
     let secs = u64::try_from(unix).map_err(|_| Error::invalid("time", "before 1970"))?;
     der::asn1::GeneralizedTime::from_unix_duration(Duration::from_secs(secs)).map_err(Error::Encode)
 }
@@ -172,7 +172,7 @@ fn uri(url: &str) -> Result<GeneralName> {
 
 impl Ca<'_> {
     /// The CA's key identifier: its certificate's subjectKeyIdentifier, else computed.
-    fn key_id(&self) -> Result<OctetString> {
+    pub(crate) fn key_id(&self) -> Result<OctetString> {
         let tbs = &self.cert.cert.tbs_certificate;
         match tbs.get::<SubjectKeyIdentifier>() {
             Ok(Some((_, ski))) => Ok(ski.0),
@@ -181,7 +181,7 @@ impl Ca<'_> {
     }
 
     /// Signs `tbs` (DER) in the three steps; returns the signature algorithm and the BIT STRING.
-    fn sign(&self, tbs: &[u8]) -> Result<(spki::AlgorithmIdentifierOwned, BitString)> {
+    pub(crate) fn sign(&self, tbs: &[u8]) -> Result<(spki::AlgorithmIdentifierOwned, BitString)> {
         if !self.cert.matches(self.signer) {
             return Err(Error::Certificate(
                 "the CA certificate does not belong to the CA key".into(),

@@ -214,6 +214,37 @@ pub fn tsa_certificate_problems(cert: &Certificate) -> Vec<String> {
     problems
 }
 
+/// Whether the certificate is a CA certificate (basicConstraints cA true).
+pub fn is_ca(cert: &Certificate) -> bool {
+    extension(cert, &oid::ID_CE_BASIC_CONSTRAINTS)
+        .and_then(|(_, v)| BasicConstraints::from_der(v).ok())
+        .is_some_and(|b| b.ca)
+}
+
+/// Whether the certificate's extendedKeyUsage lists `purpose`.
+pub fn has_eku(cert: &Certificate, purpose: &ObjectIdentifier) -> bool {
+    extension(cert, &oid::ID_CE_EXT_KEY_USAGE)
+        .and_then(|(_, v)| ExtendedKeyUsage::from_der(v).ok())
+        .is_some_and(|eku| eku.0.contains(purpose))
+}
+
+/// The certificate's rfc822Name subjectAltNames.
+pub fn emails(cert: &Certificate) -> Vec<String> {
+    use x509_cert::ext::pkix::{SubjectAltName, name::GeneralName};
+    extension(cert, &const_oid::db::rfc5280::ID_CE_SUBJECT_ALT_NAME)
+        .and_then(|(_, v)| SubjectAltName::from_der(v).ok())
+        .map(|san| {
+            san.0
+                .into_iter()
+                .filter_map(|n| match n {
+                    GeneralName::Rfc822Name(a) => Some(a.to_string()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Whether `at` (Unix seconds) lies within the certificate's validity period.
 pub fn valid_at(cert: &Certificate, at_unix: u64) -> bool {
     let v = &cert.tbs_certificate.validity;

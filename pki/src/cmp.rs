@@ -2,10 +2,12 @@
 //! the header fields the server keys its checks on, and the message protection over
 //! ProtectedPart (`SEQUENCE { header, body }` from the received bytes, never a re-encoding).
 //!
-//! This is the first piece of issue 8: MAC protection (PasswordBasedMac, what `openssl cmp
-//! -secret` sends, and PBMAC1, RFC 9481 §6.1.1) through [`crate::pbmac`]. Signature protection
-//! (kur, rr), the body types (`cmpv2`/`crmf`), the complete PKIFailureInfo and the replies come
-//! with the server.
+//! MAC protection (PasswordBasedMac, what `openssl cmp -secret` sends, and PBMAC1, RFC 9481
+//! §6.1.1) goes through [`crate::pbmac`]; signature protection (cr, kur, rr with the
+//! requester's certificate first in extraCerts) through the one signature verifier. The body
+//! is read into our own types in [`body`] (with `cmpv2`/`crmf` decoding, and the proof of
+//! possession verified over the certReq bytes as received); replies are built and protected in
+//! [`reply`], with our complete failInfo (cmpv2 0.2's is wrong).
 //!
 //! ```text
 //! PKIMessage ::= SEQUENCE {
@@ -27,6 +29,12 @@
 //!     freeText        [7] PKIFreeText             OPTIONAL,
 //!     generalInfo     [8] SEQUENCE SIZE (1..MAX) OF InfoTypeAndValue OPTIONAL }
 //! ```
+
+pub mod body;
+pub mod reply;
+
+pub use body::{CertKind, CertRequest, Confirmation, Pop, Request, Revocation};
+pub use reply::{Protection, Reply, ReplyBody, fresh_nonce};
 
 use crate::error::{Error, Result};
 use crate::raw::{RawTlv, context, tlv};
@@ -53,11 +61,24 @@ pub struct Message<'a> {
     pub transaction_id: Option<Vec<u8>>,
     /// senderNonce.
     pub sender_nonce: Option<Vec<u8>>,
+    /// recipNonce (the senderNonce of the reply this message answers).
+    pub recip_nonce: Option<Vec<u8>>,
     /// The protection BIT STRING's bytes, when present.
     pub protection: Option<Vec<u8>>,
+    /// The sender GeneralName, DER as received (the reply's recipient).
+    pub sender: &'a [u8],
+    /// Whether generalInfo asks for implicit confirmation (id-it-implicitConfirm).
+    pub implicit_confirm: bool,
+    /// extraCerts, DER as received (for signature protection, the signer's certificate
+    /// first, RFC 9483 §3.3).
+    pub extra_certs: Vec<&'a [u8]>,
     header: RawTlv<'a>,
     body: RawTlv<'a>,
 }
+
+/// id-it-implicitConfirm (RFC 9810 §5.1.1.1).
+pub const ID_IT_IMPLICIT_CONFIRM: der::asn1::ObjectIdentifier =
+    der::asn1::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.4.13");
 
 fn octets(t: &RawTlv<'_>, what: &'static str) -> Result<Vec<u8>> {
     // [n] EXPLICIT OCTET STRING (the header's tagged fields are EXPLICIT: RFC 9810 Appendix B
@@ -95,12 +116,22 @@ pub fn parse(der: &[u8]) -> Result<Message<'_>> {
         _ => return Err(Error::invalid("PKIBody", "not a context-specific CHOICE")),
     };
     let mut protection = None;
+    let mut extra_certs = Vec::new();
     for extra in &parts[2..] {
-        if extra.tag == context(0, true) {
+        if extra.tag == context(0, true) && protection.is_none() && extra_certs.is_empty() {
             let bits =
                 RawTlv::parse(extra.value, "protection")?.decode::<BitString>("protection")?;
             protection = Some(bits.raw_bytes().to_vec());
-        } else if extra.tag != context(1, true) {
+        } else if extra.tag == context(1, true) && extra_certs.is_empty() {
+            let seq = RawTlv::parse(extra.value, "extraCerts")?;
+            if seq.tag != Tag::Sequence {
+                return Err(Error::invalid("extraCerts", "not a SEQUENCE"));
+            }
+            extra_certs = seq.children("extraCerts")?.iter().map(|c| c.full).collect();
+            if extra_certs.is_empty() {
+                return Err(Error::invalid("extraCerts", "empty (SIZE (1..MAX))"));
+            }
+        } else {
             return Err(Error::invalid(W, "unexpected field after the body"));
         }
     }
@@ -115,13 +146,24 @@ pub fn parse(der: &[u8]) -> Result<Message<'_>> {
             format!("version {pvno} (2 and 3 are spoken)"),
         ));
     }
+    let sender = fields
+        .get(1)
+        .ok_or_else(|| Error::invalid("PKIHeader", "no sender"))?
+        .full;
+    if fields.len() < 3 {
+        return Err(Error::invalid("PKIHeader", "no recipient"));
+    }
     let mut m = Message {
         pvno,
+        sender,
+        implicit_confirm: false,
+        extra_certs,
         body_type,
         protection_alg: None,
         sender_kid: None,
         transaction_id: None,
         sender_nonce: None,
+        recip_nonce: None,
         protection,
         header: *header,
         body: *body,
@@ -135,17 +177,62 @@ pub fn parse(der: &[u8]) -> Result<Message<'_>> {
             t if t == context(2, true) => m.sender_kid = Some(octets(f, "senderKID")?),
             t if t == context(4, true) => m.transaction_id = Some(octets(f, "transactionID")?),
             t if t == context(5, true) => m.sender_nonce = Some(octets(f, "senderNonce")?),
+            t if t == context(6, true) => m.recip_nonce = Some(octets(f, "recipNonce")?),
+            t if t == context(8, true) => {
+                let infos: Vec<cmpv2::r#gen::InfoTypeAndValue> =
+                    RawTlv::parse(f.value, "generalInfo")?.decode("generalInfo")?;
+                m.implicit_confirm = infos.iter().any(|i| i.oid == ID_IT_IMPLICIT_CONFIRM);
+            }
             _ => {}
         }
     }
     Ok(m)
 }
 
-impl Message<'_> {
+impl<'a> Message<'a> {
+    /// The PKIBody's content (inside its EXPLICIT CHOICE tag), as received.
+    pub fn body_content(&self) -> &'a [u8] {
+        self.body.value
+    }
+
     /// ProtectedPart: `SEQUENCE { header, body }` from the bytes as received (RFC 9810
     /// §5.1.3).
     pub fn protected_part(&self) -> Result<Vec<u8>> {
         tlv(Tag::Sequence, &[self.header.full, self.body.full])
+    }
+
+    /// Whether the message's signature protection verifies with the key of the first
+    /// certificate in extraCerts (RFC 9483 §3.3), which is returned. A message without
+    /// protection or extraCerts is an error; a signature that does not verify is `Ok(Err(why))`.
+    pub fn verify_signature(&self) -> Result<std::result::Result<&'a [u8], String>> {
+        let (Some(alg), Some(sig)) = (&self.protection_alg, &self.protection) else {
+            return Err(Error::invalid("PKIMessage", "not protected"));
+        };
+        let Some(cert) = self.extra_certs.first().copied() else {
+            return Err(Error::invalid(
+                "PKIMessage",
+                "signature protection without the signer's certificate in extraCerts",
+            ));
+        };
+        let spki = crate::cert::parse(cert)?
+            .tbs_certificate
+            .subject_public_key_info;
+        Ok(crate::verify::verify_signature(
+            &spki,
+            alg,
+            crate::digest::HashAlg::Sha256,
+            &self.protected_part()?,
+            sig,
+        )
+        .map(|_| cert))
+    }
+
+    /// Whether the message is protected by a password-based MAC (PBMAC1 or
+    /// PasswordBasedMac) rather than a signature.
+    pub fn is_mac_protected(&self) -> bool {
+        self.protection_alg.as_ref().is_some_and(|a| {
+            a.oid == crate::pbmac::ID_PBMAC1 || a.oid == crate::pbmac::ID_PASSWORD_BASED_MAC
+        })
     }
 
     /// Whether the message's MAC protection verifies under `secret`. A message without

@@ -96,7 +96,13 @@ impl DevPki {
         let mut root = CertificateParams::default();
         root.distinguished_name = name("Sigillum Development Root CA");
         root.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        root.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        // digitalSignature too: the root is also the email CA, and signs CMP replies and OCSP
+        // responses itself (openssl cmp refuses a reply signer without it).
+        root.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+        ];
         root.not_before = now;
         root.not_after = now + Duration::days(3652);
         root.serial_number = Some(random_serial()?);

@@ -32,6 +32,8 @@ pub const ID_AA_SIGNATURE_TIME_STAMP_TOKEN: Oid = Oid::new_unwrap("1.2.840.11354
 pub const ID_KP_TIME_STAMPING: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.3.8");
 /// DER value bytes of id-kp-timeStamping, as rustls-webpki wants them.
 pub const ID_KP_TIME_STAMPING_BYTES: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x08];
+/// id-kp-OCSPSigning (RFC 5280 §4.2.1.12): a delegated OCSP responder.
+pub const ID_KP_OCSP_SIGNING: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.3.9");
 /// id-kp-emailProtection (RFC 5280 §4.2.1.12): S/MIME signing and encryption certificates.
 pub const ID_KP_EMAIL_PROTECTION: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.3.4");
 /// DER value bytes of id-kp-emailProtection, as rustls-webpki wants them.

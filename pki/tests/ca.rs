@@ -331,7 +331,7 @@ fn ocsp_answers_openssl_good_revoked_and_unknown() {
         _ => pki::ca::Status::Unknown,
     };
     let resp = ca(&s)
-        .ocsp_response(&q, &status, now(), now() + 3600)
+        .ocsp_response(&q, &status, now(), now() + 3600, None)
         .expect("response");
     std::fs::write(d.join("resp.der"), &resp).expect("write");
     // The signature and the nonce, against the request openssl made.
@@ -401,7 +401,7 @@ fn ocsp_answers_openssl_good_revoked_and_unknown() {
     let q = pki::ca::parse_request(&std::fs::read(d.join("other-req.der")).expect("req"))
         .expect("parse");
     let resp = ca(&s)
-        .ocsp_response(&q, &status, now(), now() + 3600)
+        .ocsp_response(&q, &status, now(), now() + 3600, None)
         .expect("response");
     std::fs::write(d.join("other-resp.der"), &resp).expect("write");
     let (_, out) = openssl(

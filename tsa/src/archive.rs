@@ -42,10 +42,18 @@ use tokio::task::JoinHandle;
 mod writer;
 use writer::{DbFile, Health, Writer};
 
-/// Schema of the embedded SQLite archive.
-const SQLITE_SCHEMA: &str = include_str!("../migrations/sqlite/0001_archive.sql");
+/// Schema of the embedded SQLite archive, one versioned migration per step.
+const SQLITE_SCHEMA: [&str; 2] = [
+    include_str!("../migrations/sqlite/0001_archive.sql"),
+    include_str!("../migrations/sqlite/0002_ca.sql"),
+];
 /// Schema of the shared PostgreSQL archive.
-const POSTGRES_SCHEMA: &str = include_str!("../migrations/postgres/0001_archive.sql");
+const POSTGRES_SCHEMA: [&str; 2] = [
+    include_str!("../migrations/postgres/0001_archive.sql"),
+    include_str!("../migrations/postgres/0002_ca.sql"),
+];
+/// The migrations' names, in order.
+const MIGRATIONS: [&str; 2] = ["archive", "ca"];
 
 /// Six bound parameters per row; SQLite allows 32766 per statement, PostgreSQL 65535.
 const MAX_BATCH_LIMIT: usize = 4096;
@@ -166,6 +174,9 @@ pub enum ArchiveError {
         #[source]
         source: TryFromIntError,
     },
+    /// A CA row holds a value no code path writes.
+    #[error("the archive holds an impossible {0}")]
+    CorruptCa(String),
     /// The archive cannot write now (a commit failed, the file is gone): the token was refused
     /// without trying, until a probe commits again (see [`Archive::health`]).
     #[error("the archive cannot write now: {reason}")]
@@ -769,13 +780,20 @@ impl Backend {
             Self::Sqlite(_) => SQLITE_SCHEMA,
             Self::Postgres(_) => POSTGRES_SCHEMA,
         };
-        let migrator = Migrator::with_migrations(vec![Migration::new(
-            1,
-            Cow::Borrowed("archive"),
-            MigrationType::Simple,
-            schema.into_sql_str(),
-            false,
-        )]);
+        let migrator = Migrator::with_migrations(
+            (1..)
+                .zip(MIGRATIONS.iter().zip(schema))
+                .map(|(version, (name, sql))| {
+                    Migration::new(
+                        version,
+                        Cow::Borrowed(name),
+                        MigrationType::Simple,
+                        sql.into_sql_str(),
+                        false,
+                    )
+                })
+                .collect(),
+        );
         let result = match (self, on_pool!(self, pool => migrator.run(pool).await)) {
             // SQLite has no migration lock: a second process opening a new file at the same
             // moment can lose the race to record the (idempotent) schema. The winner's
@@ -799,6 +817,12 @@ impl Backend {
         }
     }
 }
+
+// After `on_pool!`, which it uses.
+mod ca_store;
+pub use ca_store::{
+    CaCertificate, CertState, CodeLimits, CodeProblem, CrlState, EnrolmentCode, Transaction,
+};
 
 #[cfg(test)]
 pub(crate) mod test_support;

@@ -41,6 +41,114 @@ pub struct FileConfig {
     /// Connection handling: deadlines, idle timeout, connection cap, drain.
     #[serde(default)]
     pub server: ServerFileConfig,
+    /// The certificate authority for email certificates (CMP, directory, OCSP, CRL).
+    #[serde(default)]
+    pub ca: CaConfig,
+}
+
+/// `[ca]`: the email-certificate CA. Without `key`, the development root in the data
+/// directory signs (development only).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaConfig {
+    /// Serve the CA routes (CMP, enrolment, directory, OCSP, CRL).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The CA's PKCS#8 key, PEM or DER.
+    pub key: Option<PathBuf>,
+    /// The CA's certificate (and, after it, its chain), PEM or DER.
+    pub certificate: Option<PathBuf>,
+    /// The base URL relying parties reach this server at, for the AIA and CRL distribution
+    /// point URLs in issued certificates [default: http://LISTEN].
+    pub public_url: Option<String>,
+    /// Lifetime of issued certificates, in days.
+    #[serde(default = "default_validity_days")]
+    pub validity_days: u32,
+    /// Lifetime of an enrolment code, in seconds.
+    #[serde(default = "default_code_ttl")]
+    pub code_ttl_secs: u32,
+    /// Enrolment codes per address within `code_window_secs`.
+    #[serde(default = "default_codes_per_address")]
+    pub codes_per_address: u32,
+    /// Enrolment codes per client (IP address) within `code_window_secs`.
+    #[serde(default = "default_codes_per_client")]
+    pub codes_per_client: u32,
+    /// The rate-limit window, in seconds.
+    #[serde(default = "default_code_window")]
+    pub code_window_secs: u32,
+    /// The 32-byte key that derives enrolment secrets from their references (every node of a
+    /// shared CA needs the same file) [default: DATA_DIR/enrolment.key, created 0600].
+    pub enrolment_key: Option<PathBuf>,
+    /// A delegated OCSP responder's key (id-kp-OCSPSigning certificate issued by the CA);
+    /// without it the CA's key signs OCSP responses.
+    pub ocsp_key: Option<PathBuf>,
+    /// The delegated responder's certificate.
+    pub ocsp_certificate: Option<PathBuf>,
+    /// Where enrolment codes are mailed from; without it `POST /enroll/start` answers 503
+    /// and codes come from `tsa enroll-code`.
+    pub smtp: Option<SmtpConfig>,
+}
+
+/// `[ca.smtp]`: the mail relay enrolment codes go through.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// Relay host.
+    pub host: String,
+    /// Relay port [default: 25].
+    #[serde(default = "default_smtp_port")]
+    pub port: u16,
+    /// The From address of code mails.
+    pub from: String,
+    /// `none` (loopback relays only), `starttls` or `tls`.
+    #[serde(default = "default_smtp_security")]
+    pub security: String,
+    /// SMTP AUTH user name, when the relay asks for one.
+    pub username: Option<String>,
+    /// File holding the SMTP AUTH password.
+    pub password_file: Option<PathBuf>,
+}
+
+fn default_validity_days() -> u32 {
+    365
+}
+fn default_code_ttl() -> u32 {
+    900
+}
+fn default_codes_per_address() -> u32 {
+    3
+}
+fn default_codes_per_client() -> u32 {
+    10
+}
+fn default_code_window() -> u32 {
+    3600
+}
+fn default_smtp_port() -> u16 {
+    25
+}
+fn default_smtp_security() -> String {
+    "starttls".into()
+}
+
+impl Default for CaConfig {
+    fn default() -> Self {
+        CaConfig {
+            enabled: true,
+            key: None,
+            certificate: None,
+            public_url: None,
+            validity_days: default_validity_days(),
+            code_ttl_secs: default_code_ttl(),
+            codes_per_address: default_codes_per_address(),
+            codes_per_client: default_codes_per_client(),
+            code_window_secs: default_code_window(),
+            enrolment_key: None,
+            ocsp_key: None,
+            ocsp_certificate: None,
+            smtp: None,
+        }
+    }
 }
 
 /// `[server]` as written in the file: every key optional, defaults in [`crate::limits`].
@@ -301,6 +409,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// Whether a configuration file was given (production) or defaults are in use.
     pub from_file: bool,
+    /// The email-certificate CA (`[ca]`).
+    pub ca: CaConfig,
 }
 
 /// A configuration problem, named precisely.
@@ -336,6 +446,67 @@ pub enum ConfigError {
 }
 
 impl Config {
+    fn validate_ca(&self) -> Result<(), ConfigError> {
+        let ca = &self.ca;
+        let bad = |key, detail: String| Err(ConfigError::Value { key, detail });
+        if ca.key.is_some() != ca.certificate.is_some() {
+            return bad("ca.key", "ca.key and ca.certificate go together".into());
+        }
+        if ca.ocsp_key.is_some() != ca.ocsp_certificate.is_some() {
+            return bad(
+                "ca.ocsp_key",
+                "ca.ocsp_key and ca.ocsp_certificate go together".into(),
+            );
+        }
+        if self.from_file && ca.enabled && ca.key.is_none() && self.key.is_some() {
+            return bad(
+                "ca.key",
+                "a production configuration ([key] set) needs its own CA key, or ca.enabled = false"
+                    .into(),
+            );
+        }
+        if !(1..=3650).contains(&ca.validity_days) {
+            return bad(
+                "ca.validity_days",
+                format!("{} is outside 1..=3650", ca.validity_days),
+            );
+        }
+        if !(60..=86_400).contains(&ca.code_ttl_secs) {
+            return bad(
+                "ca.code_ttl_secs",
+                format!("{} is outside 60..=86400", ca.code_ttl_secs),
+            );
+        }
+        if ca.codes_per_address == 0 || ca.codes_per_client == 0 || ca.code_window_secs == 0 {
+            return bad(
+                "ca.codes_per_address",
+                "rate limits must be positive".into(),
+            );
+        }
+        if let Some(u) = &ca.public_url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            return bad("ca.public_url", format!("{u:?} is not an http(s) URL"));
+        }
+        if let Some(smtp) = &ca.smtp
+            && !["none", "starttls", "tls"].contains(&smtp.security.as_str())
+        {
+            return bad(
+                "ca.smtp.security",
+                format!("{:?}: expected none, starttls or tls", smtp.security),
+            );
+        }
+        Ok(())
+    }
+
+    /// The base URL in issued certificates' AIA and CRL distribution points.
+    pub fn ca_public_url(&self) -> String {
+        match &self.ca.public_url {
+            Some(u) => u.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+
     /// Loads `file` (if any), applies `overrides`, and validates.
     pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Config, ConfigError> {
         let (mut fc, base) = match file {
@@ -404,6 +575,15 @@ impl Config {
             }
         };
         let server = fc.server.resolve()?;
+        let mut ca = fc.ca;
+        ca.key = ca.key.map(&resolve);
+        ca.certificate = ca.certificate.map(&resolve);
+        ca.enrolment_key = ca.enrolment_key.map(&resolve);
+        ca.ocsp_key = ca.ocsp_key.map(&resolve);
+        ca.ocsp_certificate = ca.ocsp_certificate.map(&resolve);
+        if let Some(smtp) = ca.smtp.as_mut() {
+            smtp.password_file = smtp.password_file.take().map(&resolve);
+        }
         let cfg = Config {
             listen,
             data_dir,
@@ -415,12 +595,14 @@ impl Config {
             tls,
             server,
             from_file,
+            ca,
         };
         cfg.validate()?;
         Ok(cfg)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_ca()?;
         self.default_policy()?;
         self.accepted_policies()?;
         self.hash_algorithms()?;

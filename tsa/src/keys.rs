@@ -180,28 +180,77 @@ pub fn load_identity(cfg: &Config) -> Result<Identity, KeyError> {
             Default::default(),
         ),
     };
-    warn_if_key_readable_by_others(&key_path);
-    let key_bytes = zeroize::Zeroizing::new(read(&key_path)?);
+    load_pair(
+        &key_path,
+        &cert_path,
+        chain_path.as_deref(),
+        padding,
+        |cert| {
+            let problems = pki::cert::tsa_certificate_problems(cert);
+            (!problems.is_empty())
+                .then(|| format!("not usable as a TSA certificate: {}", problems.join("; ")))
+        },
+    )
+}
+
+/// Loads the CA's key and certificate (`[ca]`, or the development root): the certificate
+/// matches the key, is a CA certificate, is valid now.
+pub fn load_ca_identity(cfg: &Config) -> Result<Identity, KeyError> {
+    let (key_path, cert_path) = match (&cfg.ca.key, &cfg.ca.certificate) {
+        (Some(k), Some(c)) => (k.clone(), c.clone()),
+        _ => (
+            cfg.data_dir.join(files::ROOT_KEY),
+            cfg.data_dir.join(files::ROOT_CERT),
+        ),
+    };
+    load_pair(&key_path, &cert_path, None, Default::default(), |cert| {
+        (!pki::cert::is_ca(cert)).then(|| "not a CA certificate (basicConstraints cA)".to_owned())
+    })
+}
+
+/// Loads a delegated OCSP responder's key and certificate (`[ca] ocsp_key`), if configured.
+pub fn load_ocsp_identity(cfg: &Config) -> Result<Option<Identity>, KeyError> {
+    let (Some(k), Some(c)) = (&cfg.ca.ocsp_key, &cfg.ca.ocsp_certificate) else {
+        return Ok(None);
+    };
+    load_pair(k, c, None, Default::default(), |cert| {
+        (!pki::cert::has_eku(cert, &pki::oid::ID_KP_OCSP_SIGNING))
+            .then(|| "no extendedKeyUsage id-kp-OCSPSigning".to_owned())
+    })
+    .map(Some)
+}
+
+/// The one key loader: a PKCS#8 key, its certificate (with any chain after it in the file
+/// and in `chain_path`), checked to match the key and be valid now, then by `problem`.
+fn load_pair(
+    key_path: &Path,
+    cert_path: &Path,
+    chain_path: Option<&Path>,
+    padding: pki::signer::RsaPadding,
+    problem: impl Fn(&x509_cert::Certificate) -> Option<String>,
+) -> Result<Identity, KeyError> {
+    warn_if_key_readable_by_others(key_path);
+    let key_bytes = zeroize::Zeroizing::new(read(key_path)?);
     let signer =
         RingSigner::from_pkcs8_file_bytes(&key_bytes, padding).map_err(|e| KeyError::Unusable {
-            path: key_path.clone(),
+            path: key_path.into(),
             detail: e.to_string(),
         })?;
+    let unusable = |detail: String| KeyError::Unusable {
+        path: cert_path.into(),
+        detail,
+    };
     let cert_ders =
-        pki::cert::load_certificates(&read(&cert_path)?).map_err(|e| KeyError::Unusable {
-            path: cert_path.clone(),
-            detail: e.to_string(),
-        })?;
+        pki::cert::load_certificates(&read(cert_path)?).map_err(|e| unusable(e.to_string()))?;
     let mut cert_ders = cert_ders.into_iter();
-    let cert_der = cert_ders.next().ok_or_else(|| KeyError::Unusable {
-        path: cert_path.clone(),
-        detail: "no certificate".into(),
-    })?;
-    // A certificate file may carry its chain after the TSA certificate.
+    let cert_der = cert_ders
+        .next()
+        .ok_or_else(|| unusable("no certificate".into()))?;
+    // A certificate file may carry its chain after the certificate.
     let mut chain: Vec<Vec<u8>> = cert_ders.collect();
-    if let Some(p) = &chain_path {
+    if let Some(p) = chain_path {
         let extra = pki::cert::load_certificates(&read(p)?).map_err(|e| KeyError::Unusable {
-            path: p.clone(),
+            path: p.into(),
             detail: e.to_string(),
         })?;
         for c in extra {
@@ -210,25 +259,15 @@ pub fn load_identity(cfg: &Config) -> Result<Identity, KeyError> {
             }
         }
     }
-    let cert = SignerCert::from_der(cert_der).map_err(|e| KeyError::Unusable {
-        path: cert_path.clone(),
-        detail: e.to_string(),
-    })?;
-    let problems = pki::cert::tsa_certificate_problems(&cert.cert);
-    if !problems.is_empty() {
-        return Err(KeyError::Unusable {
-            path: cert_path,
-            detail: format!("not usable as a TSA certificate: {}", problems.join("; ")),
-        });
+    let cert = SignerCert::from_der(cert_der).map_err(|e| unusable(e.to_string()))?;
+    if let Some(p) = problem(&cert.cert) {
+        return Err(unusable(p));
     }
     if !cert.matches(&signer) {
-        return Err(KeyError::Unusable {
-            path: cert_path,
-            detail: format!(
-                "the certificate does not match the key in {}",
-                key_path.display()
-            ),
-        });
+        return Err(unusable(format!(
+            "the certificate does not match the key in {}",
+            key_path.display()
+        )));
     }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -236,19 +275,45 @@ pub fn load_identity(cfg: &Config) -> Result<Identity, KeyError> {
         .unwrap_or(0);
     if !pki::cert::valid_at(&cert.cert, now) {
         let v = &cert.cert.tbs_certificate.validity;
-        return Err(KeyError::Unusable {
-            path: cert_path,
-            detail: format!(
-                "the certificate is not valid now (valid from {} to {})",
-                v.not_before, v.not_after
-            ),
-        });
+        return Err(unusable(format!(
+            "the certificate is not valid now (valid from {} to {})",
+            v.not_before, v.not_after
+        )));
     }
     Ok(Identity {
         signer: Arc::new(signer),
         cert,
         chain,
     })
+}
+
+/// The enrolment key (32 bytes): read from `path`, or created there with mode 0600 when
+/// missing.
+pub fn enrolment_key(path: &Path) -> Result<zeroize::Zeroizing<Vec<u8>>, KeyError> {
+    if !path.exists() {
+        let mut key = zeroize::Zeroizing::new(vec![0u8; 32]);
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key).map_err(
+            |_| KeyError::Unusable {
+                path: path.into(),
+                detail: "no randomness".into(),
+            },
+        )?;
+        match write_secret(path, &key) {
+            // Another node or process created it first: use theirs.
+            Err(KeyError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::AlreadyExists => {}
+            other => other?,
+        }
+    }
+    warn_if_key_readable_by_others(path);
+    let key = zeroize::Zeroizing::new(read(path)?);
+    if key.len() < 32 {
+        return Err(KeyError::Unusable {
+            path: path.into(),
+            detail: format!("{} bytes; an enrolment key has at least 32", key.len()),
+        });
+    }
+    Ok(key)
 }
 
 fn warn_if_key_readable_by_others(path: &Path) {

@@ -10,10 +10,14 @@
 //! * [`server`]: the accept loop: request deadline, idle timeout, connection cap, drain.
 //! * [`tls`]: the optional HTTPS listener's certificate and key.
 //! * [`signing`]: where signatures run (inline, or a thread pool for slow keys).
+//! * [`ca`]: the email-certificate CA: CMP enrolment, enrolment codes, directory, OCSP, CRL.
+//! * [`error`]: the one mapping of the CA routes' failures to HTTP responses, with request ids.
 
 pub mod archive;
+pub mod ca;
 pub mod clock;
 pub mod config;
+pub mod error;
 pub mod info;
 pub mod keys;
 pub mod limits;

@@ -34,6 +34,23 @@ enum Command {
         #[arg(long, env = "TSA_DATABASE_URL")]
         database_url: Option<String>,
     },
+    /// Create a one-time enrolment code for an address (out-of-band enrolment: a branch, a
+    /// test) and print its `reference:` and `secret:` lines. Same lifetime, single use and
+    /// per-address limit as mailed codes.
+    EnrollCode {
+        /// TOML configuration file (see deploy/tsa.example.toml).
+        #[arg(long, env = "TSA_CONFIG")]
+        config: Option<PathBuf>,
+        /// Data directory [default: ./tsa-data].
+        #[arg(long, env = "TSA_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// Archive URL [default: sqlite in the data dir].
+        #[arg(long, env = "TSA_DATABASE_URL")]
+        database_url: Option<String>,
+        /// The address the code proves.
+        #[arg(long)]
+        email: String,
+    },
     /// Create the development PKI (root CA + TSA certificate) and exit.
     Init {
         /// Data directory [default: ./tsa-data].
@@ -60,6 +77,20 @@ fn main() -> ExitCode {
     let opts = Opts::parse();
     let result = match opts.command {
         Command::Init { data_dir, key_type } => init(&data_dir, &key_type),
+        Command::EnrollCode {
+            config,
+            data_dir,
+            database_url,
+            email,
+        } => enroll_code(
+            config,
+            Overrides {
+                listen: None,
+                data_dir,
+                database_url,
+            },
+            &email,
+        ),
         Command::Serve {
             config,
             listen,
@@ -105,6 +136,47 @@ fn init(dir: &std::path::Path, key_type: &str) -> anyhow::Result<()> {
         outcome.root_cert.display()
     );
     Ok(())
+}
+
+fn enroll_code(config: Option<PathBuf>, overrides: Overrides, email: &str) -> anyhow::Result<()> {
+    let cfg = Config::load(config.as_deref(), overrides)?;
+    let email = tsa::ca::normalise_email(email)
+        .ok_or_else(|| anyhow::anyhow!("{email:?} is not an email address"))?;
+    if cfg.key.is_none() {
+        tsa::keys::init_dev_pki(&cfg.data_dir, Default::default())?;
+    }
+    let ca = tsa::ca::CaService::load(&cfg).context("cannot load the CA ([ca])")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let archive = tsa::archive::Archive::connect(&cfg.database_url, Default::default())
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot open the archive at {}",
+                    tsa::state::redact(&cfg.database_url)
+                )
+            })?;
+        let code = ca.new_code(&archive, &email, "operator").await;
+        archive.close().await;
+        match code? {
+            Ok((reference, secret, expires_at)) => {
+                let until = time::OffsetDateTime::from_unix_timestamp(expires_at)?
+                    .format(&time::format_description::well_known::Rfc3339)?;
+                println!("email: {email}");
+                println!("reference: {reference}");
+                println!("secret: {}", secret.as_str());
+                println!("expires: {until}");
+                Ok(())
+            }
+            Err(limited) => anyhow::bail!(
+                "too many enrolment codes for this {} within the window; try again in {} s",
+                limited.limit,
+                limited.retry_after
+            ),
+        }
+    })
 }
 
 /// Resolves on SIGINT or SIGTERM (systemd, Kubernetes), so in-flight requests finish (within

@@ -7,7 +7,14 @@
 //! | `GET /certs`   | the TSA certificate chain as PEM                                |
 //! | `GET /healthz` | 200 when tokens can be issued, 503 when not (clock, archive)    |
 //! | `GET /metrics` | Prometheus text format                                          |
+//! | `POST /.well-known/cmp[/p/{profile}]` | CMP over HTTP (RFC 9811): ir, cr, p10cr, kur, rr, certConf, genm |
+//! | `POST /enroll/start` | `{"email": ADDR}`: mail a one-time enrolment code to ADDR |
+//! | `GET /directory/{email}` | the address's valid certificates (PEM, or DER by Accept) |
+//! | `GET /ocsp/{base64}`, `POST /ocsp` | OCSP (RFC 6960) |
+//! | `GET /crl`     | the CA's CRL, DER                                               |
+//! | `GET /ca.cer`  | the CA certificate, DER                                         |
 
+use crate::ca::http as ca;
 use crate::state::App;
 use axum::Router;
 use axum::routing::{get, post};
@@ -21,5 +28,13 @@ pub fn app(state: Arc<App>) -> Router {
         .route("/certs", get(crate::info::certs))
         .route("/healthz", get(crate::info::healthz))
         .route("/metrics", get(crate::info::metrics))
+        .route("/.well-known/cmp", post(ca::cmp))
+        .route("/.well-known/cmp/p/{profile}", post(ca::cmp_profile))
+        .route("/enroll/start", post(ca::enroll_start))
+        .route("/directory/{email}", get(ca::directory))
+        .route("/ocsp", post(ca::ocsp_post))
+        .route("/ocsp/{*request}", get(ca::ocsp_get))
+        .route("/crl", get(ca::crl))
+        .route("/ca.cer", get(ca::ca_certificate))
         .with_state(state)
 }

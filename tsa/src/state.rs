@@ -31,6 +31,8 @@ pub struct App {
     pub metrics: PrometheusHandle,
     /// Threads for slow signers (RSA, HSMs); `None` when the key signs fast enough inline.
     pub signing: Option<crate::signing::SigningPool>,
+    /// The email-certificate CA, unless `[ca] enabled = false`.
+    pub ca: Option<crate::ca::CaService>,
 }
 
 /// The process-wide Prometheus recorder (metrics' recorder is global; tests build many apps).
@@ -138,6 +140,11 @@ impl App {
         } else {
             None
         };
+        let ca = if cfg.ca.enabled {
+            Some(crate::ca::CaService::load(cfg).context("cannot load the CA ([ca])")?)
+        } else {
+            None
+        };
         let app = Arc::new(App {
             issuer,
             policy,
@@ -148,6 +155,7 @@ impl App {
             certs_pem,
             metrics: metrics_handle(),
             signing,
+            ca,
         });
         let weak = Arc::downgrade(&app);
         tokio::spawn(async move {

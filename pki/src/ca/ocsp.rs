@@ -1,7 +1,7 @@
 //! OCSP (RFC 6960) for the CA: reading requests and signing responses through the same
-//! [`crate::signer::Signer`] as certificates and CRLs (the CA signs its own responses; a
-//! delegated responder certificate is a later step). The status of each serial comes from the
-//! caller (the CA's database).
+//! [`crate::signer::Signer`] as certificates and CRLs: the CA's own key, or a delegated
+//! responder (a certificate with id-kp-OCSPSigning issued by the CA, sent in the response,
+//! RFC 6960 §4.2.2.2). The status of each serial comes from the caller (the CA's database).
 //!
 //! A request for a certificate of another issuer (the CertID's name and key hashes are not this
 //! CA's) is answered "unknown" for that entry; a request that does not parse gets
@@ -129,14 +129,17 @@ impl Ca<'_> {
     }
 
     /// The signed response to `q`: `status(serial)` for each CertID of this CA, unknown for
-    /// others, valid from `now` until `next_update` (Unix seconds).
+    /// others, valid from `now` until `next_update` (Unix seconds), signed by the CA or by
+    /// `delegate` (a responder certificate the CA issued, carried in the response).
     pub fn ocsp_response(
         &self,
         q: &Query,
         status: &dyn Fn(&[u8]) -> Status,
         now: i64,
         next_update: i64,
+        delegate: Option<&Ca<'_>>,
     ) -> Result<Vec<u8>> {
+        let responder = delegate.unwrap_or(self);
         let serials = q.serials();
         let mut responses = Vec::with_capacity(q.requests.len());
         for (id, serial) in q.requests.iter().zip(&serials) {
@@ -166,7 +169,8 @@ impl Ca<'_> {
             responder_id: ResponderId::ByKey(
                 OctetString::new(
                     HashAlg::Sha1.digest(
-                        self.cert
+                        responder
+                            .cert
                             .cert
                             .tbs_certificate
                             .subject_public_key_info
@@ -180,12 +184,16 @@ impl Ca<'_> {
             responses,
             response_extensions: q.nonce.clone().map(|n| vec![n]),
         };
-        let (signature_algorithm, signature) = self.sign(&to_der(&tbs)?)?;
+        let (signature_algorithm, signature) = responder.sign(&to_der(&tbs)?)?;
+        let certs = match delegate {
+            Some(d) => Some(vec![d.cert.cert.clone()]),
+            None => None,
+        };
         let basic = BasicOcspResponse {
             tbs_response_data: tbs,
             signature_algorithm,
             signature,
-            certs: None,
+            certs,
         };
         to_der(&OcspResponse {
             response_status: OcspResponseStatus::Successful,

@@ -287,6 +287,7 @@ impl Body for DeadlineBody {
 #[derive(Clone)]
 pub(crate) struct ConnService {
     router: Router,
+    peer: SocketAddr,
     tracker: Arc<Tracker>,
     request_timeout: Duration,
 }
@@ -300,7 +301,10 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
         let started = self.tracker.head_parsed();
         let tracker = Arc::clone(&self.tracker);
         let timeout = self.request_timeout;
-        let req = req.map(|body| DeadlineBody::new(body, started, timeout, Arc::clone(&tracker)));
+        let mut req =
+            req.map(|body| DeadlineBody::new(body, started, timeout, Arc::clone(&tracker)));
+        req.extensions_mut()
+            .insert(crate::ca::http::ClientAddr(self.peer));
         let mut router = self.router.clone();
         Box::pin(async move {
             // Router is always ready (axum documents that poll_ready may be skipped).
@@ -339,6 +343,7 @@ pub(crate) async fn serve<I>(
     let tracker = Arc::new(Tracker::new(initial));
     let service = ConnService {
         router,
+        peer,
         tracker: Arc::clone(&tracker),
         request_timeout: timeouts.request,
     };

@@ -1,0 +1,94 @@
+//! The one place where the CA's HTTP routes turn a failure into a response: a status code, a
+//! JSON body `{"error": ..., "request_id": ...}`, an `x-request-id` header, and a log line
+//! with the same id. (RFC 3161, CMP and OCSP answer in their own DER formats; their refusals
+//! are protocol messages, not HTTP errors.)
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+/// A request id: 16 hex digits, returned to the client and logged.
+pub fn request_id() -> String {
+    let mut b = [0u8; 8];
+    // Without randomness the id is still unique enough for logs: the time.
+    if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).is_err() {
+        b = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+            .to_be_bytes();
+    }
+    hex::encode(b)
+}
+
+/// A failed HTTP request.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The request is wrong (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// Nothing there (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// A rate limit (429) with the seconds to wait.
+    #[error("{what}; try again in {retry_after} s")]
+    TooMany {
+        /// What was limited.
+        what: String,
+        /// Seconds.
+        retry_after: i64,
+    },
+    /// A feature this server does not offer as configured (503).
+    #[error("{0}")]
+    Unavailable(String),
+    /// Our fault (500): the detail is logged, the client gets the request id.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl AppError {
+    fn status(&self) -> StatusCode {
+        match self {
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::TooMany { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let id = request_id();
+        let status = self.status();
+        match &self {
+            AppError::Internal(detail) => {
+                tracing::error!(request_id = %id, %detail, "request failed")
+            }
+            other => {
+                tracing::info!(request_id = %id, status = status.as_u16(), error = %other, "request refused")
+            }
+        }
+        let body = serde_json::json!({ "error": self.to_string(), "request_id": id });
+        let mut resp = (
+            status,
+            [(header::CONTENT_TYPE, "application/json")],
+            format!("{body}\n"),
+        )
+            .into_response();
+        if let Ok(v) = HeaderValue::from_str(&id) {
+            resp.headers_mut().insert("x-request-id", v);
+        }
+        if let AppError::TooMany { retry_after, .. } = self
+            && let Ok(v) = HeaderValue::from_str(&retry_after.to_string())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        resp
+    }
+}
+
+impl From<crate::archive::ArchiveError> for AppError {
+    fn from(e: crate::archive::ArchiveError) -> Self {
+        AppError::Internal(format!("{e:#}"))
+    }
+}
