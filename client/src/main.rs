@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+mod enroll_cli;
 mod pdf_cli;
 
 /// Exit codes, documented for scripts.
@@ -53,6 +54,13 @@ enum Command {
     /// Verify files against their timestamp tokens (FILE.tsr beside each, or --token), and
     /// signed emails and PDFs (detected from their content).
     Verify(VerifyArgs),
+    /// Obtain an email certificate from a Sigillum CA: a key made here, a one-time code mailed
+    /// to the address, CMP enrolment; a second key for encryption unless --no-encryption.
+    Enroll(enroll_cli::EnrollArgs),
+    /// Replace the key and certificate (CMP key update), keeping the old files as .old.
+    Renew(enroll_cli::CurrentArgs),
+    /// Revoke the certificate (CMP revocation request signed with its key).
+    Revoke(enroll_cli::CurrentArgs),
     /// Print a token or a whole TimeStampResp, human-readable.
     Inspect {
         /// The .tsr file.
@@ -68,6 +76,9 @@ fn main() -> ExitCode {
         Command::Pdf(cmd) => pdf_cli::run(cmd),
         Command::Verify(args) => cmd_verify(args),
         Command::Inspect { file } => cmd_inspect(&file),
+        Command::Enroll(args) => enroll_cli::enroll(args),
+        Command::Renew(args) => enroll_cli::renew(args),
+        Command::Revoke(args) => enroll_cli::revoke(args),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),
@@ -79,7 +90,7 @@ fn main() -> ExitCode {
 }
 
 /// The one error printer: the error, its causes, and a hint where one helps.
-fn print_error(e: &anyhow::Error) {
+pub(crate) fn print_error(e: &anyhow::Error) {
     // Messages may quote untrusted text (a statusString, a DN): escape them for the terminal.
     eprintln!("stamp: error: {}", escape(&e.to_string()));
     for cause in e.chain().skip(1) {

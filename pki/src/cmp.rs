@@ -31,6 +31,7 @@
 //! ```
 
 pub mod body;
+pub mod client;
 pub mod reply;
 
 pub use body::{CertKind, CertRequest, Confirmation, Pop, Request, Revocation};
@@ -85,6 +86,35 @@ fn octets(t: &RawTlv<'_>, what: &'static str) -> Result<Vec<u8>> {
     // has `DEFINITIONS EXPLICIT TAGS`).
     let inner = RawTlv::parse(t.value, what)?;
     Ok(inner.decode::<OctetString>(what)?.as_bytes().to_vec())
+}
+
+/// The hash a certConf's certHash uses for `cert` (DER): the hash of the certificate's own
+/// signature algorithm (RFC 9810 §5.3.18; SHA-512 for Ed25519, RFC 9481 §2), SHA-256 when
+/// it names none.
+pub fn cert_hash_alg(cert: &[u8]) -> Result<crate::digest::HashAlg> {
+    use crate::digest::HashAlg;
+    use const_oid::db::{rfc5912, rfc8410};
+    let alg = crate::cert::parse(cert)?.signature_algorithm.oid;
+    Ok(
+        if [
+            rfc5912::ECDSA_WITH_SHA_384,
+            rfc5912::SHA_384_WITH_RSA_ENCRYPTION,
+        ]
+        .contains(&alg)
+        {
+            HashAlg::Sha384
+        } else if [
+            rfc5912::ECDSA_WITH_SHA_512,
+            rfc5912::SHA_512_WITH_RSA_ENCRYPTION,
+            rfc8410::ID_ED_25519,
+        ]
+        .contains(&alg)
+        {
+            HashAlg::Sha512
+        } else {
+            HashAlg::Sha256
+        },
+    )
 }
 
 /// Splits a PKIMessage (DER).

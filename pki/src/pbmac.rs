@@ -195,6 +195,33 @@ pub fn verify(
     Ok(ring::hmac::verify(&key, content, expected).is_ok())
 }
 
+/// PBMAC1 parameters for a new message (RFC 9481 §6.1.1): PBKDF2 with HMAC-SHA256, a fresh
+/// 16-byte salt, `iterations`, a 32-byte key, and HMAC-SHA256 as the MAC.
+pub fn new_pbmac1(iterations: u32) -> Result<AlgorithmIdentifierOwned> {
+    check_iterations(iterations, NETWORK_MAX_ITERATIONS, "PBMAC1 parameters")?;
+    let mut salt = [0u8; 16];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut salt)
+        .map_err(|_| Error::invalid("PBMAC1 parameters", "no randomness for a salt"))?;
+    let hmac_sha256 = AlgorithmIdentifierRef {
+        oid: pkcs5::pbes2::Pbkdf2Prf::HmacWithSha256.oid(),
+        parameters: Some(der::asn1::AnyRef::NULL),
+    };
+    let params = Pbmac1Params {
+        key_derivation_func: pkcs5::pbes2::Kdf::Pbkdf2(pkcs5::pbes2::Pbkdf2Params {
+            salt: &salt,
+            iteration_count: iterations,
+            key_length: Some(32),
+            prf: pkcs5::pbes2::Pbkdf2Prf::HmacWithSha256,
+        }),
+        message_auth_scheme: hmac_sha256,
+    };
+    let der = params.to_der().map_err(Error::Encode)?;
+    Ok(AlgorithmIdentifierOwned {
+        oid: ID_PBMAC1,
+        parameters: Some(der::Any::from_der(&der).map_err(Error::decode("PBMAC1 parameters"))?),
+    })
+}
+
 /// The MAC `algorithm` computes over `content` under `password` (to protect a reply with the
 /// request's parameters, RFC 4210 §5.1.3.1; our own parameters stay under
 /// [`NETWORK_MAX_ITERATIONS`]).

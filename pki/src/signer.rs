@@ -163,6 +163,36 @@ enum RingKey {
     Ed25519(signature::Ed25519KeyPair),
 }
 
+/// PKCS#8 DER as a `PRIVATE KEY` PEM block.
+pub fn private_key_pem(der: &[u8]) -> Result<Zeroizing<String>> {
+    der::pem::encode_string("PRIVATE KEY", der::pem::LineEnding::LF, der)
+        .map(Zeroizing::new)
+        .map_err(|e| Error::Encode(e.into()))
+}
+
+/// The SubjectPublicKeyInfo (DER) of an ECDSA or Ed25519 key, for a certificate request.
+pub fn subject_public_key_info(signer: &dyn Signer) -> Result<Vec<u8>> {
+    let (oid_alg, params) = match signer.algorithm() {
+        SignatureAlgorithm::EcdsaP256Sha256 => (oid::ID_EC_PUBLIC_KEY, Some(oid::SECP256R1)),
+        SignatureAlgorithm::EcdsaP384Sha384 => (oid::ID_EC_PUBLIC_KEY, Some(oid::SECP384R1)),
+        SignatureAlgorithm::Ed25519 => (oid::ID_ED25519, None),
+        other => {
+            return Err(Error::Unsupported {
+                what: "key type for a certificate request",
+                detail: other.name(),
+            });
+        }
+    };
+    let spki = spki::SubjectPublicKeyInfoOwned {
+        algorithm: AlgorithmIdentifierOwned {
+            oid: oid_alg,
+            parameters: params.map(Any::from),
+        },
+        subject_public_key: BitString::from_bytes(signer.public_key()).map_err(Error::Encode)?,
+    };
+    to_der(&spki)
+}
+
 /// A key held in memory by ring, loaded from PKCS#8 (PEM or DER).
 pub struct RingSigner {
     key: RingKey,
@@ -192,6 +222,19 @@ struct PrivateKeyInfo {
 }
 
 impl RingSigner {
+    /// Generates a new ECDSA P-256 key: the signer and its PKCS#8 DER (to be stored with mode
+    /// 0600 by the caller; see [`private_key_pem`]).
+    pub fn generate_p256() -> Result<(RingSigner, Zeroizing<Vec<u8>>)> {
+        let rng = SystemRandom::new();
+        let doc = signature::EcdsaKeyPair::generate_pkcs8(
+            &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+            &rng,
+        )
+        .map_err(|_| Error::Key("cannot generate a P-256 key".into()))?;
+        let der = Zeroizing::new(doc.as_ref().to_vec());
+        Ok((Self::from_pkcs8_der(&der, RsaPadding::Pkcs1)?, der))
+    }
+
     /// Loads a key from the bytes of a PKCS#8 file, PEM (`PRIVATE KEY`, or `RSA PRIVATE KEY`
     /// for PKCS#1) or DER. RSA keys must be 2048 to 4096 bits and sign with SHA-256.
     pub fn from_pkcs8_file_bytes(bytes: &[u8], padding: RsaPadding) -> Result<RingSigner> {

@@ -378,19 +378,9 @@ impl CaService {
                 }
                 Err(e) => return refuse(FailureInfo::BadAlg, format!("MAC protection: {e}")),
             }
-            // A certConf continues the transaction the code opened; anything else needs an
-            // unused, unexpired code.
-            if msg.body_type != 24 {
-                if code.used_at.is_some() {
-                    return refuse(
-                        FailureInfo::NotAuthorized,
-                        "the enrolment code was already used",
-                    );
-                }
-                if code.expires_at <= now {
-                    return refuse(FailureInfo::NotAuthorized, "the enrolment code expired");
-                }
-            }
+            // Whether the code is still unused and unexpired is decided with the body (a
+            // certConf continues the transaction the code opened), and that refusal is
+            // MACed with the secret the requester has proved it knows.
             return Ok(Auth::Code { code, secret });
         }
         let cert = match msg.verify_signature() {
@@ -457,6 +447,19 @@ impl CaService {
                 FailureInfo::BadRequest,
                 "transactionID and senderNonce need at least 8 octets (RFC 9483 §3.1)",
             );
+        }
+        if let Auth::Code { code, .. } = auth
+            && msg.body_type != 24
+        {
+            if code.used_at.is_some() {
+                return refuse(
+                    FailureInfo::NotAuthorized,
+                    "the enrolment code was already used",
+                );
+            }
+            if code.expires_at <= now {
+                return refuse(FailureInfo::NotAuthorized, "the enrolment code expired");
+            }
         }
         if !archive
             .record_nonce(sender_nonce, now)
@@ -753,7 +756,7 @@ impl CaService {
                 "a transaction names a certificate that is not stored",
             ));
         };
-        let alg = self.identity.signer.algorithm().digest();
+        let alg = cmp::cert_hash_alg(&row.cert).map_err(system)?;
         if alg.digest(&row.cert) != conf.cert_hash {
             return refuse(
                 FailureInfo::BadCertId,

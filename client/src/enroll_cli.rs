@@ -1,0 +1,412 @@
+//! `stamp enroll`, `stamp renew`, `stamp revoke`: certificates from a Sigillum CA over CMP
+//! (RFC 9483 profile). Keys are made here and never leave this machine (mode 0600); the CMP
+//! messages are `pki`'s ([`pki::cmp::client`]); HTTP is here.
+
+use crate::Exit;
+use anyhow::{Context, anyhow, bail};
+use pki::cmp::CertKind;
+use pki::cmp::client::{self as cmp, Answer, ClientProtection, ReplyCheck, Sent};
+use pki::cms::SignerCert;
+use pki::signer::RingSigner;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// `stamp enroll`.
+#[derive(clap::Args, Debug)]
+pub struct EnrollArgs {
+    /// The CA's base URL (http://HOST:PORT).
+    #[arg(long)]
+    server: String,
+    /// The address to certify; the CA mails it a one-time code.
+    #[arg(long)]
+    email: String,
+    /// Where the keys and certificates go [default: the current directory].
+    #[arg(long, default_value = ".")]
+    out: PathBuf,
+    /// Read the code (`reference: ...` and `secret: ...` lines, as mailed or printed by
+    /// `tsa enroll-code`) from this file instead of asking the CA to mail one and prompting.
+    #[arg(long)]
+    code_file: Option<PathBuf>,
+    /// Only a signing certificate (no second key for encryption).
+    #[arg(long)]
+    no_encryption: bool,
+}
+
+/// `stamp renew` and `stamp revoke`: the current key and certificate.
+#[derive(clap::Args, Debug)]
+pub struct CurrentArgs {
+    /// The CA's base URL (http://HOST:PORT).
+    #[arg(long)]
+    server: String,
+    /// The current key (PKCS#8).
+    #[arg(long)]
+    key: PathBuf,
+    /// The current certificate.
+    #[arg(long)]
+    cert: PathBuf,
+    /// The CA certificate (as stored by `stamp enroll`: ca.pem), which must sign the replies.
+    #[arg(long)]
+    ca: PathBuf,
+    /// For revoke: keyCompromise, superseded, cessationOfOperation, affiliationChanged or
+    /// unspecified.
+    #[arg(long)]
+    reason: Option<String>,
+}
+
+struct Client {
+    agent: ureq::Agent,
+    url: String,
+}
+
+impl Client {
+    fn new(server: &str) -> Client {
+        Client {
+            agent: ureq::Agent::config_builder()
+                .timeout_global(Some(Duration::from_secs(30)))
+                .http_status_as_error(false)
+                .user_agent(concat!("sigillum-stamp/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .into(),
+            url: server.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    fn exchange(&self, path: &str, sent: &Sent, check: ReplyCheck<'_>) -> anyhow::Result<Answer> {
+        let url = format!("{}{path}", self.url);
+        let mut resp = self
+            .agent
+            .post(&url)
+            .header("Content-Type", "application/pkixcmp")
+            .send(&sent.der[..])
+            .with_context(|| format!("cannot reach the CA at {url}"))?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(pki::cmp::MAX_MESSAGE as u64)
+            .read_to_vec()
+            .with_context(|| format!("reading the reply from {url}"))?;
+        if status != 200 {
+            bail!(
+                "the CA answered HTTP {status}: {}",
+                String::from_utf8_lossy(&body).trim()
+            );
+        }
+        let answer =
+            cmp::read_reply(&body, sent, check).context("the CA's reply is not acceptable")?;
+        if let Some((bits, text)) = &answer.refusal {
+            let names: Vec<&str> = bits.iter().map(|b| b.name()).collect();
+            bail!(CaRefused(format!("{} ({})", text, names.join(", "))));
+        }
+        Ok(answer)
+    }
+
+    /// One certificate request and, unless implicitly confirmed, its certConf.
+    fn certify(
+        &self,
+        path: &str,
+        sent: &Sent,
+        check: ReplyCheck<'_>,
+        protection: ClientProtection<'_>,
+        ca_cert: Option<&[u8]>,
+    ) -> anyhow::Result<Answer> {
+        let answer = self.exchange(path, sent, check)?;
+        let cert = answer
+            .certificate
+            .clone()
+            .ok_or_else(|| anyhow!("the CA's reply holds no certificate"))?;
+        if !answer.implicit_confirm {
+            let conf = cmp::cert_conf(
+                sent,
+                &answer.sender_nonce,
+                &cert,
+                pki::cmp::cert_hash_alg(&cert)?,
+                ca_cert,
+                protection,
+            )?;
+            let ack = self.exchange(path, &conf, check)?;
+            if ack.body_type != 19 {
+                bail!("the CA did not confirm (body type {})", ack.body_type);
+            }
+        }
+        Ok(answer)
+    }
+}
+
+/// The CA refused; exit 1 rather than 2.
+#[derive(Debug, thiserror::Error)]
+#[error("the CA refused: {0}")]
+pub struct CaRefused(String);
+
+fn write_secret(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {} (is it there already?)", path.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+fn parse_code(text: &str) -> anyhow::Result<(String, String)> {
+    let mut reference = None;
+    let mut secret = None;
+    for line in text.lines() {
+        if let Some(v) = line.trim().strip_prefix("reference:") {
+            reference = Some(v.trim().to_owned());
+        } else if let Some(v) = line.trim().strip_prefix("secret:") {
+            secret = Some(v.trim().to_owned());
+        }
+    }
+    if reference.is_none() && secret.is_none() {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        if let [r, s] = words[..] {
+            return Ok((r.to_owned(), s.to_owned()));
+        }
+    }
+    match (reference, secret) {
+        (Some(r), Some(s)) if !r.is_empty() && !s.is_empty() => Ok((r, s)),
+        _ => bail!("expected `reference: ...` and `secret: ...` lines"),
+    }
+}
+
+fn ask_for_code(client: &Client, email: &str) -> anyhow::Result<(String, String)> {
+    let url = format!("{}/enroll/start", client.url);
+    let body = serde_json::json!({ "email": email }).to_string();
+    let mut resp = client
+        .agent
+        .post(&url)
+        .header("Content-Type", "application/json")
+        .send(body.as_bytes())
+        .with_context(|| format!("cannot reach the CA at {url}"))?;
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().unwrap_or_default();
+    if status != 202 {
+        let why = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_owned))
+            .unwrap_or(text);
+        bail!(CaRefused(format!("HTTP {status}: {}", why.trim())));
+    }
+    eprintln!("A one-time code was mailed to {email}.");
+    eprintln!("Paste its two lines (reference: ..., secret: ...), then an empty line:");
+    let mut input = String::new();
+    for line in std::io::stdin().lines() {
+        let line = line?;
+        if line.trim().is_empty() && !input.is_empty() {
+            break;
+        }
+        input.push_str(&line);
+        input.push('\n');
+        if input.contains("reference:") && input.contains("secret:") {
+            break;
+        }
+    }
+    parse_code(&input)
+}
+
+fn exit_for(e: &anyhow::Error) -> Exit {
+    if e.downcast_ref::<CaRefused>().is_some() {
+        Exit::NotVerified
+    } else {
+        Exit::UsageOrIo
+    }
+}
+
+/// Runs `stamp enroll`.
+pub fn enroll(args: EnrollArgs) -> anyhow::Result<Exit> {
+    match run_enroll(&args) {
+        Ok(()) => Ok(Exit::Verified),
+        Err(e) if exit_for(&e) == Exit::NotVerified => {
+            crate::print_error(&e);
+            Ok(Exit::NotVerified)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn run_enroll(args: &EnrollArgs) -> anyhow::Result<()> {
+    let client = Client::new(&args.server);
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let key_path = args.out.join(format!("{}.key", args.email));
+    let cert_path = args.out.join(format!("{}.pem", args.email));
+    if key_path.exists() {
+        bail!(
+            "{} exists already: renew with `stamp renew`, or choose another --out",
+            key_path.display()
+        );
+    }
+    let (reference, secret) = match &args.code_file {
+        Some(f) => parse_code(
+            &std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?,
+        )?,
+        None => ask_for_code(&client, &args.email)?,
+    };
+    let (signer, pkcs8) = RingSigner::generate_p256()?;
+    write_secret(&key_path, pki::signer::private_key_pem(&pkcs8)?.as_bytes())?;
+    let spki = pki::signer::subject_public_key_info(&signer)?;
+    let protection = ClientProtection::Mac {
+        reference: reference.as_bytes(),
+        secret: secret.as_bytes(),
+    };
+    let ir = cmp::certificate_request(
+        CertKind::Ir,
+        &signer,
+        &spki,
+        &args.email,
+        None,
+        protection,
+        false,
+    )?;
+    let answer = client
+        .certify(
+            "/.well-known/cmp",
+            &ir,
+            ReplyCheck::Mac(secret.as_bytes()),
+            protection,
+            None,
+        )
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&key_path);
+        })?;
+    let cert = answer.certificate.clone().unwrap_or_default();
+    let ca = answer
+        .ca_pubs
+        .first()
+        .cloned()
+        .ok_or_else(|| anyhow!("the CA sent no CA certificate (caPubs)"))?;
+    stamp::files::write_atomically(
+        &cert_path,
+        pki::cert::to_pem(&[cert.clone(), ca.clone()])?.as_bytes(),
+    )?;
+    stamp::files::write_atomically(
+        &args.out.join("ca.pem"),
+        pki::cert::to_pem(&[ca.clone()])?.as_bytes(),
+    )?;
+    println!("signing key: {}", key_path.display());
+    println!("signing certificate: {}", cert_path.display());
+    println!("CA certificate: {}", args.out.join("ca.pem").display());
+    if !args.no_encryption {
+        let cert = SignerCert::from_der(cert)?;
+        let (enc_signer, enc_pkcs8) = RingSigner::generate_p256()?;
+        let enc_key = args.out.join(format!("{}-encryption.key", args.email));
+        let enc_cert = args.out.join(format!("{}-encryption.pem", args.email));
+        write_secret(
+            &enc_key,
+            pki::signer::private_key_pem(&enc_pkcs8)?.as_bytes(),
+        )?;
+        let protection = ClientProtection::Signature {
+            signer: &signer,
+            cert: &cert,
+        };
+        let cr = cmp::certificate_request(
+            CertKind::Cr,
+            &enc_signer,
+            &pki::signer::subject_public_key_info(&enc_signer)?,
+            &args.email,
+            Some(&ca),
+            protection,
+            false,
+        )?;
+        let answer = client.certify(
+            "/.well-known/cmp/p/encryption",
+            &cr,
+            ReplyCheck::Ca(&ca),
+            protection,
+            Some(&ca),
+        )?;
+        let der = answer.certificate.unwrap_or_default();
+        stamp::files::write_atomically(&enc_cert, pki::cert::to_pem(&[der, ca])?.as_bytes())?;
+        println!("encryption key: {}", enc_key.display());
+        println!("encryption certificate: {}", enc_cert.display());
+    }
+    Ok(())
+}
+
+fn load_current(args: &CurrentArgs) -> anyhow::Result<(stamp::keys::Identity, Vec<u8>)> {
+    let id = stamp::keys::load_identity(&args.key, Some(&args.cert), None, None)?;
+    let ca = stamp::keys::load_certs(&args.ca)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow!("no certificate in {}", args.ca.display()))?;
+    Ok((id, ca))
+}
+
+/// Runs `stamp renew`: a new key, a kur signed by the current one; the old files are kept
+/// as `.old`.
+pub fn renew(args: CurrentArgs) -> anyhow::Result<Exit> {
+    let run = || -> anyhow::Result<()> {
+        let (id, ca) = load_current(&args)?;
+        let client = Client::new(&args.server);
+        let (signer, pkcs8) = RingSigner::generate_p256()?;
+        let protection = ClientProtection::Signature {
+            signer: id.signer.as_ref(),
+            cert: &id.cert,
+        };
+        let cn = pki::cert::common_name(&id.cert.cert).unwrap_or_default();
+        let kur = cmp::certificate_request(
+            CertKind::Kur,
+            &signer,
+            &pki::signer::subject_public_key_info(&signer)?,
+            &cn,
+            Some(&ca),
+            protection,
+            false,
+        )?;
+        let answer = client.certify(
+            "/.well-known/cmp",
+            &kur,
+            ReplyCheck::Ca(&ca),
+            protection,
+            Some(&ca),
+        )?;
+        let cert = answer.certificate.unwrap_or_default();
+        let old = |p: &Path| PathBuf::from(format!("{}.old", p.display()));
+        std::fs::rename(&args.key, old(&args.key))?;
+        std::fs::rename(&args.cert, old(&args.cert))?;
+        write_secret(&args.key, pki::signer::private_key_pem(&pkcs8)?.as_bytes())?;
+        stamp::files::write_atomically(&args.cert, pki::cert::to_pem(&[cert, ca])?.as_bytes())?;
+        println!(
+            "new key: {} (the old one is {})",
+            args.key.display(),
+            old(&args.key).display()
+        );
+        println!("new certificate: {}", args.cert.display());
+        Ok(())
+    };
+    finish(run())
+}
+
+/// Runs `stamp revoke`: an rr signed by the certificate's own key.
+pub fn revoke(args: CurrentArgs) -> anyhow::Result<Exit> {
+    let run = || -> anyhow::Result<()> {
+        let (id, ca) = load_current(&args)?;
+        let serial = id.cert.cert.tbs_certificate.serial_number.as_bytes();
+        let serial = serial.strip_prefix(&[0]).unwrap_or(serial);
+        let protection = ClientProtection::Signature {
+            signer: id.signer.as_ref(),
+            cert: &id.cert,
+        };
+        let rr = cmp::revocation_request(serial, &ca, args.reason.as_deref(), protection)?;
+        Client::new(&args.server).exchange("/.well-known/cmp", &rr, ReplyCheck::Ca(&ca))?;
+        println!("revoked: serial {}", hex::encode(serial));
+        Ok(())
+    };
+    finish(run())
+}
+
+fn finish(r: anyhow::Result<()>) -> anyhow::Result<Exit> {
+    match r {
+        Ok(()) => Ok(Exit::Verified),
+        Err(e) if exit_for(&e) == Exit::NotVerified => {
+            crate::print_error(&e);
+            Ok(Exit::NotVerified)
+        }
+        Err(e) => Err(e),
+    }
+}
