@@ -98,27 +98,29 @@ if [ "$(psql -X -w -q -d "$admin_url" -tAc "SELECT 1 FROM pg_database WHERE datn
 fi
 psql -X -w -q -d "$TSA_TEST_POSTGRES_URL" -tAc 'SELECT version()'
 
-section "Python packages (rfc3161-client, rfc3161ng, pyasn1-modules, cryptography, pyHanko, reportlab)"
+section "Python packages (rfc3161-client, rfc3161ng, pyasn1-modules, cryptography, pyHanko, reportlab, aiosmtpd)"
 # rfc3161-client and rfc3161ng are peers of the authority (tests/tests/pypi_client.rs);
 # pyasn1-modules and cryptography check every key type's CMS signatures independently
 # (tests/py/cms_signature_check.py); sqlite3 (standard library) reads the archive back in the
 # archive fault tests. pyHanko (API and, from pyhanko-cli, `python3 -m pyhanko`) signs and validates
 # PDFs as the reference PAdES implementation, and reportlab writes the fixture PDFs
 # (tests/py/pdf_fixtures.py, pyhanko_sign.py, pdf_validate.py; tests/tests/pdf_interop.rs).
-py_modules='import rfc3161_client, rfc3161ng, pyasn1, pyasn1_modules, cryptography, sqlite3, pyhanko.cli, reportlab'
+# aiosmtpd is the real SMTP server on loopback that receives the CA's enrolment codes
+# (tests/tests/ca_enrol_mail.rs).
+py_modules='import rfc3161_client, rfc3161ng, pyasn1, pyasn1_modules, cryptography, sqlite3, pyhanko.cli, reportlab, aiosmtpd'
 if "$PYTHON" -c "$py_modules" >/dev/null 2>&1; then
     echo "already installed"
 else
     if ! "$PYTHON" -m pip --version >/dev/null 2>&1; then
         apt_install python3-pip
     fi
-    packages=(rfc3161-client rfc3161ng pyasn1 pyasn1-modules cryptography pyhanko pyhanko-cli reportlab)
+    packages=(rfc3161-client rfc3161ng pyasn1 pyasn1-modules cryptography pyhanko pyhanko-cli reportlab aiosmtpd)
     # Debian's own Python refuses system-wide pip installs (PEP 668) unless told otherwise.
     "$PYTHON" -m pip install --quiet --disable-pip-version-check "${packages[@]}" 2>/dev/null \
         || "$PYTHON" -m pip install --quiet --disable-pip-version-check --break-system-packages "${packages[@]}"
     "$PYTHON" -c "$py_modules" || die "a Python module is not importable after pip install ($py_modules)"
 fi
-"$PYTHON" -m pip show rfc3161-client rfc3161ng pyasn1-modules cryptography pyhanko pyhanko-cli reportlab 2>/dev/null | grep -E '^(Name|Version):' || true
+"$PYTHON" -m pip show rfc3161-client rfc3161ng pyasn1-modules cryptography pyhanko pyhanko-cli reportlab aiosmtpd 2>/dev/null | grep -E '^(Name|Version):' || true
 
 section "Rust toolchain"
 command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust (rustup) first"

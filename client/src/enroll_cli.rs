@@ -230,11 +230,13 @@ pub fn enroll(args: EnrollArgs) -> anyhow::Result<Exit> {
 }
 
 fn run_enroll(args: &EnrollArgs) -> anyhow::Result<()> {
+    // The CA keys addresses in lower case; so do the file names.
+    let email = args.email.trim().to_ascii_lowercase();
     let client = Client::new(&args.server);
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let key_path = args.out.join(format!("{}.key", args.email));
-    let cert_path = args.out.join(format!("{}.pem", args.email));
+    let key_path = args.out.join(format!("{email}.key"));
+    let cert_path = args.out.join(format!("{email}.pem"));
     if key_path.exists() {
         bail!(
             "{} exists already: renew with `stamp renew`, or choose another --out",
@@ -245,7 +247,7 @@ fn run_enroll(args: &EnrollArgs) -> anyhow::Result<()> {
         Some(f) => parse_code(
             &std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?,
         )?,
-        None => ask_for_code(&client, &args.email)?,
+        None => ask_for_code(&client, &email)?,
     };
     let (signer, pkcs8) = RingSigner::generate_p256()?;
     write_secret(&key_path, pki::signer::private_key_pem(&pkcs8)?.as_bytes())?;
@@ -258,7 +260,7 @@ fn run_enroll(args: &EnrollArgs) -> anyhow::Result<()> {
         CertKind::Ir,
         &signer,
         &spki,
-        &args.email,
+        &email,
         None,
         protection,
         false,
@@ -294,8 +296,8 @@ fn run_enroll(args: &EnrollArgs) -> anyhow::Result<()> {
     if !args.no_encryption {
         let cert = SignerCert::from_der(cert)?;
         let (enc_signer, enc_pkcs8) = RingSigner::generate_p256()?;
-        let enc_key = args.out.join(format!("{}-encryption.key", args.email));
-        let enc_cert = args.out.join(format!("{}-encryption.pem", args.email));
+        let enc_key = args.out.join(format!("{email}-encryption.key"));
+        let enc_cert = args.out.join(format!("{email}-encryption.pem"));
         write_secret(
             &enc_key,
             pki::signer::private_key_pem(&enc_pkcs8)?.as_bytes(),
@@ -308,7 +310,7 @@ fn run_enroll(args: &EnrollArgs) -> anyhow::Result<()> {
             CertKind::Cr,
             &enc_signer,
             &pki::signer::subject_public_key_info(&enc_signer)?,
-            &args.email,
+            &email,
             Some(&ca),
             protection,
             false,

@@ -1,0 +1,305 @@
+//! Enrolment through a real SMTP server on loopback (aiosmtpd from PyPI, writing a Maildir):
+//! `stamp enroll` asks the CA to mail a one-time code, the code arrives by mail, the user
+//! pastes it, the CMP exchange issues a signing and an encryption certificate, and the
+//! signing certificate signs a timestamped email that `stamp verify` accepts. The mailed code
+//! works once; `POST /enroll/start` is rate-limited per address with a 429 and Retry-After.
+
+use sigillum_tests::{TsaOptions, TsaServer, free_port, stamp};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// aiosmtpd on a free port, delivering into a Maildir; killed when dropped.
+struct Smtp {
+    child: Child,
+    port: u16,
+    maildir: PathBuf,
+}
+
+impl Smtp {
+    fn start(dir: &Path) -> Smtp {
+        let maildir = dir.join("maildir");
+        let port = free_port();
+        let child = Command::new("python3")
+            .args(["-m", "aiosmtpd", "-n", "-l"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&maildir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("python3 -m aiosmtpd (installed by scripts/test.sh)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "aiosmtpd did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Smtp {
+            child,
+            port,
+            maildir,
+        }
+    }
+
+    /// The messages delivered so far.
+    fn messages(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for sub in ["new", "cur"] {
+            if let Ok(entries) = std::fs::read_dir(self.maildir.join(sub)) {
+                for e in entries.flatten() {
+                    out.push(std::fs::read_to_string(e.path()).unwrap_or_default());
+                }
+            }
+        }
+        out
+    }
+
+    /// Waits for the `n`th message.
+    fn wait_for(&self, n: usize) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let msgs = self.messages();
+            if msgs.len() >= n {
+                return msgs.into_iter().last().unwrap_or_default();
+            }
+            assert!(Instant::now() < deadline, "no mail arrived in 30 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn line<'a>(mail: &'a str, key: &str) -> &'a str {
+    mail.lines()
+        .find_map(|l| l.trim().strip_prefix(key))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no {key} line in the mail:\n{mail}"))
+}
+
+fn server_with_mail(smtp: &Smtp) -> TsaServer {
+    TsaServer::start_with(TsaOptions {
+        config: Some(format!(
+            "allow_unsynced_clock = true\n\n[ca]\ncodes_per_address = 3\n\n[ca.smtp]\nhost = \"127.0.0.1\"\nport = {}\nfrom = \"ca@sigillum.example\"\nsecurity = \"none\"\n",
+            smtp.port
+        )),
+        ..Default::default()
+    })
+}
+
+#[test]
+fn stamp_enroll_gets_its_code_by_mail_and_the_certificate_signs_a_verified_email() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let smtp = Smtp::start(dir.path());
+    let server = server_with_mail(&smtp);
+    let base = server.url().trim_end_matches('/').to_owned();
+    let out = dir.path().join("keys");
+    let mut child = Command::new(sigillum_tests::stamp_bin())
+        .args([
+            "enroll",
+            "--server",
+            &base,
+            "--email",
+            "Alice@Bank.Example",
+            "--out",
+        ])
+        .arg(&out)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("stamp enroll");
+    let mail = smtp.wait_for(1);
+    assert!(
+        mail.contains("To: alice@bank.example")
+            && mail.contains("Subject: Your Sigillum enrolment code"),
+        "{mail}"
+    );
+    let reference = line(&mail, "reference:").to_owned();
+    let secret = line(&mail, "secret:").to_owned();
+    {
+        let mut stdin = child.stdin.take().expect("stdin");
+        writeln!(stdin, "reference: {reference}\nsecret: {secret}\n").expect("paste the code");
+    }
+    let done = child.wait_with_output().expect("stamp enroll ends");
+    let stdout = String::from_utf8_lossy(&done.stdout);
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(
+        done.status.success(),
+        "stamp enroll failed:\n{stdout}\n{stderr}\n{}",
+        server.log()
+    );
+    let key = out.join("alice@bank.example.key");
+    let cert = out.join("alice@bank.example.pem");
+    let ca = out.join("ca.pem");
+    for f in [&key, &out.join("alice@bank.example-encryption.key")] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(f).expect("key file").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", f.display());
+    }
+    // The certificate binds the proven address, and openssl agrees it is an S/MIME signer.
+    let text = sigillum_tests::openssl(
+        dir.path(),
+        &[
+            "x509",
+            "-in",
+            cert.to_str().unwrap_or_default(),
+            "-noout",
+            "-ext",
+            "subjectAltName",
+        ],
+    );
+    assert!(
+        text.stdout.contains("email:alice@bank.example"),
+        "{}",
+        text.stdout
+    );
+    sigillum_tests::openssl(
+        dir.path(),
+        &[
+            "verify",
+            "-CAfile",
+            ca.to_str().unwrap_or_default(),
+            "-purpose",
+            "smimesign",
+            cert.to_str().unwrap_or_default(),
+        ],
+    )
+    .assert_ok();
+
+    // The certificate signs a timestamped statement that stamp verify accepts.
+    let eml = dir.path().join("statement.eml");
+    std::fs::write(
+        &eml,
+        "From: alice@bank.example\r\nTo: bob@example.com\r\nSubject: Statement\r\nDate: Thu, 03 Dec 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nBalance: 100 EUR\r\n",
+    )
+    .expect("write eml");
+    let signed = dir.path().join("signed.eml");
+    stamp(
+        dir.path(),
+        &[
+            "email",
+            "sign",
+            eml.to_str().unwrap_or_default(),
+            "--key",
+            key.to_str().unwrap_or_default(),
+            "--cert",
+            cert.to_str().unwrap_or_default(),
+            "--tsa",
+            &server.url(),
+            "-o",
+            signed.to_str().unwrap_or_default(),
+        ],
+    )
+    .assert_ok();
+    stamp(
+        dir.path(),
+        &[
+            "verify",
+            signed.to_str().unwrap_or_default(),
+            "--trust",
+            ca.to_str().unwrap_or_default(),
+            "--tsa-trust",
+            server.root_pem().to_str().unwrap_or_default(),
+        ],
+    )
+    .assert_ok();
+
+    // The mailed code worked once: a second enrolment with it is refused by the CA (exit 1),
+    // and no key is left behind.
+    let code = dir.path().join("code.txt");
+    std::fs::write(&code, format!("reference: {reference}\nsecret: {secret}\n"))
+        .expect("code file");
+    let again = dir.path().join("again");
+    let r = stamp(
+        dir.path(),
+        &[
+            "enroll",
+            "--server",
+            &base,
+            "--email",
+            "alice@bank.example",
+            "--out",
+            again.to_str().unwrap_or_default(),
+            "--code-file",
+            code.to_str().unwrap_or_default(),
+        ],
+    );
+    r.assert_code(1);
+    assert!(
+        r.stderr.contains("already used") && r.stderr.contains("notAuthorized"),
+        "{}",
+        r.stderr
+    );
+    assert!(!again.join("alice@bank.example.key").exists());
+
+    // The directory serves both certificates to anyone.
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let mut resp = agent
+        .get(format!("{base}/directory/alice@bank.example"))
+        .call()
+        .expect("directory");
+    assert_eq!(resp.status().as_u16(), 200);
+    let pem = resp.body_mut().read_to_string().expect("body");
+    assert_eq!(pem.matches("BEGIN CERTIFICATE").count(), 2, "{pem}");
+}
+
+#[test]
+fn enrolment_codes_are_rate_limited_per_address_with_retry_after() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let smtp = Smtp::start(dir.path());
+    let server = server_with_mail(&smtp);
+    let base = server.url().trim_end_matches('/').to_owned();
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let post = |body: &str| {
+        let mut r = agent
+            .post(format!("{base}/enroll/start"))
+            .header("Content-Type", "application/json")
+            .send(body.as_bytes())
+            .expect("POST /enroll/start");
+        let status = r.status().as_u16();
+        let retry = r
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        (
+            status,
+            retry,
+            r.body_mut().read_to_string().unwrap_or_default(),
+        )
+    };
+    for n in 1..=3 {
+        let (status, _, body) = post(r#"{"email": "carol@bank.example"}"#);
+        assert_eq!(status, 202, "code {n}: {body}");
+        smtp.wait_for(n);
+    }
+    let (status, retry, body) = post(r#"{"email": "carol@bank.example"}"#);
+    assert_eq!(status, 429, "{body}");
+    let retry: u64 = retry.expect("Retry-After").parse().expect("seconds");
+    assert!((1..=3600).contains(&retry), "{retry}");
+    assert!(
+        body.contains("request_id") && body.contains("address"),
+        "{body}"
+    );
+    assert_eq!(smtp.messages().len(), 3, "the refused request sent no mail");
+    // Another address is not held back by carol's limit; a bad address is a 400.
+    assert_eq!(post(r#"{"email": "dave@bank.example"}"#).0, 202);
+    let (status, _, body) = post(r#"{"email": "dave@bank.example\r\nBcc: x@evil.example"}"#);
+    assert_eq!(status, 400, "{body}");
+}
