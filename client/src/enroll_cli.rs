@@ -288,7 +288,7 @@ fn run_enroll(args: &EnrollArgs) -> anyhow::Result<()> {
     )?;
     stamp::files::write_atomically(
         &args.out.join("ca.pem"),
-        pki::cert::to_pem(&[ca.clone()])?.as_bytes(),
+        pki::cert::to_pem(std::slice::from_ref(&ca))?.as_bytes(),
     )?;
     println!("signing key: {}", key_path.display());
     println!("signing certificate: {}", cert_path.display());

@@ -185,10 +185,7 @@ impl Ca<'_> {
             response_extensions: q.nonce.clone().map(|n| vec![n]),
         };
         let (signature_algorithm, signature) = responder.sign(&to_der(&tbs)?)?;
-        let certs = match delegate {
-            Some(d) => Some(vec![d.cert.cert.clone()]),
-            None => None,
-        };
+        let certs = delegate.map(|d| vec![d.cert.cert.clone()]);
         let basic = BasicOcspResponse {
             tbs_response_data: tbs,
             signature_algorithm,

@@ -74,8 +74,11 @@ pub struct Answer {
     /// The reply's senderNonce (a certConf's recipNonce).
     pub sender_nonce: Vec<u8>,
     /// A refusal: failInfo bits and the CA's text.
-    pub refusal: Option<(Vec<FailureInfo>, String)>,
+    pub refusal: Option<Refusal>,
 }
+
+/// A refusal: failInfo bits and the CA's text.
+pub type Refusal = (Vec<FailureInfo>, String);
 
 fn octets(b: &[u8]) -> Result<OctetString> {
     OctetString::new(b).map_err(Error::Encode)
@@ -355,7 +358,7 @@ pub fn cert_conf(
     )
 }
 
-fn status(info: &RawTlv<'_>) -> Result<(u8, Option<(Vec<FailureInfo>, String)>)> {
+fn status(info: &RawTlv<'_>) -> Result<(u8, Option<Refusal>)> {
     let s: PkiStatusInfo<'_> = info.decode("PKIStatusInfo")?;
     let code = s.status as u8;
     if code <= 1 {
