@@ -195,7 +195,8 @@ impl Ca {
         let db = self.server.data_dir().join("archive.db");
         let r = run(Command::new("python3").args([
             "-c",
-            "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from ca_certificates').fetchone()[0])",
+            "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); \
+             print(c.execute('select count(*) from ca_certificates').fetchone()[0])",
             p(&db),
         ]));
         r.assert_ok();
@@ -634,7 +635,8 @@ fn openssl_cmp_runs_the_whole_certificate_lifecycle_against_a_pinned_ca_certific
     assert!(v.stdout.contains("enc.pem: OK"), "{v}");
     write_file(&ca.dir, "msg.txt", b"for Alice's eyes only\n");
     ca.ok(&[
-        "cms", "-encrypt", "-in", "msg.txt", "-recip", "enc.pem", "-aes256", "-out", "msg.p7",
+        "cms", "-encrypt", "-binary", "-in", "msg.txt", "-recip", "enc.pem", "-aes256", "-out",
+        "msg.p7",
     ]);
     let d = ca.ok(&[
         "cms",
@@ -902,7 +904,8 @@ fn openssl_cmp_validates_signed_replies_against_a_trust_store() {
     // And CMS encryption to it works (ECDH).
     write_file(&ca.dir, "msg.txt", b"for Bob\n");
     ca.ok(&[
-        "cms", "-encrypt", "-in", "msg.txt", "-recip", "enc.pem", "-aes256", "-out", "msg.p7",
+        "cms", "-encrypt", "-binary", "-in", "msg.txt", "-recip", "enc.pem", "-aes256", "-out",
+        "msg.p7",
     ]);
     let d = ca.ok(&[
         "cms",
@@ -1069,7 +1072,8 @@ fn an_expired_enrolment_code_is_not_authorized_and_issues_nothing() {
     let r = run(Command::new("python3").args([
         "-c",
         "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); \
-         n=c.execute('update ca_enrolment_codes set expires_at = 0 where reference = ?', (sys.argv[2],)).rowcount; \
+         n=c.execute('update ca_enrolment_codes set expires_at = 0 where reference = ?', \
+         (sys.argv[2],)).rowcount; \
          c.commit(); print(n)",
         p(&db),
         &code.reference,
@@ -1369,8 +1373,12 @@ fn a_missing_ra_verified_or_false_proof_of_possession_is_bad_pop_and_issues_noth
         "-out",
         "bad.csr.pem",
     ]);
+    // (openssl 3.0's req -verify exits 0 either way; its message tells.)
     let v = openssl(&ca.dir, &["req", "-in", "bad.csr.pem", "-verify", "-noout"]);
-    assert!(!v.ok(), "the damaged request still verifies: {v}");
+    assert!(
+        output(&v).contains("self-signature verify failure"),
+        "the damaged request still verifies: {v}"
+    );
     let r = ca.cmp(&[
         "-cmd",
         "p10cr",

@@ -327,3 +327,178 @@ fn a_node_recovers_after_its_database_connections_are_killed() {
     assert_archive_matches(&db, &issued);
     server.assert_healthy();
 }
+
+/// Runs `openssl cmp` with `args` against `node`'s CMP endpoint, its replies checked against
+/// the shared root; returns the combined output.
+fn cmp(node: &TsaServer, dir: &Path, args: &[&str]) -> String {
+    let server = format!("127.0.0.1:{}", node.port());
+    let root = node.root_pem();
+    let mut all = vec![
+        "cmp",
+        "-server",
+        &server,
+        "-path",
+        "/.well-known/cmp",
+        "-srvcert",
+        root.to_str().unwrap_or_default(),
+        "-msg_timeout",
+        "10",
+        "-total_timeout",
+        "20",
+    ];
+    all.extend_from_slice(args);
+    let out = sigillum_tests::openssl(dir, &all);
+    format!("{}{}", out.stdout, out.stderr)
+}
+
+#[test]
+fn two_nodes_serve_one_ca_enrolment_codes_directory_revocation_ocsp_and_crl() {
+    let db = FreshDb::create("ca");
+    let shared = tempfile::tempdir().expect("tempdir");
+    let work = tempfile::tempdir().expect("tempdir");
+    let w = work.path();
+    let config = "allow_unsynced_clock = true\n";
+    let a = node(&db, shared.path(), config);
+    let b = node(&db, shared.path(), config);
+    // An operator's code, made against the shared database.
+    let code = run(Command::new(sigillum_tests::tsa_bin()).args([
+        "enroll-code",
+        "--data-dir",
+        shared.path().to_str().unwrap_or_default(),
+        "--database-url",
+        &db.url,
+        "--email",
+        "erin@bank.example",
+    ]));
+    code.assert_ok();
+    let field = |k: &str| {
+        code.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(k))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("no {k} in {}", code.stdout))
+            .to_owned()
+    };
+    let (reference, secret) = (field("reference:"), format!("pass:{}", field("secret:")));
+    sigillum_tests::openssl(
+        w,
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            "k.pem",
+        ],
+    )
+    .assert_ok();
+    // Enrolled on node A...
+    let out = cmp(
+        &a,
+        w,
+        &[
+            "-cmd", "ir", "-ref", &reference, "-secret", &secret, "-newkey", "k.pem", "-subject",
+            "/CN=Erin", "-certout", "erin.pem",
+        ],
+    );
+    assert!(out.contains("received PKICONF"), "{out}\n{}", a.log());
+    // ...the code is spent on node B too...
+    let out = cmp(
+        &b,
+        w,
+        &[
+            "-cmd",
+            "ir",
+            "-ref",
+            &reference,
+            "-secret",
+            &secret,
+            "-newkey",
+            "k.pem",
+            "-subject",
+            "/CN=Erin",
+            "-certout",
+            "again.pem",
+        ],
+    );
+    assert!(
+        out.contains("notAuthorized") && out.contains("already used"),
+        "{out}"
+    );
+    // ...node B's directory serves the certificate...
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let dir_b = format!("{}directory/erin@bank.example", b.url());
+    let mut r = agent.get(&dir_b).call().expect("directory");
+    assert_eq!(r.status().as_u16(), 200);
+    let pem = r.body_mut().read_to_string().expect("pem");
+    let issued = std::fs::read_to_string(w.join("erin.pem")).expect("erin.pem");
+    assert!(pem.contains(issued.lines().nth(1).unwrap_or("?")), "{pem}");
+    // ...node B revokes it (signed by its own key)...
+    let out = cmp(
+        &b,
+        w,
+        &[
+            "-cmd", "rr", "-cert", "erin.pem", "-key", "k.pem", "-oldcert", "erin.pem",
+        ],
+    );
+    assert!(out.contains("received RP"), "{out}\n{}", b.log());
+    // ...and node A knows at once: OCSP, CRL and directory.
+    let root = a.root_pem();
+    let ocsp_url = format!("{}ocsp", a.url());
+    let out = sigillum_tests::openssl(
+        w,
+        &[
+            "ocsp",
+            "-issuer",
+            root.to_str().unwrap_or_default(),
+            "-cert",
+            "erin.pem",
+            "-url",
+            &ocsp_url,
+            "-CAfile",
+            root.to_str().unwrap_or_default(),
+        ],
+    );
+    assert!(
+        out.stdout.contains("erin.pem: revoked") && out.stderr.contains("Response verify OK"),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+    let mut crl = agent.get(format!("{}crl", a.url())).call().expect("crl");
+    let crl = crl.body_mut().read_to_vec().expect("crl body");
+    std::fs::write(w.join("crl.der"), &crl).expect("write crl");
+    let listed = sigillum_tests::openssl(
+        w,
+        &["crl", "-inform", "DER", "-in", "crl.der", "-noout", "-text"],
+    );
+    let serial = sigillum_tests::openssl(w, &["x509", "-in", "erin.pem", "-noout", "-serial"]);
+    let serial = serial
+        .stdout
+        .trim()
+        .trim_start_matches("serial=")
+        .to_owned();
+    assert!(
+        listed.stdout.contains(&serial),
+        "{serial} not in\n{}",
+        listed.stdout
+    );
+    let r = agent
+        .get(format!("{}directory/erin@bank.example", a.url()))
+        .call()
+        .expect("directory");
+    assert_eq!(r.status().as_u16(), 404);
+    // Every CA row is in the one database.
+    assert_eq!(
+        psql(
+            &db.url,
+            "SELECT count(*) FROM ca_certificates WHERE revoked_at IS NOT NULL"
+        )
+        .trim(),
+        "1"
+    );
+}
