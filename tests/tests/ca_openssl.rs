@@ -1223,6 +1223,12 @@ fn a_template_for_another_address_is_bad_cert_template_and_issues_nothing() {
         "badCertTemplate",
         asked,
     );
+    // Any other name kind: openssl's -sans sends a DNS name (and `email:` as a URI).
+    assert_refused(
+        &ir(&["-sans", "mallory.evil.example"], "/CN=Heidi"),
+        "badCertTemplate",
+        "the request asks for DNS name mallory.evil.example; an email certificate binds only the proven address",
+    );
     // In a PKCS#10 request (p10cr with the code).
     let k2 = ca.ec_key("k2.pem");
     ca.ok(&[
@@ -1271,13 +1277,16 @@ fn malformed_der_gets_an_error_pkimessage_with_bad_data_format() {
 }
 
 #[test]
-fn a_wrong_content_type_is_http_400_with_a_request_id() {
+fn a_wrong_content_type_is_http_415_with_a_request_id_and_parameters_are_accepted() {
     let ca = Ca::start();
     let body = b"\x30\x03\x02\x01";
     // Control: with the right type the same bytes get a CMP error message in a 200.
     let right = ca.post_cmp(PKIXCMP, body);
     assert_eq!(right.status, 200);
     assert_eq!(right.content_type.as_deref(), Some(PKIXCMP));
+    // A parameter after the media type is still the media type.
+    let with_parameter = ca.post_cmp("application/pkixcmp; charset=binary", body);
+    assert_eq!(with_parameter.status, 200, "{}", with_parameter.text());
     let mut replies = Vec::new();
     for media in [
         "application/octet-stream",
@@ -1291,7 +1300,7 @@ fn a_wrong_content_type_is_http_400_with_a_request_id() {
         post_without_content_type(&ca.url(".well-known/cmp"), body),
     ));
     for (media, reply) in replies {
-        assert_eq!(reply.status, 400, "{media}: {}", reply.text());
+        assert_eq!(reply.status, 415, "{media}: {}", reply.text());
         assert_eq!(
             reply.content_type.as_deref(),
             Some("application/json"),
@@ -1326,6 +1335,10 @@ fn a_missing_ra_verified_or_false_proof_of_possession_is_bad_pop_and_issues_noth
             "raVerified: this CA is not behind a registration authority",
         ),
         ("-1", "no proof of possession"),
+        (
+            "2",
+            "only signature proofs of possession are accepted (RFC 9483 §4.1.1)",
+        ),
     ] {
         let r = ca.cmp(&[
             "-cmd",

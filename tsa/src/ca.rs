@@ -21,8 +21,11 @@
 //! public). Every certificate binds exactly the address that was proven, whatever the template
 //! asks; a template that asks for another address is refused (badCertTemplate).
 //!
-//! **Replays.** Every transactionID opens one transaction and every senderNonce is recorded:
-//! a replayed ir fails on both (transactionIdInUse, badSenderNonce), before anything is issued.
+//! **Replays.** Every transactionID opens one transaction and every senderNonce is recorded,
+//! so a replayed message is refused before anything is issued: a replayed ir first on its
+//! spent code (notAuthorized, checked before the nonce), a replayed cr, kur, rr or certConf on
+//! its senderNonce (badSenderNonce), a new message reusing a transactionID on that
+//! (transactionIdInUse).
 
 pub mod http;
 mod mail;
@@ -612,6 +615,15 @@ impl CaService {
         };
         if let cmp::Pop::Failed(why) = &req.pop {
             return refuse(FailureInfo::BadPop, why.clone());
+        }
+        if let Some(other) = req.other_names.first() {
+            return refuse(
+                FailureInfo::BadCertTemplate,
+                format!(
+                    "the request asks for {other}; an email certificate binds only the proven \
+                     address"
+                ),
+            );
         }
         if let Some(other) = req.emails.iter().find(|e| !e.eq_ignore_ascii_case(&email)) {
             return refuse(

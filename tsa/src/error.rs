@@ -25,6 +25,9 @@ pub enum AppError {
     /// The request is wrong (400).
     #[error("{0}")]
     BadRequest(String),
+    /// The body is not of the media type the route takes (415).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// Nothing there (404).
     #[error("{0}")]
     NotFound(String),
@@ -48,6 +51,7 @@ impl AppError {
     fn status(&self) -> StatusCode {
         match self {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::TooMany { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

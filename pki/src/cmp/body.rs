@@ -70,6 +70,8 @@ pub struct CertRequest {
     pub common_name: Option<String>,
     /// Every address the request asks for: rfc822Name SANs and emailAddress attributes.
     pub emails: Vec<String>,
+    /// subjectAltNames of other kinds the request asks for (DNS names, URIs, ...), named.
+    pub other_names: Vec<String>,
     /// The proof of possession.
     pub pop: Pop,
 }
@@ -145,14 +147,25 @@ fn name_fields(name: Option<&Name>, common_name: &mut Option<String>, emails: &m
     }
 }
 
-fn san_emails(extensions: &[x509_cert::ext::Extension], emails: &mut Vec<String>) -> Result<()> {
+/// The rfc822Names of a subjectAltName extension into `emails`, every other name kind into
+/// `others` (by kind: a certificate binds one address and nothing else).
+fn san_emails(
+    extensions: &[x509_cert::ext::Extension],
+    emails: &mut Vec<String>,
+    others: &mut Vec<String>,
+) -> Result<()> {
     for ext in extensions {
         if ext.extn_id == const_oid::db::rfc5280::ID_CE_SUBJECT_ALT_NAME {
             let san = SubjectAltName::from_der(ext.extn_value.as_bytes())
                 .map_err(Error::decode("subjectAltName"))?;
             for n in san.0 {
-                if let GeneralName::Rfc822Name(a) = n {
-                    emails.push(a.to_string());
+                match n {
+                    GeneralName::Rfc822Name(a) => emails.push(a.to_string()),
+                    GeneralName::DnsName(d) => others.push(format!("DNS name {d}")),
+                    GeneralName::UniformResourceIdentifier(u) => others.push(format!("URI {u}")),
+                    GeneralName::IpAddress(_) => others.push("an IP address".into()),
+                    GeneralName::DirectoryName(_) => others.push("a directory name".into()),
+                    _ => others.push("another name form".into()),
                 }
             }
         }
@@ -176,21 +189,61 @@ fn verify_pop(
     }
 }
 
+/// The proof of possession of one CertReqMsg (`popo`, raw): only a signature over certReq
+/// without poposkInput is accepted (RFC 9483 §4.1.1). The other methods are named, not
+/// decoded (crmf 0.2 declares keyEncipherment and keyAgreement EXPLICIT, so their valid
+/// IMPLICIT encodings would not decode).
+fn pop(popo: Option<&RawTlv<'_>>, spki: &[u8], cert_req_raw: &[u8]) -> Pop {
+    let Some(popo) = popo else {
+        return Pop::Failed("no proof of possession".into());
+    };
+    match popo.tag {
+        t if t == crate::raw::context(1, true) => {
+            match crmf::pop::ProofOfPossession::from_der(popo.full) {
+                Ok(crmf::pop::ProofOfPossession::Signature(s)) if s.poposk_input.is_none() => {
+                    match s.signature.as_bytes() {
+                        Some(sig) => verify_pop(spki, &s.alg_id, cert_req_raw, sig),
+                        None => Pop::Failed("the POP signature has unused bits".into()),
+                    }
+                }
+                Ok(_) => Pop::Failed(
+                    "a POP with poposkInput (for templates without subject) is not accepted".into(),
+                ),
+                Err(e) => Pop::Failed(format!("the POP signature does not parse: {e}")),
+            }
+        }
+        t if t == crate::raw::context(0, false) => {
+            Pop::Failed("raVerified: this CA is not behind a registration authority".into())
+        }
+        _ => {
+            Pop::Failed("only signature proofs of possession are accepted (RFC 9483 §4.1.1)".into())
+        }
+    }
+}
+
 fn crmf_requests(content: &[u8]) -> Result<Vec<CertRequest>> {
     const W: &str = "CertReqMessages";
-    let msgs = crmf::request::CertReqMessages::from_der(content).map_err(Error::decode(W))?;
-    let raw = RawTlv::parse(content, W)?.children(W)?;
-    if msgs.is_empty() || raw.len() != msgs.len() {
+    let outer = RawTlv::parse(content, W)?;
+    if outer.tag != Tag::Sequence {
+        return Err(Error::invalid(W, "not a SEQUENCE"));
+    }
+    let raw = outer.children(W)?;
+    if raw.is_empty() {
         return Err(Error::invalid(W, "empty"));
     }
-    let mut out = Vec::with_capacity(msgs.len());
-    for (msg, raw) in msgs.iter().zip(&raw) {
-        let cert_req_raw = raw
-            .children("CertReqMsg")?
+    let mut out = Vec::with_capacity(raw.len());
+    for msg in &raw {
+        // CertReqMsg ::= SEQUENCE { certReq CertRequest, popo ProofOfPossession OPTIONAL,
+        //                           regInfo SEQUENCE OF AttributeTypeAndValue OPTIONAL }
+        let fields = msg.children("CertReqMsg")?;
+        let cert_req_raw = fields
             .first()
             .map(|t| t.full)
             .ok_or_else(|| Error::invalid("CertReqMsg", "empty"))?;
-        let t = &msg.cert_req.cert_template;
+        let cert_req = crmf::request::CertRequest::from_der(cert_req_raw)
+            .map_err(Error::decode("CertRequest"))?;
+        let popo = fields.get(1).filter(|t| t.tag != Tag::Sequence);
+        let t = &cert_req.cert_template;
         let spki = t
             .subject_public_key_info
             .as_ref()
@@ -204,32 +257,20 @@ fn crmf_requests(content: &[u8]) -> Result<Vec<CertRequest>> {
             .map_err(Error::Encode)?;
         let mut common_name = None;
         let mut emails = Vec::new();
+        let mut other_names = Vec::new();
         name_fields(t.subject.as_ref(), &mut common_name, &mut emails);
-        san_emails(t.extensions.as_deref().unwrap_or_default(), &mut emails)?;
-        let pop = match &msg.popo {
-            Some(crmf::pop::ProofOfPossession::Signature(s)) if s.poposk_input.is_none() => {
-                match s.signature.as_bytes() {
-                    Some(sig) => verify_pop(&spki, &s.alg_id, cert_req_raw, sig),
-                    None => Pop::Failed("the POP signature has unused bits".into()),
-                }
-            }
-            Some(crmf::pop::ProofOfPossession::Signature(_)) => Pop::Failed(
-                "a POP with poposkInput (for templates without subject) is not accepted".into(),
-            ),
-            Some(crmf::pop::ProofOfPossession::RaVerified(_)) => {
-                Pop::Failed("raVerified: this CA is not behind a registration authority".into())
-            }
-            Some(_) => Pop::Failed(
-                "only signature proofs of possession are accepted (RFC 9483 §4.1.1)".into(),
-            ),
-            None => Pop::Failed("no proof of possession".into()),
-        };
+        san_emails(
+            t.extensions.as_deref().unwrap_or_default(),
+            &mut emails,
+            &mut other_names,
+        )?;
         out.push(CertRequest {
-            cert_req_id: msg.cert_req.cert_req_id.clone(),
+            cert_req_id: cert_req.cert_req_id.clone(),
+            pop: pop(popo, &spki, cert_req_raw),
             public_key_info: spki,
             common_name,
             emails,
-            pop,
+            other_names,
         });
     }
     Ok(out)
@@ -246,13 +287,14 @@ fn pkcs10_request(content: &[u8]) -> Result<CertRequest> {
     let spki = csr.info.public_key.to_der().map_err(Error::Encode)?;
     let mut common_name = None;
     let mut emails = Vec::new();
+    let mut other_names = Vec::new();
     name_fields(Some(&csr.info.subject), &mut common_name, &mut emails);
     for attr in csr.info.attributes.iter() {
         if attr.oid == ID_EXTENSION_REQUEST {
             for v in attr.values.iter() {
                 let exts: Vec<x509_cert::ext::Extension> =
                     v.decode_as().map_err(Error::decode("extensionRequest"))?;
-                san_emails(&exts, &mut emails)?;
+                san_emails(&exts, &mut emails, &mut other_names)?;
             }
         }
     }
@@ -265,6 +307,7 @@ fn pkcs10_request(content: &[u8]) -> Result<CertRequest> {
         public_key_info: spki,
         common_name,
         emails,
+        other_names,
         pop,
     })
 }

@@ -58,8 +58,9 @@ async fn cmp_with(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if !ct.eq_ignore_ascii_case(PKIXCMP) {
-        return Err(AppError::BadRequest(format!(
+    let media_type = ct.split(';').next().unwrap_or("").trim();
+    if !media_type.eq_ignore_ascii_case(PKIXCMP) {
+        return Err(AppError::UnsupportedMediaType(format!(
             "Content-Type must be {PKIXCMP} (RFC 9811), not {ct:?}"
         )));
     }
