@@ -32,6 +32,52 @@ pub struct EnrollArgs {
     /// Only a signing certificate (no second key for encryption).
     #[arg(long)]
     no_encryption: bool,
+    /// The password of the PKCS#12 files written for mail clients (first line of FILE);
+    /// without it, asked on the terminal.
+    #[arg(long)]
+    pass_file: Option<PathBuf>,
+    /// Write no PKCS#12 files (PEM key and certificate files only).
+    #[arg(long)]
+    no_pkcs12: bool,
+}
+
+/// The PKCS#12 password: `--pass-file`, or asked twice on the terminal; `None` when there is
+/// neither (the caller says so).
+fn pkcs12_password(args: &EnrollArgs) -> anyhow::Result<Option<zeroize::Zeroizing<String>>> {
+    if let Some(f) = &args.pass_file {
+        let text = zeroize::Zeroizing::new(
+            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?,
+        );
+        return Ok(Some(zeroize::Zeroizing::new(
+            text.lines().next().unwrap_or("").to_owned(),
+        )));
+    }
+    if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        return Ok(None);
+    }
+    let first = zeroize::Zeroizing::new(rpassword::prompt_password(
+        "password for the PKCS#12 files (mail clients ask for it on import): ",
+    )?);
+    let again = zeroize::Zeroizing::new(rpassword::prompt_password("the same again: ")?);
+    if *first != *again {
+        bail!("the two passwords differ");
+    }
+    Ok(Some(first))
+}
+
+/// Writes `PATH.p12` beside a key and certificate.
+fn write_p12(
+    path: &Path,
+    key: &[u8],
+    cert: &[u8],
+    ca: &[u8],
+    password: &str,
+    label: &str,
+) -> anyhow::Result<()> {
+    let p12 = pki::keyfile::write_pkcs12(key, cert, &[ca.to_vec()], password, label)?;
+    write_secret(path, &p12)?;
+    println!("PKCS#12 for mail clients: {}", path.display());
+    Ok(())
 }
 
 /// `stamp renew` and `stamp revoke`: the current key and certificate.
@@ -243,6 +289,18 @@ fn run_enroll(args: &EnrollArgs) -> anyhow::Result<()> {
             key_path.display()
         );
     }
+    let password = if args.no_pkcs12 {
+        None
+    } else {
+        let p = pkcs12_password(args)?;
+        if p.is_none() {
+            eprintln!(
+                "note: no PKCS#12 files will be written: no --pass-file and no terminal to ask on \
+                 (--no-pkcs12 says so explicitly)"
+            );
+        }
+        p
+    };
     let (reference, secret) = match &args.code_file {
         Some(f) => parse_code(
             &std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?,
@@ -290,6 +348,16 @@ fn run_enroll(args: &EnrollArgs) -> anyhow::Result<()> {
         &args.out.join("ca.pem"),
         pki::cert::to_pem(std::slice::from_ref(&ca))?.as_bytes(),
     )?;
+    if let Some(pw) = &password {
+        write_p12(
+            &args.out.join(format!("{email}.p12")),
+            &pkcs8,
+            &cert,
+            &ca,
+            pw,
+            &format!("{email} (signing)"),
+        )?;
+    }
     println!("signing key: {}", key_path.display());
     println!("signing certificate: {}", cert_path.display());
     println!("CA certificate: {}", args.out.join("ca.pem").display());
@@ -323,6 +391,16 @@ fn run_enroll(args: &EnrollArgs) -> anyhow::Result<()> {
             Some(&ca),
         )?;
         let der = answer.certificate.unwrap_or_default();
+        if let Some(pw) = &password {
+            write_p12(
+                &args.out.join(format!("{email}-encryption.p12")),
+                &enc_pkcs8,
+                &der,
+                &ca,
+                pw,
+                &format!("{email} (encryption)"),
+            )?;
+        }
         stamp::files::write_atomically(&enc_cert, pki::cert::to_pem(&[der, ca])?.as_bytes())?;
         println!("encryption key: {}", enc_key.display());
         println!("encryption certificate: {}", enc_cert.display());

@@ -27,7 +27,10 @@
 //! behind the SET guard. BER input (indefinite lengths, chunked OCTET STRINGs, as streaming
 //! encoders write) is normalised to DER first, and the MAC covers the joined content.
 
+mod export;
 mod pbe;
+
+pub use export::pkcs12 as write_pkcs12;
 
 use crate::ber;
 use crate::cert_raw::RawCert;

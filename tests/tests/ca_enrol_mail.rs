@@ -103,6 +103,8 @@ fn stamp_enroll_gets_its_code_by_mail_and_the_certificate_signs_a_verified_email
     let server = server_with_mail(&smtp);
     let base = server.url().trim_end_matches('/').to_owned();
     let out = dir.path().join("keys");
+    let pw = dir.path().join("p12-password");
+    std::fs::write(&pw, "correct horse\n").expect("password file");
     let mut child = Command::new(sigillum_tests::stamp_bin())
         .args([
             "enroll",
@@ -113,6 +115,8 @@ fn stamp_enroll_gets_its_code_by_mail_and_the_certificate_signs_a_verified_email
             "--out",
         ])
         .arg(&out)
+        .arg("--pass-file")
+        .arg(&pw)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -141,7 +145,13 @@ fn stamp_enroll_gets_its_code_by_mail_and_the_certificate_signs_a_verified_email
     let key = out.join("alice@bank.example.key");
     let cert = out.join("alice@bank.example.pem");
     let ca = out.join("ca.pem");
-    for f in [&key, &out.join("alice@bank.example-encryption.key")] {
+    let p12 = out.join("alice@bank.example.p12");
+    for f in [
+        &key,
+        &out.join("alice@bank.example-encryption.key"),
+        &p12,
+        &out.join("alice@bank.example-encryption.p12"),
+    ] {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(f).expect("key file").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{}", f.display());
@@ -176,7 +186,52 @@ fn stamp_enroll_gets_its_code_by_mail_and_the_certificate_signs_a_verified_email
     )
     .assert_ok();
 
-    // The certificate signs a timestamped statement that stamp verify accepts.
+    // openssl reads the PKCS#12 (MAC, PBES2 key bag, certificates), and its key is the PEM one.
+    let pass_arg = format!("file:{}", pw.display());
+    let p12_out = sigillum_tests::openssl(
+        dir.path(),
+        &[
+            "pkcs12",
+            "-in",
+            p12.to_str().unwrap_or_default(),
+            "-passin",
+            &pass_arg,
+            "-nodes",
+        ],
+    );
+    p12_out.assert_ok();
+    let pem_key = sigillum_tests::openssl(
+        dir.path(),
+        &["pkey", "-in", key.to_str().unwrap_or_default()],
+    );
+    assert!(
+        p12_out.stdout.contains(pem_key.stdout.trim())
+            && p12_out.stdout.matches("BEGIN CERTIFICATE").count() == 2,
+        "{}",
+        p12_out.stdout
+    );
+    assert!(
+        p12_out
+            .stdout
+            .contains("friendlyName: alice@bank.example (signing)"),
+        "{}",
+        p12_out.stdout
+    );
+    let wrong = sigillum_tests::openssl(
+        dir.path(),
+        &[
+            "pkcs12",
+            "-in",
+            p12.to_str().unwrap_or_default(),
+            "-passin",
+            "pass:wrong",
+            "-noout",
+        ],
+    );
+    assert!(!wrong.ok(), "a wrong password opened the PKCS#12");
+
+    // The certificate signs a timestamped statement that stamp verify accepts (the key read
+    // from the PKCS#12 by stamp's own loader).
     let eml = dir.path().join("statement.eml");
     std::fs::write(
         &eml,

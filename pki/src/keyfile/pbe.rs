@@ -22,7 +22,7 @@ pub(super) struct Passwords {
     utf8: Zeroizing<Vec<u8>>,
     /// UTF-16 big-endian with two zero octets at the end, for the PKCS#12 KDF
     /// (RFC 7292 Appendix B.1), as candidates in the order to try.
-    pkcs12: Vec<Zeroizing<Vec<u8>>>,
+    pub(super) pkcs12: Vec<Zeroizing<Vec<u8>>>,
 }
 
 impl Passwords {
