@@ -144,7 +144,16 @@ impl Client {
             cmp::read_reply(&body, sent, check).context("the CA's reply is not acceptable")?;
         if let Some((bits, text)) = &answer.refusal {
             let names: Vec<&str> = bits.iter().map(|b| b.name()).collect();
-            bail!(CaRefused(format!("{} ({})", text, names.join(", "))));
+            let unproven = if answer.authenticated {
+                ""
+            } else {
+                " [the reply's protection could not be checked]"
+            };
+            bail!(CaRefused(format!(
+                "{} ({}){unproven}",
+                text,
+                names.join(", ")
+            )));
         }
         Ok(answer)
     }
@@ -335,6 +344,10 @@ fn run_enroll(args: &EnrollArgs) -> anyhow::Result<()> {
             let _ = std::fs::remove_file(&key_path);
         })?;
     let cert = answer.certificate.clone().unwrap_or_default();
+    if !pki::cert::same_public_key(&cert, &spki) {
+        let _ = std::fs::remove_file(&key_path);
+        bail!("the CA returned a certificate for another key than the one made here");
+    }
     let ca = answer
         .ca_pubs
         .first()
@@ -383,13 +396,28 @@ fn run_enroll(args: &EnrollArgs) -> anyhow::Result<()> {
             protection,
             false,
         )?;
-        let answer = client.certify(
-            "/.well-known/cmp/p/encryption",
-            &cr,
-            ReplyCheck::Ca(&ca),
-            protection,
-            Some(&ca),
-        )?;
+        let enc_spki = pki::signer::subject_public_key_info(&enc_signer)?;
+        let answer = client
+            .certify(
+                "/.well-known/cmp/p/encryption",
+                &cr,
+                ReplyCheck::Ca(&ca),
+                protection,
+                Some(&ca),
+            )
+            .and_then(|a| {
+                if a.certificate
+                    .as_deref()
+                    .is_some_and(|c| pki::cert::same_public_key(c, &enc_spki))
+                {
+                    Ok(a)
+                } else {
+                    bail!("the CA returned a certificate for another key than the one made here")
+                }
+            })
+            .inspect_err(|_| {
+                let _ = std::fs::remove_file(&enc_key);
+            })?;
         let der = answer.certificate.unwrap_or_default();
         if let Some(pw) = &password {
             write_p12(

@@ -11,6 +11,7 @@
 //! CA issuers) and a CRL distribution point. The CMP server, the directory and the OCSP
 //! responder's signing ([`ocsp`]) is here too.
 
+pub mod enrolment;
 mod ocsp;
 
 pub use ocsp::{MAX_OCSP_REQUEST, Query, Status, error_response, parse_request};
@@ -98,6 +99,39 @@ pub struct Revoked {
     pub at: i64,
     /// Why, when known (RFC 5280 §5.3.1).
     pub reason: Option<CrlReason>,
+}
+
+/// The CRLReason codes (RFC 5280 §5.3.1) by number, name and type: the one table.
+const REASONS: [(i64, &str, CrlReason); 9] = [
+    (0, "unspecified", CrlReason::Unspecified),
+    (1, "keyCompromise", CrlReason::KeyCompromise),
+    (2, "cACompromise", CrlReason::CaCompromise),
+    (3, "affiliationChanged", CrlReason::AffiliationChanged),
+    (4, "superseded", CrlReason::Superseded),
+    (5, "cessationOfOperation", CrlReason::CessationOfOperation),
+    (6, "certificateHold", CrlReason::CertificateHold),
+    (9, "privilegeWithdrawn", CrlReason::PrivilegeWithdrawn),
+    (10, "aACompromise", CrlReason::AaCompromise),
+];
+
+/// The reason with this code.
+pub fn crl_reason(code: i64) -> Option<CrlReason> {
+    REASONS.iter().find(|r| r.0 == code).map(|r| r.2)
+}
+
+/// The code of this reason (removeFromCRL, 8, belongs only in delta CRLs and is not here).
+pub fn crl_reason_code(reason: CrlReason) -> Option<i64> {
+    REASONS.iter().find(|r| r.2 == reason).map(|r| r.0)
+}
+
+/// The code of the reason named `name` (RFC 5280's spelling).
+pub fn crl_reason_by_name(name: &str) -> Option<i64> {
+    REASONS.iter().find(|r| r.1 == name).map(|r| r.0)
+}
+
+/// The RFC 5280 names, for messages.
+pub fn crl_reason_names() -> String {
+    REASONS.iter().map(|r| r.1).collect::<Vec<_>>().join(", ")
 }
 
 /// A positive, minimally encoded serial number (RFC 5280 §4.1.2.2).

@@ -221,6 +221,44 @@ pub fn is_ca(cert: &Certificate) -> bool {
         .is_some_and(|b| b.ca)
 }
 
+/// Whether keyUsage (when present) allows digitalSignature.
+pub fn allows_digital_signature(cert: &Certificate) -> bool {
+    extension(cert, &oid::ID_CE_KEY_USAGE)
+        .and_then(|(_, v)| KeyUsage::from_der(v).ok())
+        .is_none_or(|ku| ku.digital_signature())
+}
+
+/// Whether `issuer`'s key verifies `cert`'s signature (both DER); false when either does not
+/// parse.
+pub fn issued_by(cert: &[u8], issuer: &[u8]) -> bool {
+    match (
+        crate::cert_raw::RawCert::parse(cert),
+        crate::cert_raw::RawCert::parse(issuer),
+    ) {
+        (Ok(c), Ok(i)) => crate::path::signed_by(&i, &c),
+        _ => false,
+    }
+}
+
+/// The certificate's serial, big-endian magnitude (no sign octet).
+pub fn serial_magnitude(cert: &[u8]) -> Result<Vec<u8>> {
+    let raw = crate::cert_raw::RawCert::parse(cert)?;
+    Ok(raw.serial.strip_prefix(&[0]).unwrap_or(raw.serial).to_vec())
+}
+
+/// The certificate's subject Name, DER.
+pub fn subject_der(cert: &[u8]) -> Result<Vec<u8>> {
+    Ok(crate::cert_raw::RawCert::parse(cert)?.subject.to_vec())
+}
+
+/// Whether `spki` (SubjectPublicKeyInfo DER) is the certificate's own key.
+pub fn same_public_key(cert: &[u8], spki: &[u8]) -> bool {
+    parse(cert)
+        .ok()
+        .and_then(|c| der::Encode::to_der(&c.tbs_certificate.subject_public_key_info).ok())
+        .is_some_and(|own| own == spki)
+}
+
 /// Whether the certificate's extendedKeyUsage lists `purpose`.
 pub fn has_eku(cert: &Certificate, purpose: &ObjectIdentifier) -> bool {
     extension(cert, &oid::ID_CE_EXT_KEY_USAGE)

@@ -34,8 +34,8 @@ pub mod body;
 pub mod client;
 pub mod reply;
 
-pub use body::{CertKind, CertRequest, Confirmation, Pop, Request, Revocation};
-pub use reply::{Protection, Reply, ReplyBody, fresh_nonce};
+pub use body::{CertKind, CertRequest, Confirmation, InfoType, Pop, Request, Revocation};
+pub use reply::{GeneralAnswer, Protection, Reply, ReplyBody, fresh_nonce};
 
 use crate::error::{Error, Result};
 use crate::raw::{RawTlv, context, tlv};
@@ -81,11 +81,48 @@ pub struct Message<'a> {
 pub const ID_IT_IMPLICIT_CONFIRM: der::asn1::ObjectIdentifier =
     der::asn1::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.4.13");
 
-fn octets(t: &RawTlv<'_>, what: &'static str) -> Result<Vec<u8>> {
+fn explicit_octets(t: &RawTlv<'_>, what: &'static str) -> Result<Vec<u8>> {
     // [n] EXPLICIT OCTET STRING (the header's tagged fields are EXPLICIT: RFC 9810 Appendix B
     // has `DEFINITIONS EXPLICIT TAGS`).
     let inner = RawTlv::parse(t.value, what)?;
     Ok(inner.decode::<OctetString>(what)?.as_bytes().to_vec())
+}
+
+/// An OCTET STRING of `b` (header fields).
+pub(crate) fn octets(b: &[u8]) -> Result<OctetString> {
+    OctetString::new(b).map_err(Error::Encode)
+}
+
+/// generalInfo asking for (request) or granting (reply) implicit confirmation.
+pub(crate) fn implicit_confirm_info() -> Vec<cmpv2::r#gen::InfoTypeAndValue> {
+    vec![cmpv2::r#gen::InfoTypeAndValue {
+        oid: ID_IT_IMPLICIT_CONFIRM,
+        value: Some(der::Any::from(der::asn1::Null)),
+    }]
+}
+
+/// Assembles a PKIMessage `SEQUENCE { header, [n] body, [0] protection, [1] extraCerts }`,
+/// the protection computed by `protect` over ProtectedPart (`SEQUENCE { header, body }`), the
+/// one way replies and requests are put together.
+pub(crate) fn assemble(
+    header: &[u8],
+    body_number: u8,
+    content: &[u8],
+    extra_certs: &[&[u8]],
+    protect: impl FnOnce(&[u8]) -> Result<Vec<u8>>,
+) -> Result<Vec<u8>> {
+    let body = tlv(context(body_number, true), &[content])?;
+    let protected = tlv(Tag::Sequence, &[header, &body])?;
+    let bits = protect(&protected)?;
+    let bits = crate::signer::to_der(&BitString::from_bytes(&bits).map_err(Error::Encode)?)?;
+    let protection = tlv(context(0, true), &[&bits])?;
+    let mut parts: Vec<Vec<u8>> = vec![header.to_vec(), body, protection];
+    if !extra_certs.is_empty() {
+        let seq = tlv(Tag::Sequence, extra_certs)?;
+        parts.push(tlv(context(1, true), &[&seq])?);
+    }
+    let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+    tlv(Tag::Sequence, &refs)
 }
 
 /// The hash a certConf's certHash uses for `cert` (DER): the hash of the certificate's own
@@ -204,10 +241,12 @@ pub fn parse(der: &[u8]) -> Result<Message<'_>> {
                 m.protection_alg =
                     Some(RawTlv::parse(f.value, "protectionAlg")?.decode("protectionAlg")?);
             }
-            t if t == context(2, true) => m.sender_kid = Some(octets(f, "senderKID")?),
-            t if t == context(4, true) => m.transaction_id = Some(octets(f, "transactionID")?),
-            t if t == context(5, true) => m.sender_nonce = Some(octets(f, "senderNonce")?),
-            t if t == context(6, true) => m.recip_nonce = Some(octets(f, "recipNonce")?),
+            t if t == context(2, true) => m.sender_kid = Some(explicit_octets(f, "senderKID")?),
+            t if t == context(4, true) => {
+                m.transaction_id = Some(explicit_octets(f, "transactionID")?)
+            }
+            t if t == context(5, true) => m.sender_nonce = Some(explicit_octets(f, "senderNonce")?),
+            t if t == context(6, true) => m.recip_nonce = Some(explicit_octets(f, "recipNonce")?),
             t if t == context(8, true) => {
                 let infos: Vec<cmpv2::r#gen::InfoTypeAndValue> =
                     RawTlv::parse(f.value, "generalInfo")?.decode("generalInfo")?;

@@ -20,8 +20,8 @@ use base64::Engine;
 use sigillum_tests::der::{children, split_tlv};
 use sigillum_tests::openssl_ca::{ok, path_str as p, pem_cert_der};
 use sigillum_tests::{
-    HttpReply, Run, TsaServer, agent, get, openssl, post, post_without_content_type, read_file,
-    run, tsa_bin, write_file,
+    HttpReply, Run, TsaOptions, TsaServer, agent, get, openssl, post, post_without_content_type,
+    read_file, run, tsa_bin, write_file,
 };
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -1600,4 +1600,127 @@ fn a_certificate_from_another_ca_with_the_same_names_is_signer_not_trusted() {
     assert_eq!(ca.certificates_stored(), 1, "nothing more issued");
     assert_eq!(ca.listed(email), vec![pem_cert_der(&real)]);
     assert!(!ca.path("stolen.pem").exists());
+}
+
+#[test]
+fn a_delegated_ocsp_responder_signs_and_openssl_accepts_it_under_the_root() {
+    // The development PKI first, then a responder certificate the CA issues with openssl
+    // (extendedKeyUsage OCSPSigning), then the server configured to sign OCSP with it.
+    let work = tempfile::tempdir().expect("tempdir");
+    let data = work.path().join("data");
+    run(Command::new(tsa_bin())
+        .arg("init")
+        .arg("--data-dir")
+        .arg(&data))
+    .assert_ok();
+    let root_key = data.join("root.key");
+    let root = data.join("root.pem");
+    ok(
+        work.path(),
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            "ocsp.key",
+        ],
+    );
+    ok(
+        work.path(),
+        &[
+            "req",
+            "-new",
+            "-key",
+            "ocsp.key",
+            "-subj",
+            "/CN=Sigillum OCSP Responder",
+            "-out",
+            "ocsp.csr",
+        ],
+    );
+    write_file(
+        work.path(),
+        "ocsp.ext",
+        b"extendedKeyUsage = OCSPSigning\nkeyUsage = critical, digitalSignature\nbasicConstraints = CA:FALSE\n",
+    );
+    ok(
+        work.path(),
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "ocsp.csr",
+            "-CA",
+            p(&root),
+            "-CAkey",
+            p(&root_key),
+            "-CAcreateserial",
+            "-days",
+            "30",
+            "-extfile",
+            "ocsp.ext",
+            "-out",
+            "ocsp.pem",
+        ],
+    );
+    let config = format!(
+        "allow_unsynced_clock = true\n\n[ca]\nocsp_key = \"{}\"\nocsp_certificate = \"{}\"\n",
+        work.path().join("ocsp.key").display(),
+        work.path().join("ocsp.pem").display()
+    );
+    let server = TsaServer::start_with(TsaOptions {
+        config: Some(config),
+        data_dir: Some(data.clone()),
+        ..Default::default()
+    });
+    let dir = server.work_dir().join("cmp");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let ca = Ca { server, dir };
+    let code = ca.code("olga@example.org");
+    let k = ca.ec_key("k.pem");
+    let cert = ca.enrol(&code, &k, "/CN=Olga", "olga.pem");
+    let url = ca.url("ocsp");
+    let r = ca.ok(&[
+        "ocsp",
+        "-issuer",
+        p(&ca.root()),
+        "-cert",
+        p(&cert),
+        "-url",
+        &url,
+        "-CAfile",
+        p(&ca.root()),
+        "-resp_text",
+    ]);
+    let all = format!("{}{}", r.stdout, r.stderr);
+    assert!(all.contains("Response verify OK"), "{all}");
+    assert!(all.contains("olga.pem: good"), "{all}");
+    // The response names and carries the delegate, not the CA.
+    assert!(all.contains("Subject: CN=Sigillum OCSP Responder"), "{all}");
+    // A responder certificate without OCSPSigning is refused at start.
+    let bad = run(Command::new(tsa_bin())
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--listen")
+        .arg("127.0.0.1:1")
+        .arg("--config")
+        .arg({
+            let cfg = work.path().join("bad.toml");
+            std::fs::write(
+                &cfg,
+                format!(
+                    "allow_unsynced_clock = true\n\n[ca]\nocsp_key = \"{}\"\nocsp_certificate = \"{}\"\n",
+                    root_key.display(),
+                    root.display()
+                ),
+            )
+            .expect("bad.toml");
+            cfg
+        })
+        .env_remove("TSA_CONFIG"));
+    assert_eq!(bad.code, Some(2), "{bad}");
+    assert!(bad.stderr.contains("OCSPSigning"), "{}", bad.stderr);
 }

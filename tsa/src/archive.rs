@@ -821,7 +821,8 @@ impl Backend {
 // After `on_pool!`, which it uses.
 mod ca_store;
 pub use ca_store::{
-    CaCertificate, CertState, CodeLimits, CodeProblem, CrlState, EnrolmentCode, Transaction,
+    CaCertificate, CertState, CodeLimits, CodeProblem, CrlState, EnrolmentCode, Issuance,
+    Transaction,
 };
 
 #[cfg(test)]

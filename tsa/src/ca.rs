@@ -34,30 +34,32 @@ pub use mail::Mailer;
 
 use crate::archive::{
     Archive, ArchiveError, CaCertificate, CertState, CodeLimits, CodeProblem, EnrolmentCode,
-    Transaction,
+    Issuance, Transaction,
 };
 use crate::config::Config;
 use crate::keys::{self, Identity, KeyError};
 use pki::asn1::FailureInfo;
+use pki::ca::enrolment;
 use pki::ca::{Ca, EmailCertificate, Usage};
-use pki::cmp::{self, CertKind, Message, Protection, Reply, ReplyBody, Request};
+use pki::cmp::{
+    self, CertKind, GeneralAnswer, InfoType, Message, Protection, Reply, ReplyBody, Request,
+};
 use zeroize::Zeroizing;
-
-/// id-it-caCerts (RFC 9810 §5.3.19.19).
-const ID_IT_CA_CERTS: der::asn1::ObjectIdentifier =
-    der::asn1::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.4.17");
-/// id-it-rootCaCert (RFC 9810 §5.3.19.20), answered by id-it-rootCaKeyUpdate.
-const ID_IT_ROOT_CA_CERT: der::asn1::ObjectIdentifier =
-    der::asn1::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.4.20");
-const ID_IT_ROOT_CA_KEY_UPDATE: der::asn1::ObjectIdentifier =
-    der::asn1::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.4.18");
 
 /// How long a CRL is valid; it is regenerated once less than half of it is left.
 const CRL_PERIOD: i64 = 7 * 86_400;
 /// How long an OCSP response is valid.
 const OCSP_PERIOD: i64 = 3_600;
-/// Bytes of secret in an enrolment code (hex: 30 characters, 120 bits).
-const SECRET_BYTES: usize = 15;
+/// How long an issued certificate waits for its certConf before it counts as rejected
+/// (RFC 9483 §4.1.1).
+pub const CONFIRM_WINDOW: i64 = 600;
+/// How long senderNonces are remembered (replays older than that fail on their spent code,
+/// closed transaction or revoked certificate anyway).
+const NONCE_MEMORY: i64 = 86_400;
+/// transactionID and senderNonce: at least 128 bits (RFC 9483 §3.1), at most this.
+const MAX_ID_LEN: usize = 64;
+/// The longest commonName (RFC 5280 ub-common-name).
+const MAX_COMMON_NAME: usize = 64;
 
 /// The CA as the server runs it.
 pub struct CaService {
@@ -103,6 +105,12 @@ fn archive_err(e: ArchiveError) -> Refusal {
     system(e)
 }
 
+/// Logs and counts a refusal.
+fn refused(fail: FailureInfo, text: &str, body_type: u8) {
+    tracing::info!(fail = fail.name(), %text, body = body_type, "CMP request refused");
+    metrics::counter!("ca_cmp_refused_total", "fail" => fail.name()).increment(1);
+}
+
 /// Unix seconds now.
 pub fn now() -> i64 {
     std::time::SystemTime::now()
@@ -126,33 +134,56 @@ pub fn normalise_email(email: &str) -> Option<String> {
     ok.then_some(e)
 }
 
-fn random_bytes(bytes: usize) -> Result<Vec<u8>, Refusal> {
-    let mut b = vec![0u8; bytes];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
-        .map_err(|_| system("no randomness"))?;
-    Ok(b)
+/// What is wrong with a requested commonName, if anything: too long, another address, or
+/// characters that could repaint what a mail client shows.
+fn common_name_problem(cn: &str, email: &str) -> Option<String> {
+    if cn.chars().count() > MAX_COMMON_NAME {
+        return Some(format!(
+            "the commonName is longer than {MAX_COMMON_NAME} characters"
+        ));
+    }
+    if cn.contains('@') && !cn.eq_ignore_ascii_case(email) {
+        return Some(format!(
+            "the commonName {cn:?} looks like another address than the proven {email}"
+        ));
+    }
+    let bad = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    cn.chars()
+        .any(bad)
+        .then(|| "the commonName holds control or bidirectional-override characters".to_owned())
 }
 
 impl CaService {
-    /// Loads the CA's key and certificate, the delegated OCSP responder and the enrolment key,
-    /// and the mail relay settings.
+    /// Loads the CA's key and certificate, the delegated OCSP responder (checked to be issued
+    /// by the CA) and the enrolment key, and the mail relay settings.
     pub fn load(cfg: &Config) -> Result<CaService, KeyError> {
         let identity = keys::load_ca_identity(cfg)?;
-        let signs = identity
-            .cert
-            .cert
-            .tbs_certificate
-            .get::<x509_cert::ext::pkix::KeyUsage>()
-            .ok()
-            .flatten()
-            .is_none_or(|(_, ku)| ku.digital_signature());
-        if !signs {
+        if !pki::cert::allows_digital_signature(&identity.cert.cert) {
             tracing::warn!(
                 "the CA certificate's keyUsage lacks digitalSignature: openssl cmp refuses its \
                  signed CMP replies, and OCSP clients its responses (configure ca.ocsp_key)"
             );
         }
         let ocsp = keys::load_ocsp_identity(cfg)?;
+        if let (Some(d), Some(path)) = (&ocsp, &cfg.ca.ocsp_certificate)
+            && !pki::cert::issued_by(&d.cert.der, &identity.cert.der)
+        {
+            return Err(KeyError::Unusable {
+                path: path.clone(),
+                detail: "the OCSP responder certificate was not issued by the CA (RFC 6960 \
+                         §4.2.2.2)"
+                    .into(),
+            });
+        }
+        if cfg.database_url.starts_with("postgres") && cfg.ca.enrolment_key.is_none() {
+            tracing::warn!(
+                "the CA runs on a shared database but ca.enrolment_key is not set: each node \
+                 makes its own key in its data directory, and codes made on one fail on another"
+            );
+        }
         let key_path = cfg
             .ca
             .enrolment_key
@@ -205,18 +236,6 @@ impl CaService {
         self.mailer.as_ref()
     }
 
-    /// The secret of the code `reference` for `email` (hex).
-    fn secret_for(&self, reference: &str, email: &str) -> Zeroizing<Vec<u8>> {
-        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.enrolment_key);
-        let mut ctx = ring::hmac::Context::with_key(&key);
-        ctx.update(b"sigillum enrolment code v1\0");
-        ctx.update(reference.as_bytes());
-        ctx.update(b"\0");
-        ctx.update(email.as_bytes());
-        let tag = ctx.sign();
-        Zeroizing::new(hex::encode(&tag.as_ref()[..SECRET_BYTES]).into_bytes())
-    }
-
     /// Creates a one-time code for `email` on behalf of `client`, within the rate limits:
     /// `(reference, secret, expires_at)`.
     pub async fn new_code(
@@ -226,14 +245,13 @@ impl CaService {
         client: &str,
     ) -> Result<Result<(String, Zeroizing<String>, i64), CodeProblem>, ArchiveError> {
         let now = now();
-        let reference = hex::encode(random_bytes(6).map_err(|(_, t)| ArchiveError::CorruptCa(t))?);
-        let secret = self.secret_for(&reference, email);
+        let reference =
+            hex::encode(enrolment::random(6).map_err(|e| ArchiveError::CorruptCa(e.to_string()))?);
+        let secret = enrolment::secret(&self.enrolment_key, &reference, email);
         let code = EnrolmentCode {
             reference: reference.clone(),
             email: email.to_owned(),
-            secret_hash: ring::digest::digest(&ring::digest::SHA256, &secret)
-                .as_ref()
-                .to_vec(),
+            secret_hash: enrolment::stored_hash(&secret),
             client: client.to_owned(),
             created_at: now,
             expires_at: now + self.code_ttl,
@@ -251,6 +269,20 @@ impl CaService {
             }))
     }
 
+    /// Periodic upkeep: certificates whose certConf never came are rejected (and listed as
+    /// revoked), old nonces forgotten.
+    pub async fn housekeeping(&self, archive: &Archive) -> Result<(), ArchiveError> {
+        let now = now();
+        let expired = archive.expire_pending(now - CONFIRM_WINDOW, now).await?;
+        if expired > 0 {
+            tracing::info!(
+                expired,
+                "unconfirmed certificates rejected (no certConf in time)"
+            );
+        }
+        archive.prune_nonces(now - NONCE_MEMORY).await
+    }
+
     /// Answers one CMP message (DER in, DER out): always a PKIMessage, an error message when
     /// the request is refused. `profile` is the `/p/<profile>` path segment.
     pub async fn cmp(&self, archive: &Archive, profile: Option<&str>, der: &[u8]) -> Vec<u8> {
@@ -260,22 +292,14 @@ impl CaService {
             ca: &ca,
             chain: &self.identity.chain,
         };
-        let nonce = match cmp::fresh_nonce() {
-            Ok(n) => n,
-            Err(e) => return self.fallback(&reply, None, system(e), now),
-        };
         let msg = match cmp::parse(der) {
             Ok(m) => m,
             Err(e) => {
-                return self.fallback(
-                    &reply,
-                    None,
-                    (
-                        FailureInfo::BadDataFormat,
-                        format!("the message does not parse: {e}"),
-                    ),
-                    now,
+                let r = (
+                    FailureInfo::BadDataFormat,
+                    format!("the message does not parse: {e}"),
                 );
+                return self.fallback(&reply, None, r, now);
             }
         };
         let auth = match self.authenticate(archive, &msg, now).await {
@@ -289,14 +313,17 @@ impl CaService {
             },
             _ => Protection::Signature,
         };
-        let outcome = self
+        let nonce = match cmp::fresh_nonce() {
+            Ok(n) => n,
+            Err(e) => return self.fallback(&reply, Some(&msg), system(e), now),
+        };
+        let (body, implicit) = match self
             .decide(archive, &msg, &auth, profile, &nonce, now)
-            .await;
-        let (body, implicit) = match outcome {
+            .await
+        {
             Ok(x) => x,
             Err((fail, text)) => {
-                tracing::info!(fail = fail.name(), %text, body = msg.body_type, "CMP request refused");
-                metrics::counter!("ca_cmp_refused_total", "fail" => fail.name()).increment(1);
+                refused(fail, &text, msg.body_type);
                 (ReplyBody::Error { fail, text }, false)
             }
         };
@@ -306,23 +333,25 @@ impl CaService {
         }
     }
 
-    /// A signed error message; if even that fails, an unprotected one (never a panic, never
-    /// an empty reply).
+    /// A signed error message: to the request's sender, else (a header we cannot answer, a
+    /// sender that is no GeneralName) to nobody; never an empty reply.
     fn fallback(
         &self,
         reply: &Reply<'_>,
         msg: Option<&Message<'_>>,
-        r: Refusal,
+        (fail, text): Refusal,
         now: i64,
     ) -> Vec<u8> {
-        let (fail, text) = r;
-        tracing::info!(fail = fail.name(), %text, "CMP request refused");
-        metrics::counter!("ca_cmp_refused_total", "fail" => fail.name()).increment(1);
+        refused(fail, &text, msg.map_or(255, |m| m.body_type));
         let body = ReplyBody::Error { fail, text };
         let nonce = cmp::fresh_nonce().unwrap_or_else(|_| vec![0; 16]);
         reply
             .build(msg, &body, Protection::Signature, false, &nonce, now)
-            .unwrap_or_default()
+            .or_else(|_| reply.build(None, &body, Protection::Signature, false, &nonce, now))
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "CA: cannot sign an error message");
+                Vec::new()
+            })
     }
 
     async fn authenticate(
@@ -342,66 +371,22 @@ impl CaService {
             };
         }
         if msg.is_mac_protected() {
-            let Some(reference) = msg
-                .sender_kid
-                .as_deref()
-                .and_then(|k| std::str::from_utf8(k).ok())
-            else {
-                return refuse(
-                    FailureInfo::BadMessageCheck,
-                    "MAC protection without the enrolment code's reference in senderKID",
-                );
-            };
-            let Some(code) = archive
-                .enrolment_code(reference)
-                .await
-                .map_err(archive_err)?
-            else {
-                return refuse(FailureInfo::BadMessageCheck, "unknown enrolment reference");
-            };
-            let secret = self.secret_for(&code.reference, &code.email);
-            let hash = ring::digest::digest(&ring::digest::SHA256, &secret);
-            #[allow(deprecated)]
-            let same =
-                ring::constant_time::verify_slices_are_equal(hash.as_ref(), &code.secret_hash)
-                    .is_ok();
-            if !same {
-                return refuse(
-                    FailureInfo::NotAuthorized,
-                    "the enrolment code is no longer valid (the CA's enrolment key changed)",
-                );
-            }
-            match msg.verify_mac(&secret) {
-                Ok(true) => {}
-                Ok(false) => {
-                    return refuse(
-                        FailureInfo::BadMessageCheck,
-                        "the MAC does not verify with the enrolment secret",
-                    );
-                }
-                Err(e) => return refuse(FailureInfo::BadAlg, format!("MAC protection: {e}")),
-            }
-            // Whether the code is still unused and unexpired is decided with the body (a
-            // certConf continues the transaction the code opened), and that refusal is
-            // MACed with the secret the requester has proved it knows.
-            return Ok(Auth::Code { code, secret });
+            return self.authenticate_code(archive, msg, now).await;
         }
         let cert = match msg.verify_signature() {
             Ok(Ok(cert)) => cert,
             Ok(Err(why)) => return refuse(FailureInfo::BadMessageCheck, why),
             Err(e) => return refuse(FailureInfo::BadMessageCheck, e.to_string()),
         };
-        let ca_raw = pki::cert_raw::RawCert::parse(&self.identity.cert.der).map_err(system)?;
-        let raw = pki::cert_raw::RawCert::parse(cert)
-            .map_err(|e| (FailureInfo::BadDataFormat, e.to_string()))?;
-        if !pki::path::signed_by(&ca_raw, &raw) {
+        if !pki::cert::issued_by(cert, &self.identity.cert.der) {
             return refuse(
                 FailureInfo::SignerNotTrusted,
                 "the protecting certificate was not issued by this CA",
             );
         }
-        let serial = raw.serial.strip_prefix(&[0]).unwrap_or(raw.serial);
-        let Some(row) = archive.certificate(serial).await.map_err(archive_err)? else {
+        let serial = pki::cert::serial_magnitude(cert)
+            .map_err(|e| (FailureInfo::BadDataFormat, e.to_string()))?;
+        let Some(row) = archive.certificate(&serial).await.map_err(archive_err)? else {
             return refuse(
                 FailureInfo::SignerNotTrusted,
                 "the protecting certificate is unknown",
@@ -428,6 +413,60 @@ impl CaService {
         Ok(Auth::Cert(row))
     }
 
+    /// MAC protection with an enrolment code. A spent or expired code is refused before any
+    /// key derivation (up to 100,000 iterations a time must not be on offer for free), except
+    /// for the certConf that continues the transaction the code opened.
+    async fn authenticate_code(
+        &self,
+        archive: &Archive,
+        msg: &Message<'_>,
+        now: i64,
+    ) -> Result<Auth, Refusal> {
+        let Some(reference) = msg
+            .sender_kid
+            .as_deref()
+            .and_then(|k| std::str::from_utf8(k).ok())
+        else {
+            return refuse(
+                FailureInfo::BadMessageCheck,
+                "MAC protection without the enrolment code's reference in senderKID",
+            );
+        };
+        let Some(code) = archive
+            .enrolment_code(reference)
+            .await
+            .map_err(archive_err)?
+        else {
+            return refuse(FailureInfo::BadMessageCheck, "unknown enrolment reference");
+        };
+        if msg.body_type != 24 {
+            if code.used_at.is_some() {
+                return refuse(
+                    FailureInfo::NotAuthorized,
+                    "the enrolment code was already used",
+                );
+            }
+            if code.expires_at <= now {
+                return refuse(FailureInfo::NotAuthorized, "the enrolment code expired");
+            }
+        }
+        let secret = enrolment::secret(&self.enrolment_key, &code.reference, &code.email);
+        if !enrolment::matches(&secret, &code.secret_hash) {
+            return refuse(
+                FailureInfo::NotAuthorized,
+                "the enrolment code is no longer valid (the CA's enrolment key changed)",
+            );
+        }
+        match msg.verify_mac(&secret) {
+            Ok(true) => Ok(Auth::Code { code, secret }),
+            Ok(false) => refuse(
+                FailureInfo::BadMessageCheck,
+                "the MAC does not verify with the enrolment secret",
+            ),
+            Err(e) => refuse(FailureInfo::BadAlg, format!("MAC protection: {e}")),
+        }
+    }
+
     /// What to answer, once the sender is known: the body and whether implicit confirmation
     /// is granted.
     async fn decide(
@@ -445,31 +484,15 @@ impl CaService {
                 "transactionID and senderNonce are required (RFC 9483 §3.1)",
             );
         };
-        if tid.len() < 8 || sender_nonce.len() < 8 {
+        let fits = |b: &[u8]| (16..=MAX_ID_LEN).contains(&b.len());
+        if !fits(tid) || !fits(sender_nonce) {
             return refuse(
                 FailureInfo::BadRequest,
-                "transactionID and senderNonce need at least 8 octets (RFC 9483 §3.1)",
+                format!(
+                    "transactionID and senderNonce take 16 to {MAX_ID_LEN} octets (RFC 9483 §3.1: \
+                     128 bits)"
+                ),
             );
-        }
-        if let Auth::Code { code, .. } = auth
-            && msg.body_type != 24
-        {
-            if code.used_at.is_some() {
-                return refuse(
-                    FailureInfo::NotAuthorized,
-                    "the enrolment code was already used",
-                );
-            }
-            if code.expires_at <= now {
-                return refuse(FailureInfo::NotAuthorized, "the enrolment code expired");
-            }
-        }
-        if !archive
-            .record_nonce(sender_nonce, now)
-            .await
-            .map_err(archive_err)?
-        {
-            return refuse(FailureInfo::BadSenderNonce, "senderNonce replayed");
         }
         let request = Request::read(msg).map_err(|e| {
             (
@@ -477,13 +500,23 @@ impl CaService {
                 format!("the body does not parse: {e}"),
             )
         })?;
+        // Nothing is remembered for anonymous general messages: they change nothing, and
+        // remembering them would let anyone fill the database.
+        if !matches!(auth, Auth::Anyone)
+            && !archive
+                .record_nonce(sender_nonce, now)
+                .await
+                .map_err(archive_err)?
+        {
+            return refuse(FailureInfo::BadSenderNonce, "senderNonce replayed");
+        }
         match request {
             Request::Certificates(kind, reqs) => {
                 self.certify(archive, msg, auth, kind, reqs, profile, nonce, now)
                     .await
             }
             Request::Confirm(confs) => {
-                self.confirm(archive, msg, auth, &confs, tid).await?;
+                self.confirm(archive, msg, auth, &confs, tid, now).await?;
                 Ok((ReplyBody::Confirmed, false))
             }
             Request::Revoke(revs) => {
@@ -491,23 +524,17 @@ impl CaService {
                 Ok((body, false))
             }
             Request::General(types) => {
-                self.open(archive, tid, now, false, auth).await?;
                 let mut answers = Vec::new();
                 for t in types {
-                    if t == ID_IT_CA_CERTS {
-                        let mut certs = vec![self.identity.cert.der.clone()];
-                        certs.extend(self.identity.chain.iter().cloned());
-                        let seq = pki::raw::tlv(
-                            der::Tag::Sequence,
-                            &certs.iter().map(Vec::as_slice).collect::<Vec<_>>(),
-                        )
-                        .map_err(system)?;
-                        let any = <der::Any as der::Decode>::from_der(&seq).map_err(system)?;
-                        answers.push((ID_IT_CA_CERTS, Some(any)));
-                    } else if t == ID_IT_ROOT_CA_CERT {
-                        // One root, never rolled over: no update (RFC 9483 §4.3.2, value
-                        // absent).
-                        answers.push((ID_IT_ROOT_CA_KEY_UPDATE, None));
+                    match t {
+                        InfoType::CaCerts => {
+                            let mut certs = vec![self.identity.cert.der.clone()];
+                            certs.extend(self.identity.chain.iter().cloned());
+                            answers.push(GeneralAnswer::CaCerts(certs));
+                        }
+                        // One root, never rolled over: no update.
+                        InfoType::RootCaCert => answers.push(GeneralAnswer::NoRootUpdate),
+                        InfoType::Other(_) => {}
                     }
                 }
                 Ok((ReplyBody::General(answers), false))
@@ -519,16 +546,8 @@ impl CaService {
         }
     }
 
-    /// Opens the transaction `tid` (refused when it was used before).
-    async fn open(
-        &self,
-        archive: &Archive,
-        tid: &[u8],
-        now: i64,
-        open: bool,
-        auth: &Auth,
-    ) -> Result<(), Refusal> {
-        let t = Transaction {
+    fn transaction(auth: &Auth, tid: &[u8], now: i64, open: bool) -> Transaction {
+        Transaction {
             transaction_id: tid.to_vec(),
             created_at: now,
             open,
@@ -541,14 +560,6 @@ impl CaService {
                 _ => None,
             },
             ..Default::default()
-        };
-        if archive.open_transaction(&t).await.map_err(archive_err)? {
-            Ok(())
-        } else {
-            refuse(
-                FailureInfo::TransactionIdInUse,
-                "transactionID already used",
-            )
         }
     }
 
@@ -581,19 +592,27 @@ impl CaService {
             );
         }
         let req = reqs.remove(0);
-        let (email, usage) = match (kind, auth) {
+        // The address, the usage, the signer (whose key obtains this certificate) and the
+        // latest notAfter: a certificate obtained with another's key never outlives it.
+        let mut not_after = now + i64::from(self.validity_days) * 86_400;
+        let (email, usage, parent) = match (kind, auth) {
             (CertKind::Ir | CertKind::Cr | CertKind::P10cr, Auth::Code { code, .. }) => {
-                (code.email.clone(), usage)
+                (code.email.clone(), usage, None)
             }
-            (CertKind::Cr | CertKind::P10cr, Auth::Cert(row)) => (row.email.clone(), usage),
-            (CertKind::Kur, Auth::Cert(row)) => (
-                row.email.clone(),
-                if row.usage == "encryption" {
+            (CertKind::Cr | CertKind::P10cr, Auth::Cert(row)) => {
+                not_after = not_after.min(row.not_after);
+                (row.email.clone(), usage, Some(row.serial.clone()))
+            }
+            (CertKind::Kur, Auth::Cert(row)) => {
+                not_after =
+                    not_after.min(row.not_after.max(now) + i64::from(self.validity_days) * 86_400);
+                let usage = if row.usage == "encryption" {
                     Usage::Encryption
                 } else {
                     Usage::Signing
-                },
-            ),
+                };
+                (row.email.clone(), usage, Some(row.serial.clone()))
+            }
             (CertKind::Ir, _) => {
                 return refuse(
                     FailureInfo::NotAuthorized,
@@ -631,33 +650,25 @@ impl CaService {
                 format!("the request asks for {other}, but the proven address is {email}"),
             );
         }
-        if let (CertKind::Kur, Auth::Cert(row)) = (kind, auth) {
-            let old = pki::cert::parse(&row.cert).map_err(system)?;
-            let old_spki = der::Encode::to_der(&old.tbs_certificate.subject_public_key_info)
-                .map_err(system)?;
-            if old_spki == req.public_key_info {
-                return refuse(
-                    FailureInfo::BadCertTemplate,
-                    "a key update needs a new key (the request repeats the old one)",
-                );
-            }
+        if let Some(why) = req
+            .common_name
+            .as_deref()
+            .and_then(|cn| common_name_problem(cn, &email))
+        {
+            return refuse(FailureInfo::BadCertTemplate, why);
         }
-        let tid = msg.transaction_id.as_deref().unwrap_or_default();
-        self.open(archive, tid, now, true, auth).await?;
-        if let Auth::Code { code, .. } = auth
-            && !archive
-                .consume_enrolment_code(&code.reference, now)
-                .await
-                .map_err(archive_err)?
+        if let (CertKind::Kur, Auth::Cert(row)) = (kind, auth)
+            && pki::cert::same_public_key(&row.cert, &req.public_key_info)
         {
             return refuse(
-                FailureInfo::NotAuthorized,
-                "the enrolment code was already used",
+                FailureInfo::BadCertTemplate,
+                "a key update needs a new key (the request repeats the old one)",
             );
         }
-        let mut serial = random_bytes(16)?;
+        // Issue first (in memory, through the Signer): nothing is spent on a request the CA
+        // cannot fulfil.
+        let mut serial = enrolment::random(16).map_err(system)?;
         serial[0] = (serial[0] & 0x7f) | 0x01;
-        let not_after = now + i64::from(self.validity_days) * 86_400;
         let cert = self
             .ca()
             .issue(&EmailCertificate {
@@ -670,39 +681,54 @@ impl CaService {
             })
             .map_err(|e| (FailureInfo::BadCertTemplate, format!("cannot issue: {e}")))?;
         let implicit = msg.implicit_confirm;
-        archive
-            .insert_certificate(&CaCertificate {
-                serial: serial.clone(),
-                email: email.clone(),
-                usage: match usage {
-                    Usage::Signing => "signing",
-                    Usage::Encryption => "encryption",
-                }
-                .into(),
-                not_before: now - 60,
-                not_after,
-                cert: cert.clone(),
-                state: if implicit {
-                    CertState::Active
-                } else {
-                    CertState::Pending
-                },
-                issued_at: now,
-                revoked_at: None,
-                revocation_reason: None,
-            })
+        let tid = msg.transaction_id.as_deref().unwrap_or_default();
+        let mut t = Self::transaction(auth, tid, now, !implicit);
+        t.cert_serial = Some(serial.clone());
+        t.reply_nonce = Some(nonce.to_vec());
+        let row = CaCertificate {
+            serial: serial.clone(),
+            email: email.clone(),
+            usage: match usage {
+                Usage::Signing => "signing",
+                Usage::Encryption => "encryption",
+            }
+            .into(),
+            not_before: now - 60,
+            not_after,
+            cert: cert.clone(),
+            state: if implicit {
+                CertState::Active
+            } else {
+                CertState::Pending
+            },
+            issued_at: now,
+            revoked_at: None,
+            revocation_reason: None,
+            parent_serial: parent,
+        };
+        let code = match auth {
+            Auth::Code { code, .. } => Some(code.reference.as_str()),
+            _ => None,
+        };
+        match archive
+            .record_issuance(&t, code, &row, now)
             .await
-            .map_err(archive_err)?;
-        archive
-            .update_transaction(&Transaction {
-                transaction_id: tid.to_vec(),
-                open: !implicit,
-                cert_serial: Some(serial.clone()),
-                reply_nonce: Some(nonce.to_vec()),
-                ..Default::default()
-            })
-            .await
-            .map_err(archive_err)?;
+            .map_err(archive_err)?
+        {
+            Issuance::Recorded => {}
+            Issuance::TransactionIdInUse => {
+                return refuse(
+                    FailureInfo::TransactionIdInUse,
+                    "transactionID already used",
+                );
+            }
+            Issuance::CodeSpent => {
+                return refuse(
+                    FailureInfo::NotAuthorized,
+                    "the enrolment code was already used",
+                );
+            }
+        }
         tracing::info!(%email, kind = kind.name(), serial = %hex::encode(&serial), implicit, "CA issued a certificate");
         metrics::counter!("ca_certificates_issued_total", "kind" => kind.name()).increment(1);
         let ca_pubs = match auth {
@@ -727,6 +753,7 @@ impl CaService {
         auth: &Auth,
         confs: &[cmp::Confirmation],
         tid: &[u8],
+        now: i64,
     ) -> Result<(), Refusal> {
         let Some(t) = archive.transaction(tid).await.map_err(archive_err)? else {
             return refuse(
@@ -751,6 +778,12 @@ impl CaService {
                 "the certConf is not protected like the request it confirms",
             );
         }
+        if now - t.created_at > CONFIRM_WINDOW {
+            return refuse(
+                FailureInfo::BadTime,
+                format!("the certConf came more than {CONFIRM_WINDOW} s after the certificate"),
+            );
+        }
         if msg.recip_nonce.is_none() || msg.recip_nonce != t.reply_nonce {
             return refuse(
                 FailureInfo::BadRecipientNonce,
@@ -768,6 +801,11 @@ impl CaService {
                 "a transaction names a certificate that is not stored",
             ));
         };
+        // RFC 9483 §4.1.1: certReqId 0 (the one request); -1 for a p10cr's CertStatus.
+        let id = conf.cert_req_id.as_bytes();
+        if id != [0] && id != [0xff] {
+            return refuse(FailureInfo::BadRequest, "certReqId is not the request's");
+        }
         let alg = cmp::cert_hash_alg(&row.cert).map_err(system)?;
         if alg.digest(&row.cert) != conf.cert_hash {
             return refuse(
@@ -793,7 +831,7 @@ impl CaService {
                 .map_err(archive_err)?;
             // cessationOfOperation: the certificate was never put to use.
             archive
-                .revoke_certificate(serial, now(), Some(5))
+                .revoke_certificate(serial, now, Some(5))
                 .await
                 .map_err(archive_err)?;
             tracing::info!(serial = %hex::encode(serial), "certificate rejected by its requester");
@@ -801,6 +839,9 @@ impl CaService {
         Ok(())
     }
 
+    /// rr: signed by the certificate to revoke (it revokes itself), or protected by a fresh
+    /// enrolment code for its address (the key is lost or stolen: the address's owner revokes
+    /// any of its certificates). keyCompromise revokes what the key obtained too.
     async fn revoke(
         &self,
         archive: &Archive,
@@ -809,37 +850,80 @@ impl CaService {
         tid: &[u8],
         now: i64,
     ) -> Result<ReplyBody, Refusal> {
-        let Auth::Cert(row) = auth else {
-            return refuse(
-                FailureInfo::NotAuthorized,
-                "an rr must be signed with the certificate to revoke",
-            );
-        };
         let [rev] = revs else {
             return refuse(FailureInfo::BadRequest, "exactly one RevDetails per rr");
         };
-        if rev.serial != row.serial {
-            return refuse(
-                FailureInfo::NotAuthorized,
-                "a certificate may revoke only itself",
-            );
-        }
-        let ca_subject = der::Encode::to_der(&self.identity.cert.cert.tbs_certificate.subject)
-            .map_err(system)?;
+        let ca_subject = pki::cert::subject_der(&self.identity.cert.der).map_err(system)?;
         if rev.issuer.as_ref().is_some_and(|i| *i != ca_subject) {
             return refuse(FailureInfo::BadCertId, "the issuer is not this CA");
         }
-        self.open(archive, tid, now, false, auth).await?;
-        let reason = rev.reason.map(|r| r as i64);
-        if !archive
-            .revoke_certificate(&row.serial, now, reason)
-            .await
-            .map_err(archive_err)?
-        {
+        if matches!(rev.reason, Some(6 | 8)) {
+            return refuse(
+                FailureInfo::BadRequest,
+                "certificateHold and removeFromCRL are not offered: revocation is final",
+            );
+        }
+        let target = match auth {
+            Auth::Cert(row) if rev.serial == row.serial => row.clone(),
+            Auth::Cert(_) => {
+                return refuse(
+                    FailureInfo::NotAuthorized,
+                    "a certificate may revoke only itself (with an enrolment code for the \
+                     address, any of its certificates)",
+                );
+            }
+            Auth::Code { code, .. } => {
+                match archive
+                    .certificate(&rev.serial)
+                    .await
+                    .map_err(archive_err)?
+                {
+                    Some(row) if row.email == code.email => row,
+                    _ => {
+                        return refuse(
+                            FailureInfo::BadCertId,
+                            "no certificate with this serial for the proven address",
+                        );
+                    }
+                }
+            }
+            Auth::Anyone => {
+                return refuse(
+                    FailureInfo::NotAuthorized,
+                    "an rr must be signed by the certificate or protected by an enrolment code",
+                );
+            }
+        };
+        if target.revoked_at.is_some() {
             return refuse(FailureInfo::CertRevoked, "already revoked");
         }
-        tracing::info!(email = %row.email, serial = %hex::encode(&row.serial), "certificate revoked");
-        metrics::counter!("ca_certificates_revoked_total").increment(1);
+        let t = Self::transaction(auth, tid, now, false);
+        if !archive.open_transaction(&t).await.map_err(archive_err)? {
+            return refuse(
+                FailureInfo::TransactionIdInUse,
+                "transactionID already used",
+            );
+        }
+        if let Auth::Code { code, .. } = auth
+            && !archive
+                .consume_enrolment_code(&code.reference, now)
+                .await
+                .map_err(archive_err)?
+        {
+            return refuse(
+                FailureInfo::NotAuthorized,
+                "the enrolment code was already used",
+            );
+        }
+        let revoked = archive
+            .revoke_certificate(&target.serial, now, rev.reason)
+            .await
+            .map_err(archive_err)?;
+        if revoked == 0 {
+            return refuse(FailureInfo::CertRevoked, "already revoked");
+        }
+        tracing::info!(email = %target.email, serial = %hex::encode(&target.serial), revoked, "certificate revoked");
+        metrics::counter!("ca_certificates_revoked_total").increment(revoked);
         // The CRL follows at once (the next GET /crl sees the new revision anyway).
         if let Err(e) = self.crl(archive).await {
             tracing::warn!(error = %e, "CRL regeneration after a revocation failed");
@@ -866,7 +950,7 @@ impl CaService {
             .map(|(serial, at, reason)| pki::ca::Revoked {
                 serial,
                 at,
-                reason: reason.and_then(crl_reason),
+                reason: reason.and_then(pki::ca::crl_reason),
             })
             .collect::<Vec<_>>();
         let crl = self
@@ -903,7 +987,7 @@ impl CaService {
                 Ok(Some(row)) => match row.revoked_at {
                     Some(at) => Status::Revoked {
                         at,
-                        reason: row.revocation_reason.and_then(crl_reason),
+                        reason: row.revocation_reason.and_then(pki::ca::crl_reason),
                     },
                     None if row.state == CertState::Active => Status::Good,
                     None => Status::Unknown,
@@ -934,23 +1018,6 @@ impl CaService {
             }
         }
     }
-}
-
-fn crl_reason(code: i64) -> Option<x509_cert::ext::pkix::CrlReason> {
-    use x509_cert::ext::pkix::CrlReason as R;
-    Some(match code {
-        0 => R::Unspecified,
-        1 => R::KeyCompromise,
-        2 => R::CaCompromise,
-        3 => R::AffiliationChanged,
-        4 => R::Superseded,
-        5 => R::CessationOfOperation,
-        6 => R::CertificateHold,
-        8 => R::RemoveFromCRL,
-        9 => R::PrivilegeWithdrawn,
-        10 => R::AaCompromise,
-        _ => return None,
-    })
 }
 
 #[cfg(test)]

@@ -51,9 +51,9 @@ pub struct FileConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CaConfig {
-    /// Serve the CA routes (CMP, enrolment, directory, OCSP, CRL).
-    #[serde(default = "yes")]
-    pub enabled: bool,
+    /// Serve the CA routes (CMP, enrolment, directory, OCSP, CRL) [default: on with the
+    /// development PKI or when `ca.key` is set; off for a production `[key]` without a CA key].
+    pub enabled: Option<bool>,
     /// The CA's PKCS#8 key, PEM or DER.
     pub key: Option<PathBuf>,
     /// The CA's certificate (and, after it, its chain), PEM or DER.
@@ -134,7 +134,7 @@ fn default_smtp_security() -> String {
 impl Default for CaConfig {
     fn default() -> Self {
         CaConfig {
-            enabled: true,
+            enabled: None,
             key: None,
             certificate: None,
             public_url: None,
@@ -458,11 +458,25 @@ impl Config {
                 "ca.ocsp_key and ca.ocsp_certificate go together".into(),
             );
         }
-        if self.from_file && ca.enabled && ca.key.is_none() && self.key.is_some() {
+        if ca.enabled == Some(true) && ca.key.is_none() && self.key.is_some() {
             return bad(
                 "ca.key",
-                "a production configuration ([key] set) needs its own CA key, or ca.enabled = false"
+                "the CA of a production configuration ([key] set) needs its own key: set ca.key \
+                 and ca.certificate"
                     .into(),
+            );
+        }
+        if self.ca_enabled()
+            && self.ca.public_url.is_none()
+            && (self.listen.ip().is_unspecified() || self.key.is_some())
+        {
+            return bad(
+                "ca.public_url",
+                format!(
+                    "the CA writes its OCSP, CA-issuers and CRL URLs into every certificate: set \
+                     the URL clients reach this server at (listening on {} says nothing)",
+                    self.listen
+                ),
             );
         }
         if !(1..=3650).contains(&ca.validity_days) {
@@ -497,6 +511,13 @@ impl Config {
             );
         }
         Ok(())
+    }
+
+    /// Whether the CA runs: as configured, else with the development PKI or a CA key.
+    pub fn ca_enabled(&self) -> bool {
+        self.ca
+            .enabled
+            .unwrap_or(self.key.is_none() || self.ca.key.is_some())
     }
 
     /// The base URL in issued certificates' AIA and CRL distribution points.

@@ -8,14 +8,14 @@ use axum::response::{IntoResponse, Response};
 
 /// A request id: 16 hex digits, returned to the client and logged.
 pub fn request_id() -> String {
-    let mut b = [0u8; 8];
     // Without randomness the id is still unique enough for logs: the time.
-    if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).is_err() {
-        b = std::time::SystemTime::now()
+    let b = pki::ca::enrolment::random(8).unwrap_or_else(|_| {
+        std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-            .to_be_bytes();
-    }
+            .to_be_bytes()
+            .to_vec()
+    });
     hex::encode(b)
 }
 

@@ -291,13 +291,12 @@ fn load_pair(
 /// missing.
 pub fn enrolment_key(path: &Path) -> Result<zeroize::Zeroizing<Vec<u8>>, KeyError> {
     if !path.exists() {
-        let mut key = zeroize::Zeroizing::new(vec![0u8; 32]);
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key).map_err(
-            |_| KeyError::Unusable {
+        let key = zeroize::Zeroizing::new(pki::ca::enrolment::random(32).map_err(|e| {
+            KeyError::Unusable {
                 path: path.into(),
-                detail: "no randomness".into(),
-            },
-        )?;
+                detail: e.to_string(),
+            }
+        })?);
         match write_secret(path, &key) {
             // Another node or process created it first: use theirs.
             Err(KeyError::Io { source, .. })

@@ -140,7 +140,7 @@ impl App {
         } else {
             None
         };
-        let ca = if cfg.ca.enabled {
+        let ca = if cfg.ca_enabled() {
             Some(crate::ca::CaService::load(cfg).context("cannot load the CA ([ca])")?)
         } else {
             None
@@ -157,6 +157,21 @@ impl App {
             signing,
             ca,
         });
+        if app.ca.is_some() {
+            let weak = Arc::downgrade(&app);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+                loop {
+                    tick.tick().await;
+                    let Some(app) = weak.upgrade() else { break };
+                    if let Some(ca) = &app.ca
+                        && let Err(e) = ca.housekeeping(&app.archive).await
+                    {
+                        tracing::warn!(error = %e, "CA housekeeping failed; retrying in a minute");
+                    }
+                }
+            });
+        }
         let weak = Arc::downgrade(&app);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));

@@ -25,6 +25,26 @@ const ID_EMAIL_ADDRESS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840
 const ID_EXTENSION_REQUEST: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.14");
 
+/// id-it-caCerts (RFC 9810 §5.3.19.19).
+pub(super) const ID_IT_CA_CERTS: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.4.17");
+/// id-it-rootCaCert (RFC 9810 §5.3.19.20), answered by id-it-rootCaKeyUpdate.
+pub(super) const ID_IT_ROOT_CA_CERT: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.4.20");
+pub(super) const ID_IT_ROOT_CA_KEY_UPDATE: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.4.18");
+
+/// What a genm asks about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InfoType {
+    /// The CA's certificates (id-it-caCerts).
+    CaCerts,
+    /// A root CA update (id-it-rootCaCert).
+    RootCaCert,
+    /// Anything else (its OID): not answered.
+    Other(String),
+}
+
 /// Which request a certificate request came in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CertKind {
@@ -83,8 +103,9 @@ pub struct Revocation {
     pub serial: Vec<u8>,
     /// Its issuer, Name DER, when given.
     pub issuer: Option<Vec<u8>>,
-    /// The reason asked for, when given.
-    pub reason: Option<CrlReason>,
+    /// The CRLReason code asked for, when given (6 certificateHold and 8 removeFromCRL
+    /// included: the caller refuses them).
+    pub reason: Option<i64>,
 }
 
 /// One CertStatus of a certConf.
@@ -108,7 +129,7 @@ pub enum Request {
     /// certConf.
     Confirm(Vec<Confirmation>),
     /// genm: the infoTypes asked for.
-    General(Vec<ObjectIdentifier>),
+    General(Vec<InfoType>),
     /// A body type the CA does not serve (its CHOICE number).
     Unsupported(u8),
 }
@@ -127,7 +148,16 @@ impl Request {
             21 => {
                 let infos: Vec<cmpv2::r#gen::InfoTypeAndValue> =
                     Vec::from_der(content).map_err(Error::decode("GenMsgContent"))?;
-                Request::General(infos.into_iter().map(|i| i.oid).collect())
+                Request::General(
+                    infos
+                        .into_iter()
+                        .map(|i| match i.oid {
+                            ID_IT_CA_CERTS => InfoType::CaCerts,
+                            ID_IT_ROOT_CA_CERT => InfoType::RootCaCert,
+                            other => InfoType::Other(other.to_string()),
+                        })
+                        .collect(),
+                )
             }
             other => Request::Unsupported(other),
         })
@@ -337,7 +367,7 @@ fn revocations(content: &[u8]) -> Result<Vec<Revocation>> {
                 if ext.extn_id == const_oid::db::rfc5280::ID_CE_CRL_REASONS {
                     reason = Some(
                         CrlReason::from_der(ext.extn_value.as_bytes())
-                            .map_err(Error::decode("CRLReason"))?,
+                            .map_err(Error::decode("CRLReason"))? as i64,
                     );
                 }
             }

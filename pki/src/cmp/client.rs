@@ -11,10 +11,9 @@ use crate::digest::HashAlg;
 use crate::error::{Error, Result};
 use crate::raw::{RawTlv, context, tlv};
 use crate::signer::{Signer, to_der};
-use der::asn1::{BitString, Int, Null, OctetString};
-use der::{Any, Decode, Tag};
+use der::asn1::{BitString, Int, OctetString};
+use der::{Decode, Tag};
 use spki::SubjectPublicKeyInfoOwned;
-use x509_cert::ext::pkix::CrlReason;
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::name::Name;
 
@@ -75,14 +74,15 @@ pub struct Answer {
     pub sender_nonce: Vec<u8>,
     /// A refusal: failInfo bits and the CA's text.
     pub refusal: Option<Refusal>,
+    /// Whether the reply's protection verified (false only for an error message whose
+    /// protection we cannot check: its text is the CA's word, unproven).
+    pub authenticated: bool,
 }
 
 /// A refusal: failInfo bits and the CA's text.
 pub type Refusal = (Vec<FailureInfo>, String);
 
-fn octets(b: &[u8]) -> Result<OctetString> {
-    OctetString::new(b).map_err(Error::Encode)
-}
+use super::octets;
 
 fn common_name_rdn(cn: &str) -> Result<Name> {
     let s = format!(
@@ -119,12 +119,7 @@ fn message(
                 .map(|(_, ski)| ski.0),
         ),
     };
-    let general_info = implicit_confirm.then(|| {
-        vec![cmpv2::r#gen::InfoTypeAndValue {
-            oid: super::ID_IT_IMPLICIT_CONFIRM,
-            value: Some(Any::from(Null)),
-        }]
-    });
+    let general_info = implicit_confirm.then(super::implicit_confirm_info);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_err(|_| Error::invalid("clock", "before 1970"))?;
@@ -148,26 +143,22 @@ fn message(
         general_info,
     };
     let header = to_der(&header)?;
-    let body = tlv(context(body_number, true), &[content])?;
-    let protected = tlv(Tag::Sequence, &[&header, &body])?;
-    let (bits, extra) = match protection {
-        ClientProtection::Mac { secret, .. } => {
-            (crate::pbmac::mac(&alg, &protected, secret)?, None)
-        }
-        ClientProtection::Signature { signer, cert } => {
-            (signer.sign(&protected)?, Some(cert.der.clone()))
-        }
+    let extra: Vec<&[u8]> = match protection {
+        ClientProtection::Mac { .. } => Vec::new(),
+        ClientProtection::Signature { cert, .. } => vec![cert.der.as_slice()],
     };
-    let bits = to_der(&BitString::from_bytes(&bits).map_err(Error::Encode)?)?;
-    let prot = tlv(context(0, true), &[&bits])?;
-    let mut parts: Vec<Vec<u8>> = vec![header, body, prot];
-    if let Some(cert) = extra {
-        let seq = tlv(Tag::Sequence, &[&cert])?;
-        parts.push(tlv(context(1, true), &[&seq])?);
-    }
-    let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+    let der = super::assemble(
+        &header,
+        body_number,
+        content,
+        &extra,
+        |protected| match protection {
+            ClientProtection::Mac { secret, .. } => crate::pbmac::mac(&alg, protected, secret),
+            ClientProtection::Signature { signer, .. } => signer.sign(protected),
+        },
+    )?;
     Ok(Sent {
-        der: tlv(Tag::Sequence, &refs)?,
+        der,
         transaction_id,
         sender_nonce,
     })
@@ -180,22 +171,6 @@ fn ca_subject(ca_cert: Option<&[u8]>) -> Result<Name> {
         Some(der) => Ok(crate::cert::parse(der)?.tbs_certificate.subject),
         None => Ok(Name::default()),
     }
-}
-
-/// The CRLReason names `revocation_request` accepts.
-pub const REASONS: &str = "keyCompromise, superseded, cessationOfOperation, affiliationChanged, privilegeWithdrawn, unspecified";
-
-/// A CRLReason by its RFC 5280 name (keyCompromise, superseded, ...).
-fn crl_reason(name: &str) -> Option<CrlReason> {
-    Some(match name {
-        "unspecified" => CrlReason::Unspecified,
-        "keyCompromise" => CrlReason::KeyCompromise,
-        "affiliationChanged" => CrlReason::AffiliationChanged,
-        "superseded" => CrlReason::Superseded,
-        "cessationOfOperation" => CrlReason::CessationOfOperation,
-        "privilegeWithdrawn" => CrlReason::PrivilegeWithdrawn,
-        _ => return None,
-    })
 }
 
 fn sender_name(protection: ClientProtection<'_>, common_name: Option<&str>) -> Result<Name> {
@@ -272,7 +247,7 @@ pub fn certificate_request(
 }
 
 /// An rr for the certificate `serial` (magnitude) issued by `ca_cert` (DER), signed by its own
-/// key, with an optional reason by its RFC 5280 name ([`REASONS`]).
+/// key, with an optional reason by its RFC 5280 name ([`crate::ca::crl_reason_names`]).
 pub fn revocation_request(
     serial: &[u8],
     ca_cert: &[u8],
@@ -281,12 +256,17 @@ pub fn revocation_request(
 ) -> Result<Sent> {
     let reason = reason
         .map(|name| {
-            crl_reason(name).ok_or_else(|| {
-                Error::invalid(
-                    "revocation reason",
-                    format!("{name:?}: expected one of {REASONS}"),
-                )
-            })
+            crate::ca::crl_reason_by_name(name)
+                .and_then(crate::ca::crl_reason)
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "revocation reason",
+                        format!(
+                            "{name:?}: expected one of {}",
+                            crate::ca::crl_reason_names()
+                        ),
+                    )
+                })
         })
         .transpose()?;
     let ca_subject = ca_subject(Some(ca_cert))?;
@@ -402,21 +382,27 @@ pub fn read_reply(der: &[u8], sent: &Sent, check: ReplyCheck<'_>) -> Result<Answ
         },
     };
     if let Some(problem) = problem {
-        // An error message we cannot authenticate is still worth showing, marked as such.
+        // An error message we cannot authenticate (a refusal signed by a CA we do not know
+        // yet, on a first ir) is still worth showing, marked as such; nothing else is.
         let said = (m.body_type == 23)
             .then(|| {
                 let content = RawTlv::parse(m.body_content(), "PKIBody").ok()?;
                 let fields = content.children("ErrorMsgContent").ok()?;
-                status(fields.first()?).ok()?.1.map(|(_, text)| text)
+                status(fields.first()?).ok()?.1
             })
             .flatten();
-        return Err(Error::invalid(
-            "CMP reply",
-            match said {
-                Some(text) => format!("{problem}; unauthenticated, it says: {text}"),
-                None => problem,
-            },
-        ));
+        return match said {
+            Some(refusal) => Ok(Answer {
+                body_type: 23,
+                certificate: None,
+                ca_pubs: Vec::new(),
+                implicit_confirm: false,
+                sender_nonce: Vec::new(),
+                refusal: Some(refusal),
+                authenticated: false,
+            }),
+            None => Err(Error::invalid("CMP reply", problem)),
+        };
     }
     let mut answer = Answer {
         body_type: m.body_type,
@@ -425,6 +411,7 @@ pub fn read_reply(der: &[u8], sent: &Sent, check: ReplyCheck<'_>) -> Result<Answ
         implicit_confirm: m.implicit_confirm,
         sender_nonce: m.sender_nonce.clone().unwrap_or_default(),
         refusal: None,
+        authenticated: true,
     };
     let content = RawTlv::parse(m.body_content(), "PKIBody")?;
     match m.body_type {

@@ -10,9 +10,9 @@ use super::{CertKind, Message};
 use crate::asn1::{FailureInfo, PkiStatus, PkiStatusInfo};
 use crate::ca::Ca;
 use crate::error::{Error, Result};
-use crate::raw::{RawTlv, context, tlv};
+use crate::raw::{RawTlv, tlv};
 use crate::signer::to_der;
-use der::asn1::{BitString, Int, Null, ObjectIdentifier, OctetString, Utf8StringRef};
+use der::asn1::{Int, Null, OctetString, Utf8StringRef};
 use der::{Any, Decode, Sequence, Tag};
 use spki::AlgorithmIdentifierOwned;
 use x509_cert::Certificate;
@@ -53,8 +53,8 @@ pub enum ReplyBody {
     Revoked(Vec<Option<(FailureInfo, String)>>),
     /// pkiConf.
     Confirmed,
-    /// genp: infoType and optional value per answer.
-    General(Vec<(ObjectIdentifier, Option<Any>)>),
+    /// genp: one answer per infoType served.
+    General(Vec<GeneralAnswer>),
     /// An error message (RFC 9810 §5.3.21) with status rejection.
     Error {
         /// The failInfo bit.
@@ -62,6 +62,15 @@ pub enum ReplyBody {
         /// What went wrong, for a human.
         text: String,
     },
+}
+
+/// One genp answer.
+#[derive(Clone, Debug)]
+pub enum GeneralAnswer {
+    /// id-it-caCerts with these certificates (DER).
+    CaCerts(Vec<Vec<u8>>),
+    /// id-it-rootCaKeyUpdate without a value: no root update (RFC 9483 §4.3.2).
+    NoRootUpdate,
 }
 
 /// CertResponse with our PKIStatusInfo.
@@ -159,14 +168,24 @@ fn encode_body(body: &ReplyBody) -> Result<(u8, Vec<u8>)> {
             (12, to_der(&RevRepContent { status })?)
         }
         ReplyBody::Confirmed => (19, to_der(&Null)?),
-        ReplyBody::General(infos) => {
-            let infos: Vec<cmpv2::r#gen::InfoTypeAndValue> = infos
-                .iter()
-                .map(|(oid, value)| cmpv2::r#gen::InfoTypeAndValue {
-                    oid: *oid,
-                    value: value.clone(),
-                })
-                .collect();
+        ReplyBody::General(answers) => {
+            let mut infos = Vec::with_capacity(answers.len());
+            for a in answers {
+                infos.push(match a {
+                    GeneralAnswer::CaCerts(certs) => {
+                        let refs: Vec<&[u8]> = certs.iter().map(Vec::as_slice).collect();
+                        let seq = tlv(Tag::Sequence, &refs)?;
+                        cmpv2::r#gen::InfoTypeAndValue {
+                            oid: super::body::ID_IT_CA_CERTS,
+                            value: Some(Any::from_der(&seq).map_err(Error::decode("caCerts"))?),
+                        }
+                    }
+                    GeneralAnswer::NoRootUpdate => cmpv2::r#gen::InfoTypeAndValue {
+                        oid: super::body::ID_IT_ROOT_CA_KEY_UPDATE,
+                        value: None,
+                    },
+                });
+            }
             (22, to_der(&infos)?)
         }
         ReplyBody::Error { fail, text } => (
@@ -189,10 +208,7 @@ pub fn fresh_nonce() -> Result<Vec<u8>> {
 }
 
 fn octets(bytes: Option<&Vec<u8>>) -> Result<Option<OctetString>> {
-    bytes
-        .map(|b| OctetString::new(b.clone()))
-        .transpose()
-        .map_err(Error::Encode)
+    bytes.map(|b| super::octets(b)).transpose()
 }
 
 /// Builds protected replies for one CA.
@@ -233,12 +249,7 @@ impl Reply<'_> {
             Some(r) => GeneralName::from_der(r.sender).map_err(Error::decode("sender"))?,
             None => GeneralName::DirectoryName(Name::default()),
         };
-        let general_info = implicit_confirm.then(|| {
-            vec![cmpv2::r#gen::InfoTypeAndValue {
-                oid: super::ID_IT_IMPLICIT_CONFIRM,
-                value: Some(Any::from(Null)),
-            }]
-        });
+        let general_info = implicit_confirm.then(super::implicit_confirm_info);
         let header = cmpv2::header::PkiHeader {
             pvno: cmpv2::header::Pvno::Cmp2000,
             sender: GeneralName::DirectoryName(ca_cert.tbs_certificate.subject.clone()),
@@ -260,32 +271,24 @@ impl Reply<'_> {
             set_pvno_3(&mut header)?;
         }
         let (number, content) = encode_body(body)?;
-        let body = tlv(context(number, true), &[&content])?;
-        let protected = tlv(Tag::Sequence, &[&header, &body])?;
-        let (protection_bits, extra) = match protection {
-            Protection::Mac { algorithm, secret } => (
-                crate::pbmac::mac(algorithm, &protected, secret)?,
-                Vec::new(),
-            ),
-            Protection::Signature => {
-                let (_, sig) = self.ca.sign(&protected)?;
-                let mut extra = vec![self.ca.cert.der.clone()];
-                extra.extend(self.chain.iter().cloned());
-                (sig.raw_bytes().to_vec(), extra)
-            }
+        let extra: Vec<&[u8]> = match protection {
+            Protection::Mac { .. } => Vec::new(),
+            Protection::Signature => std::iter::once(self.ca.cert.der.as_slice())
+                .chain(self.chain.iter().map(Vec::as_slice))
+                .collect(),
         };
-        let bits = to_der(&BitString::from_bytes(&protection_bits).map_err(Error::Encode)?)?;
-        let prot = tlv(context(0, true), &[&bits])?;
-        let mut parts: Vec<&[u8]> = vec![&header, &body, &prot];
-        let extra_seq;
-        let extra_field;
-        if !extra.is_empty() {
-            let refs: Vec<&[u8]> = extra.iter().map(Vec::as_slice).collect();
-            extra_seq = tlv(Tag::Sequence, &refs)?;
-            extra_field = tlv(context(1, true), &[&extra_seq])?;
-            parts.push(&extra_field);
-        }
-        tlv(Tag::Sequence, &parts)
+        super::assemble(
+            &header,
+            number,
+            &content,
+            &extra,
+            |protected| match protection {
+                Protection::Mac { algorithm, secret } => {
+                    crate::pbmac::mac(algorithm, protected, secret)
+                }
+                Protection::Signature => Ok(self.ca.sign(protected)?.1.raw_bytes().to_vec()),
+            },
+        )
     }
 }
 

@@ -3,7 +3,9 @@
 -- PostgreSQL flavour, shared by every node; the SQLite flavour lives in ../sqlite/.
 
 -- Every certificate the CA issued. state: 'pending' (awaiting certConf), 'active', or
--- 'rejected' (the requester refused it in certConf; it is listed as revoked).
+-- 'rejected' (the requester refused it in certConf, or never confirmed it; listed as revoked).
+-- parent_serial: the certificate whose signature authorised this one (cr, p10cr, kur), so a
+-- key compromise revokes what the key obtained too.
 CREATE TABLE IF NOT EXISTS ca_certificates (
     serial            BYTEA    PRIMARY KEY,
     email             TEXT    NOT NULL,
@@ -14,11 +16,14 @@ CREATE TABLE IF NOT EXISTS ca_certificates (
     state             TEXT    NOT NULL CHECK (state IN ('pending', 'active', 'rejected')),
     issued_at         BIGINT NOT NULL,
     revoked_at        BIGINT,
-    revocation_reason BIGINT
+    revocation_reason BIGINT,
+    parent_serial     BYTEA
 );
 
 CREATE INDEX IF NOT EXISTS ca_certificates_email ON ca_certificates (email);
 CREATE INDEX IF NOT EXISTS ca_certificates_revoked ON ca_certificates (revoked_at);
+CREATE INDEX IF NOT EXISTS ca_certificates_parent ON ca_certificates (parent_serial);
+CREATE INDEX IF NOT EXISTS ca_certificates_pending ON ca_certificates (state, issued_at);
 
 -- One-time enrolment codes (proof of control of an address). The secret is never stored: it
 -- is derived from the reference with the CA's enrolment key, and only its SHA-256 is kept.
@@ -51,6 +56,8 @@ CREATE TABLE IF NOT EXISTS ca_nonces (
     nonce   BYTEA    PRIMARY KEY,
     seen_at BIGINT NOT NULL
 );
+
+CREATE INDEX IF NOT EXISTS ca_nonces_seen ON ca_nonces (seen_at);
 
 -- One row: the CRL number and the current CRL (regenerated on revocation and before
 -- nextUpdate; `revision` moves on every revocation, so every node sees a stale CRL at once).

@@ -60,6 +60,19 @@ pub struct CaCertificate {
     pub revoked_at: Option<i64>,
     /// The CRLReason code, when given.
     pub revocation_reason: Option<i64>,
+    /// The certificate whose signature authorised this one (cr, p10cr, kur).
+    pub parent_serial: Option<Vec<u8>>,
+}
+
+/// How recording an issuance came out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Issuance {
+    /// Transaction, certificate (and the code's use) committed together.
+    Recorded,
+    /// The transactionID was used before: nothing recorded.
+    TransactionIdInUse,
+    /// The enrolment code was spent (or expired) meanwhile: nothing recorded.
+    CodeSpent,
 }
 
 /// A one-time enrolment code. The secret itself is not stored.
@@ -146,10 +159,11 @@ type CertRow = (
     i64,
     Option<i64>,
     Option<i64>,
+    Option<Vec<u8>>,
 );
 
 const CERT_COLUMNS: &str = "serial, email, usage, not_before, not_after, cert, state, \
-     issued_at, revoked_at, revocation_reason";
+     issued_at, revoked_at, revocation_reason, parent_serial";
 
 fn cert_from_row(r: CertRow) -> Result<CaCertificate, ArchiveError> {
     Ok(CaCertificate {
@@ -163,6 +177,7 @@ fn cert_from_row(r: CertRow) -> Result<CaCertificate, ArchiveError> {
         issued_at: r.7,
         revoked_at: r.8,
         revocation_reason: r.9,
+        parent_serial: r.10,
     })
 }
 
@@ -315,25 +330,6 @@ impl Archive {
         }
     }
 
-    /// Fills in what the transaction's reply decided (certificate, our nonce, open or not).
-    pub async fn update_transaction(&self, t: &Transaction) -> Result<(), ArchiveError> {
-        on_pool!(&self.inner.backend, pool => {
-            sqlx::query(
-                "UPDATE ca_transactions SET state = $2, cert_serial = $3, reply_nonce = $4 \
-                 WHERE transaction_id = $1",
-            )
-            .bind(&t.transaction_id)
-            .bind(if t.open { "open" } else { "closed" })
-            .bind(&t.cert_serial)
-            .bind(&t.reply_nonce)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-        })
-        .map_err(ArchiveError::database("updating a CMP transaction"))?;
-        Ok(())
-    }
-
     /// The transaction with this ID.
     pub async fn transaction(&self, id: &[u8]) -> Result<Option<Transaction>, ArchiveError> {
         type Row = (
@@ -382,30 +378,75 @@ impl Archive {
         Ok(n == 1)
     }
 
-    /// Stores an issued certificate.
-    pub async fn insert_certificate(&self, c: &CaCertificate) -> Result<(), ArchiveError> {
-        on_pool!(&self.inner.backend, pool => {
-            sqlx::query(
-                "INSERT INTO ca_certificates (serial, email, usage, not_before, not_after, cert, \
-                 state, issued_at, revoked_at, revocation_reason) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(&c.serial)
-            .bind(&c.email)
-            .bind(&c.usage)
-            .bind(c.not_before)
-            .bind(c.not_after)
-            .bind(&c.cert)
-            .bind(c.state.as_str())
-            .bind(c.issued_at)
-            .bind(c.revoked_at)
-            .bind(c.revocation_reason)
-            .execute(pool)
+    /// Records an issuance in one database transaction: the CMP transaction `t` (its
+    /// transactionID used once), the use of the enrolment code `code` (unused and unexpired at
+    /// `now`), and the certificate. Either all of it commits or none.
+    pub async fn record_issuance(
+        &self,
+        t: &Transaction,
+        code: Option<&str>,
+        c: &CaCertificate,
+        now: i64,
+    ) -> Result<Issuance, ArchiveError> {
+        let outcome = on_pool!(&self.inner.backend, pool => {
+            async {
+                let mut tx = pool.begin().await?;
+                let opened = sqlx::query(
+                    "INSERT INTO ca_transactions (transaction_id, created_at, state, cert_serial, \
+                     reply_nonce, reference, signer_serial) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&t.transaction_id)
+                .bind(t.created_at)
+                .bind(if t.open { "open" } else { "closed" })
+                .bind(&t.cert_serial)
+                .bind(&t.reply_nonce)
+                .bind(&t.reference)
+                .bind(&t.signer_serial)
+                .execute(&mut *tx)
+                .await;
+                match opened {
+                    Err(e) if is_unique_violation(&e) => return Ok(Issuance::TransactionIdInUse),
+                    other => other?,
+                };
+                if let Some(reference) = code {
+                    let used = sqlx::query(
+                        "UPDATE ca_enrolment_codes SET used_at = $2 \
+                         WHERE reference = $1 AND used_at IS NULL AND expires_at > $2",
+                    )
+                    .bind(reference)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if used != 1 {
+                        return Ok(Issuance::CodeSpent);
+                    }
+                }
+                sqlx::query(
+                    "INSERT INTO ca_certificates (serial, email, usage, not_before, not_after, \
+                     cert, state, issued_at, revoked_at, revocation_reason, parent_serial) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(&c.serial)
+                .bind(&c.email)
+                .bind(&c.usage)
+                .bind(c.not_before)
+                .bind(c.not_after)
+                .bind(&c.cert)
+                .bind(c.state.as_str())
+                .bind(c.issued_at)
+                .bind(c.revoked_at)
+                .bind(c.revocation_reason)
+                .bind(&c.parent_serial)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok::<Issuance, sqlx::Error>(Issuance::Recorded)
+            }
             .await
-            .map(|r| r.rows_affected())
         })
-        .map_err(ArchiveError::database("storing a certificate"))?;
-        Ok(())
+        .map_err(ArchiveError::database("recording an issuance"))?;
+        Ok(outcome)
     }
 
     /// Moves a pending certificate to `state`.
@@ -454,37 +495,96 @@ impl Archive {
         rows.into_iter().map(cert_from_row).collect()
     }
 
-    /// Revokes a certificate at `at` and marks the CRL stale; false when it was already
-    /// revoked or is unknown.
+    /// Revokes a certificate at `at` and marks the CRL stale; on keyCompromise (1) also every
+    /// certificate its key obtained (cr, p10cr, kur), transitively. Returns how many were
+    /// revoked (0: it was already revoked or is unknown).
     pub async fn revoke_certificate(
         &self,
         serial: &[u8],
         at: i64,
         reason: Option<i64>,
-    ) -> Result<bool, ArchiveError> {
+    ) -> Result<u64, ArchiveError> {
+        let n = on_pool!(&self.inner.backend, pool => {
+            async {
+                let mut tx = pool.begin().await?;
+                let mut queue = vec![serial.to_vec()];
+                let mut revoked = 0u64;
+                while let Some(s) = queue.pop() {
+                    let n = sqlx::query(
+                        "UPDATE ca_certificates SET revoked_at = $2, revocation_reason = $3 \
+                         WHERE serial = $1 AND revoked_at IS NULL",
+                    )
+                    .bind(&s)
+                    .bind(at)
+                    .bind(reason)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if n == 0 && revoked == 0 {
+                        break;
+                    }
+                    revoked += n;
+                    if reason == Some(1) {
+                        let children: Vec<Vec<u8>> = sqlx::query_scalar(
+                            "SELECT serial FROM ca_certificates \
+                             WHERE parent_serial = $1 AND revoked_at IS NULL",
+                        )
+                        .bind(&s)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                        queue.extend(children);
+                    }
+                }
+                if revoked > 0 {
+                    sqlx::query("UPDATE ca_crl SET revision = revision + 1 WHERE id = 1")
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok::<u64, sqlx::Error>(revoked)
+            }
+            .await
+        })
+        .map_err(ArchiveError::database("revoking a certificate"))?;
+        Ok(n)
+    }
+
+    /// Rejects certificates still awaiting their certConf that were issued before `before`
+    /// (RFC 9483 §4.1.1: a missing confirmation is a rejection): listed as revoked
+    /// (cessationOfOperation) at `now`. Returns how many.
+    pub async fn expire_pending(&self, before: i64, now: i64) -> Result<u64, ArchiveError> {
         let n = on_pool!(&self.inner.backend, pool => {
             async {
                 let mut tx = pool.begin().await?;
                 let n = sqlx::query(
-                    "UPDATE ca_certificates SET revoked_at = $2, revocation_reason = $3 \
-                     WHERE serial = $1 AND revoked_at IS NULL",
+                    "UPDATE ca_certificates SET state = 'rejected', revoked_at = $2, \
+                     revocation_reason = 5 \
+                     WHERE state = 'pending' AND issued_at < $1 AND revoked_at IS NULL",
                 )
-                .bind(serial)
-                .bind(at)
-                .bind(reason)
+                .bind(before)
+                .bind(now)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-                sqlx::query("UPDATE ca_crl SET revision = revision + 1 WHERE id = 1")
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "UPDATE ca_transactions SET state = 'closed' \
+                     WHERE state = 'open' AND created_at < $1",
+                )
+                .bind(before)
+                .execute(&mut *tx)
+                .await?;
+                if n > 0 {
+                    sqlx::query("UPDATE ca_crl SET revision = revision + 1 WHERE id = 1")
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 tx.commit().await?;
                 Ok::<u64, sqlx::Error>(n)
             }
             .await
         })
-        .map_err(ArchiveError::database("revoking a certificate"))?;
-        Ok(n == 1)
+        .map_err(ArchiveError::database("expiring unconfirmed certificates"))?;
+        Ok(n)
     }
 
     /// Every revoked certificate: serial, time, reason.
