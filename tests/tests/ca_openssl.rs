@@ -1724,3 +1724,149 @@ fn a_delegated_ocsp_responder_signs_and_openssl_accepts_it_under_the_root() {
     assert_eq!(bad.code, Some(2), "{bad}");
     assert!(bad.stderr.contains("OCSPSigning"), "{}", bad.stderr);
 }
+
+#[test]
+fn a_lost_key_is_revoked_with_a_fresh_code_and_key_compromise_takes_what_the_key_obtained() {
+    let ca = Ca::start();
+    let email = "peggy@example.org";
+    let code = ca.code(email);
+    let k = ca.ec_key("k.pem");
+    let signing = ca.enrol(&code, &k, "/CN=Peggy", "peggy.pem");
+    // The signing key obtains an encryption certificate (cr on the encryption profile).
+    let k2 = ca.ec_key("k2.pem");
+    let r = ca.cmp_at(
+        "/.well-known/cmp/p/encryption",
+        &[
+            "-cmd",
+            "cr",
+            "-cert",
+            p(&signing),
+            "-key",
+            p(&k),
+            "-newkey",
+            p(&k2),
+            "-subject",
+            "/CN=Peggy",
+            "-certout",
+            "enc.pem",
+        ],
+    );
+    assert_enrolled(&r, "CR", "CP");
+    assert_eq!(ca.listed(email).len(), 2);
+    // The key is gone (a stolen laptop): the owner proves the address again and revokes the
+    // signing certificate for keyCompromise, with the new code's MAC instead of the lost key.
+    let fresh = ca.code(email);
+    let r = ca.cmp(&[
+        "-cmd",
+        "rr",
+        "-ref",
+        &fresh.reference,
+        "-secret",
+        &fresh.pass(),
+        "-oldcert",
+        p(&signing),
+        "-revreason",
+        "1",
+    ]);
+    assert!(r.ok() && output(&r).contains("received RP"), "{r}");
+    // Both go: the encryption certificate the stolen key obtained too.
+    assert!(ca.listed(email).is_empty(), "{:?}", ca.listed(email).len());
+    for cert in [&signing, &ca.path("enc.pem")] {
+        let url = ca.url("ocsp");
+        let o = ca.ok(&[
+            "ocsp",
+            "-issuer",
+            p(&ca.root()),
+            "-cert",
+            p(cert),
+            "-url",
+            &url,
+            "-CAfile",
+            p(&ca.root()),
+        ]);
+        assert!(
+            o.stdout.contains(": revoked") && o.stdout.contains("Reason: keyCompromise"),
+            "{o}"
+        );
+    }
+    // The code worked once; a code for another address cannot revoke Peggy's certificates.
+    let r = ca.cmp(&[
+        "-cmd",
+        "rr",
+        "-ref",
+        &fresh.reference,
+        "-secret",
+        &fresh.pass(),
+        "-oldcert",
+        p(&signing),
+    ]);
+    assert_refused(&r, "notAuthorized", "already used");
+    let other = ca.code("mallory@example.org");
+    let k3 = ca.ec_key("k3.pem");
+    let mallory = ca.enrol(&other, &k3, "/CN=Mallory", "mallory.pem");
+    let other = ca.code("mallory@example.org");
+    let r = ca.cmp(&[
+        "-cmd",
+        "rr",
+        "-ref",
+        &other.reference,
+        "-secret",
+        &other.pass(),
+        "-oldcert",
+        p(&ca.path("enc.pem")),
+    ]);
+    assert_refused(
+        &r,
+        "badCertId",
+        "no certificate with this serial for the proven address",
+    );
+    // And a certificate still revokes only itself.
+    let code = ca.code(email);
+    let k4 = ca.ec_key("k4.pem");
+    let again = ca.enrol(&code, &k4, "/CN=Peggy", "again.pem");
+    let r = ca.cmp(&[
+        "-cmd",
+        "rr",
+        "-cert",
+        p(&mallory),
+        "-key",
+        p(&k3),
+        "-oldcert",
+        p(&again),
+    ]);
+    assert_refused(&r, "notAuthorized", "a certificate may revoke only itself");
+    assert_eq!(ca.listed(email).len(), 1);
+}
+
+#[test]
+fn a_common_name_naming_another_address_or_repainting_text_is_bad_cert_template() {
+    let ca = Ca::start();
+    let code = ca.code("quinn@example.org");
+    let k = ca.ec_key("k.pem");
+    for (subject, why) in [
+        ("/CN=ceo@bank.example", "looks like another address"),
+        ("/CN=Quinn\u{202e}gpj.exe", "bidirectional-override"),
+        // (A commonName over 64 characters openssl itself refuses to send; the server's
+        // check is a unit test in tsa/src/ca.rs.)
+    ] {
+        let r = ca.cmp(&[
+            "-cmd",
+            "ir",
+            "-ref",
+            &code.reference,
+            "-secret",
+            &code.pass(),
+            "-newkey",
+            p(&k),
+            "-subject",
+            subject,
+            "-certout",
+            "x.pem",
+        ]);
+        assert_refused(&r, "badCertTemplate", why);
+    }
+    // The code was not spent by the refusals.
+    let ok = ca.enrol(&code, &k, "/CN=quinn@example.org", "quinn.pem");
+    assert!(ok.is_file());
+    assert_eq!(ca.certificates_stored(), 1);
+}

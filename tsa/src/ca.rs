@@ -1022,7 +1022,25 @@ impl CaService {
 
 #[cfg(test)]
 mod tests {
-    use super::normalise_email;
+    use super::{common_name_problem, normalise_email};
+
+    #[test]
+    fn common_names_are_checked_for_length_other_addresses_and_repainting_characters() {
+        let me = "quinn@example.org";
+        assert_eq!(common_name_problem("Quinn", me), None);
+        assert_eq!(common_name_problem("QUINN@example.org", me), None);
+        assert_eq!(common_name_problem(&"q".repeat(64), me), None);
+        for (bad, why) in [
+            ("q".repeat(65), "longer than 64"),
+            ("ceo@bank.example".into(), "another address"),
+            ("Quinn\u{202e}gpj.exe".into(), "bidirectional"),
+            ("Quinn\u{2067}x".into(), "bidirectional"),
+            ("Quinn\nBcc".into(), "control"),
+        ] {
+            let p = common_name_problem(&bad, me).unwrap_or_default();
+            assert!(p.contains(why), "{bad:?}: {p:?}");
+        }
+    }
 
     #[test]
     fn addresses_are_normalised_and_implausible_ones_refused() {
