@@ -508,8 +508,12 @@ impl Archive {
             async {
                 let mut tx = pool.begin().await?;
                 let mut queue = vec![serial.to_vec()];
+                let mut seen = std::collections::HashSet::new();
                 let mut revoked = 0u64;
                 while let Some(s) = queue.pop() {
+                    if !seen.insert(s.clone()) {
+                        continue;
+                    }
                     let n = sqlx::query(
                         "UPDATE ca_certificates SET revoked_at = $2, revocation_reason = $3 \
                          WHERE serial = $1 AND revoked_at IS NULL",
@@ -520,14 +524,16 @@ impl Archive {
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
-                    if n == 0 && revoked == 0 {
+                    if n == 0 && seen.len() == 1 {
+                        // The certificate asked for was revoked already: nothing to follow.
                         break;
                     }
                     revoked += n;
                     if reason == Some(1) {
+                        // Through revoked descendants too: what they obtained came from the
+                        // compromised key as well.
                         let children: Vec<Vec<u8>> = sqlx::query_scalar(
-                            "SELECT serial FROM ca_certificates \
-                             WHERE parent_serial = $1 AND revoked_at IS NULL",
+                            "SELECT serial FROM ca_certificates WHERE parent_serial = $1",
                         )
                         .bind(&s)
                         .fetch_all(&mut *tx)
