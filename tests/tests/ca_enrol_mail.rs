@@ -358,3 +358,132 @@ fn enrolment_codes_are_rate_limited_per_address_with_retry_after() {
     let (status, _, body) = post(r#"{"email": "dave@bank.example\r\nBcc: x@evil.example"}"#);
     assert_eq!(status, 400, "{body}");
 }
+
+#[test]
+fn stamp_renew_replaces_the_key_and_stamp_revoke_revokes_the_certificate() {
+    let server = TsaServer::start();
+    let base = server.url().trim_end_matches('/').to_owned();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let code = sigillum_tests::run(
+        Command::new(sigillum_tests::tsa_bin())
+            .arg("enroll-code")
+            .arg("--data-dir")
+            .arg(server.data_dir())
+            .args(["--email", "zoe@example.org"])
+            .env_remove("TSA_CONFIG"),
+    );
+    code.assert_ok();
+    std::fs::write(d.join("code.txt"), &code.stdout).expect("code file");
+    stamp(
+        d,
+        &[
+            "enroll",
+            "--server",
+            &base,
+            "--email",
+            "zoe@example.org",
+            "--out",
+            "keys",
+            "--code-file",
+            "code.txt",
+            "--no-pkcs12",
+        ],
+    )
+    .assert_ok();
+    let keys = d.join("keys");
+    let (key, cert, ca) = (
+        keys.join("zoe@example.org.key"),
+        keys.join("zoe@example.org.pem"),
+        keys.join("ca.pem"),
+    );
+    let serial = |p: &Path| {
+        let r = sigillum_tests::openssl(
+            d,
+            &[
+                "x509",
+                "-in",
+                p.to_str().unwrap_or_default(),
+                "-noout",
+                "-serial",
+            ],
+        );
+        r.stdout.trim().to_owned()
+    };
+    let old_serial = serial(&cert);
+    let old_key = std::fs::read(&key).expect("key");
+    let current = |extra: &[&str]| {
+        let mut args = vec![
+            "--server",
+            &base,
+            "--key",
+            key.to_str().unwrap_or_default(),
+            "--cert",
+            cert.to_str().unwrap_or_default(),
+            "--ca",
+            ca.to_str().unwrap_or_default(),
+        ];
+        args.extend_from_slice(extra);
+        args.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let run = |cmd: &str, extra: &[&str]| {
+        let mut args = vec![cmd.to_owned()];
+        args.extend(current(extra));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        stamp(d, &refs)
+    };
+    // renew: a new key (0600) and certificate; the old ones kept as .old.
+    run("renew", &[]).assert_ok();
+    assert_ne!(serial(&cert), old_serial);
+    assert_ne!(std::fs::read(&key).expect("key"), old_key);
+    assert_eq!(
+        std::fs::read(keys.join("zoe@example.org.key.old")).expect("old key"),
+        old_key
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&key).expect("key").permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    sigillum_tests::openssl(
+        d,
+        &[
+            "verify",
+            "-CAfile",
+            ca.to_str().unwrap_or_default(),
+            cert.to_str().unwrap_or_default(),
+        ],
+    )
+    .assert_ok();
+    // revoke: OCSP says revoked, with the reason; a second revoke is refused (exit 1).
+    run("revoke", &["--reason", "superseded"]).assert_ok();
+    let url = format!("{base}/ocsp");
+    let o = sigillum_tests::openssl(
+        d,
+        &[
+            "ocsp",
+            "-issuer",
+            ca.to_str().unwrap_or_default(),
+            "-cert",
+            cert.to_str().unwrap_or_default(),
+            "-url",
+            &url,
+            "-CAfile",
+            ca.to_str().unwrap_or_default(),
+        ],
+    );
+    assert!(
+        o.stdout.contains(": revoked") && o.stdout.contains("superseded"),
+        "{}{}",
+        o.stdout,
+        o.stderr
+    );
+    let again = run("revoke", &[]);
+    again.assert_code(1);
+    assert!(again.stderr.contains("certRevoked"), "{}", again.stderr);
+    let bad = run("revoke", &["--reason", "onHold"]);
+    bad.assert_code(2);
+    assert!(bad.stderr.contains("keyCompromise"), "{}", bad.stderr);
+}

@@ -34,6 +34,9 @@ pub(super) const ID_IT_ROOT_CA_CERT: ObjectIdentifier =
 pub(super) const ID_IT_ROOT_CA_KEY_UPDATE: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.4.18");
 
+/// Most CertReqMsgs read from one message.
+const MAX_REQUESTS: usize = 4;
+
 /// What a genm asks about.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum InfoType {
@@ -260,6 +263,14 @@ fn crmf_requests(content: &[u8]) -> Result<Vec<CertRequest>> {
     let raw = outer.children(W)?;
     if raw.is_empty() {
         return Err(Error::invalid(W, "empty"));
+    }
+    // The profile allows one; a few more are read (and refused by the caller), never
+    // hundreds of proof-of-possession signatures to check.
+    if raw.len() > MAX_REQUESTS {
+        return Err(Error::invalid(
+            W,
+            format!("{} requests, more than {MAX_REQUESTS}", raw.len()),
+        ));
     }
     let mut out = Vec::with_capacity(raw.len());
     for msg in &raw {
