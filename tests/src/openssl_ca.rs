@@ -31,6 +31,54 @@ pub fn ok(dir: &Path, args: &[&str]) -> Run {
     run
 }
 
+/// A fresh key made by `openssl genpkey` in `dir/name`: `ec` (P-256) or `rsa` (2048 bits).
+pub fn new_key(dir: &Path, kind: &str, name: &str) -> std::path::PathBuf {
+    let opt = match kind {
+        "rsa" => ["RSA", "rsa_keygen_bits:2048"],
+        _ => ["EC", "ec_paramgen_curve:P-256"],
+    };
+    ok(
+        dir,
+        &[
+            "genpkey",
+            "-algorithm",
+            opt[0],
+            "-pkeyopt",
+            opt[1],
+            "-out",
+            name,
+        ],
+    );
+    dir.join(name)
+}
+
+/// `openssl cms` encrypts `text` to `recipient` (a certificate in `dir`) and decrypts it with
+/// `key`; the round trip must give the text back.
+pub fn cms_round_trip(dir: &Path, recipient: &str, key: &Path, text: &str) {
+    std::fs::write(dir.join("msg.txt"), text).expect("write msg.txt");
+    ok(
+        dir,
+        &[
+            "cms", "-encrypt", "-binary", "-in", "msg.txt", "-recip", recipient, "-aes256", "-out",
+            "msg.p7",
+        ],
+    );
+    let d = ok(
+        dir,
+        &[
+            "cms",
+            "-decrypt",
+            "-in",
+            "msg.p7",
+            "-recip",
+            recipient,
+            "-inkey",
+            path_str(key),
+        ],
+    );
+    assert_eq!(d.stdout, text, "{d}");
+}
+
 /// A path as `&str`, for argument lists.
 pub fn path_str(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")

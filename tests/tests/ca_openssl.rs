@@ -18,7 +18,7 @@
 
 use base64::Engine;
 use sigillum_tests::der::{children, split_tlv};
-use sigillum_tests::openssl_ca::{ok, path_str as p, pem_cert_der};
+use sigillum_tests::openssl_ca::{cms_round_trip, new_key, ok, path_str as p, pem_cert_der};
 use sigillum_tests::{
     HttpReply, Run, TsaOptions, TsaServer, agent, get, openssl, post, post_without_content_type,
     read_file, run, tsa_bin, write_file,
@@ -88,30 +88,12 @@ impl Ca {
 
     /// A fresh EC P-256 key in `name`.
     fn ec_key(&self, name: &str) -> PathBuf {
-        self.ok(&[
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-            name,
-        ]);
-        self.path(name)
+        new_key(&self.dir, "ec", name)
     }
 
     /// A fresh RSA-2048 key in `name`.
     fn rsa_key(&self, name: &str) -> PathBuf {
-        self.ok(&[
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-            "-out",
-            name,
-        ]);
-        self.path(name)
+        new_key(&self.dir, "rsa", name)
     }
 
     /// `tsa enroll-code` for `email` on the server's data directory (the same archive).
@@ -633,22 +615,7 @@ fn openssl_cmp_runs_the_whole_certificate_lifecycle_against_a_pinned_ca_certific
         "enc.pem",
     ]);
     assert!(v.stdout.contains("enc.pem: OK"), "{v}");
-    write_file(&ca.dir, "msg.txt", b"for Alice's eyes only\n");
-    ca.ok(&[
-        "cms", "-encrypt", "-binary", "-in", "msg.txt", "-recip", "enc.pem", "-aes256", "-out",
-        "msg.p7",
-    ]);
-    let d = ca.ok(&[
-        "cms",
-        "-decrypt",
-        "-in",
-        "msg.p7",
-        "-recip",
-        "enc.pem",
-        "-inkey",
-        p(&k3),
-    ]);
-    assert_eq!(d.stdout, "for Alice's eyes only\n", "{d}");
+    cms_round_trip(&ca.dir, "enc.pem", &k3, "for Alice's eyes only\n");
 
     // p10cr: a PKCS#10 request for a second signing key, the CMP message signed with the first.
     let k2 = ca.ec_key("k2.pem");
@@ -902,22 +869,7 @@ fn openssl_cmp_validates_signed_replies_against_a_trust_store() {
         "cr (encryption, EC)",
     );
     // And CMS encryption to it works (ECDH).
-    write_file(&ca.dir, "msg.txt", b"for Bob\n");
-    ca.ok(&[
-        "cms", "-encrypt", "-binary", "-in", "msg.txt", "-recip", "enc.pem", "-aes256", "-out",
-        "msg.p7",
-    ]);
-    let d = ca.ok(&[
-        "cms",
-        "-decrypt",
-        "-in",
-        "msg.p7",
-        "-recip",
-        "enc.pem",
-        "-inkey",
-        p(&k2),
-    ]);
-    assert_eq!(d.stdout, "for Bob\n", "{d}");
+    cms_round_trip(&ca.dir, "enc.pem", &k2, "for Bob\n");
 
     // Control: with another root in the store, the same signed reply is not accepted.
     let other = ca.path("other-root.pem");

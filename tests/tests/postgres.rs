@@ -380,19 +380,7 @@ fn two_nodes_serve_one_ca_enrolment_codes_directory_revocation_ocsp_and_crl() {
             .to_owned()
     };
     let (reference, secret) = (field("reference:"), format!("pass:{}", field("secret:")));
-    sigillum_tests::openssl(
-        w,
-        &[
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-            "k.pem",
-        ],
-    )
-    .assert_ok();
+    sigillum_tests::openssl_ca::new_key(w, "ec", "k.pem");
     // Enrolled on node A...
     let out = cmp(
         &a,
