@@ -162,6 +162,10 @@ type CertRow = (
     Option<Vec<u8>>,
 );
 
+/// Serialises enrolment-code issuance across PostgreSQL nodes (a transaction-scoped advisory
+/// lock; the key is arbitrary but fixed: "SIGC").
+const CODE_LOCK: &str = "SELECT pg_advisory_xact_lock(1397311811)";
+
 const CERT_COLUMNS: &str = "serial, email, usage, not_before, not_after, cert, state, \
      issued_at, revoked_at, revocation_reason, parent_serial";
 
@@ -187,56 +191,69 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 
 impl Archive {
     /// Stores a new enrolment code unless the address or the client has had `limits` codes
-    /// within the window.
+    /// within the window. Counting and inserting are one transaction that holds the write lock
+    /// (SQLite `BEGIN IMMEDIATE`; a transaction-scoped advisory lock on PostgreSQL), so
+    /// concurrent requests, on one node or several, cannot both slip under a limit.
     pub async fn insert_enrolment_code(
         &self,
         code: &EnrolmentCode,
         limits: CodeLimits,
     ) -> Result<Result<(), CodeProblem>, ArchiveError> {
         let since = code.created_at - limits.window;
-        for (column, value, max, limit) in [
-            ("email", &code.email, limits.per_email, "address"),
-            ("client", &code.client, limits.per_client, "client"),
-        ] {
-            let sql = format!(
-                "SELECT COUNT(*), MIN(created_at) FROM ca_enrolment_codes \
-                 WHERE {column} = $1 AND created_at > $2"
-            );
-            let (count, oldest): (i64, Option<i64>) = on_pool!(&self.inner.backend, pool => {
-                sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
-                    .bind(value)
-                    .bind(since)
-                    .fetch_one(pool)
-                    .await
-            })
-            .map_err(ArchiveError::database("counting enrolment codes"))?;
-            if count >= max {
-                let retry_after =
-                    oldest.map_or(limits.window, |o| o + limits.window - code.created_at);
-                return Ok(Err(CodeProblem {
-                    retry_after: retry_after.max(1),
-                    limit,
-                }));
+        let begin = self.inner.backend.begin_sql();
+        let lock = match &self.inner.backend {
+            Backend::Postgres(_) => Some(CODE_LOCK),
+            Backend::Sqlite(_) => None,
+        };
+        let outcome = on_pool!(&self.inner.backend, pool => {
+            async {
+                let mut tx = pool.begin_with(begin).await?;
+                if let Some(lock) = lock {
+                    sqlx::query(lock).execute(&mut *tx).await?;
+                }
+                for (column, value, max, limit) in [
+                    ("email", &code.email, limits.per_email, "address"),
+                    ("client", &code.client, limits.per_client, "client"),
+                ] {
+                    let sql = format!(
+                        "SELECT COUNT(*), MIN(created_at) FROM ca_enrolment_codes \
+                         WHERE {column} = $1 AND created_at > $2"
+                    );
+                    let (count, oldest): (i64, Option<i64>) =
+                        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                            .bind(value)
+                            .bind(since)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                    if count >= max {
+                        let retry_after =
+                            oldest.map_or(limits.window, |o| o + limits.window - code.created_at);
+                        return Ok(Err(CodeProblem {
+                            retry_after: retry_after.max(1),
+                            limit,
+                        }));
+                    }
+                }
+                sqlx::query(
+                    "INSERT INTO ca_enrolment_codes \
+                     (reference, email, secret_hash, client, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&code.reference)
+                .bind(&code.email)
+                .bind(&code.secret_hash)
+                .bind(&code.client)
+                .bind(code.created_at)
+                .bind(code.expires_at)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(Ok(()))
             }
-        }
-        on_pool!(&self.inner.backend, pool => {
-            sqlx::query(
-                "INSERT INTO ca_enrolment_codes \
-                 (reference, email, secret_hash, client, created_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(&code.reference)
-            .bind(&code.email)
-            .bind(&code.secret_hash)
-            .bind(&code.client)
-            .bind(code.created_at)
-            .bind(code.expires_at)
-            .execute(pool)
             .await
-            .map(|r| r.rows_affected())
         })
         .map_err(ArchiveError::database("storing an enrolment code"))?;
-        Ok(Ok(()))
+        Ok(outcome)
     }
 
     /// The enrolment code with this reference.

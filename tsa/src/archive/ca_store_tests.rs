@@ -51,7 +51,8 @@ on_both_backends!(
     an_issuance_records_all_or_nothing,
     unconfirmed_certificates_expire_into_the_crl,
     key_compromise_follows_what_the_key_obtained,
-    code_limits_count_per_address_and_per_client
+    code_limits_count_per_address_and_per_client,
+    concurrent_code_requests_cannot_slip_under_the_limit
 );
 
 async fn an_issuance_records_all_or_nothing(url: &str) {
@@ -240,5 +241,34 @@ async fn code_limits_count_per_address_and_per_client(url: &str) {
         .expect_err("client limit");
     assert_eq!(limited.limit, "client");
     assert!(a.enrolment_code("3").await.expect("read").is_none());
+    a.close().await;
+}
+
+async fn concurrent_code_requests_cannot_slip_under_the_limit(url: &str) {
+    let a = open(url).await;
+    let now = 1_800_000_000;
+    let tasks: Vec<_> = (0..12)
+        .map(|i| {
+            let a = a.clone();
+            tokio::spawn(async move {
+                a.insert_enrolment_code(
+                    &code(&format!("c{i}"), "h@x.example", &format!("ip{i}"), now),
+                    LIMITS,
+                )
+                .await
+                .expect("insert")
+            })
+        })
+        .collect();
+    let mut granted = 0;
+    for t in tasks {
+        if t.await.expect("task").is_ok() {
+            granted += 1;
+        }
+    }
+    assert_eq!(
+        granted, LIMITS.per_email,
+        "the address limit held under concurrency"
+    );
     a.close().await;
 }
