@@ -43,29 +43,31 @@ mod writer;
 use writer::{DbFile, Health, Writer};
 
 /// Schema of the embedded SQLite archive, one versioned migration per step.
-const SQLITE_SCHEMA: [&str; 2] = [
+const SQLITE_SCHEMA: [&str; 3] = [
     include_str!("../migrations/sqlite/0001_archive.sql"),
     include_str!("../migrations/sqlite/0002_ca.sql"),
+    include_str!("../migrations/sqlite/0003_signer_cert.sql"),
 ];
 /// Schema of the shared PostgreSQL archive.
-const POSTGRES_SCHEMA: [&str; 2] = [
+const POSTGRES_SCHEMA: [&str; 3] = [
     include_str!("../migrations/postgres/0001_archive.sql"),
     include_str!("../migrations/postgres/0002_ca.sql"),
+    include_str!("../migrations/postgres/0003_signer_cert.sql"),
 ];
 /// The migrations' names, in order.
-const MIGRATIONS: [&str; 2] = ["archive", "ca"];
+const MIGRATIONS: [&str; 3] = ["archive", "ca", "signer_cert"];
 
-/// Six bound parameters per row; SQLite allows 32766 per statement, PostgreSQL 65535.
+/// Seven bound parameters per row; SQLite allows 32766 per statement, PostgreSQL 65535.
 const MAX_BATCH_LIMIT: usize = 4096;
 
 /// The row counts of the multi-row INSERTs a batch is cut into, largest first (each at most
-/// 6 × 256 = 1536 parameters, within every backend's limit).
+/// 7 × 256 = 1792 parameters, within every backend's limit).
 const INSERT_CHUNKS: [usize; 5] = [256, 64, 16, 4, 1];
 
-const INSERT_PREFIX: &str =
-    "INSERT INTO tokens (serial, gen_time_ms, policy, hash_alg, imprint, token) ";
-const SELECT_ONE: &str = "SELECT serial, gen_time_ms, policy, hash_alg, imprint, token \
-     FROM tokens WHERE serial = $1";
+const INSERT_PREFIX: &str = "INSERT INTO tokens \
+     (serial, gen_time_ms, policy, hash_alg, imprint, token, signer_cert_sha256) ";
+const SELECT_ONE: &str = "SELECT serial, gen_time_ms, policy, hash_alg, imprint, token, \
+     signer_cert_sha256 FROM tokens WHERE serial = $1";
 /// One statement, so it is atomic on both backends; the guard keeps the counter inside BIGINT
 /// (SQLite would silently turn an overflowing integer into a float).
 const RESERVE: &str = "UPDATE serial_counter SET next_serial = next_serial + $1 \
@@ -222,7 +224,25 @@ pub struct TokenRecord {
     pub imprint: Vec<u8>,
     /// The DER of the whole token (ContentInfo with SignedData).
     pub token: Vec<u8>,
+    /// SHA-256 of the signing certificate (DER); `None` for tokens archived before it was
+    /// recorded.
+    pub signer_cert_sha256: Option<Vec<u8>>,
 }
+
+/// Which tokens an export or a listing takes.
+#[derive(Clone, Debug, Default)]
+pub struct TokenFilter {
+    /// genTime at or after, ms since the epoch.
+    pub from_ms: Option<i64>,
+    /// genTime before, ms since the epoch.
+    pub to_ms: Option<i64>,
+    /// Signed by the certificate with this SHA-256.
+    pub signer_cert_sha256: Option<Vec<u8>>,
+}
+
+/// The WHERE clause of a [`TokenFilter`] ($1 from, $2 to, $3 signer certificate).
+const FILTER: &str = "WHERE ($1 IS NULL OR gen_time_ms >= $1) AND ($2 IS NULL OR gen_time_ms < $2) \
+     AND ($3 IS NULL OR signer_cert_sha256 = $3)";
 
 /// Tuning of an [`Archive`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -541,13 +561,14 @@ impl Archive {
 
     /// The token with this serial, if archived.
     pub async fn get(&self, serial: u64) -> Result<Option<TokenRecord>, ArchiveError> {
-        type Columns = (i64, i64, String, String, Vec<u8>, Vec<u8>);
+        type Columns = (i64, i64, String, String, Vec<u8>, Vec<u8>, Option<Vec<u8>>);
         let key = db_serial(serial)?;
         let row: Option<Columns> = on_pool!(&self.inner.backend, pool => {
             sqlx::query_as(SELECT_ONE).bind(key).fetch_optional(pool).await
         })
         .map_err(ArchiveError::database("reading a token"))?;
-        let Some((serial, gen_time_ms, policy, hash_alg, imprint, token)) = row else {
+        let Some((serial, gen_time_ms, policy, hash_alg, imprint, token, signer_cert_sha256)) = row
+        else {
             return Ok(None);
         };
         let serial = stored_u64(serial, "a token serial")?;
@@ -558,7 +579,65 @@ impl Archive {
             hash_alg,
             imprint,
             token,
+            signer_cert_sha256,
         }))
+    }
+
+    /// How many tokens match `f`.
+    pub async fn count_matching(&self, f: &TokenFilter) -> Result<u64, ArchiveError> {
+        let sql = format!("SELECT COUNT(*) FROM tokens {FILTER}");
+        let count: i64 = on_pool!(&self.inner.backend, pool => {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(f.from_ms)
+                .bind(f.to_ms)
+                .bind(f.signer_cert_sha256.as_deref())
+                .fetch_one(pool)
+                .await
+        })
+        .map_err(ArchiveError::database("counting tokens"))?;
+        stored_u64(count, "the token count")
+    }
+
+    /// Hands every token matching `f` to `each`, in serial order, one row at a time (the rows
+    /// stream from the database: memory stays constant for millions of tokens).
+    pub async fn for_each_matching<E: From<ArchiveError>>(
+        &self,
+        f: &TokenFilter,
+        mut each: impl FnMut(TokenRecord) -> Result<(), E>,
+    ) -> Result<(), E> {
+        use futures_util::TryStreamExt;
+        type Columns = (i64, i64, String, String, Vec<u8>, Vec<u8>, Option<Vec<u8>>);
+        let sql = format!(
+            "SELECT serial, gen_time_ms, policy, hash_alg, imprint, token, signer_cert_sha256 \
+             FROM tokens {FILTER} ORDER BY serial"
+        );
+        let db = ArchiveError::database("reading tokens");
+        on_pool!(&self.inner.backend, pool => {
+            let mut rows = sqlx::query_as::<_, Columns>(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(f.from_ms)
+                .bind(f.to_ms)
+                .bind(f.signer_cert_sha256.as_deref())
+                .fetch(pool);
+            loop {
+                let row = match rows.try_next().await {
+                    Ok(Some(row)) => row,
+                    Ok(None) => break,
+                    Err(e) => return Err(E::from(db(e))),
+                };
+                let (serial, gen_time_ms, policy, hash_alg, imprint, token, signer_cert_sha256) =
+                    row;
+                each(TokenRecord {
+                    serial: stored_u64(serial, "a token serial")?,
+                    gen_time_ms,
+                    policy,
+                    hash_alg,
+                    imprint,
+                    token,
+                    signer_cert_sha256,
+                })?;
+            }
+        });
+        Ok(())
     }
 
     /// How many tokens the archive holds.

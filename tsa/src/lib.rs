@@ -11,6 +11,7 @@
 //! * [`tls`]: the optional HTTPS listener's certificate and key.
 //! * [`signing`]: where signatures run (inline, or a thread pool for slow keys).
 //! * [`ca`]: the email-certificate CA: CMP enrolment, enrolment codes, directory, OCSP, CRL.
+//! * [`export`]: `tsa archive export` (a tar of tokens and a manifest) and `tsa archive list`.
 //! * [`error`]: the one mapping of the CA routes' failures to HTTP responses, with request ids.
 
 pub mod archive;
@@ -18,6 +19,7 @@ pub mod ca;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod export;
 pub mod info;
 pub mod keys;
 pub mod limits;

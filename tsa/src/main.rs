@@ -51,6 +51,9 @@ enum Command {
         #[arg(long)]
         email: String,
     },
+    /// The token archive: export a period for an auditor, list the tokens of a certificate.
+    #[command(subcommand)]
+    Archive(ArchiveCommand),
     /// Create the development PKI (root CA + TSA certificate) and exit.
     Init {
         /// Data directory [default: ./tsa-data].
@@ -60,6 +63,103 @@ enum Command {
         #[arg(long, default_value = "ecdsa-p256")]
         key_type: String,
     },
+}
+
+/// Where the archive is: a configuration, a data directory or a database URL.
+#[derive(clap::Args, Debug)]
+struct ArchiveLocation {
+    /// TOML configuration file (its database_url).
+    #[arg(long, env = "TSA_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory (its SQLite archive) [default: ./tsa-data].
+    #[arg(long, env = "TSA_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Archive URL: sqlite://PATH or postgres://USER@HOST/DB.
+    #[arg(long, env = "TSA_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Tokens with genTime at or after this (RFC 3339, or YYYY-MM-DD for its midnight UTC).
+    #[arg(long)]
+    from: Option<String>,
+    /// Tokens with genTime before this (RFC 3339, or YYYY-MM-DD).
+    #[arg(long)]
+    to: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum ArchiveCommand {
+    /// Write the tokens of a period as a tar: `<serial hex>.tst` each, then manifest.csv.
+    Export {
+        #[command(flatten)]
+        at: ArchiveLocation,
+        /// The tar file to write.
+        #[arg(short = 'o', long = "out")]
+        out: PathBuf,
+    },
+    /// List the tokens signed by a certificate (after a key compromise): `serial genTime`.
+    List {
+        #[command(flatten)]
+        at: ArchiveLocation,
+        /// The signing certificate (PEM or DER).
+        #[arg(long)]
+        signer_cert: Option<PathBuf>,
+    },
+}
+
+fn archive_command(cmd: ArchiveCommand) -> anyhow::Result<()> {
+    let (at, out, signer_cert) = match cmd {
+        ArchiveCommand::Export { at, out } => (at, Some(out), None),
+        ArchiveCommand::List { at, signer_cert } => (at, None, signer_cert),
+    };
+    let cfg = Config::load(
+        at.config.as_deref(),
+        Overrides {
+            listen: None,
+            data_dir: at.data_dir,
+            database_url: at.database_url,
+        },
+    )?;
+    let mut filter = tsa::archive::TokenFilter {
+        from_ms: at
+            .from
+            .as_deref()
+            .map(tsa::export::parse_time)
+            .transpose()?,
+        to_ms: at.to.as_deref().map(tsa::export::parse_time).transpose()?,
+        signer_cert_sha256: None,
+    };
+    if let Some(path) = &signer_cert {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let certs = pki::cert::load_certificates(&bytes)
+            .with_context(|| format!("no certificate in {}", path.display()))?;
+        let first = certs
+            .first()
+            .with_context(|| format!("no certificate in {}", path.display()))?;
+        filter.signer_cert_sha256 = Some(pki::HashAlg::Sha256.digest(first));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let archive = tsa::archive::Archive::connect(&cfg.database_url, Default::default())
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot open the archive at {}",
+                    tsa::state::redact(&cfg.database_url)
+                )
+            })?;
+        let result = match &out {
+            Some(out) => tsa::export::export_tar(&archive, &filter, out)
+                .await
+                .map(|n| eprintln!("exported {n} tokens to {}", out.display())),
+            None => tsa::export::list(&archive, &filter)
+                .await
+                .map(|n| eprintln!("{n} tokens")),
+        };
+        archive.close().await;
+        result
+    })
 }
 
 fn main() -> ExitCode {
@@ -77,6 +177,7 @@ fn main() -> ExitCode {
     let opts = Opts::parse();
     let result = match opts.command {
         Command::Init { data_dir, key_type } => init(&data_dir, &key_type),
+        Command::Archive(cmd) => archive_command(cmd),
         Command::EnrollCode {
             config,
             data_dir,

@@ -23,6 +23,9 @@ pub struct App {
     pub serials: SerialAllocator,
     /// Where every token is committed before its reply leaves.
     pub archive: Archive,
+    /// SHA-256 of the TSA certificate, archived with every token (EN 319 421: the tokens of a
+    /// compromised key can be listed).
+    pub signer_cert_sha256: Vec<u8>,
     /// Seconds since the Unix epoch at which the TSA certificate expires: no token after.
     pub cert_not_after: u64,
     /// The chain served at `GET /certs` (TSA certificate first, root last), PEM.
@@ -78,6 +81,7 @@ impl App {
             .not_after
             .to_unix_duration()
             .as_secs();
+        let signer_cert_sha256 = pki::HashAlg::Sha256.digest(&cert.der);
         let mut all = vec![cert.der.clone()];
         all.extend(chain.iter().cloned());
         let certs_pem = pki::cert::to_pem(&all)?;
@@ -152,6 +156,7 @@ impl App {
             serials,
             archive,
             cert_not_after,
+            signer_cert_sha256,
             certs_pem,
             metrics: metrics_handle(),
             signing,

@@ -237,6 +237,7 @@ async fn issue(app: &Arc<App>, headers: &HeaderMap, body: Body) -> Result<Vec<u8
             hash_alg: req.hash_alg.name().to_owned(),
             imprint: req.message_imprint.hashed_message.as_bytes().to_vec(),
             token,
+            signer_cert_sha256: Some(app.signer_cert_sha256.clone()),
         })
         .await
         .map_err(archive_refusal)?;

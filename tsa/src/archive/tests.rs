@@ -11,6 +11,7 @@ fn record(serial: u64, gen_time_ms: i64) -> TokenRecord {
         hash_alg: "2.16.840.1.101.3.4.2.1".to_owned(),
         imprint: serial.to_be_bytes().repeat(4),
         token: vec![0x30, 0x03, 0x02, 0x01, 0x01],
+        signer_cert_sha256: Some(vec![0xab; 32]),
     }
 }
 

@@ -515,7 +515,8 @@ async fn run_transaction(
                             .push_bind(job.rec.policy.as_str())
                             .push_bind(job.rec.hash_alg.as_str())
                             .push_bind(job.rec.imprint.as_slice())
-                            .push_bind(job.rec.token.as_slice());
+                            .push_bind(job.rec.token.as_slice())
+                            .push_bind(job.rec.signer_cert_sha256.as_deref());
                     });
                     insert.build().persistent(true).execute(&mut **c).await?;
                 }
