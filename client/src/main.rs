@@ -126,8 +126,12 @@ fn hint(e: &anyhow::Error) -> Option<String> {
 #[derive(clap::Args, Debug)]
 struct VerifyArgs {
     /// Data files (or, with --token, the one file it covers), signed messages or PDFs.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "archive")]
     files: Vec<PathBuf>,
+    /// An export of `tsa archive export` (a tar of tokens and manifest.csv): every token is
+    /// verified, in parallel, against the manifest; a summary, and exit 1 if any fails.
+    #[arg(long, value_name = "FILE.tar", conflicts_with_all = ["files", "token"])]
+    archive: Option<PathBuf>,
     /// Trust anchors (PEM bundle or DER): the roots whose tokens and signers you accept.
     #[arg(long, value_name = "FILE")]
     trust: Vec<PathBuf>,
@@ -564,6 +568,37 @@ pub(crate) fn load_certs(path: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
     stamp::keys::load_certs(path)
 }
 
+/// `stamp verify --archive`: every token of an export, on every core; a summary line (or
+/// JSON), the failures by serial, exit 1 when any fails.
+fn verify_archive(path: &Path, opts: &VerifyOptions, json: bool) -> anyhow::Result<Exit> {
+    let progress = std::io::stderr().is_terminal() && !json;
+    let summary = stamp::archive_verify::verify(path, opts, stamp::pool::cores(), progress)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        for (serial, why) in &summary.failures {
+            println!("{}: FAILED: {}", escape(serial), escape(why));
+        }
+        println!(
+            "{}: {} tokens, {} verified, {} failed{}",
+            escape(&path.display().to_string()),
+            summary.tokens,
+            summary.verified,
+            summary.failures.len(),
+            if summary.tokens == 0 {
+                " (nothing to verify: an empty export proves nothing)"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(if summary.failures.is_empty() && summary.tokens > 0 {
+        Exit::Verified
+    } else {
+        Exit::NotVerified
+    })
+}
+
 fn cmd_verify(a: VerifyArgs) -> anyhow::Result<Exit> {
     if a.trust.is_empty() {
         return Err(anyhow!(
@@ -585,6 +620,9 @@ fn cmd_verify(a: VerifyArgs) -> anyhow::Result<Exit> {
     }
     for c in &a.certs {
         opts.extra_certs.extend(load_certs(c)?);
+    }
+    if let Some(archive) = &a.archive {
+        return verify_archive(archive, &opts, a.json);
     }
     let mut email = EmailVerifyOptions {
         trust: opts.trust.clone(),
