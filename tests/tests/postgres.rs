@@ -490,3 +490,52 @@ fn two_nodes_serve_one_ca_enrolment_codes_directory_revocation_ocsp_and_crl() {
         "1"
     );
 }
+
+#[test]
+fn two_nodes_export_every_token_of_the_shared_archive_and_stamp_verifies_them() {
+    let db = FreshDb::create("export");
+    let shared = tempfile::tempdir().expect("tempdir");
+    let config = "allow_unsynced_clock = true\n";
+    let a = node(&db, shared.path(), config);
+    let b = node(&db, shared.path(), config);
+    let issued = hammer(&[a.url(), b.url()], 2, 15);
+    assert_eq!(issued.len(), 60);
+    let work = tempfile::tempdir().expect("tempdir");
+    let w = work.path();
+    run(Command::new(tsa_bin())
+        .current_dir(w)
+        .args([
+            "archive",
+            "export",
+            "--database-url",
+            &db.url,
+            "-o",
+            "month.tar",
+        ])
+        .env_remove("TSA_CONFIG"))
+    .assert_ok();
+    let root = a.root_pem();
+    let v = sigillum_tests::stamp(
+        w,
+        &[
+            "verify",
+            "--archive",
+            "month.tar",
+            "--trust",
+            root.to_str().unwrap_or_default(),
+        ],
+    );
+    v.assert_ok();
+    assert!(
+        v.stdout.contains("60 tokens, 60 verified, 0 failed"),
+        "{}",
+        v.stdout
+    );
+    // Every token a client received is in the export, byte for byte.
+    run(Command::new("tar").current_dir(w).args(["xf", "month.tar"])).assert_ok();
+    for (serial, der) in &issued {
+        let name = format!("{}.tst", serial.trim_start_matches('0'));
+        let exported = std::fs::read(w.join(&name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(&exported, der, "{name}");
+    }
+}
