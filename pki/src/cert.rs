@@ -214,6 +214,36 @@ pub fn tsa_certificate_problems(cert: &Certificate) -> Vec<String> {
     problems
 }
 
+/// When the certificate's key may sign (Unix seconds, inclusive): its validity, narrowed by
+/// privateKeyUsagePeriod when present (RFC 5280 §4.2.1.4 / RFC 3280; ETSI EN 319 421 asks a
+/// TSA to stop signing at the end of its key's usage period). A malformed extension counts as
+/// no usage at all: `(1, 0)`.
+pub fn key_usage_period(cert: &Certificate) -> (u64, u64) {
+    use x509_cert::ext::pkix::PrivateKeyUsagePeriod;
+    let v = &cert.tbs_certificate.validity;
+    let (mut from, mut until) = (
+        v.not_before.to_unix_duration().as_secs(),
+        v.not_after.to_unix_duration().as_secs(),
+    );
+    if let Some((_, value)) = extension(
+        cert,
+        &const_oid::db::rfc5280::ID_CE_PRIVATE_KEY_USAGE_PERIOD,
+    ) {
+        match PrivateKeyUsagePeriod::from_der(value) {
+            Ok(p) => {
+                if let Some(nb) = p.not_before {
+                    from = from.max(nb.to_unix_duration().as_secs());
+                }
+                if let Some(na) = p.not_after {
+                    until = until.min(na.to_unix_duration().as_secs());
+                }
+            }
+            Err(_) => return (1, 0),
+        }
+    }
+    (from, until)
+}
+
 /// Whether the certificate is a CA certificate (basicConstraints cA true).
 pub fn is_ca(cert: &Certificate) -> bool {
     extension(cert, &oid::ID_CE_BASIC_CONSTRAINTS)

@@ -15,7 +15,9 @@ pub async fn certs(State(app): State<Arc<App>>) -> impl IntoResponse {
 }
 
 /// `GET /healthz`: whether tokens can be issued now: the clock is usable, the archive's last
-/// write committed, and it answers a read (within two seconds: a health check must not hang).
+/// write committed, and it answers a read (within two seconds: a health check must not hang),
+/// and the key is within its usage period; `warnings` says when that period ends within 30
+/// days.
 pub async fn healthz(State(app): State<Arc<App>>) -> impl IntoResponse {
     let clock_ok = app.clock.can_issue_now();
     // MAX over the indexed genTime column: cheap at any archive size.
@@ -26,7 +28,15 @@ pub async fn healthz(State(app): State<Arc<App>>) -> impl IntoResponse {
     .await;
     let reachable = matches!(read, Ok(Ok(_)));
     let health = app.archive.health();
-    let ok = clock_ok && reachable && health.writable;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (from, until) = app.key_usage;
+    let key_ok = (from..=until).contains(&now);
+    let warnings: Vec<String> = crate::state::key_expiry_warning(now, until)
+        .into_iter()
+        .collect();
+    let ok = clock_ok && reachable && health.writable && key_ok;
     let body = serde_json::json!({
         "status": if ok { "ok" } else { "unavailable" },
         "clock_synchronised": app.clock.synchronised(),
@@ -35,6 +45,10 @@ pub async fn healthz(State(app): State<Arc<App>>) -> impl IntoResponse {
         "archive_reachable": reachable,
         "archive_writable": health.writable,
         "archive_problem": health.problem,
+        "key_usable_until": time::OffsetDateTime::from_unix_timestamp(i64::try_from(until).unwrap_or(i64::MAX))
+            .ok()
+            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
+        "warnings": warnings,
     });
     let body = format!("{body}\n");
     let status = if ok {

@@ -26,8 +26,9 @@ pub struct App {
     /// SHA-256 of the TSA certificate, archived with every token (EN 319 421: the tokens of a
     /// compromised key can be listed).
     pub signer_cert_sha256: Vec<u8>,
-    /// Seconds since the Unix epoch at which the TSA certificate expires: no token after.
-    pub cert_not_after: u64,
+    /// The key's usage period, Unix seconds, inclusive: the TSA certificate's validity narrowed
+    /// by its privateKeyUsagePeriod (ETSI EN 319 421). No token outside it.
+    pub key_usage: (u64, u64),
     /// The chain served at `GET /certs` (TSA certificate first, root last), PEM.
     pub certs_pem: String,
     /// Renders `GET /metrics`.
@@ -74,13 +75,7 @@ impl App {
             cert,
             chain,
         } = keys::load_identity(cfg)?;
-        let cert_not_after = cert
-            .cert
-            .tbs_certificate
-            .validity
-            .not_after
-            .to_unix_duration()
-            .as_secs();
+        let key_usage = pki::cert::key_usage_period(&cert.cert);
         let signer_cert_sha256 = pki::HashAlg::Sha256.digest(&cert.der);
         let mut all = vec![cert.der.clone()];
         all.extend(chain.iter().cloned());
@@ -155,7 +150,7 @@ impl App {
             clock,
             serials,
             archive,
-            cert_not_after,
+            key_usage,
             signer_cert_sha256,
             certs_pem,
             metrics: metrics_handle(),
@@ -195,6 +190,23 @@ impl App {
     }
 }
 
+/// How long before the end of the key's usage period `/healthz` warns.
+pub const KEY_EXPIRY_WARNING_SECS: u64 = 30 * 86_400;
+
+/// The warning `/healthz` gives at `now` for a key usable until `until`, if any.
+pub fn key_expiry_warning(now: u64, until: u64) -> Option<String> {
+    if now > until {
+        Some("the signing key's usage period has ended: no tokens are issued".into())
+    } else if until - now <= KEY_EXPIRY_WARNING_SECS {
+        Some(format!(
+            "the signing key's usage period ends in {} days: renew the TSA certificate",
+            (until - now).div_ceil(86_400)
+        ))
+    } else {
+        None
+    }
+}
+
 /// A database URL without its password, for logs.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -206,5 +218,25 @@ pub fn redact(url: &str) -> String {
             }
         }
         _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{KEY_EXPIRY_WARNING_SECS, key_expiry_warning};
+
+    #[test]
+    fn healthz_warns_thirty_days_before_the_key_usage_period_ends() {
+        let until = 1_900_000_000;
+        assert_eq!(
+            key_expiry_warning(until - KEY_EXPIRY_WARNING_SECS - 1, until),
+            None
+        );
+        let w = key_expiry_warning(until - KEY_EXPIRY_WARNING_SECS, until).unwrap_or_default();
+        assert!(w.contains("ends in 30 days"), "{w}");
+        let w = key_expiry_warning(until - 3600, until).unwrap_or_default();
+        assert!(w.contains("ends in 1 days"), "{w}");
+        let w = key_expiry_warning(until + 1, until).unwrap_or_default();
+        assert!(w.contains("has ended"), "{w}");
     }
 }

@@ -205,12 +205,15 @@ async fn issue(app: &Arc<App>, headers: &HeaderMap, body: Body) -> Result<Vec<u8
             e.to_string(),
         )
     })?;
-    // ETSI EN 319 421: no token once the key's certificate has expired.
-    if u64::try_from(gen_time.unix_seconds()).is_ok_and(|t| t > app.cert_not_after) {
+    // ETSI EN 319 421: no token outside the key's usage period (the certificate's validity,
+    // narrowed by privateKeyUsagePeriod).
+    let (from, until) = app.key_usage;
+    if u64::try_from(gen_time.unix_seconds()).is_ok_and(|t| t < from || t > until) {
         return Err(refuse(
             StatusCode::SERVICE_UNAVAILABLE,
             FailureInfo::SystemFailure,
-            "the TSA certificate has expired",
+            "outside the signing key's usage period (certificate validity or \
+             privateKeyUsagePeriod)",
         ));
     }
     let serial = app.serials.next().await.map_err(archive_refusal)?;
