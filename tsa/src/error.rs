@@ -6,6 +6,49 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+tokio::task_local! {
+    /// The id of the request being served (set by [`with_request_id`]).
+    static REQUEST_ID: String;
+}
+
+/// The current request's id, or a new one outside a request.
+pub fn current_request_id() -> String {
+    REQUEST_ID
+        .try_with(Clone::clone)
+        .unwrap_or_else(|_| request_id())
+}
+
+/// Middleware: every request gets an id (the client's `x-request-id` when it is 1 to 64
+/// characters of `[A-Za-z0-9._-]`, else a new one), every log line of the request carries it
+/// (a `request` span), and every response returns it in `x-request-id`.
+pub async fn with_request_id(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let given = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            (1..=64).contains(&v.len())
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        })
+        .map(str::to_owned);
+    let id = given.unwrap_or_else(request_id);
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    let mut resp = REQUEST_ID
+        .scope(
+            id.clone(),
+            tracing::Instrument::instrument(next.run(req), span),
+        )
+        .await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
+}
+
 /// A request id: 16 hex digits, returned to the client and logged.
 pub fn request_id() -> String {
     // Without randomness the id is still unique enough for logs: the time.
@@ -62,7 +105,7 @@ impl AppError {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        let id = request_id();
+        let id = current_request_id();
         let status = self.status();
         match &self {
             AppError::Internal(detail) => {

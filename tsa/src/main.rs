@@ -14,6 +14,9 @@ use tsa::state::App;
 struct Opts {
     #[command(subcommand)]
     command: Command,
+    /// Log format on standard error: `text`, or `json` (one object a line, for log shippers).
+    #[arg(long, global = true, env = "TSA_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
 }
 
 #[derive(Subcommand, Debug)]
@@ -163,18 +166,21 @@ fn archive_command(cmd: ArchiveCommand) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(
+    let opts = Opts::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,sqlx=warn".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if opts.log_format == "json" {
+        logs.json().with_current_span(true).init();
+    } else {
+        logs.with_ansi(
             std::io::IsTerminal::is_terminal(&std::io::stderr())
                 && std::env::var_os("NO_COLOR").is_none(),
         )
         .init();
-    let opts = Opts::parse();
+    }
     let result = match opts.command {
         Command::Init { data_dir, key_type } => init(&data_dir, &key_type),
         Command::Archive(cmd) => archive_command(cmd),

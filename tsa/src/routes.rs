@@ -36,5 +36,6 @@ pub fn app(state: Arc<App>) -> Router {
         .route("/ocsp/{*request}", get(ca::ocsp_get))
         .route("/crl", get(ca::crl))
         .route("/ca.cer", get(ca::ca_certificate))
+        .layer(axum::middleware::from_fn(crate::error::with_request_id))
         .with_state(state)
 }
