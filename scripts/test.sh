@@ -59,11 +59,15 @@ command -v mkfs.ext4 >/dev/null 2>&1 || missing+=(e2fsprogs)
 { command -v pdfsig >/dev/null 2>&1 && command -v pdftoppm >/dev/null 2>&1; } || missing+=(poppler-utils)
 command -v qpdf >/dev/null 2>&1 || missing+=(qpdf)
 { command -v certutil >/dev/null 2>&1 && command -v pk12util >/dev/null 2>&1; } || missing+=(libnss3-tools)
+# The HSM tests (tests/tests/hsm.rs): SoftHSM2 is the PKCS#11 token, OpenSC's pkcs11-tool makes
+# keys inside it.
+{ command -v softhsm2-util >/dev/null 2>&1 && ls /usr/lib/softhsm/libsofthsm2.so >/dev/null 2>&1; } || missing+=(softhsm2)
+command -v pkcs11-tool >/dev/null 2>&1 || missing+=(opensc)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing: ${missing[*]}"
     apt_install "${missing[@]}"
 else
-    echo "openssl, a C compiler, PostgreSQL, Python, libfaketime, util-linux, e2fsprogs, poppler-utils, qpdf and libnss3-tools are installed"
+    echo "openssl, a C compiler, PostgreSQL, Python, libfaketime, util-linux, e2fsprogs, poppler-utils, qpdf, libnss3-tools, softhsm2 and opensc are installed"
 fi
 openssl version
 

@@ -4,6 +4,9 @@
 //! (PKCS#11), a remote signer or a PDF placeholder fit without special cases. Secret key bytes
 //! are read into [`Zeroizing`] buffers, handed to ring, and never logged.
 
+#[cfg(feature = "pkcs11")]
+pub mod pkcs11;
+
 use crate::digest::HashAlg;
 use crate::error::{Error, Result};
 use crate::oid;

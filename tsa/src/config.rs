@@ -269,8 +269,8 @@ pub struct TlsConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyConfig {
-    /// PKCS#8 private key, PEM or DER.
-    pub file: PathBuf,
+    /// PKCS#8 private key, PEM or DER (or `pkcs11` instead).
+    pub file: Option<PathBuf>,
     /// The TSA certificate, PEM or DER.
     pub certificate: PathBuf,
     /// Certificates above it (intermediates, then the root), PEM bundle. Optional.
@@ -278,6 +278,53 @@ pub struct KeyConfig {
     /// RSA padding: "pkcs1" (default) or "pss".
     #[serde(default)]
     pub rsa_padding: RsaPadding,
+    /// The key in a PKCS#11 token (an HSM) instead of a file.
+    pub pkcs11: Option<Pkcs11Config>,
+}
+
+/// `[key.pkcs11]`: a key in a PKCS#11 token.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pkcs11Config {
+    /// The module (`/usr/lib/softhsm/libsofthsm2.so`, the HSM vendor's library).
+    pub module: PathBuf,
+    /// The token's label.
+    pub token: String,
+    /// The private key's label.
+    pub key: String,
+    /// A file whose first line is the user PIN (mode 0600).
+    pub pin_file: Option<PathBuf>,
+    /// An environment variable holding the user PIN (Kubernetes secrets, systemd credentials).
+    pub pin_env: Option<String>,
+}
+
+impl Pkcs11Config {
+    /// The PIN, from `pin_file` or `pin_env`.
+    pub fn pin(&self) -> Result<zeroize::Zeroizing<String>, ConfigError> {
+        match (&self.pin_file, &self.pin_env) {
+            (Some(f), None) => {
+                let text = zeroize::Zeroizing::new(std::fs::read_to_string(f).map_err(|e| {
+                    ConfigError::Value {
+                        key: "key.pkcs11.pin_file",
+                        detail: format!("{}: {e}", f.display()),
+                    }
+                })?);
+                Ok(zeroize::Zeroizing::new(
+                    text.lines().next().unwrap_or("").to_owned(),
+                ))
+            }
+            (None, Some(var)) => std::env::var(var)
+                .map(zeroize::Zeroizing::new)
+                .map_err(|_| ConfigError::Value {
+                    key: "key.pkcs11.pin_env",
+                    detail: format!("the environment variable {var} is not set"),
+                }),
+            _ => Err(ConfigError::Value {
+                key: "key.pkcs11",
+                detail: "give exactly one of pin_file and pin_env".into(),
+            }),
+        }
+    }
 }
 
 /// `[policy]`: the token profile.
@@ -576,12 +623,28 @@ impl Config {
                 detail: "must start with sqlite://, postgres:// or postgresql://".into(),
             });
         }
-        let key = fc.key.take().map(|k| KeyConfig {
-            file: resolve(k.file),
-            certificate: resolve(k.certificate),
-            chain: k.chain.map(&resolve),
-            rsa_padding: k.rsa_padding,
-        });
+        let key = match fc.key.take() {
+            Some(k) => {
+                if k.file.is_some() == k.pkcs11.is_some() {
+                    return Err(ConfigError::Value {
+                        key: "key",
+                        detail: "give exactly one of key.file and [key.pkcs11]".into(),
+                    });
+                }
+                Some(KeyConfig {
+                    file: k.file.map(&resolve),
+                    certificate: resolve(k.certificate),
+                    chain: k.chain.map(&resolve),
+                    rsa_padding: k.rsa_padding,
+                    pkcs11: k.pkcs11.map(|p| Pkcs11Config {
+                        module: resolve(p.module),
+                        pin_file: p.pin_file.map(&resolve),
+                        ..p
+                    }),
+                })
+            }
+            None => None,
+        };
         // The development defaults allow an unsynchronised clock (and say so loudly);
         // a configuration file must opt in.
         let allow_unsynced_clock = fc.allow_unsynced_clock.unwrap_or(!from_file);

@@ -166,31 +166,33 @@ fn read(path: &Path) -> Result<Vec<u8>, KeyError> {
 /// Loads the configured key and certificates (or the development PKI) and checks them: the
 /// certificate matches the key, has a critical timeStamping EKU, is not a CA, is valid now.
 pub fn load_identity(cfg: &Config) -> Result<Identity, KeyError> {
-    let (key_path, cert_path, chain_path, padding) = match &cfg.key {
+    let dev_key = cfg.data_dir.join(files::TSA_KEY);
+    let (key, cert_path, chain_path) = match &cfg.key {
         Some(k) => (
-            k.file.clone(),
+            match (&k.file, &k.pkcs11) {
+                (_, Some(p)) => KeySource::Pkcs11(p),
+                (Some(f), None) => KeySource::File(f, k.rsa_padding),
+                (None, None) => {
+                    return Err(KeyError::Unusable {
+                        path: k.certificate.clone(),
+                        detail: "no key: set key.file or [key.pkcs11]".into(),
+                    });
+                }
+            },
             k.certificate.clone(),
             k.chain.clone(),
-            k.rsa_padding,
         ),
         None => (
-            cfg.data_dir.join(files::TSA_KEY),
+            KeySource::File(&dev_key, Default::default()),
             cfg.data_dir.join(files::TSA_CERT),
             Some(cfg.data_dir.join(files::ROOT_CERT)),
-            Default::default(),
         ),
     };
-    load_pair(
-        &key_path,
-        &cert_path,
-        chain_path.as_deref(),
-        padding,
-        |cert| {
-            let problems = pki::cert::tsa_certificate_problems(cert);
-            (!problems.is_empty())
-                .then(|| format!("not usable as a TSA certificate: {}", problems.join("; ")))
-        },
-    )
+    load_pair(key, &cert_path, chain_path.as_deref(), |cert| {
+        let problems = pki::cert::tsa_certificate_problems(cert);
+        (!problems.is_empty())
+            .then(|| format!("not usable as a TSA certificate: {}", problems.join("; ")))
+    })
 }
 
 /// Loads the CA's key and certificate (`[ca]`, or the development root): the certificate
@@ -203,9 +205,15 @@ pub fn load_ca_identity(cfg: &Config) -> Result<Identity, KeyError> {
             cfg.data_dir.join(files::ROOT_CERT),
         ),
     };
-    load_pair(&key_path, &cert_path, None, Default::default(), |cert| {
-        (!pki::cert::is_ca(cert)).then(|| "not a CA certificate (basicConstraints cA)".to_owned())
-    })
+    load_pair(
+        KeySource::File(&key_path, Default::default()),
+        &cert_path,
+        None,
+        |cert| {
+            (!pki::cert::is_ca(cert))
+                .then(|| "not a CA certificate (basicConstraints cA)".to_owned())
+        },
+    )
 }
 
 /// Loads a delegated OCSP responder's key and certificate (`[ca] ocsp_key`), if configured.
@@ -213,29 +221,30 @@ pub fn load_ocsp_identity(cfg: &Config) -> Result<Option<Identity>, KeyError> {
     let (Some(k), Some(c)) = (&cfg.ca.ocsp_key, &cfg.ca.ocsp_certificate) else {
         return Ok(None);
     };
-    load_pair(k, c, None, Default::default(), |cert| {
+    load_pair(KeySource::File(k, Default::default()), c, None, |cert| {
         (!pki::cert::has_eku(cert, &pki::oid::ID_KP_OCSP_SIGNING))
             .then(|| "no extendedKeyUsage id-kp-OCSPSigning".to_owned())
     })
     .map(Some)
 }
 
-/// The one key loader: a PKCS#8 key, its certificate (with any chain after it in the file
-/// and in `chain_path`), checked to match the key and be valid now, then by `problem`.
+/// Where a signing key is.
+enum KeySource<'a> {
+    /// A PKCS#8 file, with the RSA padding to sign with.
+    File(&'a Path, pki::signer::RsaPadding),
+    /// A key in a PKCS#11 token.
+    Pkcs11(&'a crate::config::Pkcs11Config),
+}
+
+/// The one key loader: a key (PKCS#8 file or PKCS#11 token), its certificate (with any chain
+/// after it in the file and in `chain_path`), checked to match the key and be valid now, then
+/// by `problem`.
 fn load_pair(
-    key_path: &Path,
+    key: KeySource<'_>,
     cert_path: &Path,
     chain_path: Option<&Path>,
-    padding: pki::signer::RsaPadding,
     problem: impl Fn(&x509_cert::Certificate) -> Option<String>,
 ) -> Result<Identity, KeyError> {
-    warn_if_key_readable_by_others(key_path);
-    let key_bytes = zeroize::Zeroizing::new(read(key_path)?);
-    let signer =
-        RingSigner::from_pkcs8_file_bytes(&key_bytes, padding).map_err(|e| KeyError::Unusable {
-            path: key_path.into(),
-            detail: e.to_string(),
-        })?;
     let unusable = |detail: String| KeyError::Unusable {
         path: cert_path.into(),
         detail,
@@ -259,14 +268,47 @@ fn load_pair(
             }
         }
     }
+    let key_name = match &key {
+        KeySource::File(p, _) => p.display().to_string(),
+        KeySource::Pkcs11(p) => format!("the PKCS#11 key {:?} of token {:?}", p.key, p.token),
+    };
+    let signer: Arc<dyn Signer> = match key {
+        KeySource::File(key_path, padding) => {
+            warn_if_key_readable_by_others(key_path);
+            let key_bytes = zeroize::Zeroizing::new(read(key_path)?);
+            Arc::new(
+                RingSigner::from_pkcs8_file_bytes(&key_bytes, padding).map_err(|e| {
+                    KeyError::Unusable {
+                        path: key_path.into(),
+                        detail: e.to_string(),
+                    }
+                })?,
+            )
+        }
+        KeySource::Pkcs11(p) => {
+            let pin = p.pin().map_err(|e| KeyError::Unusable {
+                path: p.module.clone(),
+                detail: e.to_string(),
+            })?;
+            let key = pki::signer::pkcs11::Pkcs11Key {
+                module: &p.module,
+                token_label: &p.token,
+                key_label: &p.key,
+                pin: &pin,
+            };
+            let signer = pki::signer::pkcs11::Pkcs11Signer::open(&key, &cert_der)
+                .map_err(|e| unusable(e.to_string()))?;
+            tracing::info!(token = %p.token, key = %p.key, sessions = signer.max_sessions(), "signing key in a PKCS#11 token");
+            Arc::new(signer)
+        }
+    };
     let cert = SignerCert::from_der(cert_der).map_err(|e| unusable(e.to_string()))?;
     if let Some(p) = problem(&cert.cert) {
         return Err(unusable(p));
     }
-    if !cert.matches(&signer) {
+    if !cert.matches(signer.as_ref()) {
         return Err(unusable(format!(
-            "the certificate does not match the key in {}",
-            key_path.display()
+            "the certificate does not match the key in {key_name}"
         )));
     }
     let now = std::time::SystemTime::now()
@@ -281,7 +323,7 @@ fn load_pair(
         )));
     }
     Ok(Identity {
-        signer: Arc::new(signer),
+        signer,
         cert,
         chain,
     })
@@ -367,18 +409,20 @@ mod tests {
         )
         .expect("cfg");
         cfg.key = Some(crate::config::KeyConfig {
-            file: a.join(files::TSA_KEY),
+            file: Some(a.join(files::TSA_KEY)),
             certificate: b.join(files::TSA_CERT),
             chain: None,
             rsa_padding: Default::default(),
+            pkcs11: None,
         });
         let err = load_identity(&cfg).err().expect("must fail").to_string();
         assert!(err.contains("does not match the key"), "{err}");
         cfg.key = Some(crate::config::KeyConfig {
-            file: a.join(files::ROOT_KEY),
+            file: Some(a.join(files::ROOT_KEY)),
             certificate: a.join(files::ROOT_CERT),
             chain: None,
             rsa_padding: Default::default(),
+            pkcs11: None,
         });
         let err = load_identity(&cfg).err().expect("must fail").to_string();
         assert!(

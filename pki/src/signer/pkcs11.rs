@@ -1,0 +1,303 @@
+//! A [`Signer`] whose private key lives in a PKCS#11 token (an HSM; SoftHSM2 in tests), through
+//! cryptoki. The key never leaves the token: we send it a digest (ECDSA) or the message
+//! (RSA PKCS#1 v1.5 with SHA-256 inside the token) and get a signature back.
+//!
+//! The algorithm and public key come from the key's certificate; at open the token signs a
+//! probe that is verified against that certificate's key, so a certificate for another key is
+//! refused before the first token, as with file keys.
+//!
+//! Sessions: PKCS#11 lets several sessions of one application share the login, so signing
+//! threads take a session from a pool and put it back; the pool grows up to the token's own
+//! session limit (`ulMaxSessionCount`), not the CPU count, and waits when it is reached.
+
+use super::{SignatureAlgorithm, Signer};
+use crate::digest::HashAlg;
+use crate::error::{Error, Result};
+use cryptoki::context::{CInitializeArgs, Pkcs11};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::{Limit, Slot};
+use cryptoki::types::AuthPin;
+use std::path::Path;
+use std::sync::{Condvar, Mutex};
+use zeroize::Zeroizing;
+
+/// Sessions opened when the token sets no limit.
+const DEFAULT_MAX_SESSIONS: usize = 16;
+
+/// Where the key is.
+pub struct Pkcs11Key<'a> {
+    /// The PKCS#11 module (`/usr/lib/softhsm/libsofthsm2.so`).
+    pub module: &'a Path,
+    /// The token's label.
+    pub token_label: &'a str,
+    /// The private key's label (CKA_LABEL).
+    pub key_label: &'a str,
+    /// The user PIN.
+    pub pin: &'a Zeroizing<String>,
+}
+
+struct Pool {
+    idle: Vec<Session>,
+    open: usize,
+}
+
+/// A key in a PKCS#11 token.
+pub struct Pkcs11Signer {
+    ctx: Pkcs11,
+    slot: Slot,
+    key: ObjectHandle,
+    algorithm: SignatureAlgorithm,
+    public_key: Vec<u8>,
+    pool: Mutex<Pool>,
+    freed: Condvar,
+    max_sessions: usize,
+}
+
+impl std::fmt::Debug for Pkcs11Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pkcs11Signer")
+            .field("algorithm", &self.algorithm)
+            .field("max_sessions", &self.max_sessions)
+            .finish_non_exhaustive()
+    }
+}
+
+fn hsm(what: &str) -> impl FnOnce(cryptoki::error::Error) -> Error + '_ {
+    move |e| Error::Key(format!("PKCS#11: {what}: {e}"))
+}
+
+impl Pkcs11Signer {
+    /// Opens the token, logs in, finds the private key by label, and checks with a probe
+    /// signature that it belongs to `certificate` (DER), whose key fixes the algorithm.
+    pub fn open(k: &Pkcs11Key<'_>, certificate: &[u8]) -> Result<Pkcs11Signer> {
+        let cert = crate::cert::parse(certificate)?;
+        let spki = &cert.tbs_certificate.subject_public_key_info;
+        let algorithm = algorithm_for(spki)?;
+        let ctx = Pkcs11::new(k.module)
+            .map_err(|e| Error::Key(format!("PKCS#11 module {}: {e}", k.module.display())))?;
+        ctx.initialize(CInitializeArgs::OsThreads)
+            .map_err(hsm("initialize"))?;
+        let slot = ctx
+            .get_slots_with_initialized_token()
+            .map_err(hsm("listing slots"))?
+            .into_iter()
+            .find(|s| {
+                ctx.get_token_info(*s)
+                    .is_ok_and(|t| t.label().trim_end() == k.token_label)
+            })
+            .ok_or_else(|| {
+                Error::Key(format!(
+                    "PKCS#11: no initialised token labelled {:?}",
+                    k.token_label
+                ))
+            })?;
+        let max_sessions = match ctx
+            .get_token_info(slot)
+            .map_err(hsm("token info"))?
+            .max_session_count()
+        {
+            Limit::Max(n) => usize::try_from(n).unwrap_or(DEFAULT_MAX_SESSIONS).max(1),
+            Limit::Unavailable | Limit::Infinite => DEFAULT_MAX_SESSIONS,
+        };
+        let session = ctx
+            .open_ro_session(slot)
+            .map_err(hsm("opening a session"))?;
+        session
+            .login(UserType::User, Some(&AuthPin::new(k.pin.as_str().into())))
+            .map_err(hsm("login (is the PIN right?)"))?;
+        let keys = session
+            .find_objects(&[
+                Attribute::Class(ObjectClass::PRIVATE_KEY),
+                Attribute::Label(k.key_label.as_bytes().to_vec()),
+            ])
+            .map_err(hsm("finding the key"))?;
+        let key = match keys.as_slice() {
+            [one] => *one,
+            [] => {
+                return Err(Error::Key(format!(
+                    "PKCS#11: no private key labelled {:?} in token {:?}",
+                    k.key_label, k.token_label
+                )));
+            }
+            more => {
+                return Err(Error::Key(format!(
+                    "PKCS#11: {} private keys labelled {:?}: make the label unique",
+                    more.len(),
+                    k.key_label
+                )));
+            }
+        };
+        // The token's key type must be the certificate's: a mechanism for another key type is
+        // an obscure token error at the first signature, not a clear one here.
+        let wanted = match algorithm {
+            SignatureAlgorithm::EcdsaP256Sha256 | SignatureAlgorithm::EcdsaP384Sha384 => {
+                KeyType::EC
+            }
+            _ => KeyType::RSA,
+        };
+        let types = session
+            .get_attributes(key, &[AttributeType::KeyType])
+            .map_err(hsm("reading the key type"))?;
+        match types.first() {
+            Some(Attribute::KeyType(t)) if *t == wanted => {}
+            Some(Attribute::KeyType(t)) => {
+                return Err(Error::Certificate(format!(
+                    "the certificate is for an {} key, the PKCS#11 key {:?} is {}",
+                    if wanted == KeyType::EC { "EC" } else { "RSA" },
+                    k.key_label,
+                    t
+                )));
+            }
+            _ => return Err(Error::Key("PKCS#11: the key has no CKA_KEY_TYPE".into())),
+        }
+        let signer = Pkcs11Signer {
+            ctx,
+            slot,
+            key,
+            algorithm,
+            public_key: spki.subject_public_key.raw_bytes().to_vec(),
+            pool: Mutex::new(Pool {
+                idle: vec![session],
+                open: 1,
+            }),
+            freed: Condvar::new(),
+            max_sessions,
+        };
+        // The probe: the token's key must verify under the certificate's.
+        let probe = b"sigillum: does this token key belong to the certificate?";
+        let sig = signer.sign(probe)?;
+        crate::verify::verify_signature(
+            spki,
+            &algorithm.algorithm_identifier()?,
+            algorithm.digest(),
+            probe,
+            &sig,
+        )
+        .map_err(|_| {
+            Error::Certificate(format!(
+                "the certificate does not belong to the PKCS#11 key {:?}",
+                k.key_label
+            ))
+        })?;
+        Ok(signer)
+    }
+
+    fn take(&self) -> Result<Session> {
+        let mut pool = self
+            .pool
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        loop {
+            if let Some(s) = pool.idle.pop() {
+                return Ok(s);
+            }
+            if pool.open < self.max_sessions {
+                pool.open += 1;
+                drop(pool);
+                // A new session of a logged-in application is logged in too.
+                return self.ctx.open_ro_session(self.slot).map_err(|e| {
+                    let mut pool = self
+                        .pool
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    pool.open -= 1;
+                    hsm("opening a session")(e)
+                });
+            }
+            pool = self
+                .freed
+                .wait(pool)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+    }
+
+    fn give_back(&self, s: Session) {
+        let mut pool = self
+            .pool
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        pool.idle.push(s);
+        self.freed.notify_one();
+    }
+
+    /// Most sessions this signer opens (the token's limit).
+    pub fn max_sessions(&self) -> usize {
+        self.max_sessions
+    }
+}
+
+/// The signature algorithm for a certificate's key: ECDSA with the curve's hash, RSA PKCS#1
+/// v1.5 with SHA-256.
+fn algorithm_for(spki: &spki::SubjectPublicKeyInfoOwned) -> Result<SignatureAlgorithm> {
+    if spki.algorithm.oid == crate::oid::ID_EC_PUBLIC_KEY {
+        let curve = spki
+            .algorithm
+            .parameters
+            .as_ref()
+            .and_then(|p| p.decode_as::<const_oid::ObjectIdentifier>().ok());
+        return match curve {
+            Some(c) if c == crate::oid::SECP256R1 => Ok(SignatureAlgorithm::EcdsaP256Sha256),
+            Some(c) if c == crate::oid::SECP384R1 => Ok(SignatureAlgorithm::EcdsaP384Sha384),
+            other => Err(Error::Unsupported {
+                what: "PKCS#11 EC curve",
+                detail: format!("{other:?}"),
+            }),
+        };
+    }
+    if spki.algorithm.oid == crate::oid::RSA_ENCRYPTION {
+        return Ok(SignatureAlgorithm::RsaPkcs1(HashAlg::Sha256));
+    }
+    Err(Error::Unsupported {
+        what: "PKCS#11 key type",
+        detail: crate::oid::display_name(&spki.algorithm.oid),
+    })
+}
+
+/// PKCS#11 ECDSA gives r‖s; CMS wants `ECDSA-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER }`.
+fn ecdsa_der(raw: &[u8]) -> Result<Vec<u8>> {
+    if raw.is_empty() || raw.len() % 2 != 0 {
+        return Err(Error::Key(format!(
+            "PKCS#11: an ECDSA signature of {} bytes",
+            raw.len()
+        )));
+    }
+    let (r, s) = raw.split_at(raw.len() / 2);
+    let int = |b: &[u8]| -> Result<Vec<u8>> {
+        crate::signer::to_der(&der::asn1::UintRef::new(b).map_err(Error::Encode)?)
+    };
+    crate::raw::tlv(der::Tag::Sequence, &[&int(r)?, &int(s)?])
+}
+
+impl Signer for Pkcs11Signer {
+    fn algorithm(&self) -> SignatureAlgorithm {
+        self.algorithm
+    }
+
+    fn public_key(&self) -> &[u8] {
+        &self.public_key
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
+        let session = self.take()?;
+        let result = match self.algorithm {
+            SignatureAlgorithm::EcdsaP256Sha256 | SignatureAlgorithm::EcdsaP384Sha384 => {
+                let digest = self.algorithm.digest().digest(message);
+                session
+                    .sign(&Mechanism::Ecdsa, self.key, &digest)
+                    .map_err(hsm("signing"))
+                    .and_then(|raw| ecdsa_der(&raw))
+            }
+            _ => session
+                .sign(&Mechanism::Sha256RsaPkcs, self.key, message)
+                .map_err(hsm("signing")),
+        };
+        self.give_back(session);
+        result
+    }
+
+    fn is_slow(&self) -> bool {
+        true
+    }
+}

@@ -1,0 +1,328 @@
+//! Keys in an HSM: SoftHSM2 (Debian's) as the PKCS#11 token, keys made inside it by OpenSC's
+//! pkcs11-tool (ECDSA P-256 and RSA-2048, never exported), certificates for their public keys
+//! issued by the development root with openssl. The authority signs through the PKCS#11
+//! `Signer` and `openssl ts -verify` accepts its tokens; a wrong PIN, a missing key, a key of
+//! the wrong type or a certificate for another key are refused at start, by name.
+
+use sigillum_tests::openssl_ca::path_str as p;
+use sigillum_tests::{TsaOptions, TsaServer, openssl, run, tsa_bin};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+
+/// A SoftHSM2 token of its own (its own config and token directory) with one EC and one RSA
+/// key, the development PKI, and certificates for the two keys.
+struct Hsm {
+    dir: tempfile::TempDir,
+}
+
+impl Hsm {
+    fn conf(&self) -> PathBuf {
+        self.dir.path().join("softhsm2.conf")
+    }
+
+    fn tool(&self, args: &[&str]) -> sigillum_tests::Run {
+        run(Command::new("pkcs11-tool")
+            .args(["--module", MODULE, "--token-label", "sigillum"])
+            .args(args)
+            .env("SOFTHSM2_CONF", self.conf()))
+    }
+
+    fn setup() -> Hsm {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path().to_path_buf();
+        let d = d.as_path();
+        std::fs::create_dir(d.join("tokens")).expect("tokens");
+        std::fs::write(
+            d.join("softhsm2.conf"),
+            format!(
+                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+                d.join("tokens").display()
+            ),
+        )
+        .expect("conf");
+        let hsm = Hsm { dir };
+        run(Command::new("softhsm2-util")
+            .args([
+                "--init-token",
+                "--free",
+                "--label",
+                "sigillum",
+                "--pin",
+                "1234",
+                "--so-pin",
+                "5678",
+            ])
+            .env("SOFTHSM2_CONF", hsm.conf()))
+        .assert_ok();
+        for (label, kind) in [("tsa-ec", "EC:prime256v1"), ("tsa-rsa", "rsa:2048")] {
+            hsm.tool(&[
+                "--login",
+                "--pin",
+                "1234",
+                "--keypairgen",
+                "--key-type",
+                kind,
+                "--label",
+                label,
+                "--usage-sign",
+            ])
+            .assert_ok();
+            hsm.tool(&[
+                "--read-object",
+                "--type",
+                "pubkey",
+                "--label",
+                label,
+                "-o",
+                p(&d.join(format!("{label}.pub.der"))),
+            ])
+            .assert_ok();
+            openssl(
+                d,
+                &[
+                    "pkey",
+                    "-pubin",
+                    "-inform",
+                    "DER",
+                    "-in",
+                    &format!("{label}.pub.der"),
+                    "-out",
+                    &format!("{label}.pub.pem"),
+                ],
+            )
+            .assert_ok();
+        }
+        // The private keys stay in the token: pkcs11-tool cannot read them out.
+        let out = hsm.tool(&[
+            "--login",
+            "--pin",
+            "1234",
+            "--read-object",
+            "--type",
+            "privkey",
+            "--label",
+            "tsa-ec",
+            "-o",
+            p(&d.join("stolen.der")),
+        ]);
+        assert!(!out.ok() || !d.join("stolen.der").exists(), "{out}");
+        run(Command::new(tsa_bin())
+            .arg("init")
+            .arg("--data-dir")
+            .arg(d.join("data")))
+        .assert_ok();
+        std::fs::write(
+            d.join("ext.cnf"),
+            "extendedKeyUsage = critical, timeStamping\nkeyUsage = critical, digitalSignature\n\
+             basicConstraints = CA:FALSE\nsubjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid\n",
+        )
+        .expect("ext");
+        for label in ["tsa-ec", "tsa-rsa"] {
+            openssl(
+                d,
+                &[
+                    "x509",
+                    "-new",
+                    "-subj",
+                    &format!("/C=XX/O=Sigillum test/CN={label}"),
+                    "-force_pubkey",
+                    &format!("{label}.pub.pem"),
+                    "-CA",
+                    "data/root.pem",
+                    "-CAkey",
+                    "data/root.key",
+                    "-extfile",
+                    "ext.cnf",
+                    "-days",
+                    "30",
+                    "-out",
+                    &format!("{label}.pem"),
+                ],
+            )
+            .assert_ok();
+        }
+        std::fs::write(d.join("pin.txt"), "1234\n").expect("pin");
+        hsm
+    }
+
+    fn config(&self, cert: &str, key: &str, pin: &str) -> String {
+        let d = self.dir.path();
+        format!(
+            "allow_unsynced_clock = true\n\n[key]\ncertificate = \"{}\"\nchain = \"{}\"\n\n\
+             [key.pkcs11]\nmodule = \"{MODULE}\"\ntoken = \"sigillum\"\nkey = \"{key}\"\n{pin}\n",
+            d.join(format!("{cert}.pem")).display(),
+            d.join("data/root.pem").display(),
+        )
+    }
+
+    fn start(&self, config: String, env: Vec<(String, String)>) -> TsaServer {
+        let mut env = env;
+        env.push(("SOFTHSM2_CONF".into(), self.conf().display().to_string()));
+        TsaServer::start_with(TsaOptions {
+            config: Some(config),
+            data_dir: Some(self.dir.path().join("data")),
+            env,
+            ..Default::default()
+        })
+    }
+
+    /// `tsa serve` with `config`, expected to refuse to start: its stderr.
+    fn refused(&self, config: &str) -> String {
+        let cfg = self.dir.path().join("refused.toml");
+        std::fs::write(&cfg, config).expect("config");
+        let r = run(Command::new(tsa_bin())
+            .arg("serve")
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--data-dir")
+            .arg(self.dir.path().join("data"))
+            .args(["--listen", "127.0.0.1:1"])
+            .env("SOFTHSM2_CONF", self.conf())
+            .env_remove("TSA_CONFIG"));
+        assert_eq!(r.code, Some(2), "{r}");
+        r.stderr
+    }
+}
+
+fn stamp_and_verify(server: &TsaServer, dir: &Path, what: &str) {
+    std::fs::write(
+        dir.join("data.txt"),
+        format!("signed in the HSM with {what}\n"),
+    )
+    .expect("data");
+    openssl(
+        dir,
+        &[
+            "ts", "-query", "-data", "data.txt", "-sha256", "-cert", "-out", "q.tsq",
+        ],
+    )
+    .assert_ok();
+    let q = std::fs::read(dir.join("q.tsq")).expect("query");
+    let reply = sigillum_tests::post(&server.url(), "application/timestamp-query", &q);
+    assert_eq!(reply.status, 200, "{what}");
+    std::fs::write(dir.join("r.tsr"), &reply.body).expect("reply");
+    let v = openssl(
+        dir,
+        &[
+            "ts",
+            "-verify",
+            "-queryfile",
+            "q.tsq",
+            "-in",
+            "r.tsr",
+            "-CAfile",
+            p(&server.root_pem()),
+        ],
+    );
+    assert!(v.stdout.contains("Verification: OK"), "{what}: {v}");
+}
+
+#[test]
+fn ecdsa_and_rsa_keys_in_softhsm_sign_tokens_openssl_verifies() {
+    let hsm = Hsm::setup();
+    let work = tempfile::tempdir().expect("tempdir");
+    let pin_file = format!(
+        "pin_file = \"{}\"",
+        hsm.dir.path().join("pin.txt").display()
+    );
+    let ec = hsm.start(hsm.config("tsa-ec", "tsa-ec", &pin_file), Vec::new());
+    stamp_and_verify(&ec, work.path(), "ECDSA P-256");
+    assert!(
+        ec.log().contains("signing key in a PKCS#11 token"),
+        "{}",
+        ec.log()
+    );
+    drop(ec);
+    // The PIN from an environment variable, an RSA key.
+    let rsa = hsm.start(
+        hsm.config("tsa-rsa", "tsa-rsa", "pin_env = \"SIGILLUM_HSM_PIN\""),
+        vec![("SIGILLUM_HSM_PIN".into(), "1234".into())],
+    );
+    stamp_and_verify(&rsa, work.path(), "RSA-2048");
+    // Many requests at once share the token's sessions.
+    let spec = sigillum_tests::der::ReqSpec::sha256(b"concurrent");
+    let url = rsa.url();
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let url = url.clone();
+            let q = spec.encode();
+            std::thread::spawn(move || {
+                (0..5)
+                    .map(|_| sigillum_tests::post(&url, "application/timestamp-query", &q).status)
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for h in handles {
+        assert!(h.join().expect("thread").iter().all(|s| *s == 200));
+    }
+}
+
+#[test]
+fn wrong_pins_missing_keys_and_mismatched_certificates_are_refused_at_start() {
+    let hsm = Hsm::setup();
+    let d = hsm.dir.path();
+    std::fs::write(d.join("bad-pin.txt"), "9999\n").expect("pin");
+    let bad_pin = format!("pin_file = \"{}\"", d.join("bad-pin.txt").display());
+    let good_pin = format!("pin_file = \"{}\"", d.join("pin.txt").display());
+    let e = hsm.refused(&hsm.config("tsa-ec", "tsa-ec", &bad_pin));
+    assert!(e.contains("PIN"), "{e}");
+    let e = hsm.refused(&hsm.config("tsa-ec", "no-such-key", &good_pin));
+    assert!(e.contains("no private key labelled \"no-such-key\""), "{e}");
+    let e = hsm.refused(&hsm.config("tsa-ec", "tsa-rsa", &good_pin));
+    assert!(e.contains("the certificate is for an EC key"), "{e}");
+    // An EC certificate for another EC key: the probe signature does not verify.
+    openssl(
+        d,
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            "other.key",
+        ],
+    )
+    .assert_ok();
+    openssl(
+        d,
+        &[
+            "pkey",
+            "-in",
+            "other.key",
+            "-pubout",
+            "-out",
+            "other.pub.pem",
+        ],
+    )
+    .assert_ok();
+    openssl(
+        d,
+        &[
+            "x509",
+            "-new",
+            "-subj",
+            "/C=XX/O=Sigillum test/CN=other",
+            "-force_pubkey",
+            "other.pub.pem",
+            "-CA",
+            "data/root.pem",
+            "-CAkey",
+            "data/root.key",
+            "-extfile",
+            "ext.cnf",
+            "-days",
+            "30",
+            "-out",
+            "other.pem",
+        ],
+    )
+    .assert_ok();
+    let e = hsm.refused(&hsm.config("other", "tsa-ec", &good_pin));
+    assert!(e.contains("does not belong to the PKCS#11 key"), "{e}");
+    let e = hsm.refused(&hsm.config("tsa-ec", "tsa-ec", "pin_env = \"SIGILLUM_UNSET_PIN_VAR\""));
+    assert!(e.contains("SIGILLUM_UNSET_PIN_VAR"), "{e}");
+}
