@@ -257,7 +257,7 @@ fn algorithm_for(spki: &spki::SubjectPublicKeyInfoOwned) -> Result<SignatureAlgo
 
 /// PKCS#11 ECDSA gives r‖s; CMS wants `ECDSA-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER }`.
 fn ecdsa_der(raw: &[u8]) -> Result<Vec<u8>> {
-    if raw.is_empty() || raw.len() % 2 != 0 {
+    if raw.is_empty() || !raw.len().is_multiple_of(2) {
         return Err(Error::Key(format!(
             "PKCS#11: an ECDSA signature of {} bytes",
             raw.len()
