@@ -326,3 +326,210 @@ fn wrong_pins_missing_keys_and_mismatched_certificates_are_refused_at_start() {
     let e = hsm.refused(&hsm.config("tsa-ec", "tsa-ec", "pin_env = \"SIGILLUM_UNSET_PIN_VAR\""));
     assert!(e.contains("SIGILLUM_UNSET_PIN_VAR"), "{e}");
 }
+
+#[test]
+fn the_ca_key_in_the_token_issues_certificates_over_cmp() {
+    let hsm = Hsm::setup();
+    let d = hsm.dir.path();
+    // A CA key made in the token; its certificate from a root of our own (the development
+    // root may issue no CA under it: pathLen 0).
+    hsm.tool(&[
+        "--login",
+        "--pin",
+        "1234",
+        "--keypairgen",
+        "--key-type",
+        "EC:prime256v1",
+        "--label",
+        "ca-ec",
+        "--usage-sign",
+    ])
+    .assert_ok();
+    hsm.tool(&[
+        "--read-object",
+        "--type",
+        "pubkey",
+        "--label",
+        "ca-ec",
+        "-o",
+        p(&d.join("ca-ec.pub.der")),
+    ])
+    .assert_ok();
+    openssl(
+        d,
+        &[
+            "pkey",
+            "-pubin",
+            "-inform",
+            "DER",
+            "-in",
+            "ca-ec.pub.der",
+            "-out",
+            "ca-ec.pub.pem",
+        ],
+    )
+    .assert_ok();
+    openssl(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "mail-root.key",
+            "-subj",
+            "/CN=Mail Root",
+            "-days",
+            "30",
+            "-out",
+            "mail-root.pem",
+        ],
+    )
+    .assert_ok();
+    std::fs::write(
+        d.join("ca-ext.cnf"),
+        "basicConstraints = critical, CA:TRUE, pathlen:0\n\
+         keyUsage = critical, keyCertSign, cRLSign, digitalSignature\n\
+         subjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid\n",
+    )
+    .expect("ext");
+    openssl(
+        d,
+        &[
+            "x509",
+            "-new",
+            "-subj",
+            "/C=XX/O=Sigillum test/CN=HSM Mail CA",
+            "-force_pubkey",
+            "ca-ec.pub.pem",
+            "-CA",
+            "mail-root.pem",
+            "-CAkey",
+            "mail-root.key",
+            "-extfile",
+            "ca-ext.cnf",
+            "-days",
+            "30",
+            "-out",
+            "hsm-ca.pem",
+        ],
+    )
+    .assert_ok();
+    let pin = format!("pin_file = \"{}\"", d.join("pin.txt").display());
+    let config = format!(
+        "{}\n[ca]\ncertificate = \"{}\"\npublic_url = \"http://127.0.0.1:3161\"\n\n\
+         [ca.pkcs11]\nmodule = \"{MODULE}\"\ntoken = \"sigillum\"\nkey = \"ca-ec\"\n{pin}\n",
+        hsm.config("tsa-ec", "tsa-ec", &pin),
+        d.join("hsm-ca.pem").display()
+    );
+    let server = hsm.start(config.clone(), Vec::new());
+    std::fs::write(d.join("with-ca.toml"), &config).expect("config");
+    let code = run(Command::new(tsa_bin())
+        .args(["enroll-code", "--config"])
+        .arg(d.join("with-ca.toml"))
+        .arg("--data-dir")
+        .arg(d.join("data"))
+        .args(["--email", "hsm@example.org"])
+        .env("SOFTHSM2_CONF", hsm.conf())
+        .env_remove("TSA_CONFIG"));
+    code.assert_ok();
+    let field = |k: &str| {
+        code.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(k))
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_default()
+    };
+    openssl(
+        d,
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            "user.key",
+        ],
+    )
+    .assert_ok();
+    let server_addr = format!("127.0.0.1:{}", server.port());
+    let secret = format!("pass:{}", field("secret:"));
+    let r = openssl(
+        d,
+        &[
+            "cmp",
+            "-cmd",
+            "ir",
+            "-server",
+            &server_addr,
+            "-path",
+            "/.well-known/cmp",
+            "-srvcert",
+            "hsm-ca.pem",
+            "-ref",
+            &field("reference:"),
+            "-secret",
+            &secret,
+            "-newkey",
+            "user.key",
+            "-subject",
+            "/CN=HSM user",
+            "-certout",
+            "user.pem",
+            "-msg_timeout",
+            "10",
+            "-total_timeout",
+            "20",
+        ],
+    );
+    assert!(
+        r.stdout.contains("received PKICONF") || r.stderr.contains("received PKICONF"),
+        "{r}"
+    );
+    // The certificate chains to the root through the CA whose key never left the token.
+    openssl(
+        d,
+        &[
+            "verify",
+            "-CAfile",
+            "mail-root.pem",
+            "-untrusted",
+            "hsm-ca.pem",
+            "user.pem",
+        ],
+    )
+    .assert_ok();
+    // genm caCerts is signed by the token key too, and openssl checks it against -srvcert.
+    let g = openssl(
+        d,
+        &[
+            "cmp",
+            "-cmd",
+            "genm",
+            "-infotype",
+            "caCerts",
+            "-unprotected_requests",
+            "-ref",
+            "x",
+            "-server",
+            &server_addr,
+            "-path",
+            "/.well-known/cmp",
+            "-srvcert",
+            "hsm-ca.pem",
+            "-msg_timeout",
+            "10",
+            "-total_timeout",
+            "20",
+        ],
+    );
+    assert!(
+        format!("{}{}", g.stdout, g.stderr).contains("received GENP"),
+        "{g}"
+    );
+}

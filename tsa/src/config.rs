@@ -58,6 +58,8 @@ pub struct CaConfig {
     pub key: Option<PathBuf>,
     /// The CA's certificate (and, after it, its chain), PEM or DER.
     pub certificate: Option<PathBuf>,
+    /// The CA's key in a PKCS#11 token instead of `key`.
+    pub pkcs11: Option<Pkcs11Config>,
     /// The base URL relying parties reach this server at, for the AIA and CRL distribution
     /// point URLs in issued certificates [default: http://LISTEN].
     pub public_url: Option<String>,
@@ -137,6 +139,7 @@ impl Default for CaConfig {
             enabled: None,
             key: None,
             certificate: None,
+            pkcs11: None,
             public_url: None,
             validity_days: default_validity_days(),
             code_ttl_secs: default_code_ttl(),
@@ -496,8 +499,14 @@ impl Config {
     fn validate_ca(&self) -> Result<(), ConfigError> {
         let ca = &self.ca;
         let bad = |key, detail: String| Err(ConfigError::Value { key, detail });
-        if ca.key.is_some() != ca.certificate.is_some() {
-            return bad("ca.key", "ca.key and ca.certificate go together".into());
+        if ca.key.is_some() && ca.pkcs11.is_some() {
+            return bad("ca.key", "give ca.key or [ca.pkcs11], not both".into());
+        }
+        if (ca.key.is_some() || ca.pkcs11.is_some()) != ca.certificate.is_some() {
+            return bad(
+                "ca.key",
+                "ca.certificate goes with ca.key or [ca.pkcs11]".into(),
+            );
         }
         if ca.ocsp_key.is_some() != ca.ocsp_certificate.is_some() {
             return bad(
@@ -505,7 +514,7 @@ impl Config {
                 "ca.ocsp_key and ca.ocsp_certificate go together".into(),
             );
         }
-        if ca.enabled == Some(true) && ca.key.is_none() && self.key.is_some() {
+        if ca.enabled == Some(true) && ca.certificate.is_none() && self.key.is_some() {
             return bad(
                 "ca.key",
                 "the CA of a production configuration ([key] set) needs its own key: set ca.key \
@@ -564,7 +573,7 @@ impl Config {
     pub fn ca_enabled(&self) -> bool {
         self.ca
             .enabled
-            .unwrap_or(self.key.is_none() || self.ca.key.is_some())
+            .unwrap_or(self.key.is_none() || self.ca.certificate.is_some())
     }
 
     /// The base URL in issued certificates' AIA and CRL distribution points.
@@ -665,6 +674,11 @@ impl Config {
         ca.enrolment_key = ca.enrolment_key.map(&resolve);
         ca.ocsp_key = ca.ocsp_key.map(&resolve);
         ca.ocsp_certificate = ca.ocsp_certificate.map(&resolve);
+        ca.pkcs11 = ca.pkcs11.map(|p| Pkcs11Config {
+            module: resolve(p.module),
+            pin_file: p.pin_file.map(&resolve),
+            ..p
+        });
         if let Some(smtp) = ca.smtp.as_mut() {
             smtp.password_file = smtp.password_file.take().map(&resolve);
         }

@@ -198,22 +198,18 @@ pub fn load_identity(cfg: &Config) -> Result<Identity, KeyError> {
 /// Loads the CA's key and certificate (`[ca]`, or the development root): the certificate
 /// matches the key, is a CA certificate, is valid now.
 pub fn load_ca_identity(cfg: &Config) -> Result<Identity, KeyError> {
-    let (key_path, cert_path) = match (&cfg.ca.key, &cfg.ca.certificate) {
-        (Some(k), Some(c)) => (k.clone(), c.clone()),
+    let dev_key = cfg.data_dir.join(files::ROOT_KEY);
+    let (key, cert_path) = match (&cfg.ca.key, &cfg.ca.pkcs11, &cfg.ca.certificate) {
+        (_, Some(p), Some(c)) => (KeySource::Pkcs11(p), c.clone()),
+        (Some(k), None, Some(c)) => (KeySource::File(k, Default::default()), c.clone()),
         _ => (
-            cfg.data_dir.join(files::ROOT_KEY),
+            KeySource::File(&dev_key, Default::default()),
             cfg.data_dir.join(files::ROOT_CERT),
         ),
     };
-    load_pair(
-        KeySource::File(&key_path, Default::default()),
-        &cert_path,
-        None,
-        |cert| {
-            (!pki::cert::is_ca(cert))
-                .then(|| "not a CA certificate (basicConstraints cA)".to_owned())
-        },
-    )
+    load_pair(key, &cert_path, None, |cert| {
+        (!pki::cert::is_ca(cert)).then(|| "not a CA certificate (basicConstraints cA)".to_owned())
+    })
 }
 
 /// Loads a delegated OCSP responder's key and certificate (`[ca] ocsp_key`), if configured.

@@ -64,6 +64,24 @@ impl std::fmt::Debug for Pkcs11Signer {
     }
 }
 
+/// The module's context: PKCS#11 allows one C_Initialize per process and library, so every
+/// key of one module (the TSA's and the CA's, say) shares it; it is never finalised.
+fn context(module: &Path) -> Result<Pkcs11> {
+    static CONTEXTS: Mutex<Vec<(std::path::PathBuf, Pkcs11)>> = Mutex::new(Vec::new());
+    let mut all = CONTEXTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, ctx)) = all.iter().find(|(m, _)| m == module) {
+        return Ok(ctx.clone());
+    }
+    let ctx = Pkcs11::new(module)
+        .map_err(|e| Error::Key(format!("PKCS#11 module {}: {e}", module.display())))?;
+    ctx.initialize(CInitializeArgs::OsThreads)
+        .map_err(hsm("initialize"))?;
+    all.push((module.to_path_buf(), ctx.clone()));
+    Ok(ctx)
+}
+
 fn hsm(what: &str) -> impl FnOnce(cryptoki::error::Error) -> Error + '_ {
     move |e| Error::Key(format!("PKCS#11: {what}: {e}"))
 }
@@ -75,10 +93,7 @@ impl Pkcs11Signer {
         let cert = crate::cert::parse(certificate)?;
         let spki = &cert.tbs_certificate.subject_public_key_info;
         let algorithm = algorithm_for(spki)?;
-        let ctx = Pkcs11::new(k.module)
-            .map_err(|e| Error::Key(format!("PKCS#11 module {}: {e}", k.module.display())))?;
-        ctx.initialize(CInitializeArgs::OsThreads)
-            .map_err(hsm("initialize"))?;
+        let ctx = context(k.module)?;
         let slot = ctx
             .get_slots_with_initialized_token()
             .map_err(hsm("listing slots"))?
@@ -104,9 +119,15 @@ impl Pkcs11Signer {
         let session = ctx
             .open_ro_session(slot)
             .map_err(hsm("opening a session"))?;
-        session
-            .login(UserType::User, Some(&AuthPin::new(k.pin.as_str().into())))
-            .map_err(hsm("login (is the PIN right?)"))?;
+        // The login is the application's: a second key of the same token finds it done.
+        match session.login(UserType::User, Some(&AuthPin::new(k.pin.as_str().into()))) {
+            Ok(())
+            | Err(cryptoki::error::Error::Pkcs11(
+                cryptoki::error::RvError::UserAlreadyLoggedIn,
+                _,
+            )) => {}
+            Err(e) => return Err(hsm("login (is the PIN right?)")(e)),
+        }
         let keys = session
             .find_objects(&[
                 Attribute::Class(ObjectClass::PRIVATE_KEY),
