@@ -84,6 +84,84 @@ fn name(common_name: &str) -> DistinguishedName {
     dn
 }
 
+/// The development TSA certificate's contents (see [`DevPki::generate`]).
+fn tsa_params(now: OffsetDateTime) -> Result<CertificateParams> {
+    let mut tsa = CertificateParams::default();
+    tsa.distinguished_name = name("Sigillum Development TSA");
+    tsa.is_ca = IsCa::ExplicitNoCa;
+    tsa.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    tsa.not_before = now;
+    tsa.not_after = now + Duration::days(1826);
+    tsa.serial_number = Some(random_serial()?);
+    tsa.use_authority_key_identifier_extension = true;
+    let mut eku = CustomExtension::from_oid_content(&[2, 5, 29, 37], EKU_TIME_STAMPING.to_vec());
+    eku.set_criticality(true);
+    tsa.custom_extensions = vec![eku];
+    Ok(tsa)
+}
+
+/// A development TSA certificate (as [`DevPki::generate`] makes) for a public key held
+/// elsewhere (an HSM: `spki` is its SubjectPublicKeyInfo DER), issued by the development root
+/// (`root_key`: PKCS#8 DER).
+pub fn issue_tsa_certificate(root_key: &[u8], spki: &[u8]) -> Result<Vec<u8>> {
+    let now = OffsetDateTime::now_utc() - Duration::minutes(5);
+    let root_key = KeyPair::try_from(root_key).map_err(rc)?;
+    let mut root = CertificateParams::default();
+    root.distinguished_name = name("Sigillum Development Root CA");
+    root.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    let issuer = Issuer::new(root, &root_key);
+    let public = ExternalPublicKey::from_spki(spki)?;
+    let cert = tsa_params(now)?.signed_by(&public, &issuer).map_err(rc)?;
+    Ok(cert.der().to_vec())
+}
+
+/// A public key held elsewhere, as rcgen's [`rcgen::PublicKeyData`]: the subjectPublicKey bits
+/// and the algorithm its SubjectPublicKeyInfo names (P-256, P-384 or RSA).
+struct ExternalPublicKey {
+    bits: Vec<u8>,
+    alg: &'static rcgen::SignatureAlgorithm,
+}
+
+impl ExternalPublicKey {
+    fn from_spki(spki: &[u8]) -> Result<ExternalPublicKey> {
+        use der::Decode;
+        let info =
+            spki::SubjectPublicKeyInfoOwned::from_der(spki).map_err(Error::decode("public key"))?;
+        let curve = info
+            .algorithm
+            .parameters
+            .as_ref()
+            .and_then(|p| p.decode_as::<const_oid::ObjectIdentifier>().ok());
+        let alg: &'static rcgen::SignatureAlgorithm =
+            if info.algorithm.oid == crate::oid::RSA_ENCRYPTION {
+                &rcgen::PKCS_RSA_SHA256
+            } else if curve == Some(crate::oid::SECP256R1) {
+                &rcgen::PKCS_ECDSA_P256_SHA256
+            } else if curve == Some(crate::oid::SECP384R1) {
+                &rcgen::PKCS_ECDSA_P384_SHA384
+            } else {
+                return Err(Error::Unsupported {
+                    what: "public key for a development certificate",
+                    detail: crate::oid::display_name(&info.algorithm.oid),
+                });
+            };
+        Ok(ExternalPublicKey {
+            bits: info.subject_public_key.raw_bytes().to_vec(),
+            alg,
+        })
+    }
+}
+
+impl rcgen::PublicKeyData for ExternalPublicKey {
+    fn der_bytes(&self) -> &[u8] {
+        &self.bits
+    }
+
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        self.alg
+    }
+}
+
 impl DevPki {
     /// Generates a root (10 years) and a TSA certificate (5 years) with keys of `key_type`.
     ///
@@ -109,20 +187,8 @@ impl DevPki {
         let root_cert = root.self_signed(&root_key).map_err(rc)?;
 
         let tsa_key = KeyPair::generate_for(key_type.rcgen()).map_err(rc)?;
-        let mut tsa = CertificateParams::default();
-        tsa.distinguished_name = name("Sigillum Development TSA");
-        tsa.is_ca = IsCa::ExplicitNoCa;
-        tsa.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        tsa.not_before = now;
-        tsa.not_after = now + Duration::days(1826);
-        tsa.serial_number = Some(random_serial()?);
-        tsa.use_authority_key_identifier_extension = true;
-        let mut eku =
-            CustomExtension::from_oid_content(&[2, 5, 29, 37], EKU_TIME_STAMPING.to_vec());
-        eku.set_criticality(true);
-        tsa.custom_extensions = vec![eku];
         let issuer = Issuer::new(root, &root_key);
-        let tsa_cert = tsa.signed_by(&tsa_key, &issuer).map_err(rc)?;
+        let tsa_cert = tsa_params(now)?.signed_by(&tsa_key, &issuer).map_err(rc)?;
 
         Ok(DevPki {
             root_cert: root_cert.der().to_vec(),

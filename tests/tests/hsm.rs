@@ -533,3 +533,72 @@ fn the_ca_key_in_the_token_issues_certificates_over_cmp() {
         "{g}"
     );
 }
+
+#[test]
+fn tsa_init_makes_the_key_in_the_token_and_a_certificate_the_authority_serves_with() {
+    let hsm = Hsm::setup();
+    let d = hsm.dir.path();
+    let data = d.join("init-data");
+    let init = |label: &str, kind: &str| {
+        run(Command::new(tsa_bin())
+            .arg("init")
+            .arg("--data-dir")
+            .arg(&data)
+            .args([
+                "--key-type",
+                kind,
+                "--pkcs11-module",
+                MODULE,
+                "--pkcs11-token",
+                "sigillum",
+            ])
+            .args(["--pkcs11-key", label, "--pkcs11-pin-file"])
+            .arg(d.join("pin.txt"))
+            .env("SOFTHSM2_CONF", hsm.conf()))
+    };
+    let made = init("init-ec", "ecdsa-p256");
+    made.assert_ok();
+    assert!(made.stdout.contains("[key.pkcs11]"), "{made}");
+    // The key is in the token, sensitive and never extractable.
+    let objects = hsm.tool(&[
+        "--login",
+        "--pin",
+        "1234",
+        "--list-objects",
+        "--type",
+        "privkey",
+    ]);
+    let block = objects
+        .stdout
+        .split("Private Key Object")
+        .find(|b| b.contains("init-ec"))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        block.contains("sensitive") && block.contains("never extractable"),
+        "{objects}"
+    );
+    // The printed configuration serves tokens openssl verifies under the development root.
+    let config = made.stdout[made.stdout.find("[key]").unwrap_or(0)..].to_owned();
+    let server = TsaServer::start_with(TsaOptions {
+        config: Some(format!("allow_unsynced_clock = true\n\n{config}")),
+        data_dir: Some(data.clone()),
+        env: vec![("SOFTHSM2_CONF".into(), hsm.conf().display().to_string())],
+        ..Default::default()
+    });
+    let work = tempfile::tempdir().expect("tempdir");
+    stamp_and_verify(&server, work.path(), "a key made by tsa init");
+    drop(server);
+    // The label is taken now; an unknown key type is refused.
+    let again = init("init-ec", "ecdsa-p256");
+    again.assert_code(2);
+    assert!(
+        again.stderr.contains("already holds objects labelled"),
+        "{again}"
+    );
+    let bad = init("init-ed", "ed25519");
+    bad.assert_code(2);
+    assert!(bad.stderr.contains("ecdsa-p256 or rsa-2048"), "{bad}");
+    // RSA too.
+    init("init-rsa", "rsa-2048").assert_ok();
+}

@@ -107,6 +107,30 @@ pub fn init_dev_pki(dir: &Path, key_type: DevKeyType) -> Result<InitOutcome, Key
     })
 }
 
+/// A development TSA certificate, under the development root in `dir`, for a key held
+/// elsewhere (`spki`: an HSM key's SubjectPublicKeyInfo); written to `dir/tsa-pkcs11.pem`.
+pub fn issue_dev_tsa_certificate(dir: &Path, spki: &[u8]) -> Result<PathBuf, KeyError> {
+    let root_key =
+        pki::signer::pem_or_der(&read(&dir.join(files::ROOT_KEY))?).map_err(|source| {
+            KeyError::Pki {
+                context: "cannot read the development root key".into(),
+                source,
+            }
+        })?;
+    let cert = pki::devpki::issue_tsa_certificate(&zeroize::Zeroizing::new(root_key), spki)
+        .map_err(|source| KeyError::Pki {
+            context: "cannot issue the development TSA certificate".into(),
+            source,
+        })?;
+    let path = dir.join("tsa-pkcs11.pem");
+    let pem = pki::cert::to_pem(&[cert]).map_err(|source| KeyError::Pki {
+        context: "cannot encode PEM".into(),
+        source,
+    })?;
+    write_public(&path, pem.as_bytes())?;
+    Ok(path)
+}
+
 /// Creates the data directory (mode 0700) if it does not exist.
 pub fn create_data_dir(dir: &Path) -> Result<(), KeyError> {
     std::fs::DirBuilder::new()

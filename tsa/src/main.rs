@@ -62,9 +62,23 @@ enum Command {
         /// Data directory [default: ./tsa-data].
         #[arg(long, env = "TSA_DATA_DIR", default_value = tsa::config::DEFAULT_DATA_DIR)]
         data_dir: PathBuf,
-        /// Key type: ecdsa-p256, ecdsa-p384 or ed25519.
+        /// Key type: ecdsa-p256, ecdsa-p384 or ed25519 (with --pkcs11-module: ecdsa-p256 or
+        /// rsa-2048).
         #[arg(long, default_value = "ecdsa-p256")]
         key_type: String,
+        /// Make the TSA key in this PKCS#11 module's token instead (an HSM), and a development
+        /// certificate for it (DATA_DIR/tsa-pkcs11.pem) under the development root.
+        #[arg(long, requires_all = ["pkcs11_token", "pkcs11_key", "pkcs11_pin_file"])]
+        pkcs11_module: Option<PathBuf>,
+        /// The token's label.
+        #[arg(long)]
+        pkcs11_token: Option<String>,
+        /// The label the new key gets (must be free).
+        #[arg(long)]
+        pkcs11_key: Option<String>,
+        /// A file whose first line is the user PIN.
+        #[arg(long)]
+        pkcs11_pin_file: Option<PathBuf>,
     },
 }
 
@@ -182,7 +196,17 @@ fn main() -> ExitCode {
         .init();
     }
     let result = match opts.command {
-        Command::Init { data_dir, key_type } => init(&data_dir, &key_type),
+        Command::Init {
+            data_dir,
+            key_type,
+            pkcs11_module: Some(module),
+            pkcs11_token: Some(token),
+            pkcs11_key: Some(key),
+            pkcs11_pin_file: Some(pin_file),
+        } => init_pkcs11(&data_dir, &key_type, &module, &token, &key, &pin_file),
+        Command::Init {
+            data_dir, key_type, ..
+        } => init(&data_dir, &key_type),
         Command::Archive(cmd) => archive_command(cmd),
         Command::EnrollCode {
             config,
@@ -222,6 +246,52 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn init_pkcs11(
+    dir: &std::path::Path,
+    key_type: &str,
+    module: &std::path::Path,
+    token: &str,
+    key: &str,
+    pin_file: &std::path::Path,
+) -> anyhow::Result<()> {
+    use pki::signer::pkcs11::{KeyKind, Pkcs11Key};
+    let kind = match key_type {
+        "ecdsa-p256" => KeyKind::EcdsaP256,
+        "rsa-2048" => KeyKind::Rsa2048,
+        other => anyhow::bail!("{other:?}: an HSM key is ecdsa-p256 or rsa-2048"),
+    };
+    let pin = tsa::config::Pkcs11Config {
+        module: module.into(),
+        token: token.into(),
+        key: key.into(),
+        pin_file: Some(pin_file.into()),
+        pin_env: None,
+    }
+    .pin()?;
+    tsa::keys::init_dev_pki(dir, Default::default())?;
+    let spki = pki::signer::pkcs11::generate(
+        &Pkcs11Key {
+            module,
+            token_label: token,
+            key_label: key,
+            pin: &pin,
+        },
+        kind,
+    )?;
+    let cert = tsa::keys::issue_dev_tsa_certificate(dir, &spki)?;
+    println!("Made the key {key:?} in PKCS#11 token {token:?} (it never leaves the token).");
+    println!("DEVELOPMENT certificate for it: {}", cert.display());
+    println!("Serve with this configuration:");
+    println!(
+        "\n[key]\ncertificate = \"{}\"\nchain = \"{}\"\n\n[key.pkcs11]\nmodule = \"{}\"\ntoken = \"{token}\"\nkey = \"{key}\"\npin_file = \"{}\"\n",
+        cert.display(),
+        dir.join(tsa::keys::files::ROOT_CERT).display(),
+        module.display(),
+        pin_file.display()
+    );
+    Ok(())
 }
 
 fn init(dir: &std::path::Path, key_type: &str) -> anyhow::Result<()> {

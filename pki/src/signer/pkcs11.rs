@@ -19,6 +19,7 @@ use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHan
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::{Limit, Slot};
 use cryptoki::types::AuthPin;
+use der::Decode;
 use std::path::Path;
 use std::sync::{Condvar, Mutex};
 use zeroize::Zeroizing;
@@ -247,6 +248,143 @@ impl Pkcs11Signer {
     pub fn max_sessions(&self) -> usize {
         self.max_sessions
     }
+}
+
+/// What key [`generate`] makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyKind {
+    /// ECDSA on P-256.
+    EcdsaP256,
+    /// RSA, 2048 bits.
+    Rsa2048,
+}
+
+/// Makes a key pair inside the token (private half sensitive and not extractable, both halves
+/// stored on the token under `k.key_label`) and returns its SubjectPublicKeyInfo DER. Refuses
+/// a label that is taken.
+pub fn generate(k: &Pkcs11Key<'_>, kind: KeyKind) -> Result<Vec<u8>> {
+    let ctx = context(k.module)?;
+    let slot = ctx
+        .get_slots_with_initialized_token()
+        .map_err(hsm("listing slots"))?
+        .into_iter()
+        .find(|s| {
+            ctx.get_token_info(*s)
+                .is_ok_and(|t| t.label().trim_end() == k.token_label)
+        })
+        .ok_or_else(|| {
+            Error::Key(format!(
+                "PKCS#11: no initialised token labelled {:?}",
+                k.token_label
+            ))
+        })?;
+    let session = ctx
+        .open_rw_session(slot)
+        .map_err(hsm("opening a session"))?;
+    match session.login(UserType::User, Some(&AuthPin::new(k.pin.as_str().into()))) {
+        Ok(())
+        | Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::UserAlreadyLoggedIn, _)) => {
+        }
+        Err(e) => return Err(hsm("login (is the PIN right?)")(e)),
+    }
+    let label = k.key_label.as_bytes().to_vec();
+    let taken = session
+        .find_objects(&[Attribute::Label(label.clone())])
+        .map_err(hsm("looking for the label"))?;
+    if !taken.is_empty() {
+        return Err(Error::Key(format!(
+            "PKCS#11: token {:?} already holds objects labelled {:?}",
+            k.token_label, k.key_label
+        )));
+    }
+    let private = vec![
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Sign(true),
+        Attribute::Label(label.clone()),
+    ];
+    let mut public = vec![
+        Attribute::Token(true),
+        Attribute::Verify(true),
+        Attribute::Label(label),
+    ];
+    let mechanism = match kind {
+        KeyKind::EcdsaP256 => {
+            public.push(Attribute::EcParams(crate::signer::to_der(
+                &crate::oid::SECP256R1,
+            )?));
+            Mechanism::EccKeyPairGen
+        }
+        KeyKind::Rsa2048 => {
+            public.push(Attribute::ModulusBits(2048.into()));
+            public.push(Attribute::PublicExponent(vec![1, 0, 1]));
+            Mechanism::RsaPkcsKeyPairGen
+        }
+    };
+    let (pub_handle, _) = session
+        .generate_key_pair(&mechanism, &public, &private)
+        .map_err(hsm("generating the key pair"))?;
+    let (algorithm, bits) = match kind {
+        KeyKind::EcdsaP256 => {
+            let attrs = session
+                .get_attributes(pub_handle, &[AttributeType::EcPoint])
+                .map_err(hsm("reading the public key"))?;
+            let Some(Attribute::EcPoint(point)) = attrs.first() else {
+                return Err(Error::Key(
+                    "PKCS#11: the new key has no CKA_EC_POINT".into(),
+                ));
+            };
+            // CKA_EC_POINT is the DER OCTET STRING around the point.
+            let point = der::asn1::OctetString::from_der(point)
+                .map(|o| o.as_bytes().to_vec())
+                .unwrap_or_else(|_| point.clone());
+            (
+                spki::AlgorithmIdentifierOwned {
+                    oid: crate::oid::ID_EC_PUBLIC_KEY,
+                    parameters: Some(der::Any::from(crate::oid::SECP256R1)),
+                },
+                point,
+            )
+        }
+        KeyKind::Rsa2048 => {
+            let attrs = session
+                .get_attributes(
+                    pub_handle,
+                    &[AttributeType::Modulus, AttributeType::PublicExponent],
+                )
+                .map_err(hsm("reading the public key"))?;
+            let (mut n, mut e) = (None, None);
+            for a in attrs {
+                match a {
+                    Attribute::Modulus(m) => n = Some(m),
+                    Attribute::PublicExponent(x) => e = Some(x),
+                    _ => {}
+                }
+            }
+            let (Some(n), Some(e)) = (n, e) else {
+                return Err(Error::Key(
+                    "PKCS#11: the new key has no modulus or exponent".into(),
+                ));
+            };
+            let int = |b: &[u8]| -> Result<Vec<u8>> {
+                crate::signer::to_der(&der::asn1::UintRef::new(b).map_err(Error::Encode)?)
+            };
+            let rsa_public_key = crate::raw::tlv(der::Tag::Sequence, &[&int(&n)?, &int(&e)?])?;
+            (
+                spki::AlgorithmIdentifierOwned {
+                    oid: crate::oid::RSA_ENCRYPTION,
+                    parameters: Some(der::Any::from(der::asn1::Null)),
+                },
+                rsa_public_key,
+            )
+        }
+    };
+    crate::signer::to_der(&spki::SubjectPublicKeyInfoOwned {
+        algorithm,
+        subject_public_key: der::asn1::BitString::from_bytes(&bits).map_err(Error::Encode)?,
+    })
 }
 
 /// The signature algorithm for a certificate's key: ECDSA with the curve's hash, RSA PKCS#1
