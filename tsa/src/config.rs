@@ -166,6 +166,9 @@ pub struct ServerFileConfig {
     pub max_connections: Option<usize>,
     /// After SIGTERM/Ctrl-C, how long in-flight requests may take before they are aborted, in ms.
     pub drain_timeout_ms: Option<u64>,
+    /// Requests a second one client address may make (a burst of as many), per node; over it,
+    /// HTTP 429 with Retry-After. Off when absent.
+    pub requests_per_second_per_client: Option<u32>,
 }
 
 /// `[server]`, validated: what [`crate::server`] runs with.
@@ -183,6 +186,8 @@ pub struct ServerConfig {
     pub max_connections_configured: bool,
     /// Drain deadline after SIGTERM or Ctrl-C.
     pub drain_timeout: Duration,
+    /// Per-client rate limit, requests a second.
+    pub requests_per_second_per_client: Option<u32>,
 }
 
 impl Default for ServerConfig {
@@ -193,6 +198,7 @@ impl Default for ServerConfig {
             max_connections: limits::DEFAULT_MAX_CONNECTIONS,
             max_connections_configured: false,
             drain_timeout: Duration::from_millis(limits::DEFAULT_DRAIN_TIMEOUT_MS),
+            requests_per_second_per_client: None,
         }
     }
 }
@@ -246,12 +252,19 @@ impl ServerFileConfig {
                 ),
             });
         }
+        if self.requests_per_second_per_client == Some(0) {
+            return Err(ConfigError::Value {
+                key: "server.requests_per_second_per_client",
+                detail: "0 would refuse everything; leave it out to switch the limit off".into(),
+            });
+        }
         Ok(ServerConfig {
             request_timeout,
             idle_timeout,
             max_connections,
             max_connections_configured: self.max_connections.is_some(),
             drain_timeout,
+            requests_per_second_per_client: self.requests_per_second_per_client,
         })
     }
 }

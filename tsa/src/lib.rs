@@ -7,6 +7,7 @@
 //!   grouped commits).
 //! * [`state`], [`routes`], [`timestamp`], [`info`]: the HTTP service.
 //! * [`limits`]: every limit on untrusted input.
+//! * [`ratelimit`]: per-client rate limits (429 with Retry-After).
 //! * [`server`]: the accept loop: request deadline, idle timeout, connection cap, drain.
 //! * [`tls`]: the optional HTTPS listener's certificate and key.
 //! * [`signing`]: where signatures run (inline, or a thread pool for slow keys).
@@ -23,6 +24,7 @@ pub mod export;
 pub mod info;
 pub mod keys;
 pub mod limits;
+pub mod ratelimit;
 pub mod routes;
 pub mod serial;
 pub mod server;

@@ -22,7 +22,8 @@ use std::sync::Arc;
 
 /// The router, without a socket, so tests drive it directly.
 pub fn app(state: Arc<App>) -> Router {
-    Router::new()
+    let limiter = state.rate_limit.clone();
+    let router = Router::new()
         .route("/", post(crate::timestamp::handle))
         .route("/tsa", post(crate::timestamp::handle))
         .route("/certs", get(crate::info::certs))
@@ -35,7 +36,16 @@ pub fn app(state: Arc<App>) -> Router {
         .route("/ocsp", post(ca::ocsp_post))
         .route("/ocsp/{*request}", get(ca::ocsp_get))
         .route("/crl", get(ca::crl))
-        .route("/ca.cer", get(ca::ca_certificate))
+        .route("/ca.cer", get(ca::ca_certificate));
+    // Layers wrap what is above them: the request id is outermost, so refusals carry it too.
+    let router = match limiter {
+        Some(l) => router.layer(axum::middleware::from_fn_with_state(
+            l,
+            crate::ratelimit::limit,
+        )),
+        None => router,
+    };
+    router
         .layer(axum::middleware::from_fn(crate::error::with_request_id))
         .with_state(state)
 }

@@ -37,6 +37,8 @@ pub struct App {
     pub signing: Option<crate::signing::SigningPool>,
     /// The email-certificate CA, unless `[ca] enabled = false`.
     pub ca: Option<crate::ca::CaService>,
+    /// Per-client rate limits, when configured.
+    pub rate_limit: Option<Arc<crate::ratelimit::RateLimiter>>,
 }
 
 /// The process-wide Prometheus recorder (metrics' recorder is global; tests build many apps).
@@ -156,6 +158,10 @@ impl App {
             metrics: metrics_handle(),
             signing,
             ca,
+            rate_limit: cfg
+                .server
+                .requests_per_second_per_client
+                .map(|n| Arc::new(crate::ratelimit::RateLimiter::new(n))),
         });
         if app.ca.is_some() {
             let weak = Arc::downgrade(&app);
