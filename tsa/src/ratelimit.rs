@@ -35,7 +35,8 @@ impl RateLimiter {
         }
     }
 
-    /// Takes one request for `client` at `now`: `Ok` or the seconds to wait.
+    /// Takes one request for `client` at `now`: `Ok`, or the seconds to wait (one: a rate of at
+    /// least one a second refills a request within a second).
     pub fn take(&self, client: IpAddr, now: Instant) -> Result<(), u64> {
         let mut buckets = self
             .buckets
@@ -57,9 +58,9 @@ impl RateLimiter {
             Ok(())
         } else {
             *tokens = refilled;
-            let wait = (1.0 - refilled) / self.per_second;
-            // Whole seconds, at least one (Retry-After has no fractions).
-            Err(wait.ceil().max(1.0) as u64)
+            // The next request refills within (1 - refilled) / rate seconds, at most one second
+            // for any rate of one a second or more; Retry-After has whole seconds.
+            Err(1)
         }
     }
 }
