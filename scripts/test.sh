@@ -111,14 +111,14 @@ section "Python packages (rfc3161-client, rfc3161ng, pyasn1-modules, cryptograph
 # (tests/py/pdf_fixtures.py, pyhanko_sign.py, pdf_validate.py; tests/tests/pdf_interop.rs).
 # aiosmtpd is the real SMTP server on loopback that receives the CA's enrolment codes
 # (tests/tests/ca_enrol_mail.rs).
-py_modules='import rfc3161_client, rfc3161ng, pyasn1, pyasn1_modules, cryptography, sqlite3, pyhanko.cli, reportlab, aiosmtpd'
+py_modules='import rfc3161_client, rfc3161ng, pyasn1, pyasn1_modules, cryptography, sqlite3, pyhanko.cli, reportlab, aiosmtpd, yaml'
 if "$PYTHON" -c "$py_modules" >/dev/null 2>&1; then
     echo "already installed"
 else
     if ! "$PYTHON" -m pip --version >/dev/null 2>&1; then
         apt_install python3-pip
     fi
-    packages=(rfc3161-client rfc3161ng pyasn1 pyasn1-modules cryptography pyhanko pyhanko-cli reportlab aiosmtpd)
+    packages=(rfc3161-client rfc3161ng pyasn1 pyasn1-modules cryptography pyhanko pyhanko-cli reportlab aiosmtpd pyyaml)
     # Debian's own Python refuses system-wide pip installs (PEP 668) unless told otherwise.
     "$PYTHON" -m pip install --quiet --disable-pip-version-check "${packages[@]}" 2>/dev/null \
         || "$PYTHON" -m pip install --quiet --disable-pip-version-check --break-system-packages "${packages[@]}"
