@@ -154,6 +154,22 @@ fn archive_command(cmd: ArchiveCommand) -> anyhow::Result<()> {
             .with_context(|| format!("no certificate in {}", path.display()))?;
         filter.signer_cert_sha256 = Some(pki::HashAlg::Sha256.digest(first));
     }
+    on_archive(&cfg, async |archive| match &out {
+        Some(out) => tsa::export::export_tar(archive, &filter, out)
+            .await
+            .map(|n| eprintln!("exported {n} tokens to {}", out.display())),
+        None => tsa::export::list(archive, &filter)
+            .await
+            .map(|n| eprintln!("{n} tokens")),
+    })
+}
+
+/// Runs `work` on the archive `cfg` names (a one-off command: a small runtime, the archive
+/// closed afterwards, whatever `work` returned).
+fn on_archive<T>(
+    cfg: &Config,
+    work: impl AsyncFnOnce(&tsa::archive::Archive) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -166,14 +182,7 @@ fn archive_command(cmd: ArchiveCommand) -> anyhow::Result<()> {
                     tsa::state::redact(&cfg.database_url)
                 )
             })?;
-        let result = match &out {
-            Some(out) => tsa::export::export_tar(&archive, &filter, out)
-                .await
-                .map(|n| eprintln!("exported {n} tokens to {}", out.display())),
-            None => tsa::export::list(&archive, &filter)
-                .await
-                .map(|n| eprintln!("{n} tokens")),
-        };
+        let result = work(&archive).await;
         archive.close().await;
         result
     })
@@ -323,21 +332,8 @@ fn enroll_code(config: Option<PathBuf>, overrides: Overrides, email: &str) -> an
         tsa::keys::init_dev_pki(&cfg.data_dir, Default::default())?;
     }
     let ca = tsa::ca::CaService::load(&cfg).context("cannot load the CA ([ca])")?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let archive = tsa::archive::Archive::connect(&cfg.database_url, Default::default())
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot open the archive at {}",
-                    tsa::state::redact(&cfg.database_url)
-                )
-            })?;
-        let code = ca.new_code(&archive, &email, "operator").await;
-        archive.close().await;
-        match code? {
+    on_archive(&cfg, async |archive| {
+        match ca.new_code(archive, &email, "operator").await? {
             Ok((reference, secret, expires_at)) => {
                 let until = time::OffsetDateTime::from_unix_timestamp(expires_at)?
                     .format(&time::format_description::well_known::Rfc3339)?;

@@ -83,6 +83,40 @@ fn context(module: &Path) -> Result<Pkcs11> {
     Ok(ctx)
 }
 
+/// The module's context, the slot of the token labelled `k.token_label`, and a session on it
+/// (read-write when `rw`) logged in as the user. The login is the application's: a second key
+/// of the same token finds it done.
+fn logged_in(k: &Pkcs11Key<'_>, rw: bool) -> Result<(Pkcs11, Slot, Session)> {
+    let ctx = context(k.module)?;
+    let slot = ctx
+        .get_slots_with_initialized_token()
+        .map_err(hsm("listing slots"))?
+        .into_iter()
+        .find(|s| {
+            ctx.get_token_info(*s)
+                .is_ok_and(|t| t.label().trim_end() == k.token_label)
+        })
+        .ok_or_else(|| {
+            Error::Key(format!(
+                "PKCS#11: no initialised token labelled {:?}",
+                k.token_label
+            ))
+        })?;
+    let session = if rw {
+        ctx.open_rw_session(slot)
+    } else {
+        ctx.open_ro_session(slot)
+    }
+    .map_err(hsm("opening a session"))?;
+    match session.login(UserType::User, Some(&AuthPin::new(k.pin.as_str().into()))) {
+        Ok(())
+        | Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::UserAlreadyLoggedIn, _)) => {
+            Ok((ctx, slot, session))
+        }
+        Err(e) => Err(hsm("login (is the PIN right?)")(e)),
+    }
+}
+
 fn hsm(what: &str) -> impl FnOnce(cryptoki::error::Error) -> Error + '_ {
     move |e| Error::Key(format!("PKCS#11: {what}: {e}"))
 }
@@ -94,21 +128,7 @@ impl Pkcs11Signer {
         let cert = crate::cert::parse(certificate)?;
         let spki = &cert.tbs_certificate.subject_public_key_info;
         let algorithm = algorithm_for(spki)?;
-        let ctx = context(k.module)?;
-        let slot = ctx
-            .get_slots_with_initialized_token()
-            .map_err(hsm("listing slots"))?
-            .into_iter()
-            .find(|s| {
-                ctx.get_token_info(*s)
-                    .is_ok_and(|t| t.label().trim_end() == k.token_label)
-            })
-            .ok_or_else(|| {
-                Error::Key(format!(
-                    "PKCS#11: no initialised token labelled {:?}",
-                    k.token_label
-                ))
-            })?;
+        let (ctx, slot, session) = logged_in(k, false)?;
         let max_sessions = match ctx
             .get_token_info(slot)
             .map_err(hsm("token info"))?
@@ -117,18 +137,6 @@ impl Pkcs11Signer {
             Limit::Max(n) => usize::try_from(n).unwrap_or(DEFAULT_MAX_SESSIONS).max(1),
             Limit::Unavailable | Limit::Infinite => DEFAULT_MAX_SESSIONS,
         };
-        let session = ctx
-            .open_ro_session(slot)
-            .map_err(hsm("opening a session"))?;
-        // The login is the application's: a second key of the same token finds it done.
-        match session.login(UserType::User, Some(&AuthPin::new(k.pin.as_str().into()))) {
-            Ok(())
-            | Err(cryptoki::error::Error::Pkcs11(
-                cryptoki::error::RvError::UserAlreadyLoggedIn,
-                _,
-            )) => {}
-            Err(e) => return Err(hsm("login (is the PIN right?)")(e)),
-        }
         let keys = session
             .find_objects(&[
                 Attribute::Class(ObjectClass::PRIVATE_KEY),
@@ -263,30 +271,7 @@ pub enum KeyKind {
 /// stored on the token under `k.key_label`) and returns its SubjectPublicKeyInfo DER. Refuses
 /// a label that is taken.
 pub fn generate(k: &Pkcs11Key<'_>, kind: KeyKind) -> Result<Vec<u8>> {
-    let ctx = context(k.module)?;
-    let slot = ctx
-        .get_slots_with_initialized_token()
-        .map_err(hsm("listing slots"))?
-        .into_iter()
-        .find(|s| {
-            ctx.get_token_info(*s)
-                .is_ok_and(|t| t.label().trim_end() == k.token_label)
-        })
-        .ok_or_else(|| {
-            Error::Key(format!(
-                "PKCS#11: no initialised token labelled {:?}",
-                k.token_label
-            ))
-        })?;
-    let session = ctx
-        .open_rw_session(slot)
-        .map_err(hsm("opening a session"))?;
-    match session.login(UserType::User, Some(&AuthPin::new(k.pin.as_str().into()))) {
-        Ok(())
-        | Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::UserAlreadyLoggedIn, _)) => {
-        }
-        Err(e) => return Err(hsm("login (is the PIN right?)")(e)),
-    }
+    let (_, _, session) = logged_in(k, true)?;
     let label = k.key_label.as_bytes().to_vec();
     let taken = session
         .find_objects(&[Attribute::Label(label.clone())])
