@@ -279,6 +279,26 @@ pub struct TlsConfig {
     pub certificate: PathBuf,
     /// Server key, PEM (PKCS#8, PKCS#1 or SEC1).
     pub key: PathBuf,
+    /// CA certificates (PEM) whose client certificates the HTTPS listener asks for and checks;
+    /// the `/admin/` routes need one (and an allowlisted subject or issuer).
+    pub client_ca: Option<PathBuf>,
+    /// Client certificate subjects (as `stamp inspect` prints names: `CN=..., O=...`) allowed
+    /// on the `/admin/` routes.
+    #[serde(default)]
+    pub admin_subjects: Vec<String>,
+    /// Client certificate issuers allowed on the `/admin/` routes (every client of that CA).
+    #[serde(default)]
+    pub admin_issuers: Vec<String>,
+}
+
+/// Who may use the `/admin/` routes: HTTPS clients with a certificate from `client_ca`
+/// whose subject or issuer is listed. Nobody when empty.
+#[derive(Clone, Debug, Default)]
+pub struct AdminAccess {
+    /// Allowed subjects.
+    pub subjects: Vec<String>,
+    /// Allowed issuers.
+    pub issuers: Vec<String>,
 }
 
 /// `[key]`: where the signing key and its certificates are.
@@ -468,6 +488,10 @@ pub struct Config {
     pub archive: ArchiveConfig,
     /// HTTPS listener address, certificate and key, when configured.
     pub tls: Option<(SocketAddr, PathBuf, PathBuf)>,
+    /// The client CAs the HTTPS listener checks client certificates against.
+    pub tls_client_ca: Option<PathBuf>,
+    /// Who may use the `/admin/` routes.
+    pub admin: AdminAccess,
     /// Connection handling (`[server]`).
     pub server: ServerConfig,
     /// Whether a configuration file was given (production) or defaults are in use.
@@ -670,6 +694,8 @@ impl Config {
         // The development defaults allow an unsynchronised clock (and say so loudly);
         // a configuration file must opt in.
         let allow_unsynced_clock = fc.allow_unsynced_clock.unwrap_or(!from_file);
+        let mut tls_client_ca = None;
+        let mut admin = AdminAccess::default();
         let tls = match fc.tls.take() {
             None => None,
             Some(t) => {
@@ -677,6 +703,20 @@ impl Config {
                     key: "tls.listen",
                     detail: format!("{:?}: {e}", t.listen),
                 })?;
+                if t.client_ca.is_none()
+                    && !(t.admin_subjects.is_empty() && t.admin_issuers.is_empty())
+                {
+                    return Err(ConfigError::Value {
+                        key: "tls.admin_subjects",
+                        detail: "an allowlist needs tls.client_ca to check certificates against"
+                            .into(),
+                    });
+                }
+                tls_client_ca = t.client_ca.map(&resolve);
+                admin = AdminAccess {
+                    subjects: t.admin_subjects,
+                    issuers: t.admin_issuers,
+                };
                 Some((addr, resolve(t.certificate), resolve(t.key)))
             }
         };
@@ -704,6 +744,8 @@ impl Config {
             policy: fc.policy,
             archive: fc.archive,
             tls,
+            tls_client_ca,
+            admin,
             server,
             from_file,
             ca,

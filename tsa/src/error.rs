@@ -71,6 +71,9 @@ pub enum AppError {
     /// The body is not of the media type the route takes (415).
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// Not for this client (403).
+    #[error("{0}")]
+    Forbidden(String),
     /// Nothing there (404).
     #[error("{0}")]
     NotFound(String),
@@ -95,6 +98,7 @@ impl AppError {
         match self {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::TooMany { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

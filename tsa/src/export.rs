@@ -148,6 +148,11 @@ pub async fn export_tar(
     Ok(count)
 }
 
+/// One listing line: `serial-hex genTime`.
+pub fn list_line(r: &TokenRecord) -> String {
+    format!("{:x} {}\n", r.serial, rfc3339_ms(r.gen_time_ms))
+}
+
 /// Prints `serial-hex genTime` for every token matching `filter`; returns how many.
 pub async fn list(archive: &Archive, filter: &TokenFilter) -> anyhow::Result<u64> {
     let stdout = std::io::stdout();
@@ -155,7 +160,7 @@ pub async fn list(archive: &Archive, filter: &TokenFilter) -> anyhow::Result<u64
     let mut count = 0u64;
     archive
         .for_each_matching(filter, |r| {
-            writeln!(out, "{:x} {}", r.serial, rfc3339_ms(r.gen_time_ms))
+            out.write_all(list_line(&r).as_bytes())
                 .map_err(|e| ExportError(e.into()))?;
             count += 1;
             Ok(())

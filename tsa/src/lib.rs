@@ -11,10 +11,12 @@
 //! * [`server`]: the accept loop: request deadline, idle timeout, connection cap, drain.
 //! * [`tls`]: the optional HTTPS listener's certificate and key.
 //! * [`signing`]: where signatures run (inline, or a thread pool for slow keys).
+//! * [`admin`]: the `/admin/` routes, behind allowlisted HTTPS client certificates.
 //! * [`ca`]: the email-certificate CA: CMP enrolment, enrolment codes, directory, OCSP, CRL.
 //! * [`export`]: `tsa archive export` (a tar of tokens and a manifest) and `tsa archive list`.
 //! * [`error`]: the one mapping of the CA routes' failures to HTTP responses, with request ids.
 
+pub mod admin;
 pub mod archive;
 pub mod ca;
 pub mod clock;

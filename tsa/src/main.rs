@@ -401,7 +401,8 @@ fn serve(config: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<()> {
         let router = tsa::routes::app(app);
         let https = match &cfg.tls {
             Some((addr, cert, key)) => {
-                let bound = tsa::tls::bind(*addr, cert, key).await?;
+                let bound =
+                    tsa::tls::bind(*addr, cert, key, cfg.tls_client_ca.as_deref()).await?;
                 eprintln!("Listening on https://{addr}/");
                 Some(bound)
             }

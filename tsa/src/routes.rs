@@ -13,6 +13,7 @@
 //! | `GET /ocsp/{base64}`, `POST /ocsp` | OCSP (RFC 6960) |
 //! | `GET /crl`     | the CA's CRL, DER                                               |
 //! | `GET /ca.cer`  | the CA certificate, DER                                         |
+//! | `/admin/...`   | operators' routes behind allowlisted HTTPS client certificates ([`crate::admin`]) |
 
 use crate::ca::http as ca;
 use crate::state::App;
@@ -23,7 +24,15 @@ use std::sync::Arc;
 /// The router, without a socket, so tests drive it directly.
 pub fn app(state: Arc<App>) -> Router {
     let limiter = state.rate_limit.clone();
+    let admin = Router::new()
+        .route("/admin/enroll-code", post(crate::admin::enroll_code))
+        .route("/admin/archive/list", get(crate::admin::archive_list))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            crate::admin::require_client,
+        ));
     let router = Router::new()
+        .merge(admin)
         .route("/", post(crate::timestamp::handle))
         .route("/tsa", post(crate::timestamp::handle))
         .route("/certs", get(crate::info::certs))

@@ -379,7 +379,7 @@ fn admit(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr, tls: Option<
         let shutdown = shared.shutdown.clone();
         let Some(acceptor) = tls else {
             let idle = Phase::Idle(Instant::now());
-            connection::serve(stream, peer, idle, router, shared.timeouts, shutdown).await;
+            connection::serve(stream, peer, None, idle, router, shared.timeouts, shutdown).await;
             return;
         };
         // The handshake is part of the first request: it counts against the request deadline.
@@ -393,7 +393,23 @@ fn admit(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr, tls: Option<
         match handshake {
             Ok(Ok(stream)) => {
                 let head = Phase::Head(accepted);
-                connection::serve(stream, peer, head, router, shared.timeouts, shutdown).await;
+                // A client certificate the handshake verified (under [tls] client_ca).
+                let client_cert = stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .map(|c| std::sync::Arc::new(c.as_ref().to_vec()));
+                connection::serve(
+                    stream,
+                    peer,
+                    client_cert,
+                    head,
+                    router,
+                    shared.timeouts,
+                    shutdown,
+                )
+                .await;
             }
             Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
             Err(_) => {

@@ -39,6 +39,8 @@ pub struct App {
     pub ca: Option<crate::ca::CaService>,
     /// Per-client rate limits, when configured.
     pub rate_limit: Option<Arc<crate::ratelimit::RateLimiter>>,
+    /// Who may use the `/admin/` routes.
+    pub admin: crate::config::AdminAccess,
 }
 
 /// The process-wide Prometheus recorder (metrics' recorder is global; tests build many apps).
@@ -162,6 +164,7 @@ impl App {
                 .server
                 .requests_per_second_per_client
                 .map(|n| Arc::new(crate::ratelimit::RateLimiter::new(n))),
+            admin: cfg.admin.clone(),
         });
         if app.ca.is_some() {
             let weak = Arc::downgrade(&app);

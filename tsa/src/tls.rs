@@ -43,21 +43,29 @@ pub enum TlsError {
     },
 }
 
-/// Loads the PEM certificate chain and key and binds `addr` for HTTPS.
+/// Loads the PEM certificate chain and key and binds `addr` for HTTPS; with `client_ca`,
+/// clients are asked for a certificate (optional: RFC 3161 and the CA routes need none), and
+/// one that does not chain to `client_ca` fails the handshake.
 pub async fn bind(
     addr: SocketAddr,
     certificate: &Path,
     key: &Path,
+    client_ca: Option<&Path>,
 ) -> Result<(TcpListener, TlsAcceptor), TlsError> {
-    let acceptor = acceptor(certificate, key)?;
+    let acceptor = acceptor(certificate, key, client_ca)?;
     let tcp = TcpListener::bind(addr)
         .await
         .map_err(|source| TlsError::Bind { addr, source })?;
     Ok((tcp, acceptor))
 }
 
-/// A TLS acceptor for the PEM certificate chain and key (PKCS#8, PKCS#1 or SEC1) given.
-pub fn acceptor(certificate: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
+/// A TLS acceptor for the PEM certificate chain and key (PKCS#8, PKCS#1 or SEC1) given, asking
+/// for optional client certificates under `client_ca`.
+pub fn acceptor(
+    certificate: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+) -> Result<TlsAcceptor, TlsError> {
     let pem_err = |path: &Path| {
         let path = path.display().to_string();
         move |source| TlsError::Pem { path, source }
@@ -68,10 +76,32 @@ pub fn acceptor(certificate: &Path, key: &Path) -> Result<TlsAcceptor, TlsError>
         .map_err(pem_err(certificate))?;
     let key = PrivateKeyDer::from_pem_file(key).map_err(pem_err(key))?;
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let config = ServerConfig::builder_with_provider(provider)
+    let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(TlsError::Config)?
-        .with_no_client_auth()
+        .map_err(TlsError::Config)?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(path) => {
+            let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_file_iter(path).map_err(pem_err(path))? {
+                roots
+                    .add(cert.map_err(pem_err(path))?)
+                    .map_err(TlsError::Config)?;
+            }
+            let verifier =
+                tokio_rustls::rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                )
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| {
+                    TlsError::Config(tokio_rustls::rustls::Error::General(e.to_string()))
+                })?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let config = builder
         .with_single_cert(certs, key)
         .map_err(TlsError::Config)?;
     Ok(TlsAcceptor::from(Arc::new(config)))

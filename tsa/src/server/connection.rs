@@ -288,6 +288,7 @@ impl Body for DeadlineBody {
 pub(crate) struct ConnService {
     router: Router,
     peer: SocketAddr,
+    client_cert: Option<Arc<Vec<u8>>>,
     tracker: Arc<Tracker>,
     request_timeout: Duration,
 }
@@ -305,6 +306,10 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
             req.map(|body| DeadlineBody::new(body, started, timeout, Arc::clone(&tracker)));
         req.extensions_mut()
             .insert(crate::ca::http::ClientAddr(self.peer));
+        if let Some(cert) = &self.client_cert {
+            req.extensions_mut()
+                .insert(crate::admin::ClientCert(Arc::clone(cert)));
+        }
         let mut router = self.router.clone();
         Box::pin(async move {
             // Router is always ready (axum documents that poll_ready may be skipped).
@@ -330,9 +335,11 @@ async fn sleep_until(at: Option<Instant>) {
 
 /// Serves HTTP/1.1 on `io` until the client closes, a deadline passes, or the drain deadline
 /// that `shutdown` announces passes.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn serve<I>(
     io: I,
     peer: SocketAddr,
+    client_cert: Option<Arc<Vec<u8>>>,
     initial: Phase,
     router: Router,
     timeouts: Timeouts,
@@ -344,6 +351,7 @@ pub(crate) async fn serve<I>(
     let service = ConnService {
         router,
         peer,
+        client_cert,
         tracker: Arc::clone(&tracker),
         request_timeout: timeouts.request,
     };

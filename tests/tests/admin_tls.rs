@@ -1,0 +1,246 @@
+//! The `/admin/` routes behind HTTPS client certificates: with `[tls] client_ca` the listener
+//! asks for an optional client certificate; an allowlisted one (by subject, or by issuer) may
+//! fetch enrolment codes and list a signing certificate's tokens; no certificate, plain HTTP,
+//! a certificate not listed, or one from another CA (refused in the handshake) may not. The
+//! public routes need no certificate.
+
+use sigillum_tests::openssl_ca::path_str as p;
+use sigillum_tests::{TsaOptions, TsaServer, free_port, openssl, run};
+use std::path::Path;
+use std::process::Command;
+
+/// A server certificate for 127.0.0.1, a client CA with two clients (`branch-7`, listed by
+/// subject, and `auditor`, not listed), and a stranger's certificate from another CA.
+fn pki(dir: &Path) {
+    let ok = |args: &[&str]| {
+        openssl(dir, args).assert_ok();
+    };
+    ok(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "https.key",
+        "-out",
+        "https.pem",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-days",
+        "2",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+    ]);
+    for ca in ["clients", "strangers"] {
+        ok(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &format!("{ca}-ca.key"),
+            "-out",
+            &format!("{ca}-ca.pem"),
+            "-subj",
+            &format!("/O=Bank/CN={ca} CA"),
+            "-days",
+            "2",
+        ]);
+    }
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage = clientAuth\n").expect("ext");
+    for (name, ca) in [
+        ("branch-7", "clients"),
+        ("auditor", "clients"),
+        ("stranger", "strangers"),
+    ] {
+        ok(&[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.csr"),
+            "-subj",
+            &format!("/O=Bank/CN={name}"),
+        ]);
+        ok(&[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            &format!("{ca}-ca.pem"),
+            "-CAkey",
+            &format!("{ca}-ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "client.ext",
+            "-out",
+            &format!("{name}.pem"),
+        ]);
+    }
+}
+
+fn start(dir: &Path, port: u16, allow: &str) -> TsaServer {
+    TsaServer::start_with(TsaOptions {
+        config: Some(format!(
+            "allow_unsynced_clock = true\n\n[tls]\nlisten = \"127.0.0.1:{port}\"\ncertificate = \"{}\"\n\
+             key = \"{}\"\nclient_ca = \"{}\"\n{allow}\n",
+            dir.join("https.pem").display(),
+            dir.join("https.key").display(),
+            dir.join("clients-ca.pem").display(),
+        )),
+        ..Default::default()
+    })
+}
+
+/// curl with an optional client certificate: (exit code, HTTP status, body).
+fn curl(
+    dir: &Path,
+    url: &str,
+    client: Option<&str>,
+    data: Option<&str>,
+) -> (Option<i32>, String, String) {
+    let mut cmd = Command::new("curl");
+    cmd.current_dir(dir).args([
+        "-sS",
+        "--cacert",
+        "https.pem",
+        "-o",
+        "body.txt",
+        "-w",
+        "%{http_code}",
+    ]);
+    if let Some(c) = client {
+        cmd.args(["--cert", &format!("{c}.pem"), "--key", &format!("{c}.key")]);
+    }
+    if let Some(d) = data {
+        cmd.args(["-H", "Content-Type: application/json", "--data", d]);
+    }
+    cmd.arg(url);
+    let r = run(&mut cmd);
+    let body = std::fs::read_to_string(dir.join("body.txt")).unwrap_or_default();
+    let _ = std::fs::remove_file(dir.join("body.txt"));
+    (r.code, r.stdout.trim().to_owned(), body)
+}
+
+#[test]
+fn admin_routes_need_an_allowlisted_client_certificate() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    pki(d);
+    let port = free_port();
+    let server = start(d, port, "admin_subjects = [\"CN=branch-7,O=Bank\"]");
+    let https = format!("https://127.0.0.1:{port}");
+    let code_req = Some(r#"{"email": "walk-in@example.org"}"#);
+    // The listed client gets a code, with reference and secret.
+    let (_, status, body) = curl(
+        d,
+        &format!("{https}/admin/enroll-code"),
+        Some("branch-7"),
+        code_req,
+    );
+    assert_eq!(status, "200", "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(json["email"], "walk-in@example.org");
+    assert_eq!(json["secret"].as_str().map(str::len), Some(30), "{json}");
+    // ...and lists the tokens of the TSA certificate.
+    let tsa_sha = {
+        let der = sigillum_tests::openssl_ca::pem_cert_der(&server.tsa_pem());
+        let d = ring::digest::digest(&ring::digest::SHA256, &der);
+        d.as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    sigillum_tests::post(
+        &server.url(),
+        "application/timestamp-query",
+        &sigillum_tests::der::ReqSpec::sha256(b"admin").encode(),
+    );
+    let (_, status, body) = curl(
+        d,
+        &format!("{https}/admin/archive/list?signer_cert_sha256={tsa_sha}"),
+        Some("branch-7"),
+        None,
+    );
+    assert_eq!(status, "200", "{body}");
+    assert_eq!(body.lines().count(), 1, "{body}");
+    // Not listed, no certificate, plain HTTP: 403 with the reason and a request id.
+    for (client, url, why) in [
+        (
+            Some("auditor"),
+            format!("{https}/admin/enroll-code"),
+            "is not in tls.admin_subjects",
+        ),
+        (
+            None,
+            format!("{https}/admin/enroll-code"),
+            "need an HTTPS client certificate",
+        ),
+        (
+            None,
+            format!("{}admin/enroll-code", server.url()),
+            "need an HTTPS client certificate",
+        ),
+    ] {
+        let (_, status, body) = curl(d, &url, client, code_req);
+        assert_eq!(status, "403", "{client:?} {url}: {body}");
+        assert!(body.contains(why) && body.contains("request_id"), "{body}");
+    }
+    // A certificate from another CA fails the handshake itself.
+    let (code, status, _) = curl(
+        d,
+        &format!("{https}/admin/enroll-code"),
+        Some("stranger"),
+        code_req,
+    );
+    assert!(code != Some(0) || status == "000", "{code:?} {status}");
+    // The public routes need no certificate over HTTPS.
+    let (_, status, _) = curl(d, &format!("{https}/healthz"), None, None);
+    assert_eq!(status, "200");
+}
+
+#[test]
+fn an_issuer_on_the_allowlist_admits_every_client_it_certified() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    pki(d);
+    let port = free_port();
+    let _server = start(d, port, "admin_issuers = [\"CN=clients CA,O=Bank\"]");
+    let url = format!("https://127.0.0.1:{port}/admin/enroll-code");
+    for client in ["branch-7", "auditor"] {
+        let (_, status, body) = curl(d, &url, Some(client), Some(r#"{"email": "x@example.org"}"#));
+        assert_eq!(status, "200", "{client}: {body}");
+    }
+    // An allowlist without client_ca is a configuration error.
+    let bad = d.join("bad.toml");
+    std::fs::write(
+        &bad,
+        format!(
+            "[tls]\nlisten = \"127.0.0.1:1\"\ncertificate = \"{}\"\nkey = \"{}\"\nadmin_subjects = [\"CN=x\"]\n",
+            p(&d.join("https.pem")),
+            p(&d.join("https.key"))
+        ),
+    )
+    .expect("config");
+    let r = run(Command::new(sigillum_tests::tsa_bin())
+        .args(["serve", "--config"])
+        .arg(&bad)
+        .env_remove("TSA_CONFIG"));
+    assert_eq!(r.code, Some(2), "{r}");
+    assert!(r.stderr.contains("tls.client_ca"), "{}", r.stderr);
+}
