@@ -135,6 +135,12 @@ fn archive_command(cmd: ArchiveCommand) -> anyhow::Result<()> {
             database_url: at.database_url,
         },
     )?;
+    // Reading an archive must not create an empty one where none is (a wrong --data-dir).
+    if let Some(path) = cfg.database_url.strip_prefix("sqlite://")
+        && !std::path::Path::new(path.split('?').next().unwrap_or(path)).exists()
+    {
+        anyhow::bail!("no archive at {path}: check --data-dir, --database-url or --config");
+    }
     let mut filter = tsa::archive::TokenFilter {
         from_ms: at
             .from
