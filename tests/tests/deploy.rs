@@ -887,7 +887,14 @@ fn the_kubernetes_deployment_probes_healthz_on_its_port_runs_non_root_read_only_
             assert_eq!(probe, "startupProbe", "{probe} missing");
             continue;
         }
-        assert_eq!(s(&p["httpGet"]["path"]), "/healthz", "{probe}");
+        // Readiness (and startup) on /healthz; liveness on /livez, which answers while the
+        // process serves HTTP (a database outage must not restart every pod).
+        let path = if probe == "livenessProbe" {
+            "/livez"
+        } else {
+            "/healthz"
+        };
+        assert_eq!(s(&p["httpGet"]["path"]), path, "{probe}");
         assert_eq!(probe_port(p, &ports), cfg.port, "{probe}");
     }
 
@@ -1303,6 +1310,9 @@ fn the_image_start_command_serves_the_shipped_config_answers_healthz_and_grants(
         + policy["accuracy_micros"].as_i64().unwrap_or(0);
     let synced = sysclock::status().is_ok_and(|s| s.synchronized && s.max_error_us <= accuracy_us);
     let mut node = Node::start(root, false);
+    // Liveness: 200 whatever the readiness says.
+    let live = sigillum_tests::get(&format!("{}livez", node.url()));
+    assert_eq!(live.status, 200, "/livez");
     let (status, body) = node.healthz();
     assert_eq!(body["archive_writable"], true, "{body}");
     assert_eq!(body["archive_reachable"], true, "{body}");

@@ -59,6 +59,13 @@ pub async fn healthz(State(app): State<Arc<App>>) -> impl IntoResponse {
     (status, [(header::CONTENT_TYPE, "application/json")], body)
 }
 
+/// `GET /livez`: 200 while the process serves HTTP at all. For a liveness probe: a node whose
+/// database or clock is down is not ready (`/healthz` 503) but restarting it fixes neither,
+/// and it resumes by itself when they return.
+pub async fn livez() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain")], "alive\n")
+}
+
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
     app.metrics.run_upkeep();

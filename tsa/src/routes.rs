@@ -6,6 +6,7 @@
 //! | `POST /tsa`    | the same, for clients configured with a path                    |
 //! | `GET /certs`   | the TSA certificate chain as PEM                                |
 //! | `GET /healthz` | 200 when tokens can be issued, 503 when not (clock, archive)    |
+//! | `GET /livez`   | 200 while the process serves HTTP (liveness, not readiness)     |
 //! | `GET /metrics` | Prometheus text format                                          |
 //! | `POST /.well-known/cmp[/p/{profile}]` | CMP over HTTP (RFC 9811): ir, cr, p10cr, kur, rr, certConf, genm |
 //! | `POST /enroll/start` | `{"email": ADDR}`: mail a one-time enrolment code to ADDR |
@@ -37,6 +38,7 @@ pub fn app(state: Arc<App>) -> Router {
         .route("/tsa", post(crate::timestamp::handle))
         .route("/certs", get(crate::info::certs))
         .route("/healthz", get(crate::info::healthz))
+        .route("/livez", get(crate::info::livez))
         .route("/metrics", get(crate::info::metrics))
         .route("/.well-known/cmp", post(ca::cmp))
         .route("/.well-known/cmp/p/{profile}", post(ca::cmp_profile))
