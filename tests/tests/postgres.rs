@@ -110,8 +110,17 @@ impl Drop for FreshDb {
 }
 
 fn node(db: &FreshDb, data_dir: &Path, config: &str) -> TsaServer {
+    // Nodes of one CA share its enrolment key (a production configuration on PostgreSQL must
+    // name it).
+    let config = format!(
+        "{config}
+[ca]
+enrolment_key = \"{}\"
+",
+        data_dir.join("enrolment.key").display()
+    );
     TsaServer::start_with(TsaOptions {
-        config: Some(config.into()),
+        config: Some(config),
         database_url: Some(db.url.clone()),
         data_dir: Some(data_dir.to_path_buf()),
         allow_unhealthy: false,

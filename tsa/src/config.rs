@@ -572,6 +572,19 @@ impl Config {
                 ),
             );
         }
+        if self.from_file
+            && self.ca_enabled()
+            && ca.enrolment_key.is_none()
+            && !self.database_url.starts_with("sqlite:")
+        {
+            return bad(
+                "ca.enrolment_key",
+                "several nodes share this CA's database: set ca.enrolment_key to one file every \
+                 node reads (each node would otherwise make its own, and codes made on one would \
+                 fail on another)"
+                    .into(),
+            );
+        }
         if !(1..=3650).contains(&ca.validity_days) {
             return bad(
                 "ca.validity_days",
@@ -982,6 +995,15 @@ mod tests {
                 "server.request_timeout_ms",
             ),
             ("[server]\nidle_timeout_ms = 99", "server.idle_timeout_ms"),
+            (
+                "database_url = \"postgres://tsa@db/tsa\"",
+                "ca.enrolment_key",
+            ),
+            (
+                "[server]\nrequests_per_second_per_client = 0",
+                "server.requests_per_second_per_client",
+            ),
+            ("[ca]\nkey = \"/k\"", "ca.key"),
             (
                 "[server]\ndrain_timeout_ms = 300001",
                 "server.drain_timeout_ms",
