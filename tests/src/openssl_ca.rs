@@ -31,6 +31,33 @@ pub fn ok(dir: &Path, args: &[&str]) -> Run {
     run
 }
 
+/// A self-signed P-256 certificate for 127.0.0.1 (subjectAltName IP) in `dir/https.pem`, its
+/// key in `dir/https.key`: the HTTPS listener's in tests.
+pub fn https_server_cert(dir: &Path) {
+    ok(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "https.key",
+            "-out",
+            "https.pem",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-days",
+            "2",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+    );
+}
+
 /// A fresh key made by `openssl genpkey` in `dir/name`: `ec` (P-256) or `rsa` (2048 bits).
 pub fn new_key(dir: &Path, kind: &str, name: &str) -> std::path::PathBuf {
     let opt = match kind {

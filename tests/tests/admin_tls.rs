@@ -15,25 +15,7 @@ fn pki(dir: &Path) {
     let ok = |args: &[&str]| {
         openssl(dir, args).assert_ok();
     };
-    ok(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        "https.key",
-        "-out",
-        "https.pem",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-days",
-        "2",
-        "-addext",
-        "subjectAltName=IP:127.0.0.1",
-    ]);
+    sigillum_tests::openssl_ca::https_server_cert(dir);
     for ca in ["clients", "strangers"] {
         ok(&[
             "req",

@@ -12,29 +12,7 @@ use std::time::{Duration, Instant};
 /// A self-signed certificate for 127.0.0.1 in `dir`, and a configuration serving HTTPS on
 /// `port` with it, plus `extra` TOML.
 fn https_config(dir: &Path, port: u16, extra: &str) -> String {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "https.key",
-            "-out",
-            "https.pem",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-days",
-            "2",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ],
-    )
-    .assert_ok();
+    sigillum_tests::openssl_ca::https_server_cert(dir);
     format!(
         "allow_unsynced_clock = true\n{extra}\n[tls]\nlisten = \"127.0.0.1:{port}\"\ncertificate = \"{}\"\nkey = \"{}\"\n",
         dir.join("https.pem").display(),
