@@ -12,8 +12,10 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 
-/// Tokens verified in parallel at a time.
+/// Tokens verified in parallel at a time, and the most bytes a batch holds (a hostile tar of
+/// 1 MiB entries must not take gigabytes).
 const BATCH: usize = 4096;
+const BATCH_BYTES: usize = 64 << 20;
 /// Largest token read from an export (a token with a long chain is a few KiB).
 const MAX_TOKEN: u64 = 1 << 20;
 /// Largest manifest read (a million rows are about 200 MB).
@@ -51,6 +53,10 @@ fn read_manifest(path: &Path) -> anyhow::Result<HashMap<String, Row>> {
             continue;
         }
         let mut text = String::new();
+        let size = entry.header().size().unwrap_or(0);
+        if size > MAX_MANIFEST {
+            anyhow::bail!("manifest.csv is {size} bytes, more than {MAX_MANIFEST} are read");
+        }
         entry.take(MAX_MANIFEST).read_to_string(&mut text)?;
         let mut rows = HashMap::new();
         for (n, line) in text.lines().enumerate().skip(1) {
@@ -60,13 +66,19 @@ fn read_manifest(path: &Path) -> anyhow::Result<HashMap<String, Row>> {
             };
             let imprint = hex::decode(imprint)
                 .map_err(|e| anyhow::anyhow!("manifest.csv line {}: imprint: {e}", n + 1))?;
-            rows.insert(
+            let previous = rows.insert(
                 (*serial).to_owned(),
                 Row {
                     imprint,
                     seen: false,
                 },
             );
+            if previous.is_some() {
+                anyhow::bail!(
+                    "manifest.csv line {}: serial {serial} is listed twice",
+                    n + 1
+                );
+            }
         }
         return Ok(rows);
     }
@@ -135,6 +147,8 @@ pub fn verify(
     let mut summary = Summary::default();
     let mut tar = open(path)?;
     let mut batch: Vec<(String, Vec<u8>)> = Vec::with_capacity(BATCH);
+    let mut batch_bytes = 0usize;
+    let mut names = std::collections::HashSet::new();
     let run = |batch: &mut Vec<(String, Vec<u8>)>,
                manifest: &mut HashMap<String, Row>,
                summary: &mut Summary| {
@@ -162,11 +176,21 @@ pub fn verify(
         if name == "manifest.csv" {
             continue;
         }
+        if !names.insert(name.clone()) {
+            // A second entry of one name (tar readers keep the last): counted once, failed.
+            summary.tokens += 1;
+            summary
+                .failures
+                .push((name.clone(), "the archive holds this entry twice".into()));
+            continue;
+        }
         let mut der = Vec::new();
         entry.take(MAX_TOKEN).read_to_end(&mut der)?;
+        batch_bytes += der.len();
         batch.push((name, der));
-        if batch.len() == BATCH {
+        if batch.len() == BATCH || batch_bytes >= BATCH_BYTES {
             run(&mut batch, &mut manifest, &mut summary);
+            batch_bytes = 0;
         }
     }
     run(&mut batch, &mut manifest, &mut summary);

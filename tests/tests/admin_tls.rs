@@ -183,6 +183,119 @@ fn admin_routes_need_an_allowlisted_client_certificate() {
         assert_eq!(status, "403", "{client:?} {url}: {body}");
         assert!(body.contains(why) && body.contains("request_id"), "{body}");
     }
+    // A sub-CA under the client CA minting the allowlisted name: the handshake accepts the
+    // path, the admin check does not (not issued directly by a client_ca certificate).
+    let ok = |args: &[&str]| {
+        openssl(d, args).assert_ok();
+    };
+    std::fs::write(
+        d.join("subca.ext"),
+        "basicConstraints = critical, CA:TRUE
+keyUsage = keyCertSign
+",
+    )
+    .expect("ext");
+    ok(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "sub.key",
+        "-out",
+        "sub.csr",
+        "-subj",
+        "/O=Bank/CN=sub CA",
+    ]);
+    ok(&[
+        "x509",
+        "-req",
+        "-in",
+        "sub.csr",
+        "-CA",
+        "clients-ca.pem",
+        "-CAkey",
+        "clients-ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "subca.ext",
+        "-out",
+        "sub.pem",
+    ]);
+    ok(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "fake.key",
+        "-out",
+        "fake.csr",
+        "-subj",
+        "/O=Bank/CN=branch-7",
+    ]);
+    ok(&[
+        "x509",
+        "-req",
+        "-in",
+        "fake.csr",
+        "-CA",
+        "sub.pem",
+        "-CAkey",
+        "sub.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "client.ext",
+        "-out",
+        "fake-leaf.pem",
+    ]);
+    let chain = format!(
+        "{}{}",
+        std::fs::read_to_string(d.join("fake-leaf.pem")).expect("leaf"),
+        std::fs::read_to_string(d.join("sub.pem")).expect("sub")
+    );
+    std::fs::write(d.join("fake.pem"), chain).expect("chain");
+    let (_, status, body) = curl(
+        d,
+        &format!("{https}/admin/enroll-code"),
+        Some("fake"),
+        code_req,
+    );
+    assert_eq!(status, "403", "{body}");
+    assert!(
+        body.contains("not issued directly by a tls.client_ca"),
+        "{body}"
+    );
+    // A form post (what a cross-site page could send) is refused.
+    let r = run(Command::new("curl")
+        .current_dir(d)
+        .args([
+            "-sS",
+            "--cacert",
+            "https.pem",
+            "--cert",
+            "branch-7.pem",
+            "--key",
+            "branch-7.key",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--data",
+            "email=x@example.org",
+        ])
+        .arg(format!("{https}/admin/enroll-code")));
+    assert_eq!(r.stdout.trim(), "415", "{r}");
     // A certificate from another CA fails the handshake itself.
     let (code, status, _) = curl(
         d,

@@ -35,14 +35,22 @@ pub async fn require_client(
         )
         .into_response();
     };
-    let subject = pki::cert::subject_der(&der)
-        .map(|n| pki::cert::name_string(&n))
-        .unwrap_or_default();
-    let issuer = pki::cert::parse(&der)
-        .ok()
-        .and_then(|c| der::Encode::to_der(&c.tbs_certificate.issuer).ok())
-        .map(|n| pki::cert::name_string(&n))
-        .unwrap_or_default();
+    let subject = name_of(&der);
+    // Issued directly by a client_ca certificate: the handshake accepted any path up to one,
+    // and a sub-CA under it could mint an allowlisted name.
+    let Some(issuer) = app
+        .admin
+        .cas
+        .iter()
+        .find(|ca| pki::cert::issued_by(&der, ca))
+        .map(|ca| name_of(ca))
+    else {
+        return AppError::Forbidden(format!(
+            "the client certificate {subject:?} is not issued directly by a tls.client_ca \
+             certificate"
+        ))
+        .into_response();
+    };
     let allowed = app.admin.subjects.contains(&subject) || app.admin.issuers.contains(&issuer);
     if !allowed {
         tracing::warn!(%subject, %issuer, "admin route refused: client certificate not allowlisted");
@@ -56,6 +64,13 @@ pub async fn require_client(
     next.run(req).await
 }
 
+/// A certificate's subject as the allowlists write it (`CN=...,O=...`).
+fn name_of(cert: &[u8]) -> String {
+    pki::cert::subject_der(cert)
+        .map(|n| pki::cert::name_string(&n))
+        .unwrap_or_default()
+}
+
 /// The body of `POST /admin/enroll-code`.
 #[derive(serde::Deserialize)]
 pub struct EnrollCode {
@@ -67,8 +82,20 @@ pub struct EnrollCode {
 pub async fn enroll_code(
     State(app): State<Arc<App>>,
     Extension(ClientCert(der)): Extension<ClientCert>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<Response, AppError> {
+    // JSON only: a browser holding an admin certificate cannot be made to post a form here.
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return Err(AppError::UnsupportedMediaType(
+            "Content-Type must be application/json".into(),
+        ));
+    }
     let ca = app
         .ca
         .as_ref()
@@ -77,10 +104,7 @@ pub async fn enroll_code(
         .map_err(|e| AppError::BadRequest(format!("expected {{\"email\": ADDRESS}}: {e}")))?;
     let email = crate::ca::normalise_email(&req.email)
         .ok_or_else(|| AppError::BadRequest(format!("{:?} is not an email address", req.email)))?;
-    let subject = pki::cert::subject_der(&der)
-        .map(|n| pki::cert::name_string(&n))
-        .unwrap_or_default();
-    let client = format!("admin {subject}");
+    let client = format!("admin {}", name_of(&der));
     let (reference, secret, expires_at) = match ca.new_code(&app.archive, &email, &client).await? {
         Ok(code) => code,
         Err(limited) => {

@@ -299,6 +299,10 @@ pub struct AdminAccess {
     pub subjects: Vec<String>,
     /// Allowed issuers.
     pub issuers: Vec<String>,
+    /// The `client_ca` certificates (DER), read at start: an admin client's certificate must
+    /// be issued directly by one of them (a sub-CA under them could otherwise mint an
+    /// allowlisted name).
+    pub cas: Vec<Vec<u8>>,
 }
 
 /// `[key]`: where the signing key and its certificates are.
@@ -339,6 +343,14 @@ impl Pkcs11Config {
     pub fn pin(&self) -> Result<zeroize::Zeroizing<String>, ConfigError> {
         match (&self.pin_file, &self.pin_env) {
             (Some(f), None) => {
+                {
+                    use std::os::unix::fs::PermissionsExt;
+                    if let Ok(meta) = std::fs::metadata(f)
+                        && meta.permissions().mode() & 0o077 != 0
+                    {
+                        tracing::warn!(path = %f.display(), "the PIN file is readable by group or others; chmod 600 it");
+                    }
+                }
                 let text = zeroize::Zeroizing::new(std::fs::read_to_string(f).map_err(|e| {
                     ConfigError::Value {
                         key: "key.pkcs11.pin_file",
@@ -684,6 +696,14 @@ impl Config {
         }
         let key = match fc.key.take() {
             Some(k) => {
+                if k.pkcs11.is_some() && k.rsa_padding == RsaPadding::Pss {
+                    return Err(ConfigError::Value {
+                        key: "key.rsa_padding",
+                        detail: "PKCS#11 RSA keys sign with PKCS#1 v1.5 (CKM_SHA256_RSA_PKCS); \
+                                 \"pss\" is for key files"
+                            .into(),
+                    });
+                }
                 if k.file.is_some() == k.pkcs11.is_some() {
                     return Err(ConfigError::Value {
                         key: "key",
@@ -729,6 +749,7 @@ impl Config {
                 admin = AdminAccess {
                     subjects: t.admin_subjects,
                     issuers: t.admin_issuers,
+                    cas: Vec::new(),
                 };
                 Some((addr, resolve(t.certificate), resolve(t.key)))
             }

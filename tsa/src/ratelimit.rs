@@ -43,11 +43,17 @@ impl RateLimiter {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if buckets.len() >= MAX_CLIENTS && !buckets.contains_key(&client) {
-            // Forget clients whose buckets have refilled: they are as if new.
+            // Forget clients whose buckets have refilled: they are as if new. If a flood of
+            // fresh addresses keeps them all busy, forget everyone: a hard bound on memory and
+            // on this scan (at most once per MAX_CLIENTS new addresses), at the price of one
+            // fresh burst each.
             let rate = self.per_second;
             buckets.retain(|_, (tokens, at)| {
                 *tokens + now.duration_since(*at).as_secs_f64() * rate < rate
             });
+            if buckets.len() >= MAX_CLIENTS / 2 {
+                buckets.clear();
+            }
         }
         let (tokens, at) = buckets.entry(client).or_insert((self.per_second, now));
         let refilled = (*tokens + now.duration_since(*at).as_secs_f64() * self.per_second)
@@ -72,7 +78,11 @@ pub async fn limit(
     req: Request,
     next: Next,
 ) -> Response {
-    let Some(Extension(ClientAddr(peer))) = client else {
+    // Probes and scrapers are never limited: a kubelet or Prometheus behind the same address
+    // as heavy clients must still see the node.
+    let path = req.uri().path();
+    let exempt = matches!(path, "/livez" | "/healthz" | "/metrics");
+    let Some(Extension(ClientAddr(peer))) = client.filter(|_| !exempt) else {
         return next.run(req).await;
     };
     match limiter.take(peer.ip(), Instant::now()) {

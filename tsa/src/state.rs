@@ -164,7 +164,16 @@ impl App {
                 .server
                 .requests_per_second_per_client
                 .map(|n| Arc::new(crate::ratelimit::RateLimiter::new(n))),
-            admin: cfg.admin.clone(),
+            admin: {
+                let mut admin = cfg.admin.clone();
+                if let Some(path) = &cfg.tls_client_ca {
+                    let bytes = std::fs::read(path)
+                        .with_context(|| format!("cannot read {}", path.display()))?;
+                    admin.cas = pki::cert::load_certificates(&bytes)
+                        .with_context(|| format!("no certificate in {}", path.display()))?;
+                }
+                admin
+            },
         });
         if app.ca.is_some() {
             let weak = Arc::downgrade(&app);

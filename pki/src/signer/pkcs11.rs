@@ -54,6 +54,8 @@ pub struct Pkcs11Signer {
     pool: Mutex<Pool>,
     freed: Condvar,
     max_sessions: usize,
+    /// Kept to log in again after the token forgot the login (a reset, a failover).
+    pin: Zeroizing<String>,
 }
 
 impl std::fmt::Debug for Pkcs11Signer {
@@ -194,6 +196,7 @@ impl Pkcs11Signer {
             }),
             freed: Condvar::new(),
             max_sessions,
+            pin: k.pin.clone(),
         };
         // The probe: the token's key must verify under the certificate's.
         let probe = b"sigillum: does this token key belong to the certificate?";
@@ -226,20 +229,32 @@ impl Pkcs11Signer {
             if pool.open < self.max_sessions {
                 pool.open += 1;
                 drop(pool);
-                // A new session of a logged-in application is logged in too.
-                return self.ctx.open_ro_session(self.slot).map_err(|e| {
-                    let mut pool = self
-                        .pool
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    pool.open -= 1;
-                    hsm("opening a session")(e)
-                });
+                return self.open_session().inspect_err(|_| self.forget_session());
             }
             pool = self
                 .freed
                 .wait(pool)
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+    }
+
+    /// A new session, logged in: a new session of a logged-in application is logged in
+    /// already; after a token reset the login is made again with the kept PIN.
+    fn open_session(&self) -> Result<Session> {
+        let session = self
+            .ctx
+            .open_ro_session(self.slot)
+            .map_err(hsm("opening a session"))?;
+        match session.login(
+            UserType::User,
+            Some(&AuthPin::new(self.pin.as_str().into())),
+        ) {
+            Ok(())
+            | Err(cryptoki::error::Error::Pkcs11(
+                cryptoki::error::RvError::UserAlreadyLoggedIn,
+                _,
+            )) => Ok(session),
+            Err(e) => Err(hsm("login again")(e)),
         }
     }
 
@@ -249,6 +264,17 @@ impl Pkcs11Signer {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         pool.idle.push(s);
+        self.freed.notify_one();
+    }
+
+    /// A session that failed is not reused (it may be invalid after a token reset): its slot
+    /// frees for a new one, and a waiting signer is woken to open it.
+    fn forget_session(&self) {
+        let mut pool = self
+            .pool
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        pool.open = pool.open.saturating_sub(1);
         self.freed.notify_one();
     }
 
@@ -437,7 +463,12 @@ impl Signer for Pkcs11Signer {
                 .sign(&Mechanism::Sha256RsaPkcs, self.key, message)
                 .map_err(hsm("signing")),
         };
-        self.give_back(session);
+        if result.is_ok() {
+            self.give_back(session);
+        } else {
+            drop(session);
+            self.forget_session();
+        }
         result
     }
 
