@@ -282,7 +282,7 @@ pub struct TlsConfig {
     /// CA certificates (PEM) whose client certificates the HTTPS listener asks for and checks;
     /// the `/admin/` routes need one (and an allowlisted subject or issuer).
     pub client_ca: Option<PathBuf>,
-    /// Client certificate subjects (as `stamp inspect` prints names: `CN=..., O=...`) allowed
+    /// Client certificate subjects (RFC 4514, as `CN=branch-7,O=Bank`: no space after commas) allowed
     /// on the `/admin/` routes.
     #[serde(default)]
     pub admin_subjects: Vec<String>,

@@ -8,7 +8,9 @@
 //!
 //! Sessions: PKCS#11 lets several sessions of one application share the login, so signing
 //! threads take a session from a pool and put it back; the pool grows up to the token's own
-//! session limit (`ulMaxSessionCount`), not the CPU count, and waits when it is reached.
+//! session limit (`ulMaxSessionCount`) and waits when it is reached (the authority's signing
+//! threads, one per core, are fewer on small machines). A session whose signature failed is
+//! dropped, and new sessions log in again with the kept PIN, so a token reset heals.
 
 use super::{SignatureAlgorithm, Signer};
 use crate::digest::HashAlg;
