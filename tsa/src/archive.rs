@@ -176,6 +176,16 @@ pub enum ArchiveError {
         #[source]
         source: TryFromIntError,
     },
+    /// The schema is older than this binary and the caller may not migrate it.
+    #[error(
+        "the archive's schema is at migration {applied} of {expected}: start a node of this version once to upgrade it"
+    )]
+    SchemaBehind {
+        /// Migrations applied.
+        applied: i64,
+        /// Migrations this binary has.
+        expected: usize,
+    },
     /// A CA row holds a value no code path writes.
     #[error("the archive holds an impossible {0}")]
     CorruptCa(String),
@@ -257,6 +267,10 @@ pub struct ArchiveOptions {
     /// is refused (SQLite's busy timeout is half of it). A request is refused within about this
     /// time whatever the database does.
     pub commit_timeout: Duration,
+    /// Apply the schema's migrations at connect (the server does). A reader for an operator
+    /// (`tsa archive export`, `list`) does not: a newer binary must not upgrade a live
+    /// database under older nodes; it needs the schema to be current already.
+    pub migrate: bool,
 }
 
 impl ArchiveOptions {
@@ -271,6 +285,7 @@ impl Default for ArchiveOptions {
             queue: 8192,
             max_connections: 8,
             commit_timeout: Self::DEFAULT_COMMIT_TIMEOUT,
+            migrate: true,
         }
     }
 }
@@ -362,7 +377,11 @@ impl Archive {
                 scheme: scheme.to_owned(),
             });
         };
-        backend.migrate().await?;
+        if opts.migrate {
+            backend.migrate().await?;
+        } else {
+            backend.check_current().await?;
+        }
         let file = match &backend {
             Backend::Sqlite(_) => SqliteConnectOptions::from_str(url)
                 .ok()
@@ -885,6 +904,24 @@ impl Backend {
             (_, result) => result,
         };
         result.map_err(|source| ArchiveError::Migrate { source })
+    }
+
+    /// Refuses a database whose schema lacks this binary's migrations (for readers that must not
+    /// migrate it themselves).
+    async fn check_current(&self) -> Result<(), ArchiveError> {
+        let applied: Result<i64, sqlx::Error> = on_pool!(self, pool => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+                .fetch_one(pool)
+                .await
+        });
+        match applied {
+            Ok(n) if usize::try_from(n).is_ok_and(|n| n >= MIGRATIONS.len()) => Ok(()),
+            Ok(n) => Err(ArchiveError::SchemaBehind {
+                applied: n,
+                expected: MIGRATIONS.len(),
+            }),
+            Err(e) => Err(ArchiveError::database("reading the schema version")(e)),
+        }
     }
 
     /// `BEGIN IMMEDIATE` takes SQLite's write lock at once, so the wait for it comes before any

@@ -160,7 +160,8 @@ fn archive_command(cmd: ArchiveCommand) -> anyhow::Result<()> {
             .with_context(|| format!("no certificate in {}", path.display()))?;
         filter.signer_cert_sha256 = Some(pki::HashAlg::Sha256.digest(first));
     }
-    on_archive(&cfg, async |archive| match &out {
+    // A reader: the schema must be current, and is not upgraded from here.
+    on_archive(&cfg, false, async |archive| match &out {
         Some(out) => tsa::export::export_tar(archive, &filter, out)
             .await
             .map(|n| eprintln!("exported {n} tokens to {}", out.display())),
@@ -174,13 +175,18 @@ fn archive_command(cmd: ArchiveCommand) -> anyhow::Result<()> {
 /// closed afterwards, whatever `work` returned).
 fn on_archive<T>(
     cfg: &Config,
+    migrate: bool,
     work: impl AsyncFnOnce(&tsa::archive::Archive) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let archive = tsa::archive::Archive::connect(&cfg.database_url, Default::default())
+        let opts = tsa::archive::ArchiveOptions {
+            migrate,
+            ..Default::default()
+        };
+        let archive = tsa::archive::Archive::connect(&cfg.database_url, opts)
             .await
             .with_context(|| {
                 format!(
@@ -338,7 +344,7 @@ fn enroll_code(config: Option<PathBuf>, overrides: Overrides, email: &str) -> an
         tsa::keys::init_dev_pki(&cfg.data_dir, Default::default())?;
     }
     let ca = tsa::ca::CaService::load(&cfg).context("cannot load the CA ([ca])")?;
-    on_archive(&cfg, async |archive| {
+    on_archive(&cfg, true, async |archive| {
         match ca.new_code(archive, &email, "operator").await? {
             Ok((reference, secret, expires_at)) => {
                 let until = time::OffsetDateTime::from_unix_timestamp(expires_at)?
