@@ -1,6 +1,7 @@
 //! `stamp verify --archive FILE.tar`: every token of an export (`tsa archive export`) verified
 //! in parallel against the manifest: the token parses, its file name is its serial, the
-//! manifest lists it with the imprint the token carries, and the token verifies (signature,
+//! manifest lists it with the imprint, genTime (to the millisecond) and policy the token
+//! carries, and the token verifies (signature,
 //! ESSCertID, certificate path to `--trust` at genTime, every check a single token gets). A
 //! manifest row without its token, or a token without its row, is a failure too.
 //!
@@ -25,6 +26,10 @@ const MAX_MANIFEST: u64 = 1 << 30;
 #[derive(Clone, Debug)]
 struct Row {
     imprint: Vec<u8>,
+    /// genTime, ms since the epoch (the manifest's RFC 3339 with milliseconds).
+    gen_time_ms: i64,
+    /// Policy OID, dotted.
+    policy: String,
     seen: bool,
 }
 
@@ -61,15 +66,25 @@ fn read_manifest(path: &Path) -> anyhow::Result<HashMap<String, Row>> {
         let mut rows = HashMap::new();
         for (n, line) in text.lines().enumerate().skip(1) {
             let f: Vec<&str> = line.split(',').collect();
-            let (Some(serial), Some(imprint)) = (f.first(), f.get(4)) else {
+            let (Some(serial), Some(gen_time), Some(policy), Some(imprint)) =
+                (f.first(), f.get(1), f.get(2), f.get(4))
+            else {
                 anyhow::bail!("manifest.csv line {}: too few fields", n + 1);
             };
+            let gen_time_ms = time::OffsetDateTime::parse(
+                gen_time,
+                &time::format_description::well_known::Rfc3339,
+            )
+            .map(|t| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX))
+            .map_err(|e| anyhow::anyhow!("manifest.csv line {}: genTime: {e}", n + 1))?;
             let imprint = hex::decode(imprint)
                 .map_err(|e| anyhow::anyhow!("manifest.csv line {}: imprint: {e}", n + 1))?;
             let previous = rows.insert(
                 (*serial).to_owned(),
                 Row {
                     imprint,
+                    gen_time_ms,
+                    policy: (*policy).to_owned(),
                     seen: false,
                 },
             );
@@ -111,6 +126,16 @@ fn check(name: &str, der: &[u8], row: Option<&Row>, opts: &VerifyOptions) -> Res
     let row = row.ok_or("not listed in manifest.csv")?;
     if token.imprint() != row.imprint.as_slice() {
         return Err("its imprint differs from the manifest's".into());
+    }
+    if token.gen_time().to_unix_millis() != row.gen_time_ms {
+        return Err("its genTime differs from the manifest's".into());
+    }
+    let policy = token.info().policy;
+    if policy != row.policy {
+        return Err(format!(
+            "its policy {policy} differs from the manifest's {}",
+            row.policy
+        ));
     }
     let report = pki::token::verify(&token, Some(&row.imprint), opts);
     if report.verified {

@@ -137,9 +137,10 @@ fn an_export_lists_in_tar_verifies_in_openssl_and_in_stamp_and_tampering_is_name
     let first = lines[1].split(',').next().unwrap_or_default().to_owned();
     let second = lines[2].split(',').next().unwrap_or_default().to_owned();
     let third = lines[3].split(',').next().unwrap_or_default().to_owned();
+    let fourth = lines[4].split(',').next().unwrap_or_default().to_owned();
     let script = r#"
 import io, sys, tarfile
-src, dst, flip, drop, lie = sys.argv[1:6]
+src, dst, flip, drop, lie, shift = sys.argv[1:7]
 out = tarfile.open(dst, "w")
 for m in tarfile.open(src):
     data = tarfile.open(src).extractfile(m.name).read()
@@ -154,6 +155,9 @@ for m in tarfile.open(src):
             if f[0] == lie:
                 f[4] = "00" * 32
                 rows[i] = ",".join(f)
+            if f[0] == shift:
+                f[1] = "2001-01-01T00:00:00.000Z"
+                rows[i] = ",".join(f)
         data = "".join(rows).encode()
     m.size = len(data)
     out.addfile(m, io.BytesIO(data))
@@ -167,13 +171,14 @@ out.close()
             &first,
             &second,
             &third,
+            &fourth,
         ],
     )
     .assert_ok();
     let v = stamp(d, &["verify", "--archive", "bad.tar", "--trust", p(&root)]);
     v.assert_code(1);
     assert!(
-        v.stdout.contains("11 tokens, 9 verified, 3 failed"),
+        v.stdout.contains("11 tokens, 8 verified, 4 failed"),
         "{}",
         v.stdout
     );
@@ -192,6 +197,13 @@ out.close()
     assert!(
         v.stdout.contains(&format!(
             "{third}: FAILED: its imprint differs from the manifest's"
+        )),
+        "{}",
+        v.stdout
+    );
+    assert!(
+        v.stdout.contains(&format!(
+            "{fourth}: FAILED: its genTime differs from the manifest's"
         )),
         "{}",
         v.stdout
