@@ -84,6 +84,15 @@ fn name(common_name: &str) -> DistinguishedName {
     dn
 }
 
+/// The development root's name and CA constraint: what it is made with, and what issuing
+/// under it later rebuilds (the issuer name in its children must be the root's own).
+fn root_params() -> CertificateParams {
+    let mut root = CertificateParams::default();
+    root.distinguished_name = name("Sigillum Development Root CA");
+    root.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    root
+}
+
 /// The development TSA certificate's contents (see [`DevPki::generate`]).
 fn tsa_params(now: OffsetDateTime) -> Result<CertificateParams> {
     let mut tsa = CertificateParams::default();
@@ -106,9 +115,7 @@ fn tsa_params(now: OffsetDateTime) -> Result<CertificateParams> {
 pub fn issue_tsa_certificate(root_key: &[u8], spki: &[u8]) -> Result<Vec<u8>> {
     let now = OffsetDateTime::now_utc() - Duration::minutes(5);
     let root_key = KeyPair::try_from(root_key).map_err(rc)?;
-    let mut root = CertificateParams::default();
-    root.distinguished_name = name("Sigillum Development Root CA");
-    root.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    let root = root_params();
     let issuer = Issuer::new(root, &root_key);
     let public = ExternalPublicKey::from_spki(spki)?;
     let cert = tsa_params(now)?.signed_by(&public, &issuer).map_err(rc)?;
@@ -171,9 +178,7 @@ impl DevPki {
     pub fn generate(key_type: DevKeyType) -> Result<DevPki> {
         let now = OffsetDateTime::now_utc() - Duration::minutes(5);
         let root_key = KeyPair::generate_for(key_type.rcgen()).map_err(rc)?;
-        let mut root = CertificateParams::default();
-        root.distinguished_name = name("Sigillum Development Root CA");
-        root.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        let mut root = root_params();
         // digitalSignature too: the root is also the email CA, and signs CMP replies and OCSP
         // responses itself (openssl cmp refuses a reply signer without it).
         root.key_usages = vec![
@@ -210,9 +215,7 @@ impl DevPki {
     ) -> Result<(Vec<u8>, Zeroizing<Vec<u8>>)> {
         let now = OffsetDateTime::now_utc() - Duration::minutes(5);
         let root_key = KeyPair::try_from(self.root_key.as_slice()).map_err(rc)?;
-        let mut root = CertificateParams::default();
-        root.distinguished_name = name("Sigillum Development Root CA");
-        root.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        let root = root_params();
         let issuer = Issuer::new(root, &root_key);
         let key = KeyPair::generate_for(key_type.rcgen()).map_err(rc)?;
         let mut p = CertificateParams::default();

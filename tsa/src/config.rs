@@ -339,6 +339,15 @@ pub struct Pkcs11Config {
 }
 
 impl Pkcs11Config {
+    /// With its paths resolved against the configuration file's directory.
+    fn resolved(self, resolve: impl Fn(PathBuf) -> PathBuf) -> Pkcs11Config {
+        Pkcs11Config {
+            module: resolve(self.module),
+            pin_file: self.pin_file.map(&resolve),
+            ..self
+        }
+    }
+
     /// The PIN, from `pin_file` or `pin_env`.
     pub fn pin(&self) -> Result<zeroize::Zeroizing<String>, ConfigError> {
         match (&self.pin_file, &self.pin_env) {
@@ -715,11 +724,7 @@ impl Config {
                     certificate: resolve(k.certificate),
                     chain: k.chain.map(&resolve),
                     rsa_padding: k.rsa_padding,
-                    pkcs11: k.pkcs11.map(|p| Pkcs11Config {
-                        module: resolve(p.module),
-                        pin_file: p.pin_file.map(&resolve),
-                        ..p
-                    }),
+                    pkcs11: k.pkcs11.map(|p| p.resolved(resolve)),
                 })
             }
             None => None,
@@ -761,11 +766,7 @@ impl Config {
         ca.enrolment_key = ca.enrolment_key.map(&resolve);
         ca.ocsp_key = ca.ocsp_key.map(&resolve);
         ca.ocsp_certificate = ca.ocsp_certificate.map(&resolve);
-        ca.pkcs11 = ca.pkcs11.map(|p| Pkcs11Config {
-            module: resolve(p.module),
-            pin_file: p.pin_file.map(&resolve),
-            ..p
-        });
+        ca.pkcs11 = ca.pkcs11.map(|p| p.resolved(resolve));
         if let Some(smtp) = ca.smtp.as_mut() {
             smtp.password_file = smtp.password_file.take().map(&resolve);
         }

@@ -381,10 +381,8 @@ pub fn generate(k: &Pkcs11Key<'_>, kind: KeyKind) -> Result<Vec<u8>> {
                     "PKCS#11: the new key has no modulus or exponent".into(),
                 ));
             };
-            let int = |b: &[u8]| -> Result<Vec<u8>> {
-                crate::signer::to_der(&der::asn1::UintRef::new(b).map_err(Error::Encode)?)
-            };
-            let rsa_public_key = crate::raw::tlv(der::Tag::Sequence, &[&int(&n)?, &int(&e)?])?;
+            let rsa_public_key =
+                crate::raw::tlv(der::Tag::Sequence, &[&uint_der(&n)?, &uint_der(&e)?])?;
             (
                 spki::AlgorithmIdentifierOwned {
                     oid: crate::oid::RSA_ENCRYPTION,
@@ -427,6 +425,11 @@ fn algorithm_for(spki: &spki::SubjectPublicKeyInfoOwned) -> Result<SignatureAlgo
     })
 }
 
+/// A big-endian magnitude as a DER INTEGER (leading zeros dropped, a sign octet added).
+fn uint_der(magnitude: &[u8]) -> Result<Vec<u8>> {
+    crate::signer::to_der(&der::asn1::UintRef::new(magnitude).map_err(Error::Encode)?)
+}
+
 /// PKCS#11 ECDSA gives r‖s; CMS wants `ECDSA-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER }`.
 fn ecdsa_der(raw: &[u8]) -> Result<Vec<u8>> {
     if raw.is_empty() || !raw.len().is_multiple_of(2) {
@@ -436,10 +439,7 @@ fn ecdsa_der(raw: &[u8]) -> Result<Vec<u8>> {
         )));
     }
     let (r, s) = raw.split_at(raw.len() / 2);
-    let int = |b: &[u8]| -> Result<Vec<u8>> {
-        crate::signer::to_der(&der::asn1::UintRef::new(b).map_err(Error::Encode)?)
-    };
-    crate::raw::tlv(der::Tag::Sequence, &[&int(r)?, &int(s)?])
+    crate::raw::tlv(der::Tag::Sequence, &[&uint_der(r)?, &uint_der(s)?])
 }
 
 impl Signer for Pkcs11Signer {

@@ -162,6 +162,10 @@ type CertRow = (
     Option<Vec<u8>>,
 );
 
+/// Marks the stored CRL stale: every revocation moves the revision, inside its own
+/// transaction, so every node regenerates the CRL at once.
+const CRL_STALE: &str = "UPDATE ca_crl SET revision = revision + 1 WHERE id = 1";
+
 /// Serialises enrolment-code issuance across PostgreSQL nodes (a transaction-scoped advisory
 /// lock; the key is arbitrary but fixed: "SIGC").
 const CODE_LOCK: &str = "SELECT pg_advisory_xact_lock(1397311811)";
@@ -559,7 +563,7 @@ impl Archive {
                     }
                 }
                 if revoked > 0 {
-                    sqlx::query("UPDATE ca_crl SET revision = revision + 1 WHERE id = 1")
+                    sqlx::query(CRL_STALE)
                         .execute(&mut *tx)
                         .await?;
                 }
@@ -597,7 +601,7 @@ impl Archive {
                 .execute(&mut *tx)
                 .await?;
                 if n > 0 {
-                    sqlx::query("UPDATE ca_crl SET revision = revision + 1 WHERE id = 1")
+                    sqlx::query(CRL_STALE)
                         .execute(&mut *tx)
                         .await?;
                 }
