@@ -367,7 +367,14 @@ impl Archive {
     /// Opens the archive at `url` (`sqlite://path`, created if missing, or `postgres://...` /
     /// `postgresql://...`), applies the schema and starts the writer task.
     pub async fn connect(url: &str, opts: ArchiveOptions) -> Result<Self, ArchiveError> {
+        // Held until the schema is applied: creating and migrating a SQLite file is not safe to
+        // race. Readers (`migrate: false`) open an existing file and do not take it, so that
+        // they work on a read-only copy too.
+        let mut _open_lock = None;
         let backend = if url.starts_with("sqlite:") {
+            if opts.migrate {
+                _open_lock = sqlite_open_lock(url).await?;
+            }
             Backend::Sqlite(connect_sqlite(url, &opts).await?)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Backend::Postgres(connect_postgres(url, &opts).await?)
@@ -382,6 +389,7 @@ impl Archive {
         } else {
             backend.check_current().await?;
         }
+        drop(_open_lock);
         let file = match &backend {
             Backend::Sqlite(_) => SqliteConnectOptions::from_str(url)
                 .ok()
@@ -796,31 +804,56 @@ async fn connect_sqlite(url: &str, opts: &ArchiveOptions) -> Result<SqlitePool, 
     // begins again at 1 (the pool opens connections whenever it likes, and the writer and the
     // serial reservation reconnect after errors).
     use sqlx::ConnectOptions;
-    // Two nodes opening a new file at once race to switch it to WAL, and SQLite answers that
-    // race with SQLITE_BUSY at once, without waiting out the busy timeout: retry a few times
-    // (seen in the two-node serial test, where both open the same new file together).
-    let mut attempt = 0u32;
-    let pool = loop {
-        let opened = async {
-            let first = options.clone().create_if_missing(true).connect().await?;
-            sqlx::Connection::close(first).await?;
-            SqlitePoolOptions::new()
-                .max_connections(opts.max_connections.max(2))
-                .connect_with(options.clone().create_if_missing(false))
-                .await
-        }
-        .await;
-        match opened {
-            Ok(pool) => break pool,
-            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("5") && attempt < 20 => {
-                attempt += 1;
-                tokio::time::sleep(Duration::from_millis(25 * u64::from(attempt))).await;
-            }
-            Err(e) => return Err(connect(e)),
-        }
-    };
+    let first = options.clone().create_if_missing(true).connect().await;
+    sqlx::Connection::close(first.map_err(connect)?)
+        .await
+        .map_err(connect)?;
+    let pool = SqlitePoolOptions::new()
+        .max_connections(opts.max_connections.max(2))
+        .connect_with(options.create_if_missing(false))
+        .await
+        .map_err(connect)?;
     tokio::spawn(checkpoint_sqlite(pool.clone()));
     Ok(pool)
+}
+
+/// Takes an exclusive lock on `<database file>.open-lock` for the caller to hold while it opens
+/// the file and applies or checks the schema; `None` for an in-memory database.
+///
+/// SQLite has no migration lock of its own (sqlx's is a no-op there), and two processes
+/// opening a new file at once race twice: to switch it to WAL (SQLite answers the loser with
+/// SQLITE_BUSY at once, without waiting out the busy timeout) and to apply each migration (the
+/// loser re-runs a non-idempotent `ALTER TABLE` and fails: seen in CI with the two-node serial
+/// test). The lock is `flock` on a file of its own: SQLite's own POSIX locks on the database
+/// are released when any descriptor of that file closes in the process, so the database file
+/// itself must not be opened for this. The lock file stays (removing it would race).
+async fn sqlite_open_lock(url: &str) -> Result<Option<std::fs::File>, ArchiveError> {
+    let connect = |source| ArchiveError::Connect {
+        backend: "sqlite",
+        source,
+    };
+    let options = SqliteConnectOptions::from_str(url).map_err(connect)?;
+    let path = options.get_filename();
+    if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" || url.contains("mode=memory")
+    {
+        return Ok(None);
+    }
+    let mut lock_path = path.as_os_str().to_os_string();
+    lock_path.push(".open-lock");
+    let lock = move || -> std::io::Result<std::fs::File> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)?;
+        file.lock()?;
+        Ok(file)
+    };
+    match tokio::task::spawn_blocking(lock).await {
+        Ok(Ok(file)) => Ok(Some(file)),
+        Ok(Err(e)) => Err(connect(sqlx::Error::Io(e))),
+        Err(e) => Err(connect(sqlx::Error::Io(std::io::Error::other(e)))),
+    }
 }
 
 /// Copies the WAL into the database file once a second (PASSIVE: never blocks the writer), so
@@ -892,17 +925,9 @@ impl Backend {
                 })
                 .collect(),
         );
-        let result = match (self, on_pool!(self, pool => migrator.run(pool).await)) {
-            // SQLite has no migration lock: a second process opening a new file at the same
-            // moment can lose the race to record the (idempotent) schema. The winner's
-            // transaction has committed by then, so a second run finds it applied and checks it.
-            (Self::Sqlite(pool), Err(MigrateError::Execute(sqlx::Error::Database(error))))
-                if error.is_unique_violation() =>
-            {
-                migrator.run(pool).await
-            }
-            (_, result) => result,
-        };
+        // SQLite: the caller holds the open lock (`sqlite_open_lock`); PostgreSQL: sqlx takes an
+        // advisory lock.
+        let result = on_pool!(self, pool => migrator.run(pool).await);
         result.map_err(|source| ArchiveError::Migrate { source })
     }
 
