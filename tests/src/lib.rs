@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod der;
+pub mod load;
 pub mod mail;
 pub mod openssl_ca;
 pub mod pdf;

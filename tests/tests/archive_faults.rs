@@ -230,30 +230,13 @@ fn wait_refusals(counts: &Counts, count: usize, within: Duration, server: &TsaSe
     }
 }
 
-/// Every token of the SQLite archive at `db`, read with Python's sqlite3: serial -> DER.
-fn archived_tokens(db: &Path) -> HashMap<u64, Vec<u8>> {
-    let script = "import sqlite3, sys\n\
-        c = sqlite3.connect('file:' + sys.argv[1] + '?mode=ro', uri=True)\n\
-        for s, t in c.execute('SELECT serial, token FROM tokens'):\n\
-        \x20   print('%d %s' % (s, t.hex()))\n";
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-    let out = run(Command::new(python).args(["-c", script]).arg(db));
-    out.assert_ok();
-    out.stdout
-        .lines()
-        .map(|l| {
-            let (serial, token) = l.split_once(' ').expect("serial token");
-            (
-                serial.parse().expect("serial"),
-                hex::decode(token).expect("hex"),
-            )
-        })
-        .collect()
-}
-
 /// Panics unless every granted token is in the archive, byte for byte.
 fn assert_all_archived(granted: &HashMap<String, Vec<u8>>, db: &Path) {
-    assert_all_in(granted, &archived_tokens(db), "in the archive");
+    assert_all_in(
+        granted,
+        &sigillum_tests::load::sqlite_tokens(db),
+        "in the archive",
+    );
 }
 
 /// Panics unless every granted token is in `archived`, byte for byte.
@@ -448,7 +431,7 @@ fn committed_tokens(data_dir: &Path) -> HashMap<u64, Vec<u8>> {
             std::fs::copy(&from, copy.path().join(name)).expect("copy the archive");
         }
     }
-    archived_tokens(&copy.path().join("archive.db"))
+    sigillum_tests::load::sqlite_tokens(&copy.path().join("archive.db"))
 }
 
 /// Guards the lost-token defect under I/O errors: every granted token was committed by SQLite
@@ -477,7 +460,7 @@ fn a_disk_error_refuses_at_once_and_grants_only_committed_tokens() {
     let committed = committed_tokens(&data);
     assert_all_in(&seen.granted, &committed, "committed by SQLite");
     fs.remount_after_error();
-    let on_disk = archived_tokens(&data.join("archive.db"));
+    let on_disk = sigillum_tests::load::sqlite_tokens(&data.join("archive.db"));
     let missing = seen
         .granted
         .keys()

@@ -202,3 +202,33 @@ fn gen_time_never_goes_back_when_the_clock_does() {
         health.text()
     );
 }
+
+#[test]
+fn killed_again_and_again_under_load_every_received_token_is_archived() {
+    // Clients keep requesting while the node is SIGKILLed five times: requests in flight are
+    // cut, but every token a client did receive must be in the archive, and each incarnation
+    // must continue above the last one's serials and genTime.
+    use sigillum_tests::load::{self, Load, Target};
+    let mut server = TsaServer::start();
+    let target = Target::new(server.url());
+    let load = Load::start(std::slice::from_ref(&target), 4);
+    const KILLS: u32 = 5;
+    for _ in 0..KILLS {
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        server.restart();
+        target.restarted(server.url());
+    }
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let (received, failures) = load.stop();
+    eprintln!(
+        "{} tokens received, {failures} requests cut or refused across {KILLS} kills",
+        received.len()
+    );
+    assert!(
+        failures > 0,
+        "no request was cut: the kills did not land under load"
+    );
+    load::assert_consistent_across_restarts(&received, KILLS + 1);
+    let archived = load::sqlite_tokens(&server.data_dir().join("archive.db"));
+    load::assert_received_archived(&received, &archived);
+}
