@@ -59,6 +59,22 @@ pub enum Error {
     /// No signature timestamp could be had from the timestamper (HTTP, the authority's reply).
     #[error("cannot obtain a signature timestamp")]
     Timestamp(#[source] crate::timestamper::TimestampError),
+    /// An encrypted message did not decrypt with the key: a wrong key, or a ciphertext, tag or
+    /// wrapped key that was altered. One error for every cause, on purpose (see
+    /// [`crate::envelope`]).
+    #[error(
+        "the message does not decrypt with this key: the key is not the recipient's, or the \
+         message was altered; no content is released"
+    )]
+    NotDecryptable,
+    /// An encrypted message names none of the key's identities among its recipients.
+    #[error("not a recipient: {hint}; the message is encrypted to: {}", recipients.join("; "))]
+    NotARecipient {
+        /// The recipients the message names.
+        recipients: Vec<String>,
+        /// What to do.
+        hint: String,
+    },
     /// Encoding our own structures failed: a bug or a misuse of the `der` API.
     #[error("internal encoding error")]
     Encode(#[source] der::Error),

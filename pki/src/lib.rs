@@ -17,6 +17,8 @@
 //! * [`report`]: the one report type every verifier fills.
 //! * [`smime`]: S/MIME signing (multipart/signed, opaque) with signature timestamps, and the
 //!   email verifier (layers, From binding, partial-signing and ambiguity checks).
+//! * [`envelope`]: CMS encryption (EnvelopedData, AuthEnvelopedData) to recipients'
+//!   certificates, and decryption through the [`envelope::Decrypter`] trait.
 //! * [`timestamper`]: the trait through which email and PDF signers obtain tokens.
 //! * [`signer_info`], [`cert_raw`], [`path`]: raw views of SignerInfo and certificates, and
 //!   the choice of signer and path candidates from an untrusted certificate bag.
@@ -37,6 +39,7 @@ pub mod cms;
 #[cfg(feature = "devpki")]
 pub mod devpki;
 pub mod digest;
+pub mod envelope;
 pub mod error;
 pub mod gentime;
 #[cfg(feature = "hostile")]
