@@ -34,7 +34,6 @@ pub use export::pkcs12 as write_pkcs12;
 
 use crate::ber;
 use crate::cert_raw::RawCert;
-use crate::cms::SignerCert;
 use crate::error::{Error, Result};
 use crate::raw::{RawTlv, context};
 use crate::signer::{RingSigner, RsaPadding};
@@ -107,9 +106,16 @@ pub fn load_signing_key_for(
     password: &mut dyn FnMut() -> std::io::Result<Zeroizing<String>>,
     certificate: Option<&crate::cms::SignerCert>,
 ) -> Result<LoadedKey> {
-    if is_pkcs12(bytes) {
-        let password = password().map_err(Error::Password)?;
-        return load_pkcs12(bytes, &password, padding);
+    let (key, file_certs) = private_key(bytes, password)?;
+    if let Some(certs) = file_certs {
+        let signer = RingSigner::from_pkcs8_der(&key, padding)?;
+        let (certificate, chain) =
+            split_certificates(crate::signer::Signer::public_key(&signer), certs)?;
+        return Ok(LoadedKey {
+            signer,
+            certificate,
+            chain,
+        });
     }
     let public_key = certificate.map(|c| {
         c.cert
@@ -118,6 +124,56 @@ pub fn load_signing_key_for(
             .subject_public_key
             .raw_bytes()
     });
+    Ok(LoadedKey {
+        signer: RingSigner::from_pkcs8_der_with_public_key(&key, padding, public_key)?,
+        certificate: None,
+        chain: Vec::new(),
+    })
+}
+
+/// A decryption key and, when the file held them (PKCS#12), its certificate and chain.
+#[derive(Debug)]
+pub struct LoadedDecrypter {
+    /// The key, ready to decrypt.
+    pub decrypter: crate::envelope::SoftwareDecrypter,
+    /// The key's certificate (DER), when the file holds one.
+    pub certificate: Option<Vec<u8>>,
+    /// The file's other certificates, as in [`LoadedKey::chain`].
+    pub chain: Vec<Vec<u8>>,
+}
+
+/// Loads a decryption key from the same files as [`load_signing_key`] (PKCS#8, clear or
+/// encrypted, PEM or DER, or PKCS#12), with the same password rules: RSA, or EC on P-256 or
+/// P-384.
+pub fn load_decryption_key(
+    bytes: &[u8],
+    password: &mut dyn FnMut() -> std::io::Result<Zeroizing<String>>,
+) -> Result<LoadedDecrypter> {
+    let (key, file_certs) = private_key(bytes, password)?;
+    let decrypter = crate::envelope::SoftwareDecrypter::from_pkcs8_der(&key)?;
+    let (certificate, chain) = match file_certs {
+        Some(certs) => {
+            split_certificates(crate::envelope::Decrypter::public_key(&decrypter), certs)?
+        }
+        None => (None, Vec::new()),
+    };
+    Ok(LoadedDecrypter {
+        decrypter,
+        certificate,
+        chain,
+    })
+}
+
+/// The private key as PKCS#8 DER, and, for a PKCS#12 file, the file's certificates.
+fn private_key(
+    bytes: &[u8],
+    password: &mut dyn FnMut() -> std::io::Result<Zeroizing<String>>,
+) -> Result<(Zeroizing<Vec<u8>>, Option<Vec<Vec<u8>>>)> {
+    if is_pkcs12(bytes) {
+        let password = password().map_err(Error::Password)?;
+        let (key, certs) = read_pkcs12(bytes, &password)?;
+        return Ok((key, Some(certs)));
+    }
     let key = match encrypted_pkcs8(bytes)? {
         Some(encrypted) => {
             let password = password().map_err(Error::Password)?;
@@ -125,11 +181,7 @@ pub fn load_signing_key_for(
         }
         None => Zeroizing::new(crate::signer::pem_or_der(bytes)?),
     };
-    Ok(LoadedKey {
-        signer: RingSigner::from_pkcs8_der_with_public_key(&key, padding, public_key)?,
-        certificate: None,
-        chain: Vec::new(),
-    })
+    Ok((key, None))
 }
 
 /// Whether `bytes` start like a PKCS#12 PFX (RFC 7292 §4):
@@ -211,7 +263,8 @@ struct Contents {
     certs: Vec<Vec<u8>>,
 }
 
-fn load_pkcs12(bytes: &[u8], password: &str, padding: RsaPadding) -> Result<LoadedKey> {
+/// The one private key of a PKCS#12 file and its certificates.
+fn read_pkcs12(bytes: &[u8], password: &str) -> Result<(Zeroizing<Vec<u8>>, Vec<Vec<u8>>)> {
     // A definite-length file that ends early is named as such; BER (indefinite lengths) is
     // checked by the normaliser.
     if let Err(e @ Error::Invalid { .. }) = RawTlv::parse(bytes, PKCS12) {
@@ -229,12 +282,12 @@ fn load_pkcs12(bytes: &[u8], password: &str, padding: RsaPadding) -> Result<Load
         }
         (Some(_), more) => {
             return Err(Error::Key(format!(
-                "the PKCS#12 file holds {} private keys; export the signing key alone",
+                "the PKCS#12 file holds {} private keys; export one key alone",
                 more + 1
             )));
         }
     };
-    with_certificates(RingSigner::from_pkcs8_der(&key, padding)?, contents.certs)
+    Ok((key, contents.certs))
 }
 
 /// Checks the MAC and collects the keys and certificates of a PFX in DER.
@@ -487,24 +540,26 @@ fn decrypt_private_key(
     }
 }
 
-/// Pairs the key with a PKCS#12 file's certificates: the one for the key (by
-/// [`SignerCert::matches`]) becomes [`LoadedKey::certificate`], the rest the chain, ordered
-/// from the key's certificate up (issuer name and key identifiers, [`RawCert::may_issue`]).
-fn with_certificates(signer: RingSigner, mut certs: Vec<Vec<u8>>) -> Result<LoadedKey> {
+/// Sorts a PKCS#12 file's certificates for the key whose public key (as in a certificate's
+/// subjectPublicKey) is `public_key`: the key's own certificate, and the rest ordered from it
+/// up (issuer name and key identifiers, [`RawCert::may_issue`]).
+fn split_certificates(
+    public_key: &[u8],
+    mut certs: Vec<Vec<u8>>,
+) -> Result<(Option<Vec<u8>>, Vec<Vec<u8>>)> {
     if certs.is_empty() {
-        return Ok(LoadedKey {
-            signer,
-            certificate: None,
-            chain: Vec::new(),
-        });
+        return Ok((None, Vec::new()));
     }
     let mut own = None;
     for (i, der) in certs.iter().enumerate() {
-        let cert = SignerCert {
-            cert: crate::cert::parse(der)?,
-            der: der.clone(),
-        };
-        if cert.matches(&signer) {
+        let cert = crate::cert::parse(der)?;
+        if cert
+            .tbs_certificate
+            .subject_public_key_info
+            .subject_public_key
+            .raw_bytes()
+            == public_key
+        {
             own = Some(i);
             break;
         }
@@ -533,9 +588,5 @@ fn with_certificates(signer: RingSigner, mut certs: Vec<Vec<u8>>) -> Result<Load
     }
     order.extend((0..raws.len()).filter(|&i| !used[i]));
     let chain = order.into_iter().map(|i| certs[i].clone()).collect();
-    Ok(LoadedKey {
-        signer,
-        certificate: Some(leaf),
-        chain,
-    })
+    Ok((Some(leaf), chain))
 }

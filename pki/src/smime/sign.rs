@@ -94,7 +94,8 @@ fn sign_entity(entity: &[u8], o: &SignOptions<'_>) -> Result<(Vec<u8>, Option<Ti
     Ok((signed.der, signed.timestamp))
 }
 
-fn header_block(outer_fields: &[Vec<u8>]) -> Vec<u8> {
+/// The outer header block: `outer_fields` (without line ends), then MIME-Version.
+pub(super) fn header_block(outer_fields: &[Vec<u8>]) -> Vec<u8> {
     let mut out = Vec::new();
     for f in outer_fields {
         out.extend_from_slice(f);

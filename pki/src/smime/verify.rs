@@ -265,7 +265,7 @@ pub fn verify_message(source: &str, bytes: &[u8], o: &EmailVerifyOptions) -> Rep
 
 enum Peeled {
     Layer(Layer),
-    Encrypted(&'static str),
+    Encrypted(String),
     Unreadable(String),
     Content,
 }
@@ -286,8 +286,12 @@ fn peel(entity: &[u8], parsed: Option<&mail_parser::Message<'_>>) -> Peeled {
         "application/pkcs7-mime" | "application/x-pkcs7-mime" => {
             let smime_type = ct.param("smime-type").map(str::to_ascii_lowercase);
             match smime_type.as_deref() {
-                Some("enveloped-data") => return Peeled::Encrypted("EnvelopedData"),
-                Some("authenveloped-data") => return Peeled::Encrypted("AuthEnvelopedData"),
+                Some("enveloped-data") => {
+                    return Peeled::Encrypted(super::encrypt::summary(entity, "EnvelopedData"));
+                }
+                Some("authenveloped-data") => {
+                    return Peeled::Encrypted(super::encrypt::summary(entity, "AuthEnvelopedData"));
+                }
                 Some("compressed-data") => {
                     return Peeled::Unreadable(
                         "compressed-data (RFC 3274) is not supported".into(),
@@ -402,10 +406,10 @@ fn opaque(der: Vec<u8>) -> Peeled {
                 .and_then(|t| t.decode::<der::asn1::ObjectIdentifier>("contentType").ok())
         });
     if content_type == Some(oid::ID_ENVELOPED_DATA) {
-        return Peeled::Encrypted("EnvelopedData");
+        return Peeled::Encrypted(super::encrypt::summary_of_cms(&der, "EnvelopedData"));
     }
     if content_type == Some(oid::ID_CT_AUTH_ENVELOPED_DATA) {
-        return Peeled::Encrypted("AuthEnvelopedData");
+        return Peeled::Encrypted(super::encrypt::summary_of_cms(&der, "AuthEnvelopedData"));
     }
     let content = match RawSignedData::parse(&der)
         .map_err(|e| error_text(&e))
