@@ -1,7 +1,10 @@
-//! The keys a run signs with: the development PKI made by `tsa init`, or an RSA key and TSA
-//! certificate made with openssl and served through a configuration file.
+//! The keys a run signs with: the development PKI made by `tsa init`, an RSA key and TSA
+//! certificate made with openssl and served through a configuration file, or a key inside a
+//! SoftHSM2 token (`crate::softhsm`) with a development certificate, served through
+//! `[key.pkcs11]`.
 
 use crate::Settings;
+use crate::softhsm::{self, HsmKey};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -20,6 +23,10 @@ pub enum KeyKind {
     Ed25519,
     /// RSA-2048 key and certificate made with openssl, served through a config file.
     Rsa2048,
+    /// ECDSA P-256 key inside a SoftHSM2 token, signed with through PKCS#11.
+    SoftHsmP256,
+    /// RSA-2048 key inside a SoftHSM2 token, signed with through PKCS#11.
+    SoftHsmRsa2048,
 }
 
 impl KeyKind {
@@ -30,8 +37,13 @@ impl KeyKind {
             "ecdsa-p384" | "p384" => KeyKind::EcdsaP384,
             "ed25519" => KeyKind::Ed25519,
             "rsa2048" | "rsa-2048" | "rsa" => KeyKind::Rsa2048,
+            "softhsm-p256" | "softhsm-ecdsa-p256" => KeyKind::SoftHsmP256,
+            "softhsm-rsa2048" | "softhsm-rsa-2048" => KeyKind::SoftHsmRsa2048,
             other => {
-                bail!("unknown key type {other:?}; use ecdsa-p256, rsa2048, ecdsa-p384 or ed25519")
+                bail!(
+                    "unknown key type {other:?}; use ecdsa-p256, rsa2048, ecdsa-p384, ed25519, \
+                     softhsm-p256 or softhsm-rsa2048"
+                )
             }
         })
     }
@@ -43,6 +55,8 @@ impl KeyKind {
             KeyKind::EcdsaP384 => "ecdsa-p384",
             KeyKind::Ed25519 => "ed25519",
             KeyKind::Rsa2048 => "rsa2048",
+            KeyKind::SoftHsmP256 => "softhsm-p256",
+            KeyKind::SoftHsmRsa2048 => "softhsm-rsa2048",
         }
     }
 
@@ -52,9 +66,32 @@ impl KeyKind {
             KeyKind::EcdsaP256 => Some("ecdsa-p256"),
             KeyKind::EcdsaP384 => Some("ecdsa-p384"),
             KeyKind::Ed25519 => Some("ed25519"),
-            KeyKind::Rsa2048 => None,
+            KeyKind::Rsa2048 | KeyKind::SoftHsmP256 | KeyKind::SoftHsmRsa2048 => None,
         }
     }
+
+    /// Whether the key lives in a PKCS#11 token.
+    pub fn is_pkcs11(self) -> bool {
+        self.hsm_key_type().is_some()
+    }
+
+    /// The `tsa init --pkcs11-module --key-type` of a key made inside a SoftHSM2 token.
+    fn hsm_key_type(self) -> Option<&'static str> {
+        match self {
+            KeyKind::SoftHsmP256 => Some("ecdsa-p256"),
+            KeyKind::SoftHsmRsa2048 => Some("rsa-2048"),
+            _ => None,
+        }
+    }
+}
+
+/// Where the private key is.
+#[derive(Debug, Clone)]
+pub enum PrivateKey {
+    /// A PKCS#8 PEM file.
+    File(PathBuf),
+    /// Inside a SoftHSM2 token; it never leaves it.
+    Pkcs11(HsmKey),
 }
 
 /// Key, certificate and chain files of one key type.
@@ -62,8 +99,8 @@ impl KeyKind {
 pub struct KeySet {
     /// The directory holding the files.
     pub dir: PathBuf,
-    /// PKCS#8 PEM private key.
-    pub key_file: PathBuf,
+    /// The private key.
+    pub private: PrivateKey,
     /// The TSA certificate, PEM.
     pub cert_file: PathBuf,
     /// The root certificate, PEM.
@@ -76,8 +113,31 @@ pub struct KeySet {
 pub const DEV_FILES: [&str; 4] = ["root.pem", "root.key", "tsa.pem", "tsa.key"];
 
 impl KeySet {
+    /// The PKCS#8 file, unless the key is in a token.
+    pub fn key_file(&self) -> Option<&Path> {
+        match &self.private {
+            PrivateKey::File(f) => Some(f),
+            PrivateKey::Pkcs11(_) => None,
+        }
+    }
+
+    /// Whether the key is in a PKCS#11 token.
+    pub fn is_pkcs11(&self) -> bool {
+        matches!(self.private, PrivateKey::Pkcs11(_))
+    }
+
     /// Creates the keys of `kind` in `dir`.
     pub fn create(kind: KeyKind, dir: &Path, settings: &Settings) -> Result<KeySet> {
+        if let Some(key_type) = kind.hsm_key_type() {
+            let (hsm, cert_file) = softhsm::create(dir, key_type, &settings.tsa_bin)?;
+            return Ok(KeySet {
+                dir: dir.to_owned(),
+                private: PrivateKey::Pkcs11(hsm),
+                cert_file,
+                chain_file: dir.join("root.pem"),
+                dev: false,
+            });
+        }
         match kind.dev_key_type() {
             Some(key_type) => {
                 let out = Command::new(&settings.tsa_bin)
@@ -94,7 +154,7 @@ impl KeySet {
                 }
                 Ok(KeySet {
                     dir: dir.to_owned(),
-                    key_file: dir.join("tsa.key"),
+                    private: PrivateKey::File(dir.join("tsa.key")),
                     cert_file: dir.join("tsa.pem"),
                     chain_file: dir.join("root.pem"),
                     dev: true,
@@ -200,7 +260,7 @@ fn rsa_with_openssl(dir: &Path, openssl: &Path) -> Result<KeySet> {
     }
     Ok(KeySet {
         dir: dir.to_owned(),
-        key_file: dir.join("rsa.key"),
+        private: PrivateKey::File(dir.join("rsa.key")),
         cert_file: dir.join("rsa-tsa.pem"),
         chain_file: dir.join("root.pem"),
         dev: false,

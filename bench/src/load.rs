@@ -1,5 +1,5 @@
-//! The load generator: N HTTP/1.1 keep-alive connections to 127.0.0.1, each a loop of
-//! sequential POSTs of one pre-made TimeStampReq; a warm-up, then a measured window bounded in
+//! The load generator: N HTTP/1.1 keep-alive connections to 127.0.0.1 (spread round-robin over
+//! the nodes' addresses), each a loop of sequential POSTs of one pre-made TimeStampReq; a warm-up, then a measured window bounded in
 //! time and in request count. Every measured request's latency is recorded.
 
 use anyhow::{Context, Result, bail};
@@ -93,8 +93,8 @@ impl LoadResult {
 /// Settings of one load run.
 #[derive(Debug, Clone)]
 pub struct LoadPlan {
-    /// The server; must be a loopback address.
-    pub addr: SocketAddr,
+    /// The nodes; loopback addresses only. Connection `i` goes to `addrs[i % addrs.len()]`.
+    pub addrs: Vec<SocketAddr>,
     /// Keep-alive connections.
     pub connections: usize,
     /// Warm-up before the window.
@@ -109,8 +109,6 @@ pub struct LoadPlan {
 
 struct Shared {
     request: Bytes,
-    host: String,
-    addr: SocketAddr,
     window_start: Instant,
     window_end: Instant,
     max_requests: u64,
@@ -143,11 +141,11 @@ impl ConnStats {
 
 /// Runs the plan against the server and returns what it saw.
 pub fn run(plan: &LoadPlan, request: &[u8]) -> Result<LoadResult> {
-    if !plan.addr.ip().is_loopback() {
-        bail!(
-            "the load generator only targets loopback addresses, not {}",
-            plan.addr
-        );
+    if plan.addrs.is_empty() {
+        bail!("the load generator needs at least one server address");
+    }
+    if let Some(addr) = plan.addrs.iter().find(|a| !a.ip().is_loopback()) {
+        bail!("the load generator only targets loopback addresses, not {addr}");
     }
     let runtime = if plan.threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
@@ -164,8 +162,6 @@ pub fn run(plan: &LoadPlan, request: &[u8]) -> Result<LoadResult> {
     let now = Instant::now();
     let shared = Arc::new(Shared {
         request: Bytes::copy_from_slice(request),
-        host: plan.addr.to_string(),
-        addr: plan.addr,
         window_start: now + plan.warmup,
         window_end: now + plan.warmup + plan.duration,
         max_requests: plan.max_requests,
@@ -173,7 +169,10 @@ pub fn run(plan: &LoadPlan, request: &[u8]) -> Result<LoadResult> {
     });
     let stats: Vec<ConnStats> = runtime.block_on(async {
         let tasks: Vec<_> = (0..plan.connections)
-            .map(|_| tokio::spawn(connection(Arc::clone(&shared))))
+            .map(|i| {
+                let addr = plan.addrs[i % plan.addrs.len()];
+                tokio::spawn(connection(Arc::clone(&shared), addr))
+            })
             .collect();
         let mut out = Vec::with_capacity(tasks.len());
         for t in tasks {
@@ -218,14 +217,15 @@ pub fn run(plan: &LoadPlan, request: &[u8]) -> Result<LoadResult> {
 
 /// One connection: connect, then POST in a loop until the window ends; reconnect after a
 /// failure.
-async fn connection(shared: Arc<Shared>) -> ConnStats {
+async fn connection(shared: Arc<Shared>, addr: SocketAddr) -> ConnStats {
+    let host = addr.to_string();
     let mut stats = ConnStats {
         latencies_us: Vec::with_capacity(64 * 1024),
         ..ConnStats::default()
     };
     'connect: while Instant::now() < shared.window_end {
         let measured = Instant::now() >= shared.window_start;
-        let mut sender = match connect(shared.addr).await {
+        let mut sender = match connect(addr).await {
             Ok(s) => s,
             Err(e) => {
                 stats.error(measured, || format!("connect: {e:#}"));
@@ -245,7 +245,7 @@ async fn connection(shared: Arc<Shared>) -> ConnStats {
             let req = match Request::builder()
                 .method(Method::POST)
                 .uri("/")
-                .header(HOST, shared.host.as_str())
+                .header(HOST, host.as_str())
                 .header(CONTENT_TYPE, "application/timestamp-query")
                 .body(Full::new(shared.request.clone()))
             {

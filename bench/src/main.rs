@@ -3,12 +3,15 @@
 //! limits).
 //!
 //! For every key type asked for, one run:
-//! 1. creates the keys (the development PKI via `tsa init`, or an openssl-made RSA key and
-//!    certificate served through a config file);
-//! 2. measures the raw in-process signing rate of that key with ring on every core (the ceiling);
+//! 1. creates the keys (the development PKI via `tsa init`, an openssl-made RSA key and
+//!    certificate served through a config file, or a key made by `tsa init --pkcs11-*` inside a
+//!    SoftHSM2 token of the run's own);
+//! 2. measures the raw in-process signing rate of that key on every core (the ceiling): ring
+//!    for key files, `Pkcs11Signer` through the token for HSM keys;
 //! 3. measures `openssl ts -reply` with the same key and certificate (a CLI peer: one process
-//!    per token);
-//! 4. starts the release `tsa` server on a free loopback port in a fresh data directory and
+//!    per token; not for HSM keys);
+//! 4. for each connection count and node count, starts the release `tsa` server (or N of them
+//!    sharing one PostgreSQL database) on free loopback ports in a fresh data directory and
 //!    drives it with an HTTP/1.1 keep-alive load generator in this process, then checks that
 //!    the archive holds every granted token;
 //! 5. prints one table with the ratios.
@@ -19,14 +22,19 @@ mod keys;
 mod load;
 mod pdf;
 mod peer;
+mod postgres;
 mod raw;
 mod report;
 mod server;
+mod softhsm;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// Most nodes per run (`--nodes`): each is a full server on this machine.
+const MAX_NODES: usize = 8;
 
 /// Benchmark the Sigillum time-stamp authority against raw signing and `openssl ts -reply`.
 #[derive(Parser, Debug)]
@@ -47,9 +55,22 @@ struct Opts {
     /// Most requests sent in one measured window (the window also ends after --duration).
     #[arg(long, default_value_t = 5_000_000)]
     max_requests: u64,
-    /// Key types: ecdsa-p256, rsa2048 (also accepted: ecdsa-p384, ed25519).
+    /// Key types: ecdsa-p256, rsa2048 (also accepted: ecdsa-p384, ed25519), and keys in a
+    /// SoftHSM2 token of the run's own, signed with through PKCS#11: softhsm-p256,
+    /// softhsm-rsa2048.
     #[arg(long, value_delimiter = ',', default_value = "ecdsa-p256,rsa2048")]
     keys: Vec<String>,
+    /// Archive in PostgreSQL instead of SQLite: an admin URL on a server where this user may
+    /// CREATE DATABASE (postgres://postgres@127.0.0.1:5432/test). Every server run gets a fresh
+    /// database there, dropped after the run.
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Nodes per server run, a comma list (one run per value and connection count): N `tsa
+    /// serve` processes on their own ports sharing the data directory and the database, the
+    /// load generator's connections spread over them round-robin. More than 1 needs
+    /// --database-url.
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    nodes: Vec<usize>,
     /// Smoke check: 2 s windows, 0.5 s warm-up, 1 s raw signing and openssl runs.
     #[arg(long)]
     quick: bool,
@@ -126,6 +147,11 @@ struct Opts {
     /// Also write the hostile tokens (and root.der, data.txt) into this directory.
     #[arg(long)]
     hostile_out: Option<PathBuf>,
+    /// Internal: the raw PKCS#11 signing ceiling of the key in this directory, run in a child
+    /// process (it needs SOFTHSM2_CONF in its environment before the module loads); prints one
+    /// line for the parent.
+    #[arg(long, hide = true)]
+    pkcs11_raw_worker: Option<PathBuf>,
 }
 
 /// The run's settings, after `--quick` and validation.
@@ -161,6 +187,10 @@ pub struct Settings {
     pub max_batch: Option<usize>,
     /// TOKIO_WORKER_THREADS for the server, if set.
     pub server_workers: Option<usize>,
+    /// The PostgreSQL admin URL (fresh database per run), or `None` for SQLite.
+    pub database_url: Option<String>,
+    /// Nodes per server run, one run per value.
+    pub nodes: Vec<usize>,
 }
 
 impl Opts {
@@ -192,6 +222,32 @@ impl Opts {
         if self.client_threads == 0 || self.openssl_jobs == 0 {
             bail!("--client-threads and --openssl-jobs must be at least 1");
         }
+        if self.nodes.is_empty() || self.nodes.iter().any(|&n| n == 0 || n > MAX_NODES) {
+            bail!("--nodes must be between 1 and {MAX_NODES}");
+        }
+        match &self.database_url {
+            Some(url) => {
+                if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                    bail!(
+                        "--database-url must be a postgres:// URL (SQLite is the default without it)"
+                    );
+                }
+                if self.archive_dir.is_some() {
+                    bail!(
+                        "--archive-dir places a SQLite archive; it does not go with --database-url"
+                    );
+                }
+            }
+            None => {
+                if self.nodes.iter().any(|&n| n > 1) {
+                    bail!(
+                        "--nodes above 1 needs --database-url: nodes share one archive, and only \
+                         PostgreSQL is shared between processes (e.g. --database-url \
+                         postgres://postgres@127.0.0.1:5432/test)"
+                    );
+                }
+            }
+        }
         Ok(Settings {
             keys: self.keys,
             tsa_bin: find_tsa_bin(&self.tsa_bin)?,
@@ -208,6 +264,8 @@ impl Opts {
             serial_block: self.serial_block,
             max_batch: self.max_batch,
             server_workers: self.server_workers,
+            database_url: self.database_url,
+            nodes: self.nodes,
         })
     }
 }
@@ -246,6 +304,9 @@ fn main() -> std::process::ExitCode {
 
 fn run() -> Result<()> {
     let opts = Opts::parse();
+    if let Some(dir) = &opts.pkcs11_raw_worker {
+        return raw::pkcs11_worker(dir, opts.raw_secs);
+    }
     if opts.hostile_verify {
         return hostile::run(&opts.hostile_mb, opts.hostile_out.as_deref());
     }
@@ -303,7 +364,7 @@ fn run() -> Result<()> {
             // Keep the server logs and configurations for the post-mortem.
             let kept = work.keep();
             eprintln!(
-                "tsa-bench: kept {} (server logs in run-*/server.log)",
+                "tsa-bench: kept {} (server logs in */run-*/server*.log)",
                 kept.display()
             );
             return Err(e);
@@ -318,7 +379,8 @@ fn run() -> Result<()> {
     Ok(())
 }
 
-/// Measures every key: raw signing, the openssl peer, and one server run per connection count.
+/// Measures every key: raw signing, the openssl peer, and one server run per connection count
+/// and node count.
 fn measure_all(
     settings: &Settings,
     machine: &report::Machine,
@@ -326,6 +388,9 @@ fn measure_all(
     work: &std::path::Path,
     request: &[u8],
 ) -> Result<Vec<report::KeyResult>> {
+    if let Some(url) = &settings.database_url {
+        postgres::check(url)?;
+    }
     let mut results = Vec::new();
     for kind in kinds {
         let key_dir = work.join(kind.name());
@@ -337,14 +402,18 @@ fn measure_all(
         let key = keys::KeySet::create(kind, &key_dir, settings)?;
 
         eprintln!(
-            "tsa-bench: [{}] raw ring signing on {} threads for {:.1} s",
+            "tsa-bench: [{}] raw {} signing on {} threads for {:.1} s",
             kind.name(),
+            if key.is_pkcs11() { "PKCS#11" } else { "ring" },
             machine.cores,
             settings.raw.as_secs_f64()
         );
-        let raw = raw::signing_rate(&key.key_file, machine.cores, settings.raw)?;
+        let raw = raw::signing_rate(&key, machine.cores, settings.raw)?;
 
         let openssl = match settings.openssl {
+            // openssl ts -reply reads -inkey from a file; a PKCS#11 key needs an engine or a
+            // provider, which is not the CLI peer this row stands for.
+            Some(_) if key.is_pkcs11() => None,
             Some(time) => {
                 eprintln!(
                     "tsa-bench: [{}] openssl ts -reply, {} in parallel, for {:.1} s",
@@ -368,20 +437,32 @@ fn measure_all(
 
         let mut runs = Vec::new();
         for (i, &connections) in settings.connections.iter().enumerate() {
-            let run_dir = key_dir.join(format!("run-{i}-c{connections}"));
-            eprintln!(
-                "tsa-bench: [{}] server with {connections} connections: warm-up {:.1} s, window {:.1} s",
-                kind.name(),
-                settings.warmup.as_secs_f64(),
-                settings.duration.as_secs_f64()
-            );
-            runs.push(server::measure(
-                settings,
-                &key,
-                &run_dir,
-                connections,
-                request,
-            )?);
+            for &nodes in &settings.nodes {
+                let run_dir = if settings.nodes == [1] {
+                    key_dir.join(format!("run-{i}-c{connections}"))
+                } else {
+                    key_dir.join(format!("run-{i}-c{connections}-n{nodes}"))
+                };
+                eprintln!(
+                    "tsa-bench: [{}] {} with {connections} connections: warm-up {:.1} s, window {:.1} s",
+                    kind.name(),
+                    if nodes == 1 {
+                        "server".to_owned()
+                    } else {
+                        format!("{nodes} nodes")
+                    },
+                    settings.warmup.as_secs_f64(),
+                    settings.duration.as_secs_f64()
+                );
+                runs.push(server::measure(
+                    settings,
+                    &key,
+                    &run_dir,
+                    connections,
+                    nodes,
+                    request,
+                )?);
+            }
         }
         results.push(report::KeyResult {
             kind,

@@ -37,6 +37,9 @@ pub fn openssl_reply_rate(
     time: Duration,
 ) -> Result<PeerRate> {
     let jobs = settings.openssl_jobs;
+    let key_file = key
+        .key_file()
+        .context("openssl ts -reply needs a key file; this key is in a PKCS#11 token")?;
     let mut workers = Vec::new();
     for j in 0..jobs {
         // One directory per process: each has its own serial file and reply file.
@@ -66,7 +69,7 @@ pub fn openssl_reply_rate(
             .arg("-signer")
             .arg(&key.cert_file)
             .arg("-inkey")
-            .arg(&key.key_file)
+            .arg(key_file)
             .arg("-out")
             .arg(dir.join("reply.tsr"))
             .stdin(Stdio::null())

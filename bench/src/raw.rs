@@ -1,6 +1,10 @@
-//! The ceiling: how fast ring signs with the same key, in this process, on every core.
+//! The ceiling: how fast the same key signs, in-process, on every core. A key file signs with
+//! ring; a key in a SoftHSM2 token signs through `pki::signer::pkcs11::Pkcs11Signer`, in a
+//! child process of this binary, because SoftHSM2 reads SOFTHSM2_CONF from the environment
+//! when it initialises (and this process may not set its own environment: no `unsafe`).
 
-use anyhow::{Context, Result};
+use crate::keys::{KeySet, PrivateKey};
+use anyhow::{Context, Result, bail};
 use pki::signer::{RingSigner, RsaPadding, Signer};
 use std::path::Path;
 use std::sync::Arc;
@@ -26,14 +30,79 @@ impl RawRate {
     }
 }
 
-/// Loads `key_file` as the server does and signs in a loop on `threads` threads.
-pub fn signing_rate(key_file: &Path, threads: usize, time: Duration) -> Result<RawRate> {
-    let bytes =
-        std::fs::read(key_file).with_context(|| format!("cannot read {}", key_file.display()))?;
-    let signer = Arc::new(
-        RingSigner::from_pkcs8_file_bytes(&bytes, RsaPadding::Pkcs1)
-            .with_context(|| format!("cannot load {}", key_file.display()))?,
+/// Signs with `key` as the server would, in a loop on `threads` threads (for a PKCS#11 key: on
+/// one thread per core of the child process).
+pub fn signing_rate(key: &KeySet, threads: usize, time: Duration) -> Result<RawRate> {
+    match &key.private {
+        PrivateKey::File(key_file) => {
+            let bytes = std::fs::read(key_file)
+                .with_context(|| format!("cannot read {}", key_file.display()))?;
+            let signer = RingSigner::from_pkcs8_file_bytes(&bytes, RsaPadding::Pkcs1)
+                .with_context(|| format!("cannot load {}", key_file.display()))?;
+            rate_of(Arc::new(signer), threads, time)
+        }
+        PrivateKey::Pkcs11(hsm) => {
+            let exe = std::env::current_exe().context("cannot find this program's path")?;
+            let out = std::process::Command::new(&exe)
+                .arg("--pkcs11-raw-worker")
+                .arg(&key.dir)
+                .arg("--raw-secs")
+                .arg(time.as_secs_f64().to_string())
+                .env("SOFTHSM2_CONF", &hsm.conf)
+                .output()
+                .with_context(|| format!("cannot run {}", exe.display()))?;
+            if !out.status.success() {
+                bail!(
+                    "raw PKCS#11 signing failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+            let text = String::from_utf8_lossy(&out.stdout);
+            parse_worker_line(text.trim())
+                .with_context(|| format!("unexpected output of the PKCS#11 worker: {text:?}"))
+        }
+    }
+}
+
+/// The child process behind [`signing_rate`] for a PKCS#11 key: opens the key in `dir`, signs
+/// on one thread per core for `secs`, prints one line for the parent.
+pub fn pkcs11_worker(dir: &Path, secs: f64) -> Result<()> {
+    if !(secs.is_finite() && secs > 0.0 && secs <= 3600.0) {
+        bail!("--raw-secs must be between 0 and 3600 seconds, not {secs}");
+    }
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let signer = crate::softhsm::open_signer(dir)?;
+    let rate = rate_of(Arc::new(signer), threads, Duration::from_secs_f64(secs))?;
+    println!(
+        "{} {} {} {}",
+        rate.signatures,
+        rate.elapsed.as_nanos(),
+        rate.threads,
+        rate.other_cpu.map_or_else(|| "-".into(), |c| c.to_string())
     );
+    Ok(())
+}
+
+/// Reads the worker's line: signatures, elapsed nanoseconds, threads, other CPU (or `-`).
+fn parse_worker_line(line: &str) -> Option<RawRate> {
+    let mut f = line.split_whitespace();
+    let signatures = f.next()?.parse().ok()?;
+    let elapsed = Duration::from_nanos(f.next()?.parse().ok()?);
+    let threads = f.next()?.parse().ok()?;
+    let other_cpu = match f.next()? {
+        "-" => None,
+        c => Some(c.parse().ok()?),
+    };
+    Some(RawRate {
+        signatures,
+        elapsed,
+        threads,
+        other_cpu,
+    })
+}
+
+/// Signs a ~200-byte message in a loop on `threads` threads for `time`.
+fn rate_of(signer: Arc<dyn Signer>, threads: usize, time: Duration) -> Result<RawRate> {
     // About the size of a timestamp token's signed attributes (contentType, signingTime-free
     // messageDigest, signingCertificateV2), which is what the server signs.
     let message: Vec<u8> = (0..200u8).collect();
@@ -78,4 +147,20 @@ pub fn signing_rate(key_file: &Path, threads: usize, time: Duration) -> Result<R
         threads: threads.max(1),
         other_cpu,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The parent reads back exactly what the PKCS#11 worker printed.
+    #[test]
+    fn worker_line_round_trips() {
+        let r = parse_worker_line("1234 2000000000 2 0.05").expect("parses");
+        assert_eq!((r.signatures, r.threads), (1234, 2));
+        assert_eq!(r.elapsed, Duration::from_secs(2));
+        assert_eq!(r.other_cpu, Some(0.05));
+        assert!(parse_worker_line("1 2 3 -").is_some_and(|r| r.other_cpu.is_none()));
+        assert!(parse_worker_line("garbage").is_none());
+    }
 }

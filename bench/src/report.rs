@@ -4,7 +4,7 @@ use crate::Settings;
 use crate::keys::KeyKind;
 use crate::peer::PeerRate;
 use crate::raw::RawRate;
-use crate::server::RunResult;
+use crate::server::{Backend, RunResult};
 
 /// ECDSA P-256 target: tokens per second, every token durably archived.
 const P256_TARGET_TPS: f64 = 25_000.0;
@@ -48,7 +48,7 @@ pub struct KeyResult {
     pub raw: RawRate,
     /// The peer, if it ran.
     pub openssl: Option<PeerRate>,
-    /// One server run per connection count.
+    /// One server run per connection count and node count.
     pub runs: Vec<RunResult>,
 }
 
@@ -58,6 +58,16 @@ fn ms(v: Option<f64>) -> String {
 
 fn opt(v: Option<u64>) -> String {
     v.map_or_else(|| "n/a".into(), |v| v.to_string())
+}
+
+fn cpu(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".into(), |c| format!("{c:.2}"))
+}
+
+/// Whether rows name their backend and node count (a PostgreSQL or multi-node run); plain runs
+/// keep the columns they always had.
+fn wide(s: &Settings) -> bool {
+    s.database_url.is_some() || s.nodes != [1]
 }
 
 fn now_utc() -> String {
@@ -92,12 +102,16 @@ pub fn print(machine: &Machine, s: &Settings, results: &[KeyResult]) {
         s.max_requests,
         s.client_threads
     );
-    match &s.archive_dir {
-        Some(d) => println!(
+    match (&s.database_url, &s.archive_dir) {
+        (Some(url), _) => println!(
+            "archive: PostgreSQL, a fresh database per run on {} (dropped after), shared by the run's nodes; every reply waits for its commit",
+            crate::postgres::redacted(url)
+        ),
+        (None, Some(d)) => println!(
             "archive: SQLite under {} (--archive-dir; NOT the data directory: fsync there may be free)",
             d.display()
         ),
-        None => println!(
+        (None, None) => println!(
             "archive: SQLite in the server's data directory, synchronous=FULL, grouped commits; every reply waits for its commit"
         ),
     }
@@ -115,10 +129,34 @@ pub fn print(machine: &Machine, s: &Settings, results: &[KeyResult]) {
     }
     println!();
 
-    println!("1. Server (tsa serve)");
+    let kw = results
+        .iter()
+        .map(|r| r.kind.name().len())
+        .max()
+        .unwrap_or(0)
+        .max(11);
+    let wide = wide(s);
+    let head = |key: &str, run: Option<&RunResult>| -> String {
+        let key = format!("{key:<kw$}");
+        match (wide, run) {
+            (false, _) => key,
+            (true, Some(r)) => format!("{key} {:<8} {:>5}", r.backend.name(), r.nodes),
+            (true, None) => format!("{key} {:<8} {:>5}", "backend", "nodes"),
+        }
+    };
+    let hsm = results.iter().any(|r| r.kind.is_pkcs11());
+
     println!(
-        "{:<11} {:>6} {:>10} {:>7} {:>7} {:>8} {:>7}  {:<44}",
-        "key",
+        "1. Server (tsa serve{})",
+        if s.nodes == [1] {
+            ""
+        } else {
+            "; with N nodes the connections go round-robin to N processes sharing the database"
+        }
+    );
+    println!(
+        "{} {:>6} {:>10} {:>7} {:>7} {:>8} {:>7}  {:<44}",
+        head("key", None),
         "conns",
         "tokens/s",
         "p50 ms",
@@ -137,9 +175,13 @@ pub fn print(machine: &Machine, s: &Settings, results: &[KeyResult]) {
                 Some(_) => "MISMATCH",
                 None => "unchecked",
             };
+            let counter = match run.backend {
+                Backend::Sqlite => "sqlite3",
+                Backend::Postgres => "psql",
+            };
             println!(
-                "{:<11} {:>6} {:>10.0} {:>7} {:>7} {:>8} {:>7}  {verdict}: granted {counted}, sqlite3 rows {}, metrics {}",
-                r.kind.name(),
+                "{} {:>6} {:>10.0} {:>7} {:>7} {:>8} {:>7}  {verdict}: granted {counted}, {counter} rows {}, metrics {}",
+                head(r.kind.name(), Some(run)),
                 l.connections,
                 l.tokens_per_sec(),
                 ms(l.percentile_ms(0.50)),
@@ -150,41 +192,45 @@ pub fn print(machine: &Machine, s: &Settings, results: &[KeyResult]) {
                 opt(run.metrics_tokens),
             );
             if let Some(e) = &l.first_error {
-                println!("{:<11} first error: {e}", "");
+                println!("{:<kw$} first error: {e}", "");
             }
         }
     }
     println!();
 
     println!("2. Ceiling: raw ring signing in-process (~200-byte message, one thread per core)");
+    if hsm {
+        println!(
+            "   softhsm-* keys: signed through pki::signer::Pkcs11Signer into the SoftHSM2 token instead (in a child process, which sets SOFTHSM2_CONF)"
+        );
+    }
     println!(
         "3. Peer: openssl ts -reply (includes process start-up per token, as a CLI peer does)"
     );
     println!(
-        "{:<11} {:>16} {:>26}",
+        "{:<kw$} {:>16} {:>26}",
         "key", "raw sign/s", "openssl ts -reply tok/s"
     );
     for r in results {
-        let peer = r.openssl.map_or_else(
-            || "n/a".into(),
-            |p| {
-                format!(
-                    "{:.0} ({} procs{})",
-                    p.per_sec(),
-                    p.jobs,
-                    if p.errors > 0 {
-                        format!(", {} errors", p.errors)
-                    } else {
-                        String::new()
-                    }
-                )
-            },
-        );
+        let peer = match r.openssl {
+            _ if r.kind.is_pkcs11() => "n/a (PKCS#11 key)".into(),
+            None => "n/a".into(),
+            Some(p) => format!(
+                "{:.0} ({} procs{})",
+                p.per_sec(),
+                p.jobs,
+                if p.errors > 0 {
+                    format!(", {} errors", p.errors)
+                } else {
+                    String::new()
+                }
+            ),
+        };
         let other = r.raw.other_cpu.map_or_else(String::new, |c| {
             format!("   (other processes used {c:.2} cores during raw signing)")
         });
         println!(
-            "{:<11} {:>16} {:>26}{other}",
+            "{:<kw$} {:>16} {:>26}{other}",
             r.kind.name(),
             format!("{:.0} ({} thr)", r.raw.per_sec(), r.raw.threads),
             peer
@@ -194,8 +240,11 @@ pub fn print(machine: &Machine, s: &Settings, results: &[KeyResult]) {
 
     println!("4. Ratios");
     println!(
-        "{:<11} {:>6} {:>12} {:>16}",
-        "key", "conns", "server/raw", "server/openssl"
+        "{} {:>6} {:>12} {:>16}",
+        head("key", None),
+        "conns",
+        "server/raw",
+        "server/openssl"
     );
     for r in results {
         for run in &r.runs {
@@ -204,8 +253,8 @@ pub fn print(machine: &Machine, s: &Settings, results: &[KeyResult]) {
                 .openssl
                 .map_or_else(|| "n/a".into(), |p| format!("{:.1}x", tps / p.per_sec()));
             println!(
-                "{:<11} {:>6} {:>12} {:>16}",
-                r.kind.name(),
+                "{} {:>6} {:>12} {:>16}",
+                head(r.kind.name(), Some(run)),
                 run.load.connections,
                 format!("{:.2}", tps / r.raw.per_sec()),
                 vs_peer
@@ -214,6 +263,8 @@ pub fn print(machine: &Machine, s: &Settings, results: &[KeyResult]) {
     }
     println!();
 
+    print_node_ratios(results, kw);
+
     println!("Targets from the issue (printed, not asserted)");
     for r in results {
         for run in &r.runs {
@@ -221,6 +272,16 @@ pub fn print(machine: &Machine, s: &Settings, results: &[KeyResult]) {
             let p99 = run.load.percentile_ms(0.99).unwrap_or(f64::INFINITY);
             let durable = s.archive_dir.is_none()
                 && run.archive_rows.or(run.metrics_tokens) == Some(run.granted_total());
+            let setup = if wide {
+                format!(
+                    " ({}, {} node{})",
+                    run.backend.name(),
+                    run.nodes,
+                    if run.nodes == 1 { "" } else { "s" }
+                )
+            } else {
+                String::new()
+            };
             match r.kind {
                 KeyKind::EcdsaP256 => {
                     let met = tps >= P256_TARGET_TPS
@@ -228,7 +289,7 @@ pub fn print(machine: &Machine, s: &Settings, results: &[KeyResult]) {
                         && durable
                         && run.load.errors == 0;
                     println!(
-                        "  ecdsa-p256 c={:<4} target >= {P256_TARGET_TPS:.0} tokens/s, every token durably archived, p99 < {P256_TARGET_P99_MS} ms: \
+                        "  ecdsa-p256 c={:<4}{setup} target >= {P256_TARGET_TPS:.0} tokens/s, every token durably archived, p99 < {P256_TARGET_P99_MS} ms: \
                          {tps:.0} tokens/s, p99 {p99:.2} ms, archive {} -> {}",
                         run.load.connections,
                         if durable {
@@ -242,7 +303,7 @@ pub fn print(machine: &Machine, s: &Settings, results: &[KeyResult]) {
                 KeyKind::Rsa2048 => {
                     let ratio = tps / r.raw.per_sec();
                     println!(
-                        "  rsa2048    c={:<4} target within 10% of raw signing (server/raw >= {RSA_TARGET_RATIO:.2}): {ratio:.2} -> {}",
+                        "  rsa2048    c={:<4}{setup} target within 10% of raw signing (server/raw >= {RSA_TARGET_RATIO:.2}): {ratio:.2} -> {}",
                         run.load.connections,
                         if ratio >= RSA_TARGET_RATIO {
                             "met"
@@ -258,14 +319,22 @@ pub fn print(machine: &Machine, s: &Settings, results: &[KeyResult]) {
     println!();
 
     println!("Server internals (GET /metrics after the run; CPU from /proc over warm-up + window)");
+    let db_col = |v: String| {
+        if wide {
+            format!(" {v:>8}")
+        } else {
+            String::new()
+        }
+    };
     println!(
-        "{:<11} {:>6} {:>8} {:>6} {:>22} {:>8} {:>8} {:>8}",
-        "key",
+        "{} {:>6} {:>8} {:>6} {:>22} {:>8}{} {:>8} {:>8}",
+        head("key", None),
         "conns",
         "commits",
         "batch",
         "commit ms mean/p99/max",
         "srv CPU",
+        db_col("db CPU".into()),
         "loadgen",
         "others"
     );
@@ -275,8 +344,8 @@ pub fn print(machine: &Machine, s: &Settings, results: &[KeyResult]) {
             let f1 = |v: Option<f64>| v.map_or_else(|| "-".into(), |v| format!("{v:.1}"));
             let f2 = |v: Option<f64>| v.map_or_else(|| "-".into(), |v| format!("{v:.2}"));
             println!(
-                "{:<11} {:>6} {:>8} {:>6} {:>22} {:>8} {:>8} {:>8}",
-                r.kind.name(),
+                "{} {:>6} {:>8} {:>6} {:>22} {:>8}{} {:>8} {:>8}",
+                head(r.kind.name(), Some(run)),
                 run.load.connections,
                 i.commits.map_or_else(|| "-".into(), |c| format!("{c:.0}")),
                 f1(i.mean_batch),
@@ -286,12 +355,10 @@ pub fn print(machine: &Machine, s: &Settings, results: &[KeyResult]) {
                     f2(i.commit_ms[0]),
                     f2(i.commit_ms[1])
                 ),
-                run.server_cpu
-                    .map_or_else(|| "-".into(), |c| format!("{c:.2}")),
-                run.client_cpu
-                    .map_or_else(|| "-".into(), |c| format!("{c:.2}")),
-                run.other_cpu
-                    .map_or_else(|| "-".into(), |c| format!("{c:.2}")),
+                cpu(run.server_cpu),
+                db_col(cpu(run.db_cpu)),
+                cpu(run.client_cpu),
+                cpu(run.other_cpu),
             );
         }
     }
@@ -299,4 +366,59 @@ pub fn print(machine: &Machine, s: &Settings, results: &[KeyResult]) {
         "  (batch: mean tokens per commit; commit p99/max from the server's rolling summary; CPU in cores of {};\n   others: every other process on the machine, e.g. concurrent builds)",
         machine.cores
     );
+    if wide {
+        println!(
+            "  (srv CPU: summed over the nodes; commits and batch over all nodes, commit p99/max the largest node's;\n   db CPU: the PostgreSQL backends connected to the run's database; its WAL writer and checkpointer count under others)"
+        );
+    }
+}
+
+/// Section 5, when a run measured more than one node count: N nodes ÷ 1 node at the same key,
+/// backend and connection count, both measured in this invocation (no figure from elsewhere).
+fn print_node_ratios(results: &[KeyResult], kw: usize) {
+    let mut rows = Vec::new();
+    for r in results {
+        for one in r.runs.iter().filter(|run| run.nodes == 1) {
+            for more in r.runs.iter().filter(|run| {
+                run.nodes > 1
+                    && run.backend == one.backend
+                    && run.load.connections == one.load.connections
+            }) {
+                rows.push((r.kind.name(), one, more));
+            }
+        }
+    }
+    if rows.is_empty() {
+        return;
+    }
+    println!("5. Nodes: N nodes ÷ 1 node (same key, backend and connections, both in this run)");
+    println!(
+        "{:<kw$} {:<8} {:>6} {:>5} {:>10} {:>10} {:>7} {:>13} {:>13}",
+        "key",
+        "backend",
+        "conns",
+        "N",
+        "1: tok/s",
+        "N: tok/s",
+        "N ÷ 1",
+        "srv CPU 1/N",
+        "db CPU 1/N"
+    );
+    for (key, one, more) in rows {
+        let (a, b) = (one.load.tokens_per_sec(), more.load.tokens_per_sec());
+        println!(
+            "{key:<kw$} {:<8} {:>6} {:>5} {a:>10.0} {b:>10.0} {:>7} {:>13} {:>13}",
+            one.backend.name(),
+            one.load.connections,
+            more.nodes,
+            if a > 0.0 {
+                format!("{:.2}", b / a)
+            } else {
+                "-".into()
+            },
+            format!("{}/{}", cpu(one.server_cpu), cpu(more.server_cpu)),
+            format!("{}/{}", cpu(one.db_cpu), cpu(more.db_cpu)),
+        );
+    }
+    println!();
 }

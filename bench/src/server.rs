@@ -1,9 +1,11 @@
-//! The server under test: the release `tsa` binary on a free loopback port, in a fresh data
-//! directory, stopped after each run. Also reads its archive and metrics afterwards.
+//! The server under test: the release `tsa` binary on free loopback ports, in a fresh data
+//! directory, stopped after each run; one process, or N nodes sharing the data directory and
+//! one PostgreSQL database. Also reads the archive and the nodes' metrics afterwards.
 
 use crate::Settings;
-use crate::keys::{DEV_FILES, KeySet, POLICY};
+use crate::keys::{DEV_FILES, KeySet, POLICY, PrivateKey};
 use crate::load::{self, LoadPlan, LoadResult};
+use crate::postgres::{self, Database};
 use anyhow::{Context, Result, bail};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -15,19 +17,63 @@ use std::time::{Duration, Instant};
 /// How long the server may take to answer `GET /healthz` with 200 after start.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Which archive backend a run used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file in the data directory (or under --archive-dir).
+    Sqlite,
+    /// A fresh PostgreSQL database on the --database-url server.
+    Postgres,
+}
+
+impl Backend {
+    /// The name printed in the table.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// Where a run's archive is.
+#[derive(Debug, Clone, Copy)]
+pub enum Archive<'a> {
+    /// A SQLite file.
+    Sqlite(&'a Path),
+    /// A PostgreSQL database of this run.
+    Postgres(&'a Database),
+}
+
+impl Archive<'_> {
+    fn url(&self) -> String {
+        match self {
+            Archive::Sqlite(path) => format!("sqlite://{}", path.display()),
+            Archive::Postgres(db) => db.url.clone(),
+        }
+    }
+}
+
 /// One server run: the load it took, and what its archive and metrics say afterwards.
 #[derive(Debug, Clone)]
 pub struct RunResult {
     /// What the load generator saw.
     pub load: LoadResult,
-    /// Tokens in the archive, counted with the sqlite3 CLI (if installed).
+    /// `tsa serve` processes that took the load.
+    pub nodes: usize,
+    /// The archive they shared.
+    pub backend: Backend,
+    /// Tokens in the archive, counted with the sqlite3 CLI (if installed) or psql.
     pub archive_rows: Option<u64>,
-    /// `tsa_archive_tokens_total` from `GET /metrics`.
+    /// `tsa_archive_tokens_total` from `GET /metrics`, summed over the nodes.
     pub metrics_tokens: Option<u64>,
     /// Server-side figures from `GET /metrics`.
     pub internals: Internals,
-    /// CPU the server used during the load run, in cores (utime + stime over wall time).
+    /// CPU the nodes used during the load run, in cores (utime + stime over wall time, summed).
     pub server_cpu: Option<f64>,
+    /// CPU the PostgreSQL backends serving the run's database used meanwhile, in cores (not its
+    /// WAL writer or checkpointer, which count under `other_cpu`).
+    pub db_cpu: Option<f64>,
     /// CPU this process (the load generator) used during the load run, in cores.
     pub client_cpu: Option<f64>,
     /// CPU every other process on the machine used meanwhile (other builds, daemons), in cores:
@@ -42,7 +88,7 @@ impl RunResult {
     }
 }
 
-/// Group-commit figures the server exports.
+/// Group-commit figures the server exports (over all nodes).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Internals {
     /// Archive transactions committed.
@@ -51,12 +97,12 @@ pub struct Internals {
     pub mean_batch: Option<f64>,
     /// Mean commit time, in milliseconds.
     pub mean_commit_ms: Option<f64>,
-    /// Commit time quantiles 0.99 and 1 (the exporter's rolling summary), in milliseconds.
+    /// Commit time quantiles 0.99 and 1 (the exporter's rolling summary; with several nodes the
+    /// largest node's), in milliseconds.
     pub commit_ms: [Option<f64>; 2],
 }
 
-/// A running `tsa serve`; stopped (SIGINT, then SIGKILL) when dropped.
-/// A running release `tsa serve` (stopped on drop).
+/// A running release `tsa serve`; stopped (SIGINT, then SIGKILL) when dropped.
 pub struct Server {
     child: Child,
     /// Where it listens.
@@ -64,13 +110,14 @@ pub struct Server {
     log: PathBuf,
 }
 
-/// Starts a server with `key` in `run_dir`, drives it with `connections` connections, checks
-/// the archive, stops it.
+/// Starts `nodes` servers with `key` in `run_dir` (a fresh PostgreSQL database for them with
+/// --database-url), drives them with `connections` connections, checks the archive, stops them.
 pub fn measure(
     settings: &Settings,
     key: &KeySet,
     run_dir: &Path,
     connections: usize,
+    nodes: usize,
     request: &[u8],
 ) -> Result<RunResult> {
     std::fs::DirBuilder::new()
@@ -92,48 +139,124 @@ pub fn measure(
         || run_dir.join("archive.db"),
         |d| d.path().join("archive.db"),
     );
+    // Declared before the servers, so dropped (DROP DATABASE ... WITH (FORCE)) after they are
+    // stopped, on every path out of here.
+    let database = match &settings.database_url {
+        Some(url) => Some(Database::create(url)?),
+        None => None,
+    };
+    let (archive, backend) = match &database {
+        Some(db) => (Archive::Postgres(db), Backend::Postgres),
+        None => (Archive::Sqlite(&archive_path), Backend::Sqlite),
+    };
 
-    let mut server = Server::start(settings, key, run_dir, &archive_path)?;
+    // One after another: the first creates the schema, the others find it.
+    let mut servers = Vec::with_capacity(nodes);
+    for n in 0..nodes {
+        let log = if nodes == 1 {
+            "server.log".to_owned()
+        } else {
+            format!("server-{n}.log")
+        };
+        servers.push(Server::start_node(settings, key, run_dir, archive, &log)?);
+    }
     let plan = LoadPlan {
-        addr: server.addr,
+        addrs: servers.iter().map(|s| s.addr).collect(),
         connections,
         warmup: settings.warmup,
         duration: settings.duration,
         max_requests: settings.max_requests,
         threads: settings.client_threads,
     };
+    let servers_ticks = |servers: &[Server]| -> Option<u64> {
+        servers
+            .iter()
+            .map(|s| cpu_ticks(&format!("/proc/{}/stat", s.child.id())))
+            .sum()
+    };
+    let backend_ticks = || database.as_ref().and_then(Database::backend_ticks);
     let cpu_before = (
-        cpu_ticks(&format!("/proc/{}/stat", server.child.id())),
+        servers_ticks(&servers),
         cpu_ticks("/proc/self/stat"),
         machine_busy_ticks(),
+        backend_ticks(),
     );
     let wall = Instant::now();
     let load = load::run(&plan, request)?;
     let wall = wall.elapsed().as_secs_f64();
     let cpu_after = (
-        cpu_ticks(&format!("/proc/{}/stat", server.child.id())),
+        servers_ticks(&servers),
         cpu_ticks("/proc/self/stat"),
         machine_busy_ticks(),
+        backend_ticks(),
     );
-    let cores =
-        |a: Option<u64>, b: Option<u64>| Some((b? - a?) as f64 / CLOCK_TICKS_PER_SEC / wall);
+    let cores = |ticks: u64| ticks as f64 / CLOCK_TICKS_PER_SEC / wall;
+    let server_ticks = cpu_after.0.zip(cpu_before.0).map(|(a, b)| a - b);
+    let client_ticks = cpu_after.1.zip(cpu_before.1).map(|(a, b)| a - b);
+    let db_ticks = match (&cpu_before.3, &cpu_after.3) {
+        (Some(before), Some(after)) => Some(postgres::ticks_between(before, after)),
+        _ => None,
+    };
 
     // Every granted reply left only after its token was committed, so the archive must hold
-    // them all now, while the server is still running.
-    let archive_rows = count_rows(&archive_path);
-    let metrics = http_get(server.addr, "/metrics")
-        .ok()
-        .filter(|(s, _)| *s == 200)
-        .map(|(_, body)| body);
-    let metric = |name: &str| metrics.as_deref().and_then(|m| metric_value(m, name));
-    let quantile_ms =
-        |name: &str, q: &str| metric(&format!("{name}{{quantile=\"{q}\"}}")).map(|s| s * 1000.0);
+    // them all now, while the servers are still running.
+    let archive_rows = match archive {
+        Archive::Sqlite(path) => count_rows(path),
+        Archive::Postgres(db) => db.count_rows(),
+    };
+    let metrics: Vec<Option<String>> = servers
+        .iter()
+        .map(|s| {
+            http_get(s.addr, "/metrics")
+                .ok()
+                .filter(|(status, _)| *status == 200)
+                .map(|(_, body)| body)
+        })
+        .collect();
+    let (metrics_tokens, internals) = read_metrics(&metrics);
+    for s in &mut servers {
+        s.stop();
+    }
+    drop(servers);
+    drop(database);
+    Ok(RunResult {
+        load,
+        nodes,
+        backend,
+        archive_rows,
+        metrics_tokens,
+        internals,
+        server_cpu: server_ticks.map(cores),
+        db_cpu: db_ticks.map(cores),
+        client_cpu: client_ticks.map(cores),
+        other_cpu: (|| {
+            let busy = cpu_after.2? - cpu_before.2?;
+            let ours = server_ticks? + client_ticks? + db_ticks.unwrap_or(0);
+            Some(cores(busy.saturating_sub(ours)))
+        })(),
+    })
+}
+
+/// `tsa_archive_tokens_total` summed over the nodes (unknown if one node's is), and the
+/// group-commit figures over all of them.
+fn read_metrics(per_node: &[Option<String>]) -> (Option<u64>, Internals) {
+    let value = |m: &Option<String>, name: &str| m.as_deref().and_then(|m| metric_value(m, name));
+    let sum = |name: &str| -> Option<f64> { per_node.iter().map(|m| value(m, name)).sum() };
     // Prometheus renders counters as floats; token counts are far below 2^53, so exact.
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let metrics_tokens = metric("tsa_archive_tokens_total").map(|v| v as u64);
-    let batch_sum = metric("tsa_archive_batch_size_sum");
-    let commits = metric("tsa_archive_batch_size_count");
-    let commit_sum = metric("tsa_archive_commit_seconds_sum");
+    let tokens = sum("tsa_archive_tokens_total").map(|v| v as u64);
+    let batch_sum = sum("tsa_archive_batch_size_sum");
+    let commits = sum("tsa_archive_batch_size_count");
+    let commit_sum = sum("tsa_archive_commit_seconds_sum");
+    // Quantiles of separate summaries do not add up: the largest node's is shown.
+    let quantile_ms = |q: &str| {
+        let name = format!("tsa_archive_commit_seconds{{quantile=\"{q}\"}}");
+        per_node
+            .iter()
+            .filter_map(|m| value(m, &name))
+            .reduce(f64::max)
+            .map(|s| s * 1000.0)
+    };
     let internals = Internals {
         commits,
         mean_batch: batch_sum
@@ -144,22 +267,9 @@ pub fn measure(
             .zip(commits)
             .filter(|(_, c)| *c > 0.0)
             .map(|(s, c)| s * 1000.0 / c),
-        commit_ms: ["0.99", "1"].map(|q| quantile_ms("tsa_archive_commit_seconds", q)),
+        commit_ms: ["0.99", "1"].map(quantile_ms),
     };
-    server.stop();
-    Ok(RunResult {
-        load,
-        archive_rows,
-        metrics_tokens,
-        internals,
-        server_cpu: cores(cpu_before.0, cpu_after.0),
-        client_cpu: cores(cpu_before.1, cpu_after.1),
-        other_cpu: (|| {
-            let busy = cpu_after.2? - cpu_before.2?;
-            let ours = (cpu_after.0? - cpu_before.0?) + (cpu_after.1? - cpu_before.1?);
-            Some(busy.saturating_sub(ours) as f64 / CLOCK_TICKS_PER_SEC / wall)
-        })(),
-    })
+    (tokens, internals)
 }
 
 impl Server {
@@ -170,57 +280,51 @@ impl Server {
         run_dir: &Path,
         archive: &Path,
     ) -> Result<Server> {
+        Server::start_node(
+            settings,
+            key,
+            run_dir,
+            Archive::Sqlite(archive),
+            "server.log",
+        )
+    }
+
+    /// Starts one node with `key` in `run_dir` (shared by every node of a run), on `archive`,
+    /// logging to `run_dir/log_name`.
+    pub fn start_node(
+        settings: &Settings,
+        key: &KeySet,
+        run_dir: &Path,
+        archive: Archive<'_>,
+        log_name: &str,
+    ) -> Result<Server> {
         let addr = free_loopback_port()?;
-        let database_url = format!("sqlite://{}", archive.display());
+        let database_url = archive.url();
         let mut cmd = Command::new(&settings.tsa_bin);
         cmd.arg("serve");
         let tuned = settings.serial_block.is_some() || settings.max_batch.is_some();
+        let postgres = matches!(archive, Archive::Postgres(_));
         if key.dev {
             // The development PKI, as `tsa serve --data-dir` finds it on a second start.
             for f in DEV_FILES {
-                std::fs::copy(key.dir.join(f), run_dir.join(f))
-                    .with_context(|| format!("cannot copy {f}"))?;
+                let to = run_dir.join(f);
+                if !to.exists() {
+                    std::fs::copy(key.dir.join(f), &to)
+                        .with_context(|| format!("cannot copy {f}"))?;
+                }
             }
         }
-        if key.dev && !tuned {
-            cmd.arg("--data-dir")
-                .arg(run_dir)
-                .arg("--listen")
-                .arg(addr.to_string());
+        if key.dev && !tuned && !postgres {
+            cmd.arg("--data-dir").arg(run_dir);
             if settings.archive_dir.is_some() {
                 cmd.arg("--database-url").arg(&database_url);
             }
         } else {
-            let q = |p: &Path| toml_string(&p.display().to_string());
-            let mut config = format!(
-                "listen = {listen}\ndata_dir = {data}\ndatabase_url = {db}\nallow_unsynced_clock = true\n",
-                listen = toml_string(&addr.to_string()),
-                data = q(run_dir),
-                db = toml_string(&database_url),
-            );
-            if !key.dev {
-                config += &format!(
-                    "\n[key]\nfile = {key}\ncertificate = {cert}\nchain = {chain}\nrsa_padding = \"pkcs1\"\n\n\
-                     [policy]\ndefault = \"{POLICY}\"\n",
-                    key = q(&key.key_file),
-                    cert = q(&key.cert_file),
-                    chain = q(&key.chain_file),
-                );
-            }
-            if tuned {
-                config += "\n[archive]\n";
-                if let Some(n) = settings.serial_block {
-                    config += &format!("serial_block = {n}\n");
-                }
-                if let Some(n) = settings.max_batch {
-                    config += &format!("max_batch = {n}\n");
-                }
-            }
-            let file = run_dir.join("tsa.toml");
-            std::fs::write(&file, config).context("cannot write the server configuration")?;
+            let file = write_config(settings, key, run_dir, &database_url, postgres)?;
             cmd.arg("--config").arg(file);
         }
-        let log = run_dir.join("server.log");
+        cmd.arg("--listen").arg(addr.to_string());
+        let log = run_dir.join(log_name);
         let log_file = std::fs::File::create(&log).context("cannot create the server log")?;
         let log_err = log_file
             .try_clone()
@@ -236,6 +340,9 @@ impl Server {
         }
         if let Some(n) = settings.server_workers {
             cmd.env("TOKIO_WORKER_THREADS", n.to_string());
+        }
+        if let PrivateKey::Pkcs11(hsm) = &key.private {
+            cmd.env("SOFTHSM2_CONF", &hsm.conf);
         }
         cmd.env("RUST_LOG", "info,sqlx=warn")
             .stdin(Stdio::null())
@@ -283,7 +390,6 @@ impl Server {
     }
 
     /// SIGINT (graceful shutdown: the archive closes cleanly), then SIGKILL after 10 s.
-    /// Stops it (SIGINT, then a bounded wait).
     pub fn stop(&mut self) {
         if matches!(self.child.try_wait(), Ok(Some(_))) {
             return;
@@ -312,6 +418,70 @@ impl Drop for Server {
             let _ = self.child.wait();
         }
     }
+}
+
+/// Writes `run_dir/tsa.toml` (the same for every node of a run: each gets its own `--listen`)
+/// and returns its path.
+fn write_config(
+    settings: &Settings,
+    key: &KeySet,
+    run_dir: &Path,
+    database_url: &str,
+    postgres: bool,
+) -> Result<PathBuf> {
+    let q = |p: &Path| toml_string(&p.display().to_string());
+    let mut config = format!(
+        "data_dir = {data}\ndatabase_url = {db}\nallow_unsynced_clock = true\n",
+        data = q(run_dir),
+        db = toml_string(database_url),
+    );
+    match &key.private {
+        PrivateKey::File(_) if key.dev => {}
+        PrivateKey::File(key_file) => {
+            config += &format!(
+                "\n[key]\nfile = {key}\ncertificate = {cert}\nchain = {chain}\nrsa_padding = \"pkcs1\"\n",
+                key = q(key_file),
+                cert = q(&key.cert_file),
+                chain = q(&key.chain_file),
+            );
+        }
+        PrivateKey::Pkcs11(hsm) => {
+            // What `tsa init --pkcs11-module` prints for the key it made.
+            config += &format!(
+                "\n[key]\ncertificate = {cert}\nchain = {chain}\n\n\
+                 [key.pkcs11]\nmodule = {module}\ntoken = {token}\nkey = {label}\npin_file = {pin}\n",
+                cert = q(&key.cert_file),
+                chain = q(&key.chain_file),
+                module = q(&hsm.module),
+                token = toml_string(&hsm.token),
+                label = toml_string(&hsm.label),
+                pin = q(&hsm.pin_file),
+            );
+        }
+    }
+    if !key.dev {
+        config += &format!("\n[policy]\ndefault = \"{POLICY}\"\n");
+    }
+    if postgres {
+        // A configuration file on a shared database must name the enrolment key every node
+        // reads (tsa/src/config.rs refuses it otherwise); the first node to start creates it.
+        config += &format!(
+            "\n[ca]\nenrolment_key = {}\n",
+            q(&run_dir.join("enrolment.key"))
+        );
+    }
+    if settings.serial_block.is_some() || settings.max_batch.is_some() {
+        config += "\n[archive]\n";
+        if let Some(n) = settings.serial_block {
+            config += &format!("serial_block = {n}\n");
+        }
+        if let Some(n) = settings.max_batch {
+            config += &format!("max_batch = {n}\n");
+        }
+    }
+    let file = run_dir.join("tsa.toml");
+    std::fs::write(&file, config).context("cannot write the server configuration")?;
+    Ok(file)
 }
 
 /// A TOML basic string.

@@ -55,6 +55,11 @@ pub const MAX_ITERATIONS: u32 = 10_000_000;
 pub const MAX_BAG_DEPTH: usize = 4;
 
 const PKCS12: &str = "PKCS#12 file";
+
+/// Decrypted key material (PKCS#8 DER).
+type Secret = Zeroizing<Vec<u8>>;
+/// Certificates, DER.
+type Ders = Vec<Vec<u8>>;
 const ENCRYPTED_KEY: &str = "encrypted private key";
 
 /// id-data (RFC 5652 §4), DER with tag and length.
@@ -168,7 +173,7 @@ pub fn load_decryption_key(
 fn private_key(
     bytes: &[u8],
     password: &mut dyn FnMut() -> std::io::Result<Zeroizing<String>>,
-) -> Result<(Zeroizing<Vec<u8>>, Option<Vec<Vec<u8>>>)> {
+) -> Result<(Secret, Option<Ders>)> {
     if is_pkcs12(bytes) {
         let password = password().map_err(Error::Password)?;
         let (key, certs) = read_pkcs12(bytes, &password)?;
@@ -264,7 +269,7 @@ struct Contents {
 }
 
 /// The one private key of a PKCS#12 file and its certificates.
-fn read_pkcs12(bytes: &[u8], password: &str) -> Result<(Zeroizing<Vec<u8>>, Vec<Vec<u8>>)> {
+fn read_pkcs12(bytes: &[u8], password: &str) -> Result<(Secret, Ders)> {
     // A definite-length file that ends early is named as such; BER (indefinite lengths) is
     // checked by the normaliser.
     if let Err(e @ Error::Invalid { .. }) = RawTlv::parse(bytes, PKCS12) {
@@ -546,7 +551,7 @@ fn decrypt_private_key(
 fn split_certificates(
     public_key: &[u8],
     mut certs: Vec<Vec<u8>>,
-) -> Result<(Option<Vec<u8>>, Vec<Vec<u8>>)> {
+) -> Result<(Option<Vec<u8>>, Ders)> {
     if certs.is_empty() {
         return Ok((None, Vec::new()));
     }
