@@ -328,6 +328,13 @@ fn run() -> Result<()> {
         .iter()
         .map(|n| keys::KeyKind::from_name(n))
         .collect::<Result<Vec<_>>>()?;
+    // Before any work: a missing tool is a one-line error, not a kept directory.
+    if let Some(url) = &settings.database_url {
+        postgres::check(url)?;
+    }
+    if kinds.iter().any(|k| k.is_pkcs11()) {
+        softhsm::check_installed()?;
+    }
     let machine = report::Machine::detect();
     eprintln!(
         "tsa-bench: {} ({} cores), tsa = {}",
@@ -388,9 +395,6 @@ fn measure_all(
     work: &std::path::Path,
     request: &[u8],
 ) -> Result<Vec<report::KeyResult>> {
-    if let Some(url) = &settings.database_url {
-        postgres::check(url)?;
-    }
     let mut results = Vec::new();
     for kind in kinds {
         let key_dir = work.join(kind.name());
