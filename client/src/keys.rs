@@ -23,6 +23,59 @@ pub fn load_certs(path: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
         .with_context(|| format!("no usable certificate in {}", path.display()))
 }
 
+/// The password of the key file `key`, asked for only when the loader needs one: the first line
+/// of `pass_file`, or a prompt on the terminal.
+pub fn password_source(
+    key: &Path,
+    pass_file: Option<&PathBuf>,
+) -> impl FnMut() -> std::io::Result<zeroize::Zeroizing<String>> + use<> {
+    let key_path = key.to_owned();
+    let pass_file = pass_file.cloned();
+    move || match &pass_file {
+        Some(p) => {
+            let text = zeroize::Zeroizing::new(std::fs::read_to_string(p)?);
+            Ok(zeroize::Zeroizing::new(
+                text.lines().next().unwrap_or("").to_owned(),
+            ))
+        }
+        None => rpassword::prompt_password(format!("password for {}: ", key_path.display()))
+            .map(zeroize::Zeroizing::new),
+    }
+}
+
+/// A loaded decryption identity.
+pub struct Decryption {
+    /// The key.
+    pub key: pki::envelope::SoftwareDecrypter,
+    /// Its certificate, when known (--cert, or the PKCS#12 file's).
+    pub cert: Option<Vec<u8>>,
+}
+
+/// Loads a decryption key (the same files as a signing key) and its certificate.
+pub fn load_decryption(
+    key: &Path,
+    cert: Option<&Path>,
+    pass_file: Option<&PathBuf>,
+) -> anyhow::Result<Decryption> {
+    let key_bytes = std::fs::read(key).with_context(|| format!("cannot read {}", key.display()))?;
+    let mut password = password_source(key, pass_file);
+    let loaded = pki::keyfile::load_decryption_key(&key_bytes, &mut password)
+        .with_context(|| format!("cannot load the key {}", key.display()))?;
+    let cert = match cert {
+        Some(path) => Some(
+            load_certs(path)?
+                .into_iter()
+                .next()
+                .ok_or_else(|| anyhow!("no certificate in {}", path.display()))?,
+        ),
+        None => loaded.certificate,
+    };
+    Ok(Decryption {
+        key: loaded.decrypter,
+        cert,
+    })
+}
+
 /// Loads `key` (PKCS#8 PEM or DER, or PKCS#12 with its password from `pass_file` or a prompt),
 /// its certificate (`cert`, or the PKCS#12 file's) and the chain.
 pub fn load_identity(
@@ -32,20 +85,7 @@ pub fn load_identity(
     pass_file: Option<&PathBuf>,
 ) -> anyhow::Result<Identity> {
     let key_bytes = std::fs::read(key).with_context(|| format!("cannot read {}", key.display()))?;
-    let key_path = key.to_owned();
-    let pass_file = pass_file.cloned();
-    let mut password = move || -> std::io::Result<zeroize::Zeroizing<String>> {
-        match &pass_file {
-            Some(p) => {
-                let text = zeroize::Zeroizing::new(std::fs::read_to_string(p)?);
-                Ok(zeroize::Zeroizing::new(
-                    text.lines().next().unwrap_or("").to_owned(),
-                ))
-            }
-            None => rpassword::prompt_password(format!("password for {}: ", key_path.display()))
-                .map(zeroize::Zeroizing::new),
-        }
-    };
+    let mut password = password_source(key, pass_file);
     // --cert first: it completes an EC key file that carries no public key.
     let mut chain = Vec::new();
     let given =

@@ -9,5 +9,6 @@ pub mod files;
 pub mod keys;
 pub mod pdf;
 pub mod pool;
+pub mod recipients;
 pub mod render;
 pub mod tsa_client;

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+mod encrypt_cli;
 mod enroll_cli;
 mod pdf_cli;
 
@@ -73,6 +74,8 @@ fn main() -> ExitCode {
     let result = match opts.command {
         Command::File(args) => cmd_file(args),
         Command::Email(EmailCommand::Sign(args)) => cmd_email_sign(args),
+        Command::Email(EmailCommand::Encrypt(args)) => encrypt_cli::encrypt(args),
+        Command::Email(EmailCommand::Decrypt(args)) => encrypt_cli::decrypt(args),
         Command::Pdf(cmd) => pdf_cli::run(cmd),
         Command::Verify(args) => cmd_verify(args),
         Command::Inspect { file } => cmd_inspect(&file),
@@ -175,6 +178,15 @@ enum EmailCommand {
     /// whose SignerInfo carries a token from the TSA over its signature value. Verify it with
     /// `stamp verify OUT.eml --trust ROOT.pem`.
     Sign(EmailSignArgs),
+    /// Encrypt a message to its recipients' certificates (S/MIME, RFC 8551):
+    /// AuthEnvelopedData with AES-256-GCM (or --cbc), the whole message inside, a neutral
+    /// Subject outside.
+    Encrypt(encrypt_cli::EncryptArgs),
+    /// Decrypt a message with the recipient's key; then `stamp verify` it as usual.
+    ///
+    /// Exit status 1 when the key is not a recipient or the message does not decrypt (a wrong
+    /// key or an altered message: one error, on purpose).
+    Decrypt(encrypt_cli::DecryptArgs),
 }
 
 /// The signing identity of a signing command.

@@ -62,7 +62,29 @@ impl MailPki {
     /// RSA-2048),
     /// EKU emailProtection and the address as rfc822Name.
     pub fn person(&self, email: &str, kind: &str) -> Person {
-        let stem = format!("{}-{kind}", email.replace(['@', '.'], "_"));
+        self.person_with(
+            email,
+            kind,
+            "signing",
+            "keyUsage=critical,digitalSignature,nonRepudiation",
+        )
+    }
+
+    /// An encryption certificate for `email`: keyEncipherment for `rsa`, keyAgreement for the
+    /// EC kinds, EKU emailProtection.
+    pub fn encryption_person(&self, email: &str, kind: &str) -> Person {
+        let usage = if kind == "rsa" {
+            "keyUsage=critical,keyEncipherment"
+        } else {
+            "keyUsage=critical,keyAgreement"
+        };
+        self.person_with(email, kind, "encryption", usage)
+    }
+
+    /// An end entity for `email` with a key of `kind` and the keyUsage line `usage`; `role`
+    /// keeps the file names of several certificates for one address apart.
+    pub fn person_with(&self, email: &str, kind: &str, role: &str, usage: &str) -> Person {
+        let stem = format!("{}-{kind}-{role}", email.replace(['@', '.'], "_"));
         let key = self.dir.join(format!("{stem}.key"));
         let csr = self.dir.join(format!("{stem}.csr"));
         let cert = self.dir.join(format!("{stem}.pem"));
@@ -71,7 +93,7 @@ impl MailPki {
             &format!("{stem}.ext"),
             format!(
                 "subjectAltName=email:{email}\nextendedKeyUsage=emailProtection\n\
-                 keyUsage=critical,digitalSignature,nonRepudiation\nbasicConstraints=CA:FALSE\n"
+                 {usage}\nbasicConstraints=CA:FALSE\n"
             )
             .as_bytes(),
         );

@@ -89,6 +89,11 @@ impl Recipient {
         &self.emails
     }
 
+    /// The end of its validity, Unix seconds.
+    pub fn not_after(&self) -> u64 {
+        self.not_after
+    }
+
     /// The subject's common name (or whole subject).
     pub fn name(&self) -> &str {
         &self.name

@@ -1,0 +1,192 @@
+//! `stamp email encrypt` and `stamp email decrypt`: S/MIME encryption to the recipients'
+//! certificates (files or a Sigillum directory) and decryption with the recipient's key, over
+//! `pki::smime::encrypt`.
+
+use crate::Exit;
+use anyhow::{Context, anyhow, bail};
+use pki::envelope::{ContentEncryption, Recipient};
+use pki::smime::{EncryptOptions, decrypt_message, encrypt_message};
+use stamp::files::write_atomically;
+use stamp::recipients::Recipients;
+use std::path::PathBuf;
+
+/// Where the recipients' certificates come from, and how to encrypt.
+#[derive(clap::Args, Debug)]
+pub struct EncryptionArgs {
+    /// A recipient's address; repeat for several. Each gets the certificate for that address
+    /// from --recipient-cert or the directory, checked (validity, key usage, the address).
+    #[arg(long = "to", value_name = "ADDR", required = true)]
+    pub to: Vec<String>,
+    /// The authority whose directory serves the recipients' certificates (its base URL).
+    #[arg(long, value_name = "URL")]
+    pub directory: Option<String>,
+    /// Recipient certificates (PEM or DER), matched to --to by their email addresses.
+    #[arg(long = "recipient-cert", value_name = "FILE")]
+    pub recipient_cert: Vec<PathBuf>,
+    /// The sender's own encryption certificate: one more recipient, so that the sender can
+    /// read its archive.
+    #[arg(long = "self-cert", value_name = "FILE")]
+    pub self_cert: Option<PathBuf>,
+    /// EnvelopedData with AES-256-CBC (smime-type=enveloped-data) for older clients, instead
+    /// of AuthEnvelopedData with AES-256-GCM.
+    #[arg(long)]
+    pub cbc: bool,
+    /// The Subject shown outside; the real one is encrypted with the message.
+    #[arg(long, value_name = "TEXT", default_value = pki::smime::encrypt::DEFAULT_OUTER_SUBJECT)]
+    pub outer_subject: String,
+}
+
+impl EncryptionArgs {
+    /// The recipients: one certificate per --to address, then --self-cert.
+    pub fn recipients(&self) -> anyhow::Result<Vec<Recipient>> {
+        let source = Recipients::new(self.directory.as_deref(), &self.recipient_cert)?;
+        let mut out = Vec::new();
+        for address in &self.to {
+            out.push(source.for_address(address)?);
+        }
+        if let Some(path) = &self.self_cert {
+            let der = stamp::keys::load_certs(path)?
+                .into_iter()
+                .next()
+                .ok_or_else(|| anyhow!("no certificate in {}", path.display()))?;
+            let own = Recipient::from_certificate(&der)
+                .with_context(|| format!("{} cannot be a recipient", path.display()))?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            own.check(None, now)
+                .map_err(|e| anyhow!("--self-cert {}: {e}", path.display()))?;
+            out.push(own);
+        }
+        Ok(out)
+    }
+
+    /// The content encryption chosen.
+    pub fn encryption(&self) -> ContentEncryption {
+        if self.cbc {
+            ContentEncryption::Aes256Cbc
+        } else {
+            ContentEncryption::Aes256Gcm
+        }
+    }
+}
+
+/// `stamp email encrypt` arguments.
+#[derive(clap::Args, Debug)]
+pub struct EncryptArgs {
+    /// The message to encrypt (RFC 5322; usually signed and timestamped first).
+    input: PathBuf,
+    /// Where to write the encrypted message (`-` for standard output).
+    #[arg(short = 'o', long = "output", value_name = "OUT.eml")]
+    output: PathBuf,
+    #[command(flatten)]
+    encryption: EncryptionArgs,
+    /// Overwrite OUT.eml if it exists.
+    #[arg(long)]
+    force: bool,
+}
+
+/// `stamp email decrypt` arguments.
+#[derive(clap::Args, Debug)]
+pub struct DecryptArgs {
+    /// The encrypted message.
+    input: PathBuf,
+    /// Where to write the decrypted message (`-` for standard output).
+    #[arg(short = 'o', long = "output", value_name = "OUT.eml")]
+    output: PathBuf,
+    /// The recipient's private key: PKCS#8 (PEM or DER, clear or encrypted) or PKCS#12.
+    #[arg(long, value_name = "KEY")]
+    key: PathBuf,
+    /// The key's certificate, to find it among the recipients (optional with a PKCS#12 file,
+    /// or when the key is the only recipient of its kind).
+    #[arg(long, value_name = "CERT")]
+    cert: Option<PathBuf>,
+    /// A file whose first line is the key file's password (otherwise it is prompted for).
+    #[arg(long, value_name = "FILE")]
+    pass_file: Option<PathBuf>,
+    /// Overwrite OUT.eml if it exists.
+    #[arg(long)]
+    force: bool,
+}
+
+fn write_output(output: &std::path::Path, force: bool, bytes: &[u8]) -> anyhow::Result<()> {
+    if output.as_os_str() == "-" {
+        use std::io::Write;
+        return std::io::stdout()
+            .write_all(bytes)
+            .context("cannot write to standard output");
+    }
+    if output.exists() && !force {
+        bail!("{} exists; pass --force to overwrite it", output.display());
+    }
+    write_atomically(output, bytes)
+}
+
+fn refuse_existing(output: &std::path::Path, force: bool) -> anyhow::Result<()> {
+    if output.as_os_str() != "-" && output.exists() && !force {
+        bail!("{} exists; pass --force to overwrite it", output.display());
+    }
+    Ok(())
+}
+
+/// `stamp email encrypt`.
+pub fn encrypt(a: EncryptArgs) -> anyhow::Result<Exit> {
+    refuse_existing(&a.output, a.force)?;
+    let recipients = a.encryption.recipients()?;
+    let message =
+        std::fs::read(&a.input).with_context(|| format!("cannot read {}", a.input.display()))?;
+    let encrypted = encrypt_message(
+        &message,
+        &EncryptOptions {
+            recipients: &recipients,
+            encryption: a.encryption.encryption(),
+            outer_subject: &a.encryption.outer_subject,
+        },
+    )
+    .with_context(|| format!("cannot encrypt {}", a.input.display()))?;
+    write_output(&a.output, a.force, &encrypted)?;
+    if a.output.as_os_str() != "-" {
+        let names: Vec<String> = recipients
+            .iter()
+            .map(|r| format!("{} <{}>", r.name(), r.emails().join(",")))
+            .collect();
+        eprintln!(
+            "{}: encrypted ({}) to {}",
+            a.output.display(),
+            a.encryption.encryption().smime_type(),
+            names.join(", ")
+        );
+    }
+    Ok(Exit::Verified)
+}
+
+/// `stamp email decrypt`.
+pub fn decrypt(a: DecryptArgs) -> anyhow::Result<Exit> {
+    refuse_existing(&a.output, a.force)?;
+    let id = stamp::keys::load_decryption(&a.key, a.cert.as_deref(), a.pass_file.as_ref())?;
+    let message =
+        std::fs::read(&a.input).with_context(|| format!("cannot read {}", a.input.display()))?;
+    let decrypted = match decrypt_message(&message, &id.key, id.cert.as_deref()) {
+        Ok(d) => d,
+        Err(e @ (pki::Error::NotDecryptable | pki::Error::NotARecipient { .. })) => {
+            eprintln!("stamp: {}: {e}", a.input.display());
+            return Ok(Exit::NotVerified);
+        }
+        Err(e) => {
+            return Err(
+                anyhow::Error::new(e).context(format!("cannot decrypt {}", a.input.display()))
+            );
+        }
+    };
+    write_output(&a.output, a.force, &decrypted.message)?;
+    if a.output.as_os_str() != "-" {
+        eprintln!(
+            "{}: decrypted ({:?}Data, {}); verify it with `stamp verify {}`",
+            a.output.display(),
+            decrypted.info.kind,
+            decrypted.info.content_algorithm,
+            a.output.display()
+        );
+    }
+    Ok(Exit::Verified)
+}

@@ -1,0 +1,476 @@
+//! Encrypted statements against tools that are not ours, on a mail CA made with the openssl
+//! CLI:
+//!
+//! - `openssl cms -decrypt` reads what `stamp email encrypt` writes (AuthEnvelopedData with
+//!   AES-256-GCM and EnvelopedData with AES-256-CBC; RSA-2048, EC P-256 and EC P-384
+//!   recipients, several at once) and gives back the signed, timestamped message inside its
+//!   message/rfc822 wrapper, which `openssl cms -verify` then accepts;
+//! - `stamp email decrypt` reads what `openssl cms -encrypt` writes (AES-256-CBC and
+//!   AES-256-GCM; RSA with PKCS#1 v1.5 and with OAEP-SHA-256, EC with OpenSSL's default KDF;
+//!   `-stream` BER) and what Python `cryptography`'s PKCS7EnvelopeBuilder writes;
+//! - refusals give clear errors and no plaintext: a key that is not a recipient (exit 1, the
+//!   recipients named), a flipped bit in the ciphertext or tag (exit 1, one error), a truncated
+//!   message and an unknown content cipher (exit 2, named), and certificates that may not be
+//!   encrypted to (a signing certificate, another address);
+//! - `stamp verify` on an encrypted message says "decrypt first" and names the recipients.
+
+use base64::Engine;
+use sigillum_tests::mail::{MailPki, Person, statement};
+use sigillum_tests::openssl_ca::path_str as p;
+use sigillum_tests::{Run, TsaServer, openssl, read_file, run, stamp, workspace_root, write_file};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const ALICE: &str = "alice@bank.example";
+const BOB: &str = "bob@example.org";
+const CAROL: &str = "carol@example.org";
+
+struct World {
+    dir: tempfile::TempDir,
+    pki: MailPki,
+    alice: Person,
+    bob_rsa: Person,
+    carol_ec: Person,
+    dave_p384: Person,
+}
+
+fn world() -> World {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = MailPki::new(dir.path(), "encrypt");
+    World {
+        alice: pki.person(ALICE, "ec"),
+        bob_rsa: pki.encryption_person(BOB, "rsa"),
+        carol_ec: pki.encryption_person(CAROL, "ec"),
+        dave_p384: pki.encryption_person("dave@example.org", "p384"),
+        pki,
+        dir,
+    }
+}
+
+impl World {
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A statement from Alice, signed and timestamped by `stamp email sign`.
+    fn signed_statement(&self, server: &TsaServer) -> PathBuf {
+        let input = write_file(self.path(), "statement.eml", &statement(ALICE, 1));
+        let url = server.url();
+        let run = stamp(
+            self.path(),
+            &[
+                "email",
+                "sign",
+                p(&input),
+                "--key",
+                p(&self.alice.key),
+                "--cert",
+                p(&self.alice.cert),
+                "--tsa",
+                &url,
+                "-o",
+                "signed.eml",
+            ],
+        );
+        assert!(run.ok(), "stamp email sign: {run}");
+        self.path().join("signed.eml")
+    }
+
+    fn encrypt(&self, input: &Path, out: &str, extra: &[&str]) -> Run {
+        let mut args = vec!["email", "encrypt", p(input), "-o", out];
+        args.extend_from_slice(extra);
+        stamp(self.path(), &args)
+    }
+
+    fn decrypt(&self, input: &str, person: &Person, out: &str, with_cert: bool) -> Run {
+        let mut args = vec![
+            "email",
+            "decrypt",
+            input,
+            "--key",
+            p(&person.key),
+            "-o",
+            out,
+        ];
+        if with_cert {
+            args.extend_from_slice(&["--cert", p(&person.cert)]);
+        }
+        stamp(self.path(), &args)
+    }
+}
+
+/// The body of an entity after its header block (CRLF CRLF).
+fn after_headers(entity: &[u8]) -> &[u8] {
+    let at = entity
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header block in {:?}", String::from_utf8_lossy(entity)));
+    &entity[at + 4..]
+}
+
+fn openssl_decrypt(w: &World, input: &str, person: &Person, out: &str) -> Vec<u8> {
+    let run = openssl(
+        w.path(),
+        &[
+            "cms",
+            "-decrypt",
+            "-in",
+            input,
+            "-recip",
+            p(&person.cert),
+            "-inkey",
+            p(&person.key),
+            "-out",
+            out,
+        ],
+    );
+    assert!(
+        run.ok(),
+        "openssl cms -decrypt {input} as {}: {run}",
+        p(&person.cert)
+    );
+    read_file(&w.path().join(out))
+}
+
+#[test]
+fn openssl_decrypts_what_we_encrypt_and_verifies_the_signed_message_inside() {
+    let w = world();
+    let server = TsaServer::start();
+    let signed = w.signed_statement(&server);
+    let signed_bytes = read_file(&signed);
+    for (mode, flag) in [
+        ("authEnveloped-data", None),
+        ("enveloped-data", Some("--cbc")),
+    ] {
+        let out = format!("enc-{mode}.eml");
+        let mut extra = vec![
+            "--to",
+            BOB,
+            "--to",
+            CAROL,
+            "--recipient-cert",
+            p(&w.bob_rsa.cert),
+            "--recipient-cert",
+            p(&w.carol_ec.cert),
+            "--self-cert",
+            p(&w.dave_p384.cert),
+            "--outer-subject",
+            "Your statement",
+        ];
+        extra.extend(flag);
+        let run = w.encrypt(&signed, &out, &extra);
+        assert!(run.ok(), "stamp email encrypt ({mode}): {run}");
+        let encrypted = String::from_utf8_lossy(&read_file(&w.path().join(&out))).into_owned();
+        assert!(
+            encrypted.contains(&format!("smime-type={mode}")),
+            "{encrypted}"
+        );
+        assert!(
+            encrypted.contains("Subject: Your statement\r\n"),
+            "{encrypted}"
+        );
+        assert!(
+            !encrypted.contains("Statement 1"),
+            "the real subject leaked: {encrypted}"
+        );
+        for (who, person) in [
+            ("bob (RSA)", &w.bob_rsa),
+            ("carol (P-256)", &w.carol_ec),
+            ("dave (P-384, self)", &w.dave_p384),
+        ] {
+            let plain = openssl_decrypt(&w, &out, person, &format!("dec-{mode}-{}.eml", who.len()));
+            assert!(
+                plain.starts_with(b"Content-Type: message/rfc822\r\n"),
+                "{mode}, {who}: {:?}",
+                String::from_utf8_lossy(&plain[..plain.len().min(200)])
+            );
+            let inner = after_headers(&plain);
+            assert_eq!(
+                inner,
+                signed_bytes.as_slice(),
+                "{mode}, {who}: the message inside differs"
+            );
+            let inner_file = write_file(w.path(), "inner.eml", inner);
+            let verify = openssl(
+                w.path(),
+                &[
+                    "cms",
+                    "-verify",
+                    "-in",
+                    p(&inner_file),
+                    "-CAfile",
+                    p(&w.pki.ca),
+                    "-out",
+                    "verified.txt",
+                ],
+            );
+            assert!(
+                verify.ok(),
+                "openssl cms -verify of the decrypted message ({mode}, {who}): {verify}"
+            );
+        }
+        // Ours gives back the signed message byte for byte, and stamp verify accepts it.
+        let run = w.decrypt(&out, &w.carol_ec, "ours.eml", true);
+        assert!(run.ok(), "stamp email decrypt ({mode}): {run}");
+        assert_eq!(read_file(&w.path().join("ours.eml")), signed_bytes);
+        let verify = stamp(
+            w.path(),
+            &[
+                "verify",
+                "ours.eml",
+                "--trust",
+                p(&w.pki.ca),
+                "--tsa-trust",
+                p(&server.root_pem()),
+            ],
+        );
+        assert_eq!(
+            verify.code,
+            Some(0),
+            "stamp verify of the decrypted message: {verify}"
+        );
+        std::fs::remove_file(w.path().join("ours.eml")).expect("rm");
+    }
+}
+
+/// A plain MIME entity for the peers to encrypt.
+fn entity(w: &World) -> PathBuf {
+    write_file(
+        w.path(),
+        "entity.txt",
+        b"Content-Type: text/plain; charset=utf-8\r\n\r\nStatement for November: 1,234.56 EUR.\r\n",
+    )
+}
+
+#[test]
+fn we_decrypt_what_openssl_and_python_encrypt() {
+    let w = world();
+    let entity = entity(&w);
+    let cases: Vec<(&str, &Person, Vec<&str>)> = vec![
+        ("rsa-cbc", &w.bob_rsa, vec!["-aes256"]),
+        ("rsa-gcm", &w.bob_rsa, vec!["-aes-256-gcm"]),
+        (
+            "rsa-oaep",
+            &w.bob_rsa,
+            vec![
+                "-aes256",
+                "-keyopt",
+                "rsa_padding_mode:oaep",
+                "-keyopt",
+                "rsa_oaep_md:sha256",
+            ],
+        ),
+        ("rsa-stream", &w.bob_rsa, vec!["-aes256", "-stream"]),
+        ("ec-cbc", &w.carol_ec, vec!["-aes256"]),
+        (
+            "ec-gcm-stream",
+            &w.carol_ec,
+            vec!["-aes-256-gcm", "-stream"],
+        ),
+        ("ec-aes128", &w.carol_ec, vec!["-aes128"]),
+        ("p384-gcm", &w.dave_p384, vec!["-aes-256-gcm"]),
+    ];
+    for (name, person, opts) in cases {
+        let out = format!("openssl-{name}.eml");
+        let mut args = vec![
+            "cms",
+            "-encrypt",
+            "-in",
+            p(&entity),
+            "-out",
+            &out,
+            "-recip",
+            p(&person.cert),
+        ];
+        args.extend(opts.iter().copied());
+        args.extend(["-from", ALICE, "-to", "someone", "-subject", "Statement"]);
+        let enc = openssl(w.path(), &args);
+        assert!(enc.ok(), "openssl cms -encrypt ({name}): {enc}");
+        let dec_name = format!("dec-{name}.eml");
+        let run = w.decrypt(&out, person, &dec_name, true);
+        assert!(run.ok(), "stamp email decrypt of openssl's {name}: {run}");
+        let text = String::from_utf8_lossy(&read_file(&w.path().join(&dec_name))).into_owned();
+        assert!(
+            text.contains("Statement for November: 1,234.56 EUR."),
+            "{name}: {text}"
+        );
+        assert!(
+            text.contains("Subject: Statement"),
+            "{name}: the outer fields are kept: {text}"
+        );
+    }
+    // Python cryptography: EnvelopedData, RSA PKCS#1 v1.5, AES-128-CBC and AES-256-CBC.
+    for cipher in ["aes128", "aes256"] {
+        let out = format!("python-{cipher}.eml");
+        let script = workspace_root().join("tests/py/smime_encrypt.py");
+        let py = run(Command::new(sigillum_tests::pdf::python())
+            .arg(&script)
+            .arg(&w.bob_rsa.cert)
+            .arg(&entity)
+            .arg(w.path().join(&out))
+            .arg(cipher));
+        assert!(py.ok(), "python cryptography encrypt ({cipher}): {py}");
+        let dec_name = format!("dec-python-{cipher}.eml");
+        let run = w.decrypt(&out, &w.bob_rsa, &dec_name, false);
+        assert!(
+            run.ok(),
+            "stamp email decrypt of cryptography's {cipher}: {run}"
+        );
+        let text = String::from_utf8_lossy(&read_file(&w.path().join(&dec_name))).into_owned();
+        assert!(text.contains("Statement for November"), "{cipher}: {text}");
+    }
+}
+
+/// Flips one bit of the CMS inside an S/MIME message, `from_end` bytes from its end, and
+/// writes the message back with the body re-encoded.
+fn flip_in_cms(message: &[u8], from_end: usize) -> Vec<u8> {
+    let at = message
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("headers")
+        + 4;
+    let b64: Vec<u8> = message[at..]
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    let mut der = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .expect("base64");
+    let i = der.len() - from_end;
+    der[i] ^= 0x01;
+    let mut out = message[..at].to_vec();
+    out.extend_from_slice(
+        base64::engine::general_purpose::STANDARD
+            .encode(&der)
+            .as_bytes(),
+    );
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+#[test]
+fn refusals_are_clear_and_release_no_plaintext() {
+    let w = world();
+    let entity = entity(&w);
+    let run = w.encrypt(
+        &entity_message(&w, &entity),
+        "to-bob.eml",
+        &["--to", BOB, "--recipient-cert", p(&w.bob_rsa.cert)],
+    );
+    assert!(run.ok(), "{run}");
+
+    // Carol is not a recipient: exit 1, Bob's certificate named (issuer and serial: all the
+    // message says of him), no output.
+    let serial = openssl(
+        w.path(),
+        &["x509", "-in", p(&w.bob_rsa.cert), "-noout", "-serial"],
+    );
+    let serial = serial
+        .stdout
+        .trim()
+        .trim_start_matches("serial=")
+        .to_ascii_lowercase();
+    let run = w.decrypt("to-bob.eml", &w.carol_ec, "carol.eml", true);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(run.stderr.contains("not a recipient"), "{run}");
+    assert!(
+        run.stderr.contains(&serial) && run.stderr.contains("encrypt Mail CA"),
+        "Bob's certificate (serial {serial}) is named: {run}"
+    );
+    assert!(!w.path().join("carol.eml").exists());
+
+    // A flipped bit in the GCM tag (the last bytes) or in the ciphertext before it.
+    let original = read_file(&w.path().join("to-bob.eml"));
+    for from_end in [1, 40] {
+        let bad = write_file(w.path(), "tampered.eml", &flip_in_cms(&original, from_end));
+        let run = w.decrypt(p(&bad), &w.bob_rsa, "tampered-out.eml", true);
+        assert_eq!(run.code, Some(1), "flip {from_end} from the end: {run}");
+        assert!(
+            run.stderr.contains("does not decrypt with this key"),
+            "{run}"
+        );
+        assert!(
+            !w.path().join("tampered-out.eml").exists(),
+            "plaintext written for a tampered message"
+        );
+    }
+
+    // Truncated: the base64 body cut in half.
+    let half = write_file(w.path(), "half.eml", &original[..original.len() / 2]);
+    let run = w.decrypt(p(&half), &w.bob_rsa, "half-out.eml", true);
+    assert_eq!(run.code, Some(2), "{run}");
+    assert!(run.stderr.contains("cannot decrypt"), "{run}");
+    assert!(!w.path().join("half-out.eml").exists());
+
+    // A content cipher we do not read (3DES, from openssl): named.
+    let des = openssl(
+        w.path(),
+        &[
+            "cms",
+            "-encrypt",
+            "-in",
+            p(&entity),
+            "-out",
+            "des.eml",
+            "-des3",
+            "-recip",
+            p(&w.bob_rsa.cert),
+        ],
+    );
+    assert!(des.ok(), "{des}");
+    let run = w.decrypt("des.eml", &w.bob_rsa, "des-out.eml", true);
+    assert_eq!(run.code, Some(2), "{run}");
+    assert!(
+        run.stderr.contains("unsupported content encryption"),
+        "{run}"
+    );
+
+    // Certificates that may not be encrypted to.
+    let run = w.encrypt(
+        &entity,
+        "x.eml",
+        &["--to", ALICE, "--recipient-cert", p(&w.alice.cert)],
+    );
+    assert_eq!(run.code, Some(2), "{run}");
+    assert!(
+        run.stderr.contains("keyAgreement"),
+        "a signing certificate: {run}"
+    );
+    let run = w.encrypt(
+        &entity,
+        "x.eml",
+        &[
+            "--to",
+            "eve@example.org",
+            "--recipient-cert",
+            p(&w.bob_rsa.cert),
+        ],
+    );
+    assert_eq!(run.code, Some(2), "{run}");
+    assert!(
+        run.stderr.contains("eve@example.org"),
+        "another address: {run}"
+    );
+    assert!(!w.path().join("x.eml").exists());
+
+    // stamp verify says what it is and who may read it.
+    let run = stamp(w.path(), &["verify", "to-bob.eml", "--trust", p(&w.pki.ca)]);
+    assert_eq!(run.code, Some(1), "{run}");
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        all.contains("decrypt first") && all.contains("AuthEnvelopedData"),
+        "{run}"
+    );
+    assert!(
+        all.contains("key transport"),
+        "the recipient is named: {run}"
+    );
+}
+
+/// An RFC 5322 message around `entity` (From, To, Subject), as a file.
+fn entity_message(w: &World, entity: &Path) -> PathBuf {
+    let mut m = format!("From: <{ALICE}>\r\nTo: <{BOB}>\r\nSubject: Statement 7\r\n").into_bytes();
+    m.extend_from_slice(&read_file(entity));
+    write_file(w.path(), "message.eml", &m)
+}
