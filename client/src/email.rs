@@ -1,5 +1,6 @@
 //! `stamp email sign`: one message, a directory of messages, or an mbox, signed and
-//! timestamped by a bounded pool of workers sharing one keep-alive TSA client.
+//! timestamped (and, with `--encrypt`, encrypted) by a bounded pool of workers sharing one
+//! keep-alive TSA client and one cache of recipient certificates.
 //!
 //! Each message stands alone: a failure names the message and its cause and touches no other
 //! output; every output is written atomically (temporary file, fsync, rename); a message whose
@@ -27,11 +28,13 @@ pub struct EmailSigner {
     pub tsa: Option<TsaClient>,
     /// Opaque signed-data instead of multipart/signed.
     pub opaque: bool,
+    /// Encrypt each signed message (`--encrypt`).
+    pub encryptor: Option<crate::recipients::Encryptor>,
 }
 
 impl EmailSigner {
-    /// Signs one message.
-    pub fn sign(&self, message: &[u8]) -> Result<SignedMessage, pki::Error> {
+    /// Signs one message, and encrypts it when asked to.
+    pub fn sign(&self, message: &[u8]) -> anyhow::Result<SignedMessage> {
         let opts = SignOptions {
             signer: self.signer.as_ref(),
             cert: &self.cert,
@@ -43,7 +46,11 @@ impl EmailSigner {
             opaque: self.opaque,
             signing_time: None,
         };
-        sign_message(message, &opts)
+        let mut signed = sign_message(message, &opts)?;
+        if let Some(e) = &self.encryptor {
+            signed.bytes = e.encrypt(&signed.bytes)?.0;
+        }
+        Ok(signed)
     }
 }
 
@@ -104,7 +111,7 @@ pub fn sign_mbox(
                     signer
                         .sign(m)
                         .map(|s| s.bytes)
-                        .map_err(|e| pki::error::error_text(&e)),
+                        .map_err(|e| format!("{e:#}")),
                 )
             };
             if let Some(b) = &bar {

@@ -5,17 +5,18 @@
 use crate::Exit;
 use anyhow::{Context, anyhow, bail};
 use pki::envelope::{ContentEncryption, Recipient};
-use pki::smime::{EncryptOptions, decrypt_message, encrypt_message};
+use pki::smime::decrypt_message;
 use stamp::files::write_atomically;
-use stamp::recipients::Recipients;
+use stamp::recipients::{Encryptor, Recipients};
 use std::path::PathBuf;
 
 /// Where the recipients' certificates come from, and how to encrypt.
 #[derive(clap::Args, Debug)]
 pub struct EncryptionArgs {
     /// A recipient's address; repeat for several. Each gets the certificate for that address
-    /// from --recipient-cert or the directory, checked (validity, key usage, the address).
-    #[arg(long = "to", value_name = "ADDR", required = true)]
+    /// from --recipient-cert or the directory, checked (validity, key usage, the address,
+    /// OCSP). When signing in bulk without --to, each message's To and Cc.
+    #[arg(long = "to", value_name = "ADDR")]
     pub to: Vec<String>,
     /// The authority whose directory serves the recipients' certificates (its base URL).
     #[arg(long, value_name = "URL")]
@@ -31,43 +32,63 @@ pub struct EncryptionArgs {
     /// of AuthEnvelopedData with AES-256-GCM.
     #[arg(long)]
     pub cbc: bool,
+    /// Do not ask the OCSP responder a recipient certificate names (the directory serves only
+    /// certificates that are not revoked; files may hold revoked ones).
+    #[arg(long)]
+    pub no_revocation_check: bool,
     /// The Subject shown outside; the real one is encrypted with the message.
     #[arg(long, value_name = "TEXT", default_value = pki::smime::encrypt::DEFAULT_OUTER_SUBJECT)]
     pub outer_subject: String,
 }
 
 impl EncryptionArgs {
-    /// The recipients: one certificate per --to address, then --self-cert.
-    pub fn recipients(&self) -> anyhow::Result<Vec<Recipient>> {
-        let source = Recipients::new(self.directory.as_deref(), &self.recipient_cert)?;
-        let mut out = Vec::new();
-        for address in &self.to {
-            out.push(source.for_address(address)?);
-        }
-        if let Some(path) = &self.self_cert {
-            let der = stamp::keys::load_certs(path)?
-                .into_iter()
-                .next()
-                .ok_or_else(|| anyhow!("no certificate in {}", path.display()))?;
-            let own = Recipient::from_certificate(&der)
-                .with_context(|| format!("{} cannot be a recipient", path.display()))?;
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            own.check(None, now)
-                .map_err(|e| anyhow!("--self-cert {}: {e}", path.display()))?;
-            out.push(own);
-        }
-        Ok(out)
+    /// Whether any of these options was given.
+    pub fn any(&self) -> bool {
+        !self.to.is_empty()
+            || self.directory.is_some()
+            || !self.recipient_cert.is_empty()
+            || self.self_cert.is_some()
+            || self.cbc
+            || self.no_revocation_check
+            || self.outer_subject != pki::smime::encrypt::DEFAULT_OUTER_SUBJECT
     }
 
-    /// The content encryption chosen.
-    pub fn encryption(&self) -> ContentEncryption {
-        if self.cbc {
-            ContentEncryption::Aes256Cbc
-        } else {
-            ContentEncryption::Aes256Gcm
-        }
+    /// The encryptor these options describe: --to (or, when none, each message's To and Cc),
+    /// certificates from --recipient-cert or --directory, and --self-cert.
+    pub fn encryptor(&self) -> anyhow::Result<Encryptor> {
+        let recipients = Recipients::new(
+            self.directory.as_deref(),
+            &self.recipient_cert,
+            !self.no_revocation_check,
+        )?;
+        let self_cert = match &self.self_cert {
+            None => None,
+            Some(path) => {
+                let der = stamp::keys::load_certs(path)?
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| anyhow!("no certificate in {}", path.display()))?;
+                let own = Recipient::from_certificate(&der)
+                    .with_context(|| format!("{} cannot be a recipient", path.display()))?;
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                own.check(None, now)
+                    .map_err(|e| anyhow!("--self-cert {}: {e}", path.display()))?;
+                Some(own)
+            }
+        };
+        Ok(Encryptor {
+            recipients,
+            to: self.to.clone(),
+            self_cert,
+            encryption: if self.cbc {
+                ContentEncryption::Aes256Cbc
+            } else {
+                ContentEncryption::Aes256Gcm
+            },
+            outer_subject: self.outer_subject.clone(),
+        })
     }
 }
 
@@ -132,18 +153,15 @@ fn refuse_existing(output: &std::path::Path, force: bool) -> anyhow::Result<()> 
 /// `stamp email encrypt`.
 pub fn encrypt(a: EncryptArgs) -> anyhow::Result<Exit> {
     refuse_existing(&a.output, a.force)?;
-    let recipients = a.encryption.recipients()?;
+    if a.encryption.to.is_empty() {
+        bail!("name the recipients with --to ADDR (one or more)");
+    }
+    let encryptor = a.encryption.encryptor()?;
     let message =
         std::fs::read(&a.input).with_context(|| format!("cannot read {}", a.input.display()))?;
-    let encrypted = encrypt_message(
-        &message,
-        &EncryptOptions {
-            recipients: &recipients,
-            encryption: a.encryption.encryption(),
-            outer_subject: &a.encryption.outer_subject,
-        },
-    )
-    .with_context(|| format!("cannot encrypt {}", a.input.display()))?;
+    let (encrypted, recipients) = encryptor
+        .encrypt(&message)
+        .with_context(|| format!("cannot encrypt {}", a.input.display()))?;
     write_output(&a.output, a.force, &encrypted)?;
     if a.output.as_os_str() != "-" {
         let names: Vec<String> = recipients
@@ -153,7 +171,7 @@ pub fn encrypt(a: EncryptArgs) -> anyhow::Result<Exit> {
         eprintln!(
             "{}: encrypted ({}) to {}",
             a.output.display(),
-            a.encryption.encryption().smime_type(),
+            encryptor.encryption.smime_type(),
             names.join(", ")
         );
     }

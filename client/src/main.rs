@@ -269,6 +269,12 @@ struct EmailSignArgs {
     /// can show it).
     #[arg(long)]
     opaque: bool,
+    /// Then encrypt each signed message to its recipients (--to, or each message's To and
+    /// Cc), as `stamp email encrypt` does.
+    #[arg(long)]
+    encrypt: bool,
+    #[command(flatten)]
+    encryption: Box<encrypt_cli::EncryptionArgs>,
     /// Workers for --in-dir and --mbox (default: 4 per core).
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
@@ -390,12 +396,23 @@ fn load_email_signer(a: &EmailSignArgs) -> anyhow::Result<stamp::email::EmailSig
     } else {
         Some(tsa_client(&a.tsa)?)
     };
+    let encryptor = if a.encrypt {
+        Some(a.encryption.encryptor()?)
+    } else if a.encryption.any() {
+        return Err(anyhow!(
+            "--to, --directory, --recipient-cert, --self-cert, --cbc, --no-revocation-check and \
+             --outer-subject only apply with --encrypt"
+        ));
+    } else {
+        None
+    };
     Ok(stamp::email::EmailSigner {
         signer: id.signer,
         cert: id.cert,
         chain: id.chain,
         tsa,
         opaque: a.opaque,
+        encryptor,
     })
 }
 

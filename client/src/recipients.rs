@@ -1,10 +1,14 @@
 //! The recipients of encrypted mail: certificates from files (`--recipient-cert`) or from a
 //! Sigillum directory (`--directory URL`, `GET /directory/{email}?usage=encryption`), checked
-//! by [`pki::envelope::Recipient::check`] (validity, key usage, the address) before use.
-//! Directory answers are cached for the run, so a bulk run asks once per address.
+//! by [`pki::envelope::Recipient::check`] (validity, key usage, the address) and, when the
+//! certificate names an OCSP responder, by asking it ([`pki::ocsp`]), before use. The issuer
+//! certificate OCSP needs comes from the files given (a chain after the leaf) or from the
+//! certificate's caIssuers URL. Answers are cached for the run, so a bulk run asks once per
+//! address.
 
 use anyhow::{Context, anyhow, bail};
-use pki::envelope::Recipient;
+use pki::envelope::{ContentEncryption, Recipient};
+use pki::smime::{EncryptOptions, encrypt_message};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -16,7 +20,11 @@ const MAX_DIRECTORY_REPLY: u64 = 1 << 20;
 /// Where recipient certificates come from.
 pub struct Recipients {
     files: Vec<Recipient>,
-    directory: Option<(ureq::Agent, String)>,
+    /// Every certificate of the files, issuers included, for OCSP.
+    file_certs: Vec<Vec<u8>>,
+    agent: ureq::Agent,
+    directory: Option<String>,
+    check_revocation: bool,
     cache: Mutex<HashMap<String, Recipient>>,
 }
 
@@ -30,28 +38,36 @@ fn now() -> u64 {
 impl Recipients {
     /// Certificates from `cert_files` (PEM bundles or DER), and a directory at `directory`
     /// (the authority's base URL), if given.
-    pub fn new(directory: Option<&str>, cert_files: &[PathBuf]) -> anyhow::Result<Recipients> {
+    pub fn new(
+        directory: Option<&str>,
+        cert_files: &[PathBuf],
+        check_revocation: bool,
+    ) -> anyhow::Result<Recipients> {
         let mut files = Vec::new();
+        let mut file_certs = Vec::new();
         for path in cert_files {
-            for der in crate::keys::load_certs(path)? {
+            let certs = crate::keys::load_certs(path)?;
+            // The first certificate of a file is the recipient's; the rest may be its chain.
+            if let Some(first) = certs.first() {
                 files.push(
-                    Recipient::from_certificate(&der)
+                    Recipient::from_certificate(first)
                         .with_context(|| format!("{} cannot be a recipient", path.display()))?,
                 );
             }
+            file_certs.extend(certs);
         }
-        let directory = directory.map(|url| {
-            let agent = ureq::Agent::config_builder()
-                .timeout_global(Some(Duration::from_secs(30)))
-                .http_status_as_error(false)
-                .user_agent(concat!("sigillum-stamp/", env!("CARGO_PKG_VERSION")))
-                .build()
-                .into();
-            (agent, url.trim_end_matches('/').to_owned())
-        });
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(30)))
+            .http_status_as_error(false)
+            .user_agent(concat!("sigillum-stamp/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
         Ok(Recipients {
             files,
-            directory,
+            file_certs,
+            agent,
+            directory: directory.map(|u| u.trim_end_matches('/').to_owned()),
+            check_revocation,
             cache: Mutex::new(HashMap::new()),
         })
     }
@@ -77,8 +93,8 @@ impl Recipients {
             .collect();
         let mut source = String::from("the --recipient-cert files");
         if candidates.is_empty() {
-            if let Some((agent, url)) = &self.directory {
-                candidates = self.fetch(agent, url, address)?;
+            if let Some(url) = &self.directory {
+                candidates = self.fetch(url, address)?;
                 source = format!("the directory at {url}");
             } else if self.files.is_empty() {
                 bail!(
@@ -96,7 +112,10 @@ impl Recipients {
         let mut reasons = Vec::new();
         let mut usable: Vec<Recipient> = Vec::new();
         for c in candidates {
-            match c.check(Some(address), now) {
+            match c
+                .check(Some(address), now)
+                .and_then(|()| self.not_revoked(&c, address, now))
+            {
                 Ok(()) => usable.push(c),
                 Err(reason) => reasons.push(reason),
             }
@@ -114,17 +133,98 @@ impl Recipients {
         Ok(best)
     }
 
-    fn fetch(
-        &self,
-        agent: &ureq::Agent,
-        url: &str,
-        address: &str,
-    ) -> anyhow::Result<Vec<Recipient>> {
+    /// Asks the certificate's OCSP responder, when it names one; the reason it may not be used
+    /// otherwise.
+    fn not_revoked(&self, r: &Recipient, address: &str, now: u64) -> Result<(), String> {
+        if !self.check_revocation {
+            return Ok(());
+        }
+        let cert = r.certificate();
+        let Some(url) = pki::ocsp::responder_url(cert) else {
+            return Ok(());
+        };
+        let cannot = |why: String| {
+            format!(
+                "cannot check whether the certificate for {address} is revoked ({why}); \
+                 --no-revocation-check skips the check"
+            )
+        };
+        let issuer = self.issuer_of(cert).map_err(|e| cannot(format!("{e:#}")))?;
+        let query = pki::ocsp::request(cert, &issuer).map_err(|e| cannot(e.to_string()))?;
+        let body = self
+            .exchange(&url, &query.der)
+            .map_err(|e| cannot(format!("{e:#}")))?;
+        match pki::ocsp::check_response(&query, &body, &issuer, now) {
+            Ok(pki::ocsp::Revocation::Good) => Ok(()),
+            Ok(pki::ocsp::Revocation::Revoked { at, reason }) => Err(format!(
+                "the certificate for {address} was revoked at {at}{} (OCSP, {url})",
+                reason.map(|r| format!(", {r}")).unwrap_or_default()
+            )),
+            Ok(pki::ocsp::Revocation::Unknown) => Err(format!(
+                "the OCSP responder at {url} does not know the certificate for {address}"
+            )),
+            Err(e) => Err(cannot(format!("the answer from {url}: {e}"))),
+        }
+    }
+
+    /// The issuer certificate of `cert`: among the files' certificates, else from its
+    /// caIssuers URL.
+    fn issuer_of(&self, cert: &[u8]) -> anyhow::Result<Vec<u8>> {
+        if let Some(found) = self
+            .file_certs
+            .iter()
+            .find(|c| pki::cert::issued_by(cert, c))
+        {
+            return Ok(found.clone());
+        }
+        let url = pki::ocsp::issuer_url(cert).ok_or_else(|| {
+            anyhow!("no issuer certificate: add it after the recipient's in the file")
+        })?;
+        let mut resp = self
+            .agent
+            .get(&url)
+            .call()
+            .with_context(|| format!("cannot fetch the issuer from {url}"))?;
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_DIRECTORY_REPLY)
+            .read_to_vec()
+            .with_context(|| format!("reading the issuer from {url}"))?;
+        pki::cert::load_certificates(&body)
+            .ok()
+            .and_then(|certs| certs.into_iter().find(|c| pki::cert::issued_by(cert, c)))
+            .ok_or_else(|| anyhow!("{url} does not hold the certificate's issuer"))
+    }
+
+    /// POSTs an OCSP request; the response body.
+    fn exchange(&self, url: &str, request: &[u8]) -> anyhow::Result<Vec<u8>> {
+        let mut resp = self
+            .agent
+            .post(url)
+            .header("Content-Type", "application/ocsp-request")
+            .send(request)
+            .with_context(|| format!("cannot reach the OCSP responder at {url}"))?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(pki::ocsp::MAX_OCSP_RESPONSE as u64)
+            .read_to_vec()
+            .with_context(|| format!("reading the OCSP answer from {url}"))?;
+        if status != 200 {
+            bail!("the OCSP responder at {url} answered HTTP {status}");
+        }
+        Ok(body)
+    }
+
+    fn fetch(&self, url: &str, address: &str) -> anyhow::Result<Vec<Recipient>> {
         let target = format!(
             "{url}/directory/{}?usage=encryption",
             percent_encode(address)
         );
-        let mut resp = agent
+        let mut resp = self
+            .agent
             .get(&target)
             .header("Accept", "application/pem-certificate-chain")
             .call()
@@ -168,4 +268,47 @@ fn percent_encode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// Encrypts messages, one after another or from many workers: to fixed addresses, or to each
+/// message's own To and Cc, plus the sender's own certificate.
+pub struct Encryptor {
+    /// Where certificates come from (shared, cached).
+    pub recipients: Recipients,
+    /// Fixed addresses; empty: each message's To and Cc.
+    pub to: Vec<String>,
+    /// The sender's own encryption certificate, to read its copy.
+    pub self_cert: Option<Recipient>,
+    /// GCM or CBC.
+    pub encryption: ContentEncryption,
+    /// The Subject shown outside.
+    pub outer_subject: String,
+}
+
+impl Encryptor {
+    /// Encrypts `message`; returns it and the recipients it was encrypted to.
+    pub fn encrypt(&self, message: &[u8]) -> anyhow::Result<(Vec<u8>, Vec<Recipient>)> {
+        let addresses = if self.to.is_empty() {
+            pki::smime::mime::recipient_addresses(message)
+        } else {
+            self.to.clone()
+        };
+        if addresses.is_empty() {
+            bail!("no recipient: the message has no To or Cc address; name them with --to");
+        }
+        let mut recipients = addresses
+            .iter()
+            .map(|a| self.recipients.for_address(a))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        recipients.extend(self.self_cert.clone());
+        let bytes = encrypt_message(
+            message,
+            &EncryptOptions {
+                recipients: &recipients,
+                encryption: self.encryption,
+                outer_subject: &self.outer_subject,
+            },
+        )?;
+        Ok((bytes, recipients))
+    }
 }

@@ -24,6 +24,7 @@
 //!   the choice of signer and path candidates from an untrusted certificate bag.
 //! * [`pbmac`]: password-based MACs (PBMAC1, CMP's PasswordBasedMac), shared by PKCS#12 and
 //!   CMP.
+//! * [`ocsp`]: asking a responder about a certificate, and checking its answer.
 //! * [`limits`]: every limit on untrusted input, and the SET guard run before `der` decodes.
 //! * [`ber`], [`gentime`], [`asn1`], [`raw`]: the encoding details the RustCrypto crates leave
 //!   to us.
@@ -46,6 +47,7 @@ pub mod gentime;
 pub mod hostile;
 pub mod keyfile;
 pub mod limits;
+pub mod ocsp;
 pub mod oid;
 pub mod path;
 pub mod pbmac;

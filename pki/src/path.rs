@@ -51,14 +51,31 @@ pub fn select_signer<'a>(
 /// Whether `issuer`'s key verifies `child`'s signature, with the algorithms path validation
 /// accepts (ring, through rustls-webpki's algorithm table).
 pub fn signed_by(issuer: &RawCert<'_>, child: &RawCert<'_>) -> bool {
+    signature_by(
+        issuer,
+        child.tbs,
+        child.signature_algorithm,
+        child.signature,
+    )
+}
+
+/// Whether `signer`'s key verifies `signature` over `message` with the algorithm whose
+/// AlgorithmIdentifier value octets are `signature_algorithm` (a certificate's, a CRL's, an
+/// OCSP response's), with the algorithms path validation accepts.
+pub fn signature_by(
+    signer: &RawCert<'_>,
+    message: &[u8],
+    signature_algorithm: &[u8],
+    signature: &[u8],
+) -> bool {
     PATH_ALGS
         .iter()
         .filter(|a| {
-            a.signature_alg_id().as_ref() == child.signature_algorithm
-                && a.public_key_alg_id().as_ref() == issuer.spki_algorithm
+            a.signature_alg_id().as_ref() == signature_algorithm
+                && a.public_key_alg_id().as_ref() == signer.spki_algorithm
         })
         .any(|a| {
-            a.verify_signature(issuer.public_key, child.tbs, child.signature)
+            a.verify_signature(signer.public_key, message, signature)
                 .is_ok()
         })
 }

@@ -474,3 +474,254 @@ fn entity_message(w: &World, entity: &Path) -> PathBuf {
     m.extend_from_slice(&read_file(entity));
     write_file(w.path(), "message.eml", &m)
 }
+
+/// `tsa enroll-code` then `stamp enroll` for `email` against `server`; returns the directory
+/// `stamp enroll` wrote the keys and certificates into.
+fn enrol(server: &TsaServer, dir: &Path, email: &str) -> PathBuf {
+    let code = run(Command::new(sigillum_tests::tsa_bin())
+        .arg("enroll-code")
+        .arg("--data-dir")
+        .arg(server.data_dir())
+        .args(["--email", email])
+        .env_remove("TSA_CONFIG"));
+    code.assert_ok();
+    let code_file = write_file(dir, &format!("{email}.code"), code.stdout.as_bytes());
+    let base = server.url().trim_end_matches('/').to_owned();
+    let out = dir.join(format!("keys-{email}"));
+    stamp(
+        dir,
+        &[
+            "enroll",
+            "--server",
+            &base,
+            "--email",
+            email,
+            "--out",
+            p(&out),
+            "--code-file",
+            p(&code_file),
+            "--no-pkcs12",
+        ],
+    )
+    .assert_ok();
+    out
+}
+
+#[test]
+fn enrolled_through_cmp_fetched_from_the_directory_signed_stamped_encrypted_decrypted_verified() {
+    let w = world();
+    let server = TsaServer::start();
+    let base = server.url().trim_end_matches('/').to_owned();
+    let keys = enrol(&server, w.path(), BOB);
+    let enc_key = keys.join(format!("{BOB}-encryption.key"));
+    let enc_cert = keys.join(format!("{BOB}-encryption.pem"));
+    let input = write_file(w.path(), "statement.eml", &statement(ALICE, 3));
+    let url = server.url();
+    // One pass: sign, timestamp, fetch Bob's encryption certificate (OCSP-checked through the
+    // responder its AIA names), encrypt.
+    let sign = |out: &str| {
+        stamp(
+            w.path(),
+            &[
+                "email",
+                "sign",
+                p(&input),
+                "--key",
+                p(&w.alice.key),
+                "--cert",
+                p(&w.alice.cert),
+                "--tsa",
+                &url,
+                "--encrypt",
+                "--to",
+                BOB,
+                "--directory",
+                &base,
+                "-o",
+                out,
+            ],
+        )
+    };
+    let run1 = sign("enc.eml");
+    assert!(run1.ok(), "stamp email sign --encrypt: {run1}");
+    let decrypt = stamp(
+        w.path(),
+        &[
+            "email",
+            "decrypt",
+            "enc.eml",
+            "--key",
+            p(&enc_key),
+            "--cert",
+            p(&enc_cert),
+            "-o",
+            "dec.eml",
+        ],
+    );
+    assert!(decrypt.ok(), "{decrypt}");
+    let verify = stamp(
+        w.path(),
+        &[
+            "verify",
+            "dec.eml",
+            "--trust",
+            p(&w.pki.ca),
+            "--tsa-trust",
+            p(&server.root_pem()),
+        ],
+    );
+    assert_eq!(
+        verify.code,
+        Some(0),
+        "stamp verify of the decrypted statement: {verify}"
+    );
+    // openssl agrees with the encryption certificate the CA issued.
+    openssl_decrypt(
+        &w,
+        "enc.eml",
+        &sigillum_tests::mail::Person {
+            key: enc_key.clone(),
+            cert: enc_cert.clone(),
+        },
+        "openssl-dec.eml",
+    );
+
+    // Revoked: the directory stops serving it, and a copy of it in a file is refused by OCSP.
+    let ca = keys.join("ca.pem");
+    let revoke = stamp(
+        w.path(),
+        &[
+            "revoke",
+            "--server",
+            &base,
+            "--key",
+            p(&enc_key),
+            "--cert",
+            p(&enc_cert),
+            "--ca",
+            p(&ca),
+        ],
+    );
+    assert!(revoke.ok(), "stamp revoke: {revoke}");
+    let run2 = sign("enc2.eml");
+    assert_eq!(run2.code, Some(2), "{run2}");
+    assert!(
+        run2.stderr.contains("no valid encryption certificate"),
+        "{run2}"
+    );
+    let from_file = w.encrypt(
+        &input,
+        "enc3.eml",
+        &["--to", BOB, "--recipient-cert", p(&enc_cert)],
+    );
+    assert_eq!(from_file.code, Some(2), "{from_file}");
+    assert!(
+        from_file.stderr.contains("revoked"),
+        "OCSP must say revoked: {from_file}"
+    );
+    assert!(!w.path().join("enc3.eml").exists());
+}
+
+#[test]
+fn bulk_sign_and_encrypt_each_statement_to_its_own_to_address_resumably() {
+    let w = world();
+    let server = TsaServer::start();
+    let in_dir = w.path().join("statements");
+    std::fs::create_dir(&in_dir).expect("mkdir");
+    // Statements to Bob (RSA) and Carol (EC) by their To field; one to nobody we know.
+    let to = |n: usize| match n % 3 {
+        0 => BOB.to_owned(),
+        1 => CAROL.to_owned(),
+        _ => "unknown@example.org".to_owned(),
+    };
+    for n in 0..9 {
+        let text = String::from_utf8(statement(ALICE, n))
+            .expect("utf-8")
+            .replace(&format!("customer{n}@example.org"), &to(n));
+        write_file(&in_dir, &format!("s{n}.eml"), text.as_bytes());
+    }
+    let url = server.url();
+    let bulk = || {
+        stamp(
+            w.path(),
+            &[
+                "email",
+                "sign",
+                "--in-dir",
+                p(&in_dir),
+                "--out-dir",
+                "out",
+                "--key",
+                p(&w.alice.key),
+                "--cert",
+                p(&w.alice.cert),
+                "--tsa",
+                &url,
+                "--encrypt",
+                "--recipient-cert",
+                p(&w.bob_rsa.cert),
+                "--recipient-cert",
+                p(&w.carol_ec.cert),
+                "--self-cert",
+                p(&w.dave_p384.cert),
+                "--json",
+            ],
+        )
+    };
+    let first = bulk();
+    let summary: serde_json::Value =
+        serde_json::from_str(&first.stdout).unwrap_or_else(|e| panic!("{e}: {first}"));
+    assert_eq!(summary["signed"], 6, "{first}");
+    assert_eq!(
+        summary["failed"].as_array().map(Vec::len),
+        Some(3),
+        "{first}"
+    );
+    assert!(
+        first.stdout.contains("unknown@example.org"),
+        "the failure names the address: {first}"
+    );
+    for n in 0..9 {
+        let out = w.path().join("out").join(format!("s{n}.eml"));
+        if n % 3 == 2 {
+            assert!(!out.exists(), "a statement nobody can read was written");
+            continue;
+        }
+        let reader = if n % 3 == 0 { &w.bob_rsa } else { &w.carol_ec };
+        let other = if n % 3 == 0 { &w.carol_ec } else { &w.bob_rsa };
+        let name = format!("out/s{n}.eml");
+        let dec = w.decrypt(&name, reader, &format!("dec{n}.eml"), true);
+        assert!(dec.ok(), "s{n} for its reader: {dec}");
+        let not_for = w.decrypt(&name, other, &format!("no{n}.eml"), true);
+        assert_eq!(
+            not_for.code,
+            Some(1),
+            "s{n} must not open for the other customer: {not_for}"
+        );
+        // The bank's own copy opens with its key.
+        let own = w.decrypt(&name, &w.dave_p384, &format!("own{n}.eml"), true);
+        assert!(own.ok(), "s{n} for the bank's archive: {own}");
+        let verify = stamp(
+            w.path(),
+            &[
+                "verify",
+                &format!("dec{n}.eml"),
+                "--trust",
+                p(&w.pki.ca),
+                "--tsa-trust",
+                p(&server.root_pem()),
+            ],
+        );
+        assert_eq!(
+            verify.code,
+            Some(0),
+            "s{n} verifies after decryption: {verify}"
+        );
+    }
+    // A rerun does only what is left: the six are skipped, the three fail again.
+    let second = bulk();
+    let summary: serde_json::Value =
+        serde_json::from_str(&second.stdout).unwrap_or_else(|e| panic!("{e}: {second}"));
+    assert_eq!(summary["skipped"], 6, "{second}");
+    assert_eq!(summary["signed"], 0, "{second}");
+}

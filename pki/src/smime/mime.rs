@@ -229,6 +229,26 @@ pub fn message_id(message: &[u8]) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The addresses of a message's To and Cc fields, in order, without duplicates (compared
+/// without regard to case): whom a statement is encrypted to when no recipient is named.
+pub fn recipient_addresses(message: &[u8]) -> Vec<String> {
+    let (block, _) = split_entity(message);
+    let Some(parsed) = mail_parser::MessageParser::new().parse_headers(block) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = Vec::new();
+    for list in [parsed.to(), parsed.cc()].into_iter().flatten() {
+        for addr in list.iter() {
+            if let Some(a) = addr.address()
+                && !out.iter().any(|o| o.eq_ignore_ascii_case(a))
+            {
+                out.push(a.to_owned());
+            }
+        }
+    }
+    out
+}
+
 /// The content of a body in the transfer encoding `cte` (lower case): base64 (white space
 /// ignored) and quoted-printable are decoded, anything else is the body itself.
 pub fn decode_transfer<'a>(cte: &str, body: &'a [u8]) -> Result<Cow<'a, [u8]>, String> {
