@@ -116,12 +116,30 @@ pub struct DecryptArgs {
     #[arg(short = 'o', long = "output", value_name = "OUT.eml")]
     output: PathBuf,
     /// The recipient's private key: PKCS#8 (PEM or DER, clear or encrypted) or PKCS#12.
-    #[arg(long, value_name = "KEY")]
-    key: PathBuf,
+    #[arg(
+        long,
+        value_name = "KEY",
+        required_unless_present = "pkcs11_module",
+        conflicts_with = "pkcs11_module"
+    )]
+    key: Option<PathBuf>,
     /// The key's certificate, to find it among the recipients (optional with a PKCS#12 file,
-    /// or when the key is the only recipient of its kind).
+    /// or when the key is the only recipient of its kind; required with a PKCS#11 key).
     #[arg(long, value_name = "CERT")]
     cert: Option<PathBuf>,
+    /// Decrypt with a key in this PKCS#11 module's token (an HSM) instead of a key file; the
+    /// key never leaves the token.
+    #[arg(long, value_name = "MODULE", requires_all = ["pkcs11_token", "pkcs11_key", "cert"])]
+    pkcs11_module: Option<PathBuf>,
+    /// The token's label.
+    #[arg(long, value_name = "LABEL")]
+    pkcs11_token: Option<String>,
+    /// The private key's label (CKA_LABEL).
+    #[arg(long, value_name = "LABEL")]
+    pkcs11_key: Option<String>,
+    /// A file whose first line is the user PIN (otherwise it is prompted for).
+    #[arg(long, value_name = "FILE")]
+    pkcs11_pin_file: Option<PathBuf>,
     /// A file whose first line is the key file's password (otherwise it is prompted for).
     #[arg(long, value_name = "FILE")]
     pass_file: Option<PathBuf>,
@@ -181,10 +199,36 @@ pub fn encrypt(a: EncryptArgs) -> anyhow::Result<Exit> {
 /// `stamp email decrypt`.
 pub fn decrypt(a: DecryptArgs) -> anyhow::Result<Exit> {
     refuse_existing(&a.output, a.force)?;
-    let id = stamp::keys::load_decryption(&a.key, a.cert.as_deref(), a.pass_file.as_ref())?;
+    let (key, cert): (Box<dyn pki::envelope::Decrypter>, Option<Vec<u8>>) =
+        match (&a.key, &a.pkcs11_module) {
+            (Some(key), _) => {
+                let id =
+                    stamp::keys::load_decryption(key, a.cert.as_deref(), a.pass_file.as_ref())?;
+                (Box::new(id.key), id.cert)
+            }
+            (None, Some(module)) => {
+                let cert_path = a
+                    .cert
+                    .as_ref()
+                    .ok_or_else(|| anyhow!("a PKCS#11 key needs --cert"))?;
+                let cert = stamp::keys::load_certs(cert_path)?
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| anyhow!("no certificate in {}", cert_path.display()))?;
+                let key = stamp::keys::load_pkcs11_decrypter(
+                    module,
+                    a.pkcs11_token.as_deref().unwrap_or_default(),
+                    a.pkcs11_key.as_deref().unwrap_or_default(),
+                    a.pkcs11_pin_file.as_ref(),
+                    &cert,
+                )?;
+                (Box::new(key), Some(cert))
+            }
+            (None, None) => bail!("name the key: --key KEY, or --pkcs11-module and its options"),
+        };
     let message =
         std::fs::read(&a.input).with_context(|| format!("cannot read {}", a.input.display()))?;
-    let decrypted = match decrypt_message(&message, &id.key, id.cert.as_deref()) {
+    let decrypted = match decrypt_message(&message, key.as_ref(), cert.as_deref()) {
         Ok(d) => d,
         Err(e @ (pki::Error::NotDecryptable | pki::Error::NotARecipient { .. })) => {
             eprintln!("stamp: {}: {e}", a.input.display());

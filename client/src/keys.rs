@@ -76,6 +76,29 @@ pub fn load_decryption(
     })
 }
 
+/// A decryption key in a PKCS#11 token: `key_label` in the token labelled `token`, logged in
+/// with the PIN from `pin_file` (its first line) or a prompt, checked against `certificate`.
+pub fn load_pkcs11_decrypter(
+    module: &Path,
+    token: &str,
+    key_label: &str,
+    pin_file: Option<&PathBuf>,
+    certificate: &[u8],
+) -> anyhow::Result<pki::signer::pkcs11::Pkcs11Decrypter> {
+    let mut pin = password_source(Path::new(&format!("PKCS#11 token {token}")), pin_file);
+    let pin = pin().context("cannot read the PKCS#11 PIN")?;
+    pki::signer::pkcs11::Pkcs11Decrypter::open(
+        &pki::signer::pkcs11::Pkcs11Key {
+            module,
+            token_label: token,
+            key_label,
+            pin: &pin,
+        },
+        certificate,
+    )
+    .with_context(|| format!("cannot use the PKCS#11 key {key_label:?} in token {token:?}"))
+}
+
 /// Loads `key` (PKCS#8 PEM or DER, or PKCS#12 with its password from `pass_file` or a prompt),
 /// its certificate (`cert`, or the PKCS#12 file's) and the chain.
 pub fn load_identity(

@@ -16,6 +16,7 @@ pub mod load;
 pub mod mail;
 pub mod openssl_ca;
 pub mod pdf;
+pub mod softhsm;
 
 /// How long a server may take to answer `/healthz` after it was spawned.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);

@@ -725,3 +725,179 @@ fn bulk_sign_and_encrypt_each_statement_to_its_own_to_address_resumably() {
     assert_eq!(summary["skipped"], 6, "{second}");
     assert_eq!(summary["signed"], 0, "{second}");
 }
+
+/// A certificate from the mail CA for a public key made elsewhere (`pub_pem`), for `email`,
+/// with the keyUsage line `usage`.
+fn certify_public_key(w: &World, pub_pem: &Path, email: &str, usage: &str, out: &str) -> PathBuf {
+    let ext = write_file(
+        w.path(),
+        &format!("{out}.ext"),
+        format!(
+            "subjectAltName=email:{email}\nextendedKeyUsage=emailProtection\n{usage}\n\
+             basicConstraints=CA:FALSE\n"
+        )
+        .as_bytes(),
+    );
+    let ca_key = w.path().join("encrypt-ca.key");
+    let run = openssl(
+        w.path(),
+        &[
+            "x509",
+            "-new",
+            "-subj",
+            &format!("/CN={email}"),
+            "-force_pubkey",
+            p(pub_pem),
+            "-CA",
+            p(&w.pki.ca),
+            "-CAkey",
+            p(&ca_key),
+            "-extfile",
+            p(&ext),
+            "-days",
+            "30",
+            "-out",
+            out,
+        ],
+    );
+    assert!(run.ok(), "{run}");
+    w.path().join(out)
+}
+
+#[test]
+fn keys_in_a_softhsm_token_decrypt_without_leaving_it() {
+    use sigillum_tests::softhsm;
+    let w = world();
+    let hsm_dir = w.path().join("hsm");
+    std::fs::create_dir(&hsm_dir).expect("mkdir");
+    let conf = softhsm::init_token(&hsm_dir);
+    let rsa_pub = softhsm::keypair(&conf, &hsm_dir, "dec-rsa", "rsa:2048", &["--usage-decrypt"]);
+    let ec_pub = softhsm::keypair(
+        &conf,
+        &hsm_dir,
+        "dec-ec",
+        "EC:prime256v1",
+        &["--usage-derive"],
+    );
+    let rsa_cert = certify_public_key(
+        &w,
+        &rsa_pub,
+        "vault-rsa@bank.example",
+        "keyUsage=critical,keyEncipherment",
+        "hsm-rsa.pem",
+    );
+    let ec_cert = certify_public_key(
+        &w,
+        &ec_pub,
+        "vault-ec@bank.example",
+        "keyUsage=critical,keyAgreement",
+        "hsm-ec.pem",
+    );
+    let pin = write_file(
+        w.path(),
+        "pin.txt",
+        format!("{}\n", softhsm::PIN).as_bytes(),
+    );
+    let wrong_pin = write_file(w.path(), "wrong-pin.txt", b"0000\n");
+    let message = entity_message(&w, &entity(&w));
+    let decrypt = |input: &str, label: &str, cert: &Path, pin_file: &Path, out: &str| {
+        run(Command::new(sigillum_tests::stamp_bin())
+            .current_dir(w.path())
+            .args(["email", "decrypt", input, "-o", out])
+            .args([
+                "--pkcs11-module",
+                softhsm::MODULE,
+                "--pkcs11-token",
+                softhsm::TOKEN,
+            ])
+            .args(["--pkcs11-key", label, "--pkcs11-pin-file", p(pin_file)])
+            .args(["--cert", p(cert)])
+            .env("SOFTHSM2_CONF", &conf))
+    };
+    for cbc in [false, true] {
+        let out = format!("to-vault-{cbc}.eml");
+        let mut args = vec![
+            "--to",
+            "vault-rsa@bank.example",
+            "--to",
+            "vault-ec@bank.example",
+            "--recipient-cert",
+            p(&rsa_cert),
+            "--recipient-cert",
+            p(&ec_cert),
+        ];
+        if cbc {
+            args.push("--cbc");
+        }
+        let enc = w.encrypt(&message, &out, &args);
+        assert!(enc.ok(), "{enc}");
+        // EC: ECDH inside the token, our KDF and key unwrap outside.
+        let dec_name = format!("vault-ec-{cbc}.eml");
+        let ok = decrypt(&out, "dec-ec", &ec_cert, &pin, &dec_name);
+        assert!(ok.ok(), "dec-ec, cbc={cbc}: {ok}");
+        assert_eq!(read_file(&w.path().join(&dec_name)), read_file(&message));
+        let refused = decrypt(&out, "dec-ec", &ec_cert, &wrong_pin, "never.eml");
+        assert_eq!(refused.code, Some(2), "{refused}");
+        assert!(
+            refused.stderr.contains("PIN"),
+            "a wrong PIN is named: {refused}"
+        );
+        // RSA: SoftHSM2 does OAEP only with SHA-1, and we write OAEP with SHA-256: said
+        // plainly, not as the opaque decryption failure.
+        let rsa = decrypt(&out, "dec-rsa", &rsa_cert, &pin, "never.eml");
+        assert_eq!(rsa.code, Some(2), "{rsa}");
+        assert!(
+            rsa.stderr
+                .contains("does not decrypt RSAES-OAEP with Sha256"),
+            "{rsa}"
+        );
+        assert!(!w.path().join("never.eml").exists());
+    }
+    // What the token can do for RSA: openssl's PKCS#1 v1.5 (its default) and OAEP with SHA-1.
+    for (name, opts) in [
+        ("v15", vec![]),
+        ("oaep-sha1", vec!["-keyopt", "rsa_padding_mode:oaep"]),
+    ] {
+        let out = format!("openssl-vault-{name}.eml");
+        let mut args = vec![
+            "cms",
+            "-encrypt",
+            "-in",
+            p(&message),
+            "-out",
+            &out,
+            "-aes256",
+            "-recip",
+            p(&rsa_cert),
+        ];
+        args.extend(opts.iter().copied());
+        let enc = openssl(w.path(), &args);
+        assert!(enc.ok(), "{enc}");
+        let dec_name = format!("vault-rsa-{name}.eml");
+        let ok = decrypt(&out, "dec-rsa", &rsa_cert, &pin, &dec_name);
+        assert!(ok.ok(), "dec-rsa, {name}: {ok}");
+        let text = String::from_utf8_lossy(&read_file(&w.path().join(&dec_name))).into_owned();
+        assert!(text.contains("Statement for November"), "{name}: {text}");
+    }
+    // The RSA key's certificate with the EC key's label: refused at open, by name.
+    let mixed = run(Command::new(sigillum_tests::stamp_bin())
+        .current_dir(w.path())
+        .args(["email", "decrypt", "to-vault-false.eml", "-o", "mixed.eml"])
+        .args([
+            "--pkcs11-module",
+            softhsm::MODULE,
+            "--pkcs11-token",
+            softhsm::TOKEN,
+        ])
+        .args([
+            "--pkcs11-key",
+            "dec-ec",
+            "--pkcs11-pin-file",
+            p(&pin),
+            "--cert",
+            p(&rsa_cert),
+        ])
+        .env("SOFTHSM2_CONF", &conf));
+    assert_eq!(mixed.code, Some(2), "{mixed}");
+    assert!(mixed.stderr.contains("RSA key"), "{mixed}");
+}

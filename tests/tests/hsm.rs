@@ -9,7 +9,7 @@ use sigillum_tests::{TsaOptions, TsaServer, openssl, run, tsa_bin};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+use sigillum_tests::softhsm::{self, MODULE};
 
 /// A SoftHSM2 token of its own (its own config and token directory) with one EC and one RSA
 /// key, the development PKI, and certificates for the two keys.
@@ -23,76 +23,17 @@ impl Hsm {
     }
 
     fn tool(&self, args: &[&str]) -> sigillum_tests::Run {
-        run(Command::new("pkcs11-tool")
-            .args(["--module", MODULE, "--token-label", "sigillum"])
-            .args(args)
-            .env("SOFTHSM2_CONF", self.conf()))
+        softhsm::tool(&self.conf(), args)
     }
 
     fn setup() -> Hsm {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path().to_path_buf();
         let d = d.as_path();
-        std::fs::create_dir(d.join("tokens")).expect("tokens");
-        std::fs::write(
-            d.join("softhsm2.conf"),
-            format!(
-                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-                d.join("tokens").display()
-            ),
-        )
-        .expect("conf");
+        softhsm::init_token(d);
         let hsm = Hsm { dir };
-        run(Command::new("softhsm2-util")
-            .args([
-                "--init-token",
-                "--free",
-                "--label",
-                "sigillum",
-                "--pin",
-                "1234",
-                "--so-pin",
-                "5678",
-            ])
-            .env("SOFTHSM2_CONF", hsm.conf()))
-        .assert_ok();
         for (label, kind) in [("tsa-ec", "EC:prime256v1"), ("tsa-rsa", "rsa:2048")] {
-            hsm.tool(&[
-                "--login",
-                "--pin",
-                "1234",
-                "--keypairgen",
-                "--key-type",
-                kind,
-                "--label",
-                label,
-                "--usage-sign",
-            ])
-            .assert_ok();
-            hsm.tool(&[
-                "--read-object",
-                "--type",
-                "pubkey",
-                "--label",
-                label,
-                "-o",
-                p(&d.join(format!("{label}.pub.der"))),
-            ])
-            .assert_ok();
-            openssl(
-                d,
-                &[
-                    "pkey",
-                    "-pubin",
-                    "-inform",
-                    "DER",
-                    "-in",
-                    &format!("{label}.pub.der"),
-                    "-out",
-                    &format!("{label}.pub.pem"),
-                ],
-            )
-            .assert_ok();
+            softhsm::keypair(&hsm.conf(), d, label, kind, &["--usage-sign"]);
         }
         // The private keys stay in the token: pkcs11-tool cannot read them out.
         let out = hsm.tool(&[

@@ -414,6 +414,10 @@ fn content_key(
     let recovered = match ri {
         RecipientInfo::Ktri(k) => {
             let scheme = rsa_scheme(&k.key_enc_alg)?;
+            key.supports(scheme).map_err(|detail| Error::Unsupported {
+                what: "key transport for this key",
+                detail,
+            })?;
             key.rsa_decrypt(scheme, k.enc_key.as_bytes())
         }
         RecipientInfo::Kari(k) => {

@@ -103,6 +103,13 @@ pub trait Decrypter: Send + Sync {
     /// The public key as it sits in a certificate's subjectPublicKey BIT STRING (RSAPublicKey
     /// DER, or the uncompressed EC point), to match certificates and recipients.
     fn public_key(&self) -> &[u8];
+    /// Whether the key can undo `scheme` at all (a token may lack a mechanism or its
+    /// parameters: SoftHSM2 does OAEP only with SHA-1); the reason when not. Asked before
+    /// [`Decrypter::rsa_decrypt`], it depends on nothing secret.
+    fn supports(&self, scheme: RsaTransport) -> std::result::Result<(), String> {
+        let _ = scheme;
+        Ok(())
+    }
     /// RSA: decrypts an encryptedKey.
     fn rsa_decrypt(
         &self,

@@ -46,13 +46,11 @@ struct Pool {
     open: usize,
 }
 
-/// A key in a PKCS#11 token.
-pub struct Pkcs11Signer {
+/// A private key found in a token, and the pool of sessions its operations share.
+struct TokenKey {
     ctx: Pkcs11,
     slot: Slot,
     key: ObjectHandle,
-    algorithm: SignatureAlgorithm,
-    public_key: Vec<u8>,
     pool: Mutex<Pool>,
     freed: Condvar,
     max_sessions: usize,
@@ -60,11 +58,18 @@ pub struct Pkcs11Signer {
     pin: Zeroizing<String>,
 }
 
+/// A signing key in a PKCS#11 token.
+pub struct Pkcs11Signer {
+    token: TokenKey,
+    algorithm: SignatureAlgorithm,
+    public_key: Vec<u8>,
+}
+
 impl std::fmt::Debug for Pkcs11Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pkcs11Signer")
             .field("algorithm", &self.algorithm)
-            .field("max_sessions", &self.max_sessions)
+            .field("max_sessions", &self.token.max_sessions)
             .finish_non_exhaustive()
     }
 }
@@ -125,13 +130,10 @@ fn hsm(what: &str) -> impl FnOnce(cryptoki::error::Error) -> Error + '_ {
     move |e| Error::Key(format!("PKCS#11: {what}: {e}"))
 }
 
-impl Pkcs11Signer {
-    /// Opens the token, logs in, finds the private key by label, and checks with a probe
-    /// signature that it belongs to `certificate` (DER), whose key fixes the algorithm.
-    pub fn open(k: &Pkcs11Key<'_>, certificate: &[u8]) -> Result<Pkcs11Signer> {
-        let cert = crate::cert::parse(certificate)?;
-        let spki = &cert.tbs_certificate.subject_public_key_info;
-        let algorithm = algorithm_for(spki)?;
+impl TokenKey {
+    /// Opens the token, logs in, and finds the private key labelled `k.key_label`, which must
+    /// be of type `wanted` (the certificate's, named `cert_kind` in the error).
+    fn open(k: &Pkcs11Key<'_>, wanted: KeyType, cert_kind: &str) -> Result<TokenKey> {
         let (ctx, slot, session) = logged_in(k, false)?;
         let max_sessions = match ctx
             .get_token_info(slot)
@@ -164,13 +166,7 @@ impl Pkcs11Signer {
             }
         };
         // The token's key type must be the certificate's: a mechanism for another key type is
-        // an obscure token error at the first signature, not a clear one here.
-        let wanted = match algorithm {
-            SignatureAlgorithm::EcdsaP256Sha256 | SignatureAlgorithm::EcdsaP384Sha384 => {
-                KeyType::EC
-            }
-            _ => KeyType::RSA,
-        };
+        // an obscure token error at the first operation, not a clear one here.
         let types = session
             .get_attributes(key, &[AttributeType::KeyType])
             .map_err(hsm("reading the key type"))?;
@@ -178,20 +174,16 @@ impl Pkcs11Signer {
             Some(Attribute::KeyType(t)) if *t == wanted => {}
             Some(Attribute::KeyType(t)) => {
                 return Err(Error::Certificate(format!(
-                    "the certificate is for an {} key, the PKCS#11 key {:?} is {}",
-                    if wanted == KeyType::EC { "EC" } else { "RSA" },
-                    k.key_label,
-                    t
+                    "the certificate is for an {cert_kind} key, the PKCS#11 key {:?} is {}",
+                    k.key_label, t
                 )));
             }
             _ => return Err(Error::Key("PKCS#11: the key has no CKA_KEY_TYPE".into())),
         }
-        let signer = Pkcs11Signer {
+        Ok(TokenKey {
             ctx,
             slot,
             key,
-            algorithm,
-            public_key: spki.subject_public_key.raw_bytes().to_vec(),
             pool: Mutex::new(Pool {
                 idle: vec![session],
                 open: 1,
@@ -199,24 +191,42 @@ impl Pkcs11Signer {
             freed: Condvar::new(),
             max_sessions,
             pin: k.pin.clone(),
-        };
-        // The probe: the token's key must verify under the certificate's.
-        let probe = b"sigillum: does this token key belong to the certificate?";
-        let sig = signer.sign(probe)?;
-        crate::verify::verify_signature(
-            spki,
-            &algorithm.algorithm_identifier()?,
-            algorithm.digest(),
-            probe,
-            &sig,
-        )
-        .map_err(|_| {
-            Error::Certificate(format!(
-                "the certificate does not belong to the PKCS#11 key {:?}",
-                k.key_label
+        })
+    }
+
+    /// Runs `f` on a pooled session; `what` names the operation in an error. A session is
+    /// dropped only when the error says the session or the token is gone (a reset, a removed
+    /// device, a lost login): an operation error (bad arguments, a padding failure) leaves it
+    /// usable, and closing the application's last session would log it out and invalidate the
+    /// key's handle.
+    fn with_session<T>(
+        &self,
+        what: &str,
+        f: impl FnOnce(&Session, ObjectHandle) -> std::result::Result<T, cryptoki::error::Error>,
+    ) -> Result<T> {
+        use cryptoki::error::{Error as Ck, RvError};
+        let session = self.take()?;
+        let result = f(&session, self.key);
+        let session_gone = matches!(
+            &result,
+            Err(Ck::Pkcs11(
+                RvError::SessionHandleInvalid
+                    | RvError::SessionClosed
+                    | RvError::DeviceRemoved
+                    | RvError::DeviceError
+                    | RvError::TokenNotPresent
+                    | RvError::UserNotLoggedIn
+                    | RvError::CryptokiNotInitialized,
+                _
             ))
-        })?;
-        Ok(signer)
+        );
+        if session_gone {
+            drop(session);
+            self.forget_session();
+        } else {
+            self.give_back(session);
+        }
+        result.map_err(hsm(what))
     }
 
     fn take(&self) -> Result<Session> {
@@ -270,7 +280,7 @@ impl Pkcs11Signer {
     }
 
     /// A session that failed is not reused (it may be invalid after a token reset): its slot
-    /// frees for a new one, and a waiting signer is woken to open it.
+    /// frees for a new one, and a waiting caller is woken to open it.
     fn forget_session(&self) {
         let mut pool = self
             .pool
@@ -279,10 +289,48 @@ impl Pkcs11Signer {
         pool.open = pool.open.saturating_sub(1);
         self.freed.notify_one();
     }
+}
+
+impl Pkcs11Signer {
+    /// Opens the token, logs in, finds the private key by label, and checks with a probe
+    /// signature that it belongs to `certificate` (DER), whose key fixes the algorithm.
+    pub fn open(k: &Pkcs11Key<'_>, certificate: &[u8]) -> Result<Pkcs11Signer> {
+        let cert = crate::cert::parse(certificate)?;
+        let spki = &cert.tbs_certificate.subject_public_key_info;
+        let algorithm = algorithm_for(spki)?;
+        let (wanted, cert_kind) = match algorithm {
+            SignatureAlgorithm::EcdsaP256Sha256 | SignatureAlgorithm::EcdsaP384Sha384 => {
+                (KeyType::EC, "EC")
+            }
+            _ => (KeyType::RSA, "RSA"),
+        };
+        let signer = Pkcs11Signer {
+            token: TokenKey::open(k, wanted, cert_kind)?,
+            algorithm,
+            public_key: spki.subject_public_key.raw_bytes().to_vec(),
+        };
+        // The probe: the token's key must verify under the certificate's.
+        let probe = b"sigillum: does this token key belong to the certificate?";
+        let sig = signer.sign(probe)?;
+        crate::verify::verify_signature(
+            spki,
+            &algorithm.algorithm_identifier()?,
+            algorithm.digest(),
+            probe,
+            &sig,
+        )
+        .map_err(|_| {
+            Error::Certificate(format!(
+                "the certificate does not belong to the PKCS#11 key {:?}",
+                k.key_label
+            ))
+        })?;
+        Ok(signer)
+    }
 
     /// Most sessions this signer opens (the token's limit).
     pub fn max_sessions(&self) -> usize {
-        self.max_sessions
+        self.token.max_sessions
     }
 }
 
@@ -452,29 +500,216 @@ impl Signer for Pkcs11Signer {
     }
 
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
-        let session = self.take()?;
-        let result = match self.algorithm {
+        match self.algorithm {
             SignatureAlgorithm::EcdsaP256Sha256 | SignatureAlgorithm::EcdsaP384Sha384 => {
                 let digest = self.algorithm.digest().digest(message);
-                session
-                    .sign(&Mechanism::Ecdsa, self.key, &digest)
-                    .map_err(hsm("signing"))
-                    .and_then(|raw| ecdsa_der(&raw))
+                let raw = self.token.with_session("signing", |session, key| {
+                    session.sign(&Mechanism::Ecdsa, key, &digest)
+                })?;
+                ecdsa_der(&raw)
             }
-            _ => session
-                .sign(&Mechanism::Sha256RsaPkcs, self.key, message)
-                .map_err(hsm("signing")),
-        };
-        if result.is_ok() {
-            self.give_back(session);
-        } else {
-            drop(session);
-            self.forget_session();
+            _ => self.token.with_session("signing", |session, key| {
+                session.sign(&Mechanism::Sha256RsaPkcs, key, message)
+            }),
         }
-        result
     }
 
     fn is_slow(&self) -> bool {
         true
+    }
+}
+
+/// A decryption key in a PKCS#11 token, for [`crate::envelope::decrypt`]: RSA key transport
+/// inside the token (CKM_RSA_PKCS_OAEP, CKM_RSA_PKCS), or ECDH (CKM_ECDH1_DERIVE into a session
+/// secret that is read once and destroyed: the X9.63 KDF and key unwrap then run in software,
+/// as RFC 5753 asks for a KDF PKCS#11 does not name). The private key never leaves the token.
+/// The key needs CKA_DECRYPT (RSA) or CKA_DERIVE (EC).
+pub struct Pkcs11Decrypter {
+    token: TokenKey,
+    kind: crate::envelope::KeyKind,
+    public_key: Vec<u8>,
+    /// The OAEP hashes the token was seen to decrypt with at open (RSA keys).
+    oaep: Vec<HashAlg>,
+}
+
+impl std::fmt::Debug for Pkcs11Decrypter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pkcs11Decrypter")
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pkcs11Decrypter {
+    /// Opens the token, logs in, finds the private key by label, and checks with a probe (an
+    /// OAEP decryption, or an ECDH agreement compared with one made in software) that it
+    /// belongs to `certificate` (DER).
+    pub fn open(k: &Pkcs11Key<'_>, certificate: &[u8]) -> Result<Pkcs11Decrypter> {
+        use crate::envelope::{Decrypter, KeyKind};
+        let cert = crate::cert::parse(certificate)?;
+        let spki_der = der::Encode::to_der(&cert.tbs_certificate.subject_public_key_info)
+            .map_err(Error::Encode)?;
+        let spki = spki::SubjectPublicKeyInfoRef::from_der(&spki_der)
+            .map_err(Error::decode("certificate public key"))?;
+        let kind = KeyKind::of_spki(&spki)?;
+        let (wanted, name) = match kind {
+            KeyKind::Rsa => (KeyType::RSA, "RSA"),
+            KeyKind::EcP256 | KeyKind::EcP384 => (KeyType::EC, "EC"),
+        };
+        let mut d = Pkcs11Decrypter {
+            token: TokenKey::open(k, wanted, name)?,
+            kind,
+            public_key: spki.subject_public_key.raw_bytes().to_vec(),
+            oaep: Vec::new(),
+        };
+        let not_ours = || {
+            Error::Certificate(format!(
+                "the certificate does not belong to the PKCS#11 key {:?} (or the key may not \
+                 decrypt or derive: CKA_DECRYPT / CKA_DERIVE)",
+                k.key_label
+            ))
+        };
+        let probe = b"sigillum: does this token key decrypt for the certificate?";
+        match kind.agreement() {
+            None => {
+                // PKCS#1 v1.5 proves the key is the certificate's (every token has it); each
+                // OAEP hash is then tried once, so that a message the token cannot open gets a
+                // plain "unsupported" rather than the opaque decryption failure.
+                let public = aws_lc_rs::rsa::PublicEncryptingKey::from_der(&spki_der)
+                    .map_err(|e| Error::Certificate(format!("the RSA key: {e}")))?;
+                let mut sealed = vec![0u8; public.key_size_bytes()];
+                let v15 = aws_lc_rs::rsa::Pkcs1PublicEncryptingKey::new(public.clone())
+                    .map_err(|_| Error::Certificate("the RSA key".into()))?;
+                let n = v15
+                    .encrypt(probe, &mut sealed)
+                    .map_err(|_| Error::Key("RSA encryption failed".into()))?
+                    .len();
+                let opened = d
+                    .rsa_decrypt(crate::envelope::RsaTransport::Pkcs1v15, &sealed[..n])
+                    .map_err(|_| not_ours())?;
+                if opened.as_slice() != probe {
+                    return Err(not_ours());
+                }
+                let oaep = aws_lc_rs::rsa::OaepPublicEncryptingKey::new(public)
+                    .map_err(|_| Error::Certificate("the RSA key".into()))?;
+                for (hash, alg) in [
+                    (HashAlg::Sha1, &aws_lc_rs::rsa::OAEP_SHA1_MGF1SHA1),
+                    (HashAlg::Sha256, &aws_lc_rs::rsa::OAEP_SHA256_MGF1SHA256),
+                    (HashAlg::Sha384, &aws_lc_rs::rsa::OAEP_SHA384_MGF1SHA384),
+                    (HashAlg::Sha512, &aws_lc_rs::rsa::OAEP_SHA512_MGF1SHA512),
+                ] {
+                    let n = oaep
+                        .encrypt(alg, probe, &mut sealed, None)
+                        .map_err(|_| Error::Key("RSA-OAEP encryption failed".into()))?
+                        .len();
+                    let opened =
+                        d.rsa_decrypt(crate::envelope::RsaTransport::Oaep(hash), &sealed[..n]);
+                    if opened.is_ok_and(|o| o.as_slice() == probe) {
+                        d.oaep.push(hash);
+                    }
+                }
+            }
+            Some(curve) => {
+                let ephemeral = aws_lc_rs::agreement::PrivateKey::generate(curve)
+                    .map_err(|_| Error::Key("cannot generate an EC key".into()))?;
+                let ephemeral_public = ephemeral
+                    .compute_public_key()
+                    .map_err(|_| Error::Key("cannot compute an EC public key".into()))?;
+                let peer = aws_lc_rs::agreement::UnparsedPublicKey::new(curve, &d.public_key);
+                let ours = aws_lc_rs::agreement::agree(&ephemeral, peer, (), |z| Ok(z.to_vec()))
+                    .map_err(|()| not_ours())?;
+                let theirs = d.ecdh(ephemeral_public.as_ref()).map_err(|_| not_ours())?;
+                if theirs.as_slice() != ours.as_slice() {
+                    return Err(not_ours());
+                }
+            }
+        }
+        Ok(d)
+    }
+}
+
+impl crate::envelope::Decrypter for Pkcs11Decrypter {
+    fn kind(&self) -> crate::envelope::KeyKind {
+        self.kind
+    }
+
+    fn public_key(&self) -> &[u8] {
+        &self.public_key
+    }
+
+    fn supports(&self, scheme: crate::envelope::RsaTransport) -> std::result::Result<(), String> {
+        match scheme {
+            crate::envelope::RsaTransport::Oaep(hash) if !self.oaep.contains(&hash) => {
+                Err(format!(
+                    "the PKCS#11 token does not decrypt RSAES-OAEP with {hash:?} (it did with {:?}; \
+                 SoftHSM2 2.6 does OAEP only with SHA-1)",
+                    self.oaep
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn rsa_decrypt(
+        &self,
+        scheme: crate::envelope::RsaTransport,
+        ciphertext: &[u8],
+    ) -> std::result::Result<Zeroizing<Vec<u8>>, crate::envelope::Failed> {
+        use cryptoki::mechanism::MechanismType;
+        use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
+        let mechanism = match scheme {
+            crate::envelope::RsaTransport::Pkcs1v15 => Mechanism::RsaPkcs,
+            crate::envelope::RsaTransport::Oaep(hash) => {
+                let (h, mgf) = match hash {
+                    HashAlg::Sha1 => (MechanismType::SHA1, PkcsMgfType::MGF1_SHA1),
+                    HashAlg::Sha256 => (MechanismType::SHA256, PkcsMgfType::MGF1_SHA256),
+                    HashAlg::Sha384 => (MechanismType::SHA384, PkcsMgfType::MGF1_SHA384),
+                    HashAlg::Sha512 => (MechanismType::SHA512, PkcsMgfType::MGF1_SHA512),
+                };
+                Mechanism::RsaPkcsOaep(PkcsOaepParams::new(h, mgf, PkcsOaepSource::empty()))
+            }
+        };
+        self.token
+            .with_session("decrypting", |session, key| {
+                session
+                    .decrypt(&mechanism, key, ciphertext)
+                    .map(Zeroizing::new)
+            })
+            .map_err(|_| crate::envelope::Failed)
+    }
+
+    fn ecdh(
+        &self,
+        peer_point: &[u8],
+    ) -> std::result::Result<Zeroizing<Vec<u8>>, crate::envelope::Failed> {
+        use cryptoki::mechanism::elliptic_curve::{EcKdf, Ecdh1DeriveParams};
+        let field: u64 = match self.kind {
+            crate::envelope::KeyKind::EcP256 => 32,
+            crate::envelope::KeyKind::EcP384 => 48,
+            crate::envelope::KeyKind::Rsa => return Err(crate::envelope::Failed),
+        };
+        let value = self
+            .token
+            .with_session("ECDH", |session, key| {
+                let params = Ecdh1DeriveParams::new(EcKdf::null(), peer_point);
+                let template = [
+                    Attribute::Class(ObjectClass::SECRET_KEY),
+                    Attribute::KeyType(KeyType::GENERIC_SECRET),
+                    Attribute::Token(false),
+                    Attribute::Sensitive(false),
+                    Attribute::Extractable(true),
+                    Attribute::ValueLen(field.into()),
+                ];
+                let secret = session.derive_key(&Mechanism::Ecdh1Derive(params), key, &template)?;
+                let value = session.get_attributes(secret, &[AttributeType::Value]);
+                // The session object goes at once, whatever the read gave.
+                let _ = session.destroy_object(secret);
+                value
+            })
+            .map_err(|_| crate::envelope::Failed)?;
+        match value.into_iter().next() {
+            Some(Attribute::Value(v)) => Ok(Zeroizing::new(v)),
+            _ => Err(crate::envelope::Failed),
+        }
     }
 }

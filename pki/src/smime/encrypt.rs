@@ -160,8 +160,11 @@ pub fn decrypt_message(
     let (entity, info) = envelope::decrypt(&der, key, certificate)?;
     let entity = mime::crlf(&entity).into_owned();
     let (inner_block, inner_body) = split_entity(&entity);
-    let inner_fields =
-        mime::fields(inner_block).map_err(|e| Error::invalid("decrypted entity header", e))?;
+    // CBC has no integrity: a wrong key (or the random key a failed key transport continues
+    // with) gives garbage whose padding passes about once in 256 tries. Garbage is not a MIME
+    // entity; it gets the same one error as every other failure, so that the padding's
+    // verdict is not told apart either.
+    let inner_fields = mime::fields(inner_block).map_err(|_| Error::NotDecryptable)?;
     let wrapped = mime::content_type(&inner_fields).is_some_and(|ct| ct.mime == "message/rfc822");
     let message = if wrapped {
         inner_body.to_vec()
