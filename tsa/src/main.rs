@@ -305,12 +305,16 @@ fn init_pkcs11(
     println!("Made the key {key:?} in PKCS#11 token {token:?} (it never leaves the token).");
     println!("DEVELOPMENT certificate for it: {}", cert.display());
     println!("Serve with this configuration:");
+    // TOML strings, escaped (a path may hold a quote or a backslash).
+    let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
     println!(
-        "\n[key]\ncertificate = \"{}\"\nchain = \"{}\"\n\n[key.pkcs11]\nmodule = \"{}\"\ntoken = \"{token}\"\nkey = \"{key}\"\npin_file = \"{}\"\n",
-        cert.display(),
-        dir.join(tsa::keys::files::ROOT_CERT).display(),
-        module.display(),
-        pin_file.display()
+        "\n[key]\ncertificate = {}\nchain = {}\n\n[key.pkcs11]\nmodule = {}\ntoken = {}\nkey = {}\npin_file = {}\n",
+        q(&cert.display().to_string()),
+        q(&dir.join(tsa::keys::files::ROOT_CERT).display().to_string()),
+        q(&module.display().to_string()),
+        q(token),
+        q(key),
+        q(&pin_file.display().to_string())
     );
     Ok(())
 }
