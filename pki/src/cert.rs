@@ -281,6 +281,17 @@ pub fn subject_der(cert: &[u8]) -> Result<Vec<u8>> {
     Ok(crate::cert_raw::RawCert::parse(cert)?.subject.to_vec())
 }
 
+/// Whether `key` (a subjectPublicKey's bits: RSAPublicKey DER or an EC point, as
+/// [`crate::signer::Signer::public_key`] and [`crate::envelope::Decrypter::public_key`] give
+/// them) is the certificate's own key.
+pub fn has_public_key(cert: &Certificate, key: &[u8]) -> bool {
+    cert.tbs_certificate
+        .subject_public_key_info
+        .subject_public_key
+        .raw_bytes()
+        == key
+}
+
 /// Whether `spki` (SubjectPublicKeyInfo DER) is the certificate's own key.
 pub fn same_public_key(cert: &[u8], spki: &[u8]) -> bool {
     parse(cert)

@@ -47,12 +47,7 @@ impl SignerCert {
     /// Whether this certificate's public key is `signer`'s: the one key/certificate match
     /// check, for the authority, the email and PDF signers and the key loader.
     pub fn matches(&self, signer: &dyn crate::signer::Signer) -> bool {
-        self.cert
-            .tbs_certificate
-            .subject_public_key_info
-            .subject_public_key
-            .raw_bytes()
-            == signer.public_key()
+        crate::cert::has_public_key(&self.cert, signer.public_key())
     }
 
     /// The name a person reads for this signer: the subject's commonName, else the whole

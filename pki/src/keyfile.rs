@@ -557,14 +557,7 @@ fn split_certificates(
     }
     let mut own = None;
     for (i, der) in certs.iter().enumerate() {
-        let cert = crate::cert::parse(der)?;
-        if cert
-            .tbs_certificate
-            .subject_public_key_info
-            .subject_public_key
-            .raw_bytes()
-            == public_key
-        {
+        if crate::cert::has_public_key(&crate::cert::parse(der)?, public_key) {
             own = Some(i);
             break;
         }

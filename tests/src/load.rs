@@ -35,6 +35,23 @@ impl Target {
     }
 }
 
+/// SIGKILLs `server` `kills` times under the running load, `pause` apart (and once more
+/// `pause` after the last restart before returning), restarting it on its data each time and
+/// pointing `target` at the new incarnation.
+pub fn kill_repeatedly(
+    server: &mut crate::TsaServer,
+    target: &Target,
+    kills: u32,
+    pause: Duration,
+) {
+    for _ in 0..kills {
+        std::thread::sleep(pause);
+        server.restart();
+        target.restarted(server.url());
+    }
+    std::thread::sleep(pause);
+}
+
 /// A token a client received: which node and incarnation answered it, and what it says.
 #[derive(Debug, Clone)]
 pub struct Received {

@@ -82,6 +82,22 @@ impl World {
         stamp(self.path(), &args)
     }
 
+    /// `stamp verify FILE --trust CA --tsa-trust ROOT` must exit 0.
+    fn verify_ok(&self, file: &str, server: &TsaServer, what: &str) {
+        let verify = stamp(
+            self.path(),
+            &[
+                "verify",
+                file,
+                "--trust",
+                p(&self.pki.ca),
+                "--tsa-trust",
+                p(&server.root_pem()),
+            ],
+        );
+        assert_eq!(verify.code, Some(0), "stamp verify of {what}: {verify}");
+    }
+
     fn decrypt(&self, input: &str, person: &Person, out: &str, with_cert: bool) -> Run {
         let mut args = vec![
             "email",
@@ -213,22 +229,7 @@ fn openssl_decrypts_what_we_encrypt_and_verifies_the_signed_message_inside() {
         let run = w.decrypt(&out, &w.carol_ec, "ours.eml", true);
         assert!(run.ok(), "stamp email decrypt ({mode}): {run}");
         assert_eq!(read_file(&w.path().join("ours.eml")), signed_bytes);
-        let verify = stamp(
-            w.path(),
-            &[
-                "verify",
-                "ours.eml",
-                "--trust",
-                p(&w.pki.ca),
-                "--tsa-trust",
-                p(&server.root_pem()),
-            ],
-        );
-        assert_eq!(
-            verify.code,
-            Some(0),
-            "stamp verify of the decrypted message: {verify}"
-        );
+        w.verify_ok("ours.eml", &server, "the decrypted message");
         std::fs::remove_file(w.path().join("ours.eml")).expect("rm");
     }
 }
@@ -559,22 +560,7 @@ fn enrolled_through_cmp_fetched_from_the_directory_signed_stamped_encrypted_decr
         ],
     );
     assert!(decrypt.ok(), "{decrypt}");
-    let verify = stamp(
-        w.path(),
-        &[
-            "verify",
-            "dec.eml",
-            "--trust",
-            p(&w.pki.ca),
-            "--tsa-trust",
-            p(&server.root_pem()),
-        ],
-    );
-    assert_eq!(
-        verify.code,
-        Some(0),
-        "stamp verify of the decrypted statement: {verify}"
-    );
+    w.verify_ok("dec.eml", &server, "the decrypted statement");
     // openssl agrees with the encryption certificate the CA issued.
     openssl_decrypt(
         &w,
@@ -701,21 +687,10 @@ fn bulk_sign_and_encrypt_each_statement_to_its_own_to_address_resumably() {
         // The bank's own copy opens with its key.
         let own = w.decrypt(&name, &w.dave_p384, &format!("own{n}.eml"), true);
         assert!(own.ok(), "s{n} for the bank's archive: {own}");
-        let verify = stamp(
-            w.path(),
-            &[
-                "verify",
-                &format!("dec{n}.eml"),
-                "--trust",
-                p(&w.pki.ca),
-                "--tsa-trust",
-                p(&server.root_pem()),
-            ],
-        );
-        assert_eq!(
-            verify.code,
-            Some(0),
-            "s{n} verifies after decryption: {verify}"
+        w.verify_ok(
+            &format!("dec{n}.eml"),
+            &server,
+            &format!("s{n} after decryption"),
         );
     }
     // A rerun does only what is left: the six are skipped, the three fail again.

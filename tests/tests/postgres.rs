@@ -269,12 +269,7 @@ fn one_of_two_nodes_killed_again_and_again_under_load_loses_nothing() {
     let (ta, tb) = (Target::new(a.url()), Target::new(b.url()));
     let load = Load::start(&[ta.clone(), tb], 3);
     const KILLS: u32 = 4;
-    for _ in 0..KILLS {
-        std::thread::sleep(std::time::Duration::from_millis(400));
-        a.restart();
-        ta.restarted(a.url());
-    }
-    std::thread::sleep(std::time::Duration::from_millis(400));
+    load::kill_repeatedly(&mut a, &ta, KILLS, std::time::Duration::from_millis(400));
     let (received, failures) = load.stop();
     eprintln!(
         "{} tokens received, {failures} requests cut or refused across {KILLS} kills",

@@ -213,12 +213,12 @@ fn killed_again_and_again_under_load_every_received_token_is_archived() {
     let target = Target::new(server.url());
     let load = Load::start(std::slice::from_ref(&target), 4);
     const KILLS: u32 = 5;
-    for _ in 0..KILLS {
-        std::thread::sleep(std::time::Duration::from_millis(400));
-        server.restart();
-        target.restarted(server.url());
-    }
-    std::thread::sleep(std::time::Duration::from_millis(400));
+    load::kill_repeatedly(
+        &mut server,
+        &target,
+        KILLS,
+        std::time::Duration::from_millis(400),
+    );
     let (received, failures) = load.stop();
     eprintln!(
         "{} tokens received, {failures} requests cut or refused across {KILLS} kills",

@@ -320,13 +320,7 @@ pub fn decrypt(
     let issuer_serial = match certificate {
         Some(der) => {
             let cert = crate::cert::parse(der)?;
-            if cert
-                .tbs_certificate
-                .subject_public_key_info
-                .subject_public_key
-                .raw_bytes()
-                != key.public_key()
-            {
+            if !crate::cert::has_public_key(&cert, key.public_key()) {
                 return Err(Error::Certificate(
                     "the certificate given is not the private key's".into(),
                 ));
