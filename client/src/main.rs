@@ -462,6 +462,10 @@ struct FileArgs {
     /// Overwrite existing .tsr files.
     #[arg(long)]
     force: bool,
+    /// Files stamped at once, each request on a keep-alive connection of its own [default:
+    /// 4 per core].
+    #[arg(long, value_name = "N")]
+    jobs: Option<usize>,
 }
 
 fn cmd_file(a: FileArgs) -> anyhow::Result<Exit> {
@@ -497,58 +501,75 @@ fn cmd_file(a: FileArgs) -> anyhow::Result<Exit> {
     if let Some(dir) = &a.out {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
+    // Every target is checked before the first request, so that a refusal costs no token.
+    let targets = a
+        .files
+        .iter()
+        .map(|f| tsr_path(f, a.out.as_deref()))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if let Some(t) = targets.iter().find(|t| t.exists() && !a.force) {
+        return Err(anyhow!(
+            "{} exists; pass --force to overwrite it",
+            t.display()
+        ));
+    }
+    let jobs = a
+        .jobs
+        .unwrap_or_else(|| stamp::pool::cores() * 4)
+        .clamp(1, 1024);
     let bar = progress(a.files.len());
-    let mut worst = Exit::Verified;
-    for file in &a.files {
-        let target = tsr_path(file, a.out.as_deref())?;
-        if target.exists() && !a.force {
-            return Err(anyhow!(
-                "{} exists; pass --force to overwrite it",
-                target.display()
-            ));
-        }
-        let digest = hash_file(file, hash)?;
-        match client.stamp(hash, &digest) {
-            Ok(stamped) => {
-                write_atomically(&target, &stamped.response)?;
-                let info = stamped.token.info();
-                let line = format!(
-                    "{} -> {} (genTime {}, serial 0x{})",
-                    file.display(),
-                    target.display(),
-                    info.gen_time,
-                    info.serial_hex
-                );
-                match &bar {
-                    Some(b) => b.println(line),
-                    None => println!("{line}"),
+    // Per file: the line to print, a refusal (exit 1), or an error that ends the run (exit 2).
+    let results = stamp::pool::map(a.files.len(), jobs, |i| {
+        let (file, target) = (&a.files[i], &targets[i]);
+        let result =
+            (|| -> anyhow::Result<Result<String, String>> {
+                let digest = hash_file(file, hash)?;
+                match client.stamp(hash, &digest) {
+                    Ok(stamped) => {
+                        write_atomically(target, &stamped.response)?;
+                        let info = stamped.token.info();
+                        Ok(Ok(format!(
+                            "{} -> {} (genTime {}, serial 0x{})",
+                            file.display(),
+                            target.display(),
+                            info.gen_time,
+                            info.serial_hex
+                        )))
+                    }
+                    Err(e @ (StampError::Rejected { .. } | StampError::BadToken(_))) => Ok(Err(
+                        format!("{}: {}", file.display(), pki::error::error_text(&e)),
+                    )),
+                    Err(e) => Err(anyhow::Error::new(e)
+                        .context(format!("cannot timestamp {}", file.display()))),
                 }
-            }
-            Err(e @ (StampError::Rejected { .. } | StampError::BadToken(_))) => {
-                eprintln!(
-                    "stamp: {}",
-                    escape(&format!(
-                        "{}: {}",
-                        file.display(),
-                        pki::error::error_text(&e)
-                    ))
-                );
-                worst = Exit::NotVerified;
-            }
-            Err(e) => {
-                return Err(
-                    anyhow::Error::new(e).context(format!("cannot timestamp {}", file.display()))
-                );
-            }
-        }
+            })();
         if let Some(b) = &bar {
             b.inc(1);
         }
-    }
+        result
+    });
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    Ok(worst)
+    // In input order: the stamped files, the refusals; then the first error, if any.
+    let mut worst = Exit::Verified;
+    let mut first_error = None;
+    for r in results {
+        match r {
+            Ok(Ok(line)) => println!("{line}"),
+            Ok(Err(refusal)) => {
+                eprintln!("stamp: {}", escape(&refusal));
+                worst = Exit::NotVerified;
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(worst),
+    }
 }
 
 pub(crate) fn progress(n: usize) -> Option<indicatif::ProgressBar> {

@@ -313,3 +313,58 @@ fn stamp_verify_at_checks_a_token_s_path_at_that_moment_and_says_it_is_not_prove
     )
     .assert_code(2);
 }
+
+#[test]
+fn stamp_file_stamps_many_files_at_once_and_prints_them_in_input_order() {
+    let server = TsaServer::start();
+    let dir = server.work_dir();
+    let names: Vec<String> = (0..120)
+        .map(|i| {
+            let f = write_file(
+                dir,
+                &format!("f{i:03}.txt"),
+                format!("file {i}\n").as_bytes(),
+            );
+            p(&f).to_owned()
+        })
+        .collect();
+    let url = server.url();
+    let out = dir.join("tokens");
+    let mut args = vec!["file", "--tsa", &url, "--jobs", "16", "--out", p(&out)];
+    args.extend(names.iter().map(String::as_str));
+    let run = stamp(dir, &args);
+    run.assert_ok();
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 120, "{run}");
+    let mut serials = std::collections::HashSet::new();
+    for (i, line) in lines.iter().enumerate() {
+        assert!(
+            line.starts_with(&names[i]),
+            "line {i} is not f{i:03}.txt's: {line}"
+        );
+        let serial = line.rsplit("serial 0x").next().expect("serial");
+        assert!(serials.insert(serial.to_owned()), "serial repeated: {line}");
+    }
+    // Each token is for its own file (a sample; all 120 exist).
+    let root = server.root_pem();
+    for i in [0, 37, 119] {
+        let token = out.join(format!("f{i:03}.txt.tsr"));
+        stamp(
+            dir,
+            &[
+                "verify",
+                &names[i],
+                "--token",
+                p(&token),
+                "--trust",
+                p(&root),
+            ],
+        )
+        .assert_code(0);
+    }
+    assert_eq!(std::fs::read_dir(&out).expect("out").count(), 120);
+    // A second run refuses before any request: the outputs exist.
+    let again = stamp(dir, &args);
+    again.assert_code(2);
+    assert!(again.stderr.contains("exists; pass --force"), "{again}");
+}
