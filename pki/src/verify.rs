@@ -288,6 +288,112 @@ pub fn validate_path(
             Err("the directly trusted certificate was not valid at that time".into())
         };
     }
+    let key = path_cache::key(end_entity, bag, anchors, eku);
+    if let Some(path) = path_cache::get(&key, at_unix) {
+        return Ok(path);
+    }
+    let path = build_path(end_entity, bag, anchors, at_unix, eku)?;
+    path_cache::put(key, &path);
+    Ok(path)
+}
+
+/// Paths validated in this process, so that verifying many tokens of one authority (or many
+/// emails of one sender) validates each distinct path once (`stamp verify` of thousands of
+/// files, `--archive`, an auditor's bulk run).
+///
+/// A cached path is reused only for the same end entity, bag, anchors and extended key usage,
+/// byte for byte, and only at a validation time within the validity period of every
+/// certificate on it, anchor included: that is the only input of [`validate_path`] that varies
+/// with time (signatures, name and basic constraints, key usages and the anchor's constraints do
+/// not), so a path valid once is valid at any such time. Failures are not cached: they are
+/// built again, with their own error text. The cache is bounded ([`path_cache::ENTRIES`]) and
+/// starts afresh when full.
+mod path_cache {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    /// Most paths kept.
+    pub(super) const ENTRIES: usize = 4096;
+
+    struct Cached {
+        path: Vec<Vec<u8>>,
+        not_before: u64,
+        not_after: u64,
+    }
+
+    static CACHE: Mutex<Option<HashMap<[u8; 32], Cached>>> = Mutex::new(None);
+
+    /// SHA-256 over every input but the time, each length-prefixed.
+    pub(super) fn key(
+        end_entity: &[u8],
+        bag: &[&[u8]],
+        anchors: &[Vec<u8>],
+        eku: &[u8],
+    ) -> [u8; 32] {
+        let mut h = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut add = |part: &[u8]| {
+            h.update(&(part.len() as u64).to_be_bytes());
+            h.update(part);
+        };
+        add(end_entity);
+        add(eku);
+        add(&(bag.len() as u64).to_be_bytes());
+        for c in bag {
+            add(c);
+        }
+        add(&(anchors.len() as u64).to_be_bytes());
+        for a in anchors {
+            add(a);
+        }
+        let mut out = [0u8; 32];
+        out.copy_from_slice(h.finish().as_ref());
+        out
+    }
+
+    pub(super) fn get(key: &[u8; 32], at_unix: u64) -> Option<Vec<Vec<u8>>> {
+        let cache = CACHE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let hit = cache.as_ref()?.get(key)?;
+        (hit.not_before <= at_unix && at_unix <= hit.not_after).then(|| hit.path.clone())
+    }
+
+    pub(super) fn put(key: [u8; 32], path: &[Vec<u8>]) {
+        let mut window = (0u64, u64::MAX);
+        for der in path {
+            let Ok(cert) = crate::cert::parse(der) else {
+                return;
+            };
+            let v = &cert.tbs_certificate.validity;
+            window.0 = window.0.max(v.not_before.to_unix_duration().as_secs());
+            window.1 = window.1.min(v.not_after.to_unix_duration().as_secs());
+        }
+        let mut cache = CACHE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let map = cache.get_or_insert_with(HashMap::new);
+        if map.len() >= ENTRIES {
+            map.clear();
+        }
+        map.insert(
+            key,
+            Cached {
+                path: path.to_vec(),
+                not_before: window.0,
+                not_after: window.1,
+            },
+        );
+    }
+}
+
+/// [`validate_path`] without the cache.
+fn build_path(
+    end_entity: &[u8],
+    bag: &[&[u8]],
+    anchors: &[Vec<u8>],
+    at_unix: u64,
+    eku: &'static [u8],
+) -> Result<Vec<Vec<u8>>, String> {
     let ee_raw = RawCert::parse(end_entity)
         .map_err(|e| format!("malformed certificate: {}", crate::error::error_text(&e)))?;
     let anchor_raw: Vec<RawCert<'_>> = anchors
