@@ -40,19 +40,7 @@ pub fn run(settings: &Settings, plan: &EmailPlan, work: &Path) -> Result<()> {
         url,
         mail,
     } = start_signing(settings, &plan.stamp_bin, work)?;
-    let inbox = work.join("in");
-    std::fs::create_dir_all(&inbox)?;
-    let mut bytes = 0usize;
-    for n in 0..plan.count {
-        let s = statement(n);
-        bytes += s.len();
-        std::fs::write(inbox.join(format!("{n:06}.eml")), s)?;
-    }
-    eprintln!(
-        "tsa-bench: {} statements, {:.1} KB on average",
-        plan.count,
-        bytes as f64 / plan.count.max(1) as f64 / 1024.0
-    );
+    let inbox = write_statements(work, plan.count)?;
 
     // stamp email sign, the whole directory.
     let outbox = work.join("out");
@@ -172,6 +160,16 @@ fn verify_in_process(files: &[PathBuf], ca: &Path, tsa_root: &Path) -> Result<(f
         .iter()
         .map(std::fs::read)
         .collect::<std::io::Result<_>>()?;
+    verify_messages(&messages, ca, tsa_root)
+}
+
+/// Verifies `messages` (signer path to `ca`, tokens to `tsa_root`) on every core; returns
+/// (seconds, threads), or an error when any does not verify.
+pub(crate) fn verify_messages(
+    messages: &[Vec<u8>],
+    ca: &Path,
+    tsa_root: &Path,
+) -> Result<(f64, usize)> {
     let opts = pki::smime::EmailVerifyOptions {
         trust: pki::cert::load_certificates(&std::fs::read(ca)?)?,
         tsa_trust: Some(pki::cert::load_certificates(&std::fs::read(tsa_root)?)?),
@@ -202,7 +200,6 @@ fn verify_in_process(files: &[PathBuf], ca: &Path, tsa_root: &Path) -> Result<(f
     Ok((secs, threads))
 }
 
-/// The bench crate's directory (for its Python peer).
 /// What a signing benchmark runs against: a release `tsa` (ECDSA P-256 development PKI, durable
 /// SQLite archive) and an openssl-made signer.
 pub(crate) struct Signing {
@@ -235,35 +232,47 @@ pub(crate) fn start_signing(settings: &Settings, stamp_bin: &Path, work: &Path) 
     })
 }
 
+/// The bench crate's directory (for its Python peers).
 pub(crate) fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The openssl-made mail PKI: the CA and the signer.
 pub(crate) struct MailFiles {
+    /// Where the files are.
+    pub(crate) dir: PathBuf,
+    /// The CA's certificate (PEM), the trust anchor of verification.
     pub(crate) ca: PathBuf,
+    /// The CA's key (PEM), to issue more certificates.
+    pub(crate) ca_key: PathBuf,
+    /// The signer's key (PKCS#8 PEM).
     pub(crate) key: PathBuf,
+    /// The signer's certificate (PEM).
     pub(crate) cert: PathBuf,
+}
+
+/// Runs `openssl ARGS` in `dir`; an error carries openssl's message.
+pub(crate) fn openssl(openssl: &Path, dir: &Path, args: &[&str]) -> Result<()> {
+    let out = Command::new(openssl)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .context("cannot run openssl")?;
+    if !out.status.success() {
+        bail!(
+            "openssl {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
 }
 
 /// A mail CA and an ECDSA P-256 signer for bank@example.com (emailProtection), by openssl.
 pub(crate) fn mail_pki(work: &Path, openssl: &Path) -> Result<MailFiles> {
     let dir = work.join("mail");
     std::fs::create_dir_all(&dir)?;
-    let run = |args: &[&str]| -> Result<()> {
-        let out = Command::new(openssl)
-            .args(args)
-            .current_dir(&dir)
-            .output()
-            .context("cannot run openssl")?;
-        if !out.status.success() {
-            bail!(
-                "openssl {}: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(())
-    };
+    let run = |args: &[&str]| self::openssl(openssl, &dir, args);
     std::fs::write(
         dir.join("ee.ext"),
         "subjectAltName=email:bank@example.com\nextendedKeyUsage=emailProtection\n\
@@ -324,9 +333,28 @@ pub(crate) fn mail_pki(work: &Path, openssl: &Path) -> Result<MailFiles> {
     ])?;
     Ok(MailFiles {
         ca: dir.join("ca.pem"),
+        ca_key: dir.join("ca.key"),
         key: dir.join("bank.key"),
         cert: dir.join("bank.pem"),
+        dir,
     })
+}
+
+/// Writes `count` statements into `work/in` (000000.eml, ...); returns the directory.
+pub(crate) fn write_statements(work: &Path, count: usize) -> Result<PathBuf> {
+    let inbox = work.join("in");
+    std::fs::create_dir_all(&inbox)?;
+    let mut bytes = 0usize;
+    for n in 0..count {
+        let s = statement(n);
+        bytes += s.len();
+        std::fs::write(inbox.join(format!("{n:06}.eml")), s)?;
+    }
+    eprintln!(
+        "tsa-bench: {count} statements, {:.1} KB on average",
+        bytes as f64 / count.max(1) as f64 / 1024.0
+    );
+    Ok(inbox)
 }
 
 /// A bank statement of about 10 KB: headers, a greeting, 120 transaction lines, 8-bit text.

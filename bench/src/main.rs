@@ -17,6 +17,7 @@
 //! 5. prints one table with the ratios.
 
 mod email;
+mod email_encrypt;
 mod hostile;
 mod keys;
 mod load;
@@ -123,17 +124,23 @@ struct Opts {
     /// 10 KB with `stamp email sign`, against the Python peer, then verify them.
     #[arg(long)]
     email: bool,
-    /// Statements for --email.
+    /// Instead of the server benchmark: sign, timestamp and encrypt --email-count statements
+    /// (to an RSA-2048 and a P-256 recipient) with `stamp email sign --encrypt`, decrypt them in
+    /// process with each key, against the Python peer (bench/py/email_encrypt_peer.py).
+    #[arg(long, conflicts_with = "email")]
+    email_encrypt: bool,
+    /// Statements for --email and --email-encrypt.
     #[arg(long, default_value_t = 2000)]
     email_count: usize,
-    /// `--jobs` of `stamp email sign` for --email (default: its own, 4 per core).
+    /// `--jobs` of `stamp email sign` for --email and --email-encrypt (default: its own, 4 per
+    /// core).
     #[arg(long)]
     email_jobs: Option<usize>,
-    /// The `stamp` binary for --email (build it with `cargo build --release -p stamp`).
+    /// The `stamp` binary for --email, --email-encrypt and --pdf (build it with `cargo build --release -p stamp`).
     #[arg(long, default_value = "target/release/stamp")]
     stamp_bin: PathBuf,
-    /// The Python interpreter of the --email peer (needs cryptography, rfc3161-client,
-    /// pyasn1-modules: scripts/test.sh installs them).
+    /// The Python interpreter of the --email and --email-encrypt peers (needs cryptography,
+    /// rfc3161-client, pyasn1-modules: scripts/test.sh installs them).
     #[arg(long, default_value = "python3")]
     python: String,
     /// Instead of the server benchmark: sign (PAdES B-T) and verify PDFs of --pdf-mb sizes with
@@ -317,6 +324,12 @@ fn run() -> Result<()> {
         python: opts.python.clone(),
         jobs: opts.email_jobs,
     });
+    let encrypt_plan = opts.email_encrypt.then(|| email_encrypt::EncryptPlan {
+        count: opts.email_count,
+        stamp_bin: opts.stamp_bin.clone(),
+        python: opts.python.clone(),
+        jobs: opts.email_jobs,
+    });
     let pdf_plan = opts.pdf.then(|| pdf::PdfPlan {
         sizes_mb: opts.pdf_mb.clone(),
         stamp_bin: opts.stamp_bin.clone(),
@@ -349,6 +362,13 @@ fn run() -> Result<()> {
         .context("cannot create a temporary directory")?;
     if let Some(plan) = &pdf_plan {
         let result = pdf::run(&settings, plan, work.path());
+        if keep || result.is_err() {
+            eprintln!("tsa-bench: files kept in {}", work.keep().display());
+        }
+        return result;
+    }
+    if let Some(plan) = &encrypt_plan {
+        let result = email_encrypt::run(&settings, plan, work.path());
         if keep || result.is_err() {
             eprintln!("tsa-bench: files kept in {}", work.keep().display());
         }
