@@ -876,3 +876,72 @@ fn keys_in_a_softhsm_token_decrypt_without_leaving_it() {
     assert_eq!(mixed.code, Some(2), "{mixed}");
     assert!(mixed.stderr.contains("RSA key"), "{mixed}");
 }
+
+#[test]
+fn an_mbox_of_statements_is_signed_stamped_and_encrypted_message_by_message() {
+    let w = world();
+    let server = TsaServer::start();
+    let mut mbox = Vec::new();
+    for n in 0..4 {
+        let text = String::from_utf8(statement(ALICE, n))
+            .expect("utf-8")
+            .replace(&format!("customer{n}@example.org"), BOB);
+        pki::smime::mbox::append(
+            &mut mbox,
+            text.as_bytes(),
+            ALICE,
+            "Fri Dec  4 10:00:00 2026",
+        );
+    }
+    let input = write_file(w.path(), "in.mbox", &mbox);
+    let url = server.url();
+    let run = stamp(
+        w.path(),
+        &[
+            "email",
+            "sign",
+            "--mbox",
+            p(&input),
+            "--out-mbox",
+            "out.mbox",
+            "--key",
+            p(&w.alice.key),
+            "--cert",
+            p(&w.alice.cert),
+            "--tsa",
+            &url,
+            "--encrypt",
+            "--recipient-cert",
+            p(&w.bob_rsa.cert),
+        ],
+    );
+    assert!(run.ok(), "{run}");
+    let out = pki::smime::mbox::read(&read_file(&w.path().join("out.mbox")));
+    assert_eq!(out.len(), 4, "{run}");
+    let key = pki::keyfile::load_decryption_key(&read_file(&w.bob_rsa.key), &mut || {
+        Ok(zeroize::Zeroizing::new(String::new()))
+    })
+    .expect("bob's key");
+    let cert = sigillum_tests::openssl_ca::pem_cert_der(&w.bob_rsa.cert);
+    for (n, m) in out.iter().enumerate() {
+        let text = String::from_utf8_lossy(m);
+        assert!(
+            text.contains("smime-type=authEnveloped-data"),
+            "#{n}: {text}"
+        );
+        assert!(
+            !text.contains(&format!("Statement {n}")),
+            "#{n}: the subject leaked"
+        );
+        let plain = pki::smime::decrypt_message(m, &key.decrypter, Some(&cert)).expect("decrypts");
+        let plain = String::from_utf8_lossy(&plain.message).into_owned();
+        assert!(
+            plain.contains(&format!("Subject: Statement {n}")),
+            "#{n}: {plain}"
+        );
+        assert!(
+            plain.contains("multipart/signed"),
+            "#{n}: signed inside: {plain}"
+        );
+    }
+}
