@@ -32,6 +32,11 @@ pub struct EncryptionArgs {
     /// of AuthEnvelopedData with AES-256-GCM.
     #[arg(long)]
     pub cbc: bool,
+    /// The CAs (PEM) every recipient certificate must chain to, for emailProtection: without
+    /// it, a certificate from a forged directory answer or a wrong file would be used. Strongly
+    /// advised; a warning is printed without it.
+    #[arg(long, value_name = "FILE")]
+    pub trust: Option<PathBuf>,
     /// Do not ask the OCSP responder a recipient certificate names (the directory serves only
     /// certificates that are not revoked; files may hold revoked ones).
     #[arg(long)]
@@ -50,15 +55,27 @@ impl EncryptionArgs {
             || self.self_cert.is_some()
             || self.cbc
             || self.no_revocation_check
+            || self.trust.is_some()
             || self.outer_subject != pki::smime::encrypt::DEFAULT_OUTER_SUBJECT
     }
 
     /// The encryptor these options describe: --to (or, when none, each message's To and Cc),
     /// certificates from --recipient-cert or --directory, and --self-cert.
     pub fn encryptor(&self) -> anyhow::Result<Encryptor> {
+        let anchors = match &self.trust {
+            Some(path) => stamp::keys::load_certs(path)?,
+            None => {
+                eprintln!(
+                    "stamp: warning: no --trust: recipient certificates are not checked against \
+                     a CA; a forged directory answer or a wrong file would be encrypted to"
+                );
+                Vec::new()
+            }
+        };
         let recipients = Recipients::new(
             self.directory.as_deref(),
             &self.recipient_cert,
+            anchors,
             !self.no_revocation_check,
         )?;
         let self_cert = match &self.self_cert {
@@ -231,7 +248,11 @@ pub fn decrypt(a: DecryptArgs) -> anyhow::Result<Exit> {
     let decrypted = match decrypt_message(&message, key.as_ref(), cert.as_deref()) {
         Ok(d) => d,
         Err(e @ (pki::Error::NotDecryptable | pki::Error::NotARecipient { .. })) => {
-            eprintln!("stamp: {}: {e}", a.input.display());
+            // The recipients named come from the message: escaped like every untrusted text.
+            eprintln!(
+                "stamp: {}",
+                stamp::escape::escape(&format!("{}: {e}", a.input.display()))
+            );
             return Ok(Exit::NotVerified);
         }
         Err(e) => {

@@ -400,8 +400,8 @@ fn load_email_signer(a: &EmailSignArgs) -> anyhow::Result<stamp::email::EmailSig
         Some(a.encryption.encryptor()?)
     } else if a.encryption.any() {
         return Err(anyhow!(
-            "--to, --directory, --recipient-cert, --self-cert, --cbc, --no-revocation-check and \
-             --outer-subject only apply with --encrypt"
+            "--to, --directory, --recipient-cert, --self-cert, --cbc, --trust, \
+             --no-revocation-check and --outer-subject only apply with --encrypt"
         ));
     } else {
         None

@@ -24,6 +24,8 @@ pub struct Recipients {
     file_certs: Vec<Vec<u8>>,
     agent: ureq::Agent,
     directory: Option<String>,
+    /// The CAs a recipient certificate must chain to (`--trust`); empty: not checked.
+    anchors: Vec<Vec<u8>>,
     check_revocation: bool,
     cache: Mutex<HashMap<String, Recipient>>,
 }
@@ -36,11 +38,14 @@ fn now() -> u64 {
 }
 
 impl Recipients {
-    /// Certificates from `cert_files` (PEM bundles or DER), and a directory at `directory`
-    /// (the authority's base URL), if given.
+    /// Certificates from `cert_files` (PEM bundles or DER: the first of each file is a
+    /// recipient, the rest may be its chain), a directory at `directory` (the authority's base
+    /// URL), the CAs in `anchors` every recipient must chain to (empty: no path check), and
+    /// whether to ask OCSP responders.
     pub fn new(
         directory: Option<&str>,
         cert_files: &[PathBuf],
+        anchors: Vec<Vec<u8>>,
         check_revocation: bool,
     ) -> anyhow::Result<Recipients> {
         let mut files = Vec::new();
@@ -67,6 +72,7 @@ impl Recipients {
             file_certs,
             agent,
             directory: directory.map(|u| u.trim_end_matches('/').to_owned()),
+            anchors,
             check_revocation,
             cache: Mutex::new(HashMap::new()),
         })
@@ -114,7 +120,8 @@ impl Recipients {
         for c in candidates {
             match c
                 .check(Some(address), now)
-                .and_then(|()| self.not_revoked(&c, address, now))
+                .and_then(|()| self.issuer_on_path(&c, address, now))
+                .and_then(|issuer| self.not_revoked(&c, issuer, address, now))
             {
                 Ok(()) => usable.push(c),
                 Err(reason) => reasons.push(reason),
@@ -133,9 +140,40 @@ impl Recipients {
         Ok(best)
     }
 
+    /// With `--trust`: the certificate must chain to one of the anchors, for emailProtection,
+    /// now; returns its issuer on that path (for OCSP). Without: `None`.
+    fn issuer_on_path(
+        &self,
+        r: &Recipient,
+        address: &str,
+        now: u64,
+    ) -> Result<Option<Vec<u8>>, String> {
+        if self.anchors.is_empty() {
+            return Ok(None);
+        }
+        let bag: Vec<&[u8]> = self.file_certs.iter().map(Vec::as_slice).collect();
+        let path = pki::verify::validate_path(
+            r.certificate(),
+            &bag,
+            &self.anchors,
+            now,
+            pki::oid::ID_KP_EMAIL_PROTECTION_BYTES,
+        )
+        .map_err(|e| {
+            format!("the certificate for {address} does not chain to a --trust anchor: {e}")
+        })?;
+        Ok(path.get(1).cloned())
+    }
+
     /// Asks the certificate's OCSP responder, when it names one; the reason it may not be used
-    /// otherwise.
-    fn not_revoked(&self, r: &Recipient, address: &str, now: u64) -> Result<(), String> {
+    /// otherwise. `issuer` is the issuer on the validated path, when there is one.
+    fn not_revoked(
+        &self,
+        r: &Recipient,
+        issuer: Option<Vec<u8>>,
+        address: &str,
+        now: u64,
+    ) -> Result<(), String> {
         if !self.check_revocation {
             return Ok(());
         }
@@ -149,7 +187,10 @@ impl Recipients {
                  --no-revocation-check skips the check"
             )
         };
-        let issuer = self.issuer_of(cert).map_err(|e| cannot(format!("{e:#}")))?;
+        let issuer = match issuer {
+            Some(i) => i,
+            None => self.issuer_of(cert).map_err(|e| cannot(format!("{e:#}")))?,
+        };
         let query = pki::ocsp::request(cert, &issuer).map_err(|e| cannot(e.to_string()))?;
         let body = self
             .exchange(&url, &query.der)

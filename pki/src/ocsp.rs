@@ -5,7 +5,9 @@
 //! by a responder certificate that the issuer signed and gave id-kp-OCSPSigning (RFC 6960
 //! §4.2.2.2), valid at the time; when it holds a SingleResponse for exactly the CertID asked
 //! about; when it is current (thisUpdate not in the future, nextUpdate, if any, not past, with
-//! five minutes of clock skew); and when its nonce, if it echoes one, is ours. The signature is
+//! five minutes of clock skew); and when its nonce, if it echoes one, is ours, or, if it echoes
+//! none, when it has a nextUpdate and is at most seven days old (a replayed answer fetched
+//! before a revocation is then bounded by the responder's own validity). The signature is
 //! checked over tbsResponseData exactly as received.
 
 use crate::cert_raw::RawCert;
@@ -25,6 +27,9 @@ pub const MAX_OCSP_RESPONSE: usize = 64 * 1024;
 
 /// Clock skew allowed against thisUpdate and nextUpdate, seconds.
 const SKEW: u64 = 300;
+
+/// Oldest thisUpdate accepted from an answer that does not echo our nonce, seconds.
+const MAX_AGE_WITHOUT_NONCE: u64 = 7 * 86_400;
 
 const ID_PKIX_OCSP_BASIC: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.48.1.1");
 const ID_AD_OCSP: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.48.1");
@@ -207,21 +212,25 @@ pub fn check_response(q: &Query, response: &[u8], issuer: &[u8], now: u64) -> Re
         }
     }
     let data = &basic.tbs_response_data;
-    if let Some(exts) = &data.response_extensions
-        && let Some(n) = exts
-            .iter()
+    let nonce = data.response_extensions.as_ref().and_then(|exts| {
+        exts.iter()
             .find(|e| e.extn_id == const_oid::db::rfc6960::ID_PKIX_OCSP_NONCE)
-    {
-        let echoed = OctetString::from_der(n.extn_value.as_bytes())
-            .map(|o| o.as_bytes().to_vec())
-            .unwrap_or_else(|_| n.extn_value.as_bytes().to_vec());
-        if echoed != q.nonce {
-            return Err(Error::invalid(
-                WHAT,
-                "its nonce is not ours (a replayed answer?)",
-            ));
+    });
+    let fresh_by_nonce = match nonce {
+        Some(n) => {
+            let echoed = OctetString::from_der(n.extn_value.as_bytes())
+                .map(|o| o.as_bytes().to_vec())
+                .unwrap_or_else(|_| n.extn_value.as_bytes().to_vec());
+            if echoed != q.nonce {
+                return Err(Error::invalid(
+                    WHAT,
+                    "its nonce is not ours (a replayed answer?)",
+                ));
+            }
+            true
         }
-    }
+        None => false,
+    };
     let single = data
         .responses
         .iter()
@@ -230,6 +239,23 @@ pub fn check_response(q: &Query, response: &[u8], issuer: &[u8], now: u64) -> Re
     let this_update = single.this_update.0.to_unix_duration().as_secs();
     if this_update > now + SKEW {
         return Err(Error::invalid(WHAT, "its thisUpdate is in the future"));
+    }
+    // Without our nonce echoed, an answer could be one fetched before a revocation and
+    // replayed: it must then say when it expires, and be young (RFC 5019 responders
+    // pre-produce answers for days, not longer).
+    if !fresh_by_nonce {
+        if single.next_update.is_none() {
+            return Err(Error::invalid(
+                WHAT,
+                "it echoes no nonce and gives no nextUpdate: it could be a replay of any age",
+            ));
+        }
+        if now.saturating_sub(this_update) > MAX_AGE_WITHOUT_NONCE {
+            return Err(Error::invalid(
+                WHAT,
+                "it echoes no nonce and is more than 7 days old",
+            ));
+        }
     }
     if let Some(next) = &single.next_update
         && next.0.to_unix_duration().as_secs() + SKEW < now

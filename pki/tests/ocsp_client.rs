@@ -198,6 +198,7 @@ fn openssl_ocsp_as_responder_answers_our_requests() {
     let cert = a.issue(&[0x61]);
     pem(d, "ca.pem", "CERTIFICATE", &a.der);
     pem(d, "ca.key", "PRIVATE KEY", &a.key);
+    pem(d, "bob.pem", "CERTIFICATE", &cert);
     let q = request(&cert, &a.der).expect("request");
     std::fs::write(d.join("req.der"), &q.der).expect("write");
     for (line, expected) in [
@@ -239,6 +240,44 @@ fn openssl_ocsp_as_responder_answers_our_requests() {
             (e, g) => panic!("expected {e}, got {g:?}"),
         }
     }
+    // A genuine answer without our nonce and without nextUpdate (openssl's responder without
+    // -ndays, to a request without a nonce): it could be a replay of any age.
+    openssl(
+        d,
+        &[
+            "ocsp",
+            "-issuer",
+            "ca.pem",
+            "-cert",
+            "bob.pem",
+            "-no_nonce",
+            "-reqout",
+            "plain.der",
+        ],
+    );
+    openssl(
+        d,
+        &[
+            "ocsp",
+            "-index",
+            "index.txt",
+            "-rsigner",
+            "ca.pem",
+            "-rkey",
+            "ca.key",
+            "-CA",
+            "ca.pem",
+            "-reqin",
+            "plain.der",
+            "-respout",
+            "plain-resp.der",
+        ],
+    );
+    let plain = std::fs::read(d.join("plain-resp.der")).expect("response");
+    refused(
+        check_response(&q, &plain, &a.der, unow()),
+        "replay of any age",
+    );
     // A genuine answer about another certificate (asked without a nonce, so that only the
     // CertID differs) says nothing of ours.
     pem(d, "other.pem", "CERTIFICATE", &a.issue(&[0x62]));

@@ -172,6 +172,8 @@ fn openssl_decrypts_what_we_encrypt_and_verifies_the_signed_message_inside() {
             p(&w.dave_p384.cert),
             "--outer-subject",
             "Your statement",
+            "--trust",
+            p(&w.pki.ca),
         ];
         extra.extend(flag);
         let run = w.encrypt(&signed, &out, &extra);
@@ -455,6 +457,59 @@ fn refusals_are_clear_and_release_no_plaintext() {
     );
     assert!(!w.path().join("x.eml").exists());
 
+    // A certificate for Bob that no trusted CA issued (what a forged directory answer would
+    // carry): refused with --trust; without it, used, with a warning saying so.
+    let forged = openssl(
+        w.path(),
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "forged.key",
+            "-out",
+            "forged.pem",
+            "-subj",
+            "/CN=bob",
+            "-days",
+            "2",
+            "-addext",
+            &format!("subjectAltName=email:{BOB}"),
+            "-addext",
+            "keyUsage=critical,keyEncipherment",
+            "-addext",
+            "extendedKeyUsage=emailProtection",
+        ],
+    );
+    assert!(forged.ok(), "{forged}");
+    let run = w.encrypt(
+        &entity,
+        "f.eml",
+        &[
+            "--to",
+            BOB,
+            "--recipient-cert",
+            "forged.pem",
+            "--trust",
+            p(&w.pki.ca),
+        ],
+    );
+    assert_eq!(run.code, Some(2), "{run}");
+    assert!(
+        run.stderr.contains("does not chain to a --trust anchor"),
+        "{run}"
+    );
+    assert!(!w.path().join("f.eml").exists());
+    let run = w.encrypt(
+        &entity,
+        "f.eml",
+        &["--to", BOB, "--recipient-cert", "forged.pem"],
+    );
+    assert!(run.ok(), "{run}");
+    assert!(run.stderr.contains("warning: no --trust"), "{run}");
+
     // stamp verify says what it is and who may read it.
     let run = stamp(w.path(), &["verify", "to-bob.eml", "--trust", p(&w.pki.ca)]);
     assert_eq!(run.code, Some(1), "{run}");
@@ -518,8 +573,9 @@ fn enrolled_through_cmp_fetched_from_the_directory_signed_stamped_encrypted_decr
     let enc_cert = keys.join(format!("{BOB}-encryption.pem"));
     let input = write_file(w.path(), "statement.eml", &statement(ALICE, 3));
     let url = server.url();
-    // One pass: sign, timestamp, fetch Bob's encryption certificate (OCSP-checked through the
-    // responder its AIA names), encrypt.
+    let ca = keys.join("ca.pem");
+    // One pass: sign, timestamp, fetch Bob's encryption certificate (chained to the CA,
+    // OCSP-checked through the responder its AIA names), encrypt.
     let sign = |out: &str| {
         stamp(
             w.path(),
@@ -538,6 +594,8 @@ fn enrolled_through_cmp_fetched_from_the_directory_signed_stamped_encrypted_decr
                 BOB,
                 "--directory",
                 &base,
+                "--trust",
+                p(&ca),
                 "-o",
                 out,
             ],
@@ -573,7 +631,6 @@ fn enrolled_through_cmp_fetched_from_the_directory_signed_stamped_encrypted_decr
     );
 
     // Revoked: the directory stops serving it, and a copy of it in a file is refused by OCSP.
-    let ca = keys.join("ca.pem");
     let revoke = stamp(
         w.path(),
         &[
@@ -598,7 +655,14 @@ fn enrolled_through_cmp_fetched_from_the_directory_signed_stamped_encrypted_decr
     let from_file = w.encrypt(
         &input,
         "enc3.eml",
-        &["--to", BOB, "--recipient-cert", p(&enc_cert)],
+        &[
+            "--to",
+            BOB,
+            "--recipient-cert",
+            p(&enc_cert),
+            "--trust",
+            p(&ca),
+        ],
     );
     assert_eq!(from_file.code, Some(2), "{from_file}");
     assert!(
@@ -650,6 +714,8 @@ fn bulk_sign_and_encrypt_each_statement_to_its_own_to_address_resumably() {
                 p(&w.carol_ec.cert),
                 "--self-cert",
                 p(&w.dave_p384.cert),
+                "--trust",
+                p(&w.pki.ca),
                 "--json",
             ],
         )
@@ -823,7 +889,7 @@ fn keys_in_a_softhsm_token_decrypt_without_leaving_it() {
         assert_eq!(rsa.code, Some(2), "{rsa}");
         assert!(
             rsa.stderr
-                .contains("does not decrypt RSAES-OAEP with Sha256"),
+                .contains("does not decrypt RSAES-OAEP with sha256"),
             "{rsa}"
         );
         assert!(!w.path().join("never.eml").exists());

@@ -292,13 +292,16 @@ pub fn describe(input: &[u8]) -> Result<EnvelopeInfo> {
 /// What identifies the decrypting key among the recipients.
 struct Me {
     issuer_serial: Option<Vec<u8>>,
-    ski: Vec<u8>,
+    /// SHA-1 of the public key (RFC 5280 §4.2.1.2 method 1), and the certificate's own
+    /// subjectKeyIdentifier when it has one (`openssl cms -keyid` writes that value, which may
+    /// come from another method).
+    skis: Vec<Vec<u8>>,
 }
 
 impl Me {
     fn is(&self, r: &RecipientRef) -> bool {
         (r.issuer_serial.is_some() && r.issuer_serial == self.issuer_serial)
-            || r.ski.as_deref() == Some(&self.ski)
+            || r.ski.as_ref().is_some_and(|s| self.skis.contains(s))
     }
 }
 
@@ -317,6 +320,17 @@ pub fn decrypt(
         content_algorithm: parsed.alg.name(),
         recipients: parsed.infos.iter().flat_map(refs).collect(),
     };
+    let mut skis = vec![
+        ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, key.public_key())
+            .as_ref()
+            .to_vec(),
+    ];
+    if let Some(own) = certificate
+        .and_then(|der| crate::cert_raw::RawCert::parse(der).ok())
+        .and_then(|raw| raw.subject_key_id.map(<[u8]>::to_vec))
+    {
+        skis.push(own);
+    }
     let issuer_serial = match certificate {
         Some(der) => {
             let cert = crate::cert::parse(der)?;
@@ -334,9 +348,7 @@ pub fn decrypt(
     };
     let me = Me {
         issuer_serial,
-        ski: ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, key.public_key())
-            .as_ref()
-            .to_vec(),
+        skis,
     };
     // The RecipientInfo (and, for kari, the RecipientEncryptedKey) meant for this key.
     let wanted_kind = |i: &RecipientInfo| {
@@ -405,6 +417,9 @@ fn content_key(
     key: &dyn Decrypter,
     key_len: usize,
 ) -> Result<Zeroizing<Vec<u8>>> {
+    // Drawn before the key operation, whatever its outcome, so that a failure costs no more work
+    // than a success.
+    let mut fallback = random(key_len)?;
     let recovered = match ri {
         RecipientInfo::Ktri(k) => {
             let scheme = rsa_scheme(&k.key_enc_alg)?;
@@ -455,10 +470,16 @@ fn content_key(
             });
         }
     };
-    match recovered {
-        Ok(cek) if cek.len() == key_len => Ok(cek),
-        _ => random(key_len),
+    // The recovered key when it has the content cipher's length, else the random one, chosen
+    // byte by byte without a branch on the outcome (`subtle`).
+    let (ok, recovered) = match recovered {
+        Ok(cek) if cek.len() == key_len => (subtle::Choice::from(1), cek),
+        _ => (subtle::Choice::from(0), Zeroizing::new(vec![0u8; key_len])),
+    };
+    for (out, got) in fallback.iter_mut().zip(recovered.iter()) {
+        subtle::ConditionallySelectable::conditional_assign(out, got, ok);
     }
+    Ok(fallback)
 }
 
 fn rsa_scheme(alg: &AlgorithmIdentifierOwned) -> Result<RsaTransport> {

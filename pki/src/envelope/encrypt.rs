@@ -51,11 +51,23 @@ impl Recipient {
         let spki = spki::SubjectPublicKeyInfoRef::from_der(&spki_der)
             .map_err(Error::decode("recipient public key"))?;
         let kind = KeyKind::of_spki(&spki)?;
-        let key_usage = crate::cert::extension(&cert, &oid::ID_CE_KEY_USAGE)
-            .and_then(|(_, v)| x509_cert::ext::pkix::KeyUsage::from_der(v).ok());
-        let eku = crate::cert::extension(&cert, &oid::ID_CE_EXT_KEY_USAGE)
-            .and_then(|(_, v)| x509_cert::ext::pkix::ExtendedKeyUsage::from_der(v).ok())
-            .map(|e| e.0);
+        // Present but unreadable is refused, not taken as absent (which would allow anything).
+        let malformed =
+            |what: &str| Error::Certificate(format!("its {what} extension is malformed"));
+        let key_usage = match crate::cert::extension(&cert, &oid::ID_CE_KEY_USAGE) {
+            None => None,
+            Some((_, v)) => Some(
+                x509_cert::ext::pkix::KeyUsage::from_der(v).map_err(|_| malformed("keyUsage"))?,
+            ),
+        };
+        let eku = match crate::cert::extension(&cert, &oid::ID_CE_EXT_KEY_USAGE) {
+            None => None,
+            Some((_, v)) => Some(
+                x509_cert::ext::pkix::ExtendedKeyUsage::from_der(v)
+                    .map_err(|_| malformed("extendedKeyUsage"))?
+                    .0,
+            ),
+        };
         let v = &tbs.validity;
         Ok(Recipient {
             kind,
@@ -269,7 +281,9 @@ fn hash_alg(hash: crate::HashAlg) -> AlgorithmIdentifierOwned {
         crate::HashAlg::Sha384 => oid::ID_SHA384,
         crate::HashAlg::Sha512 => oid::ID_SHA512,
     };
-    alg(oid, None)
+    // RFC 4055 §2.1 and its module: sha256Identifier ::= { id-sha256, NULL } (readers accept
+    // absent parameters too).
+    alg(oid, Some(Any::null()))
 }
 
 fn recipient_info(r: &Recipient, cek: &[u8]) -> Result<RecipientInfo> {

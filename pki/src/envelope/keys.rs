@@ -88,6 +88,15 @@ pub enum RsaTransport {
     Oaep(crate::HashAlg),
 }
 
+impl std::fmt::Display for RsaTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RsaTransport::Pkcs1v15 => f.write_str("RSAES-PKCS1-v1_5"),
+            RsaTransport::Oaep(h) => write!(f, "RSAES-OAEP with {}", h.name()),
+        }
+    }
+}
+
 /// Opaque failure of a private-key operation. It carries nothing on purpose: a decryption
 /// oracle must learn one bit at most, and not even that (see [`super::decrypt`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

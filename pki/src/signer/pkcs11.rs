@@ -528,8 +528,8 @@ pub struct Pkcs11Decrypter {
     token: TokenKey,
     kind: crate::envelope::KeyKind,
     public_key: Vec<u8>,
-    /// The OAEP hashes the token was seen to decrypt with at open (RSA keys).
-    oaep: Vec<HashAlg>,
+    /// The RSA schemes the token was seen to decrypt with at open.
+    schemes: Vec<crate::envelope::RsaTransport>,
 }
 
 impl std::fmt::Debug for Pkcs11Decrypter {
@@ -560,7 +560,7 @@ impl Pkcs11Decrypter {
             token: TokenKey::open(k, wanted, name)?,
             kind,
             public_key: spki.subject_public_key.raw_bytes().to_vec(),
-            oaep: Vec::new(),
+            schemes: Vec::new(),
         };
         let not_ours = || {
             Error::Certificate(format!(
@@ -572,41 +572,51 @@ impl Pkcs11Decrypter {
         let probe = b"sigillum: does this token key decrypt for the certificate?";
         match kind.agreement() {
             None => {
-                // PKCS#1 v1.5 proves the key is the certificate's (every token has it); each
-                // OAEP hash is then tried once, so that a message the token cannot open gets a
-                // plain "unsupported" rather than the opaque decryption failure.
+                // Each scheme is tried once: one that opens the probe proves the key is the
+                // certificate's, and the ones that work are recorded, so that a message the
+                // token cannot open gets a plain "unsupported" rather than the opaque failure
+                // (a FIPS-mode token may refuse PKCS#1 v1.5, SoftHSM2 OAEP with SHA-2).
+                use crate::envelope::RsaTransport;
                 let public = aws_lc_rs::rsa::PublicEncryptingKey::from_der(&spki_der)
                     .map_err(|e| Error::Certificate(format!("the RSA key: {e}")))?;
                 let mut sealed = vec![0u8; public.key_size_bytes()];
                 let v15 = aws_lc_rs::rsa::Pkcs1PublicEncryptingKey::new(public.clone())
                     .map_err(|_| Error::Certificate("the RSA key".into()))?;
-                let n = v15
-                    .encrypt(probe, &mut sealed)
-                    .map_err(|_| Error::Key("RSA encryption failed".into()))?
-                    .len();
-                let opened = d
-                    .rsa_decrypt(crate::envelope::RsaTransport::Pkcs1v15, &sealed[..n])
-                    .map_err(|_| not_ours())?;
-                if opened.as_slice() != probe {
-                    return Err(not_ours());
-                }
                 let oaep = aws_lc_rs::rsa::OaepPublicEncryptingKey::new(public)
                     .map_err(|_| Error::Certificate("the RSA key".into()))?;
-                for (hash, alg) in [
-                    (HashAlg::Sha1, &aws_lc_rs::rsa::OAEP_SHA1_MGF1SHA1),
-                    (HashAlg::Sha256, &aws_lc_rs::rsa::OAEP_SHA256_MGF1SHA256),
-                    (HashAlg::Sha384, &aws_lc_rs::rsa::OAEP_SHA384_MGF1SHA384),
-                    (HashAlg::Sha512, &aws_lc_rs::rsa::OAEP_SHA512_MGF1SHA512),
+                for (scheme, alg) in [
+                    (RsaTransport::Pkcs1v15, None),
+                    (
+                        RsaTransport::Oaep(HashAlg::Sha1),
+                        Some(&aws_lc_rs::rsa::OAEP_SHA1_MGF1SHA1),
+                    ),
+                    (
+                        RsaTransport::Oaep(HashAlg::Sha256),
+                        Some(&aws_lc_rs::rsa::OAEP_SHA256_MGF1SHA256),
+                    ),
+                    (
+                        RsaTransport::Oaep(HashAlg::Sha384),
+                        Some(&aws_lc_rs::rsa::OAEP_SHA384_MGF1SHA384),
+                    ),
+                    (
+                        RsaTransport::Oaep(HashAlg::Sha512),
+                        Some(&aws_lc_rs::rsa::OAEP_SHA512_MGF1SHA512),
+                    ),
                 ] {
-                    let n = oaep
-                        .encrypt(alg, probe, &mut sealed, None)
-                        .map_err(|_| Error::Key("RSA-OAEP encryption failed".into()))?
-                        .len();
-                    let opened =
-                        d.rsa_decrypt(crate::envelope::RsaTransport::Oaep(hash), &sealed[..n]);
-                    if opened.is_ok_and(|o| o.as_slice() == probe) {
-                        d.oaep.push(hash);
+                    let n = match alg {
+                        None => v15.encrypt(probe, &mut sealed),
+                        Some(alg) => oaep.encrypt(alg, probe, &mut sealed, None),
                     }
+                    .map_err(|_| Error::Key("RSA encryption failed".into()))?
+                    .len();
+                    if d.rsa_decrypt(scheme, &sealed[..n])
+                        .is_ok_and(|o| o.as_slice() == probe)
+                    {
+                        d.schemes.push(scheme);
+                    }
+                }
+                if d.schemes.is_empty() {
+                    return Err(not_ours());
                 }
             }
             Some(curve) => {
@@ -638,16 +648,15 @@ impl crate::envelope::Decrypter for Pkcs11Decrypter {
     }
 
     fn supports(&self, scheme: crate::envelope::RsaTransport) -> std::result::Result<(), String> {
-        match scheme {
-            crate::envelope::RsaTransport::Oaep(hash) if !self.oaep.contains(&hash) => {
-                Err(format!(
-                    "the PKCS#11 token does not decrypt RSAES-OAEP with {hash:?} (it did with {:?}; \
-                 SoftHSM2 2.6 does OAEP only with SHA-1)",
-                    self.oaep
-                ))
-            }
-            _ => Ok(()),
+        if self.schemes.contains(&scheme) {
+            return Ok(());
         }
+        let did: Vec<String> = self.schemes.iter().map(ToString::to_string).collect();
+        Err(format!(
+            "the PKCS#11 token does not decrypt {scheme} (it did: {}; SoftHSM2 2.6 does OAEP \
+             only with SHA-1)",
+            did.join(", ")
+        ))
     }
 
     fn rsa_decrypt(
@@ -688,6 +697,13 @@ impl crate::envelope::Decrypter for Pkcs11Decrypter {
             crate::envelope::KeyKind::EcP384 => 48,
             crate::envelope::KeyKind::Rsa => return Err(crate::envelope::Failed),
         };
+        // The originator's point comes from the message: it must be a point of the key's curve
+        // (aws-lc parses and checks it), whatever the token would do with an invalid one (an
+        // invalid-curve point would leak the key a few bits per message).
+        let curve = self.kind.agreement().ok_or(crate::envelope::Failed)?;
+        let peer = aws_lc_rs::agreement::UnparsedPublicKey::new(curve, peer_point);
+        aws_lc_rs::agreement::ParsedPublicKey::try_from(&peer)
+            .map_err(|_| crate::envelope::Failed)?;
         let value = self
             .token
             .with_session("ECDH", |session, key| {
