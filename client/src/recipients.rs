@@ -3,8 +3,9 @@
 //! by [`pki::envelope::Recipient::check`] (validity, key usage, the address) and, when the
 //! certificate names an OCSP responder, by asking it ([`pki::ocsp`]), before use. The issuer
 //! certificate OCSP needs comes from the files given (a chain after the leaf) or from the
-//! certificate's caIssuers URL. Answers are cached for the run, so a bulk run asks once per
-//! address.
+//! certificate's caIssuers URL. Answers, refusals included, are kept for [`RECHECK_AFTER`]
+//! seconds (and never past the certificate's notAfter), so a bulk run asks about an address
+//! about once per that time, and a long run still sees a revocation.
 
 use anyhow::{Context, anyhow, bail};
 use pki::envelope::{ContentEncryption, Recipient};
@@ -27,8 +28,15 @@ pub struct Recipients {
     /// The CAs a recipient certificate must chain to (`--trust`); empty: not checked.
     anchors: Vec<Vec<u8>>,
     check_revocation: bool,
-    cache: Mutex<HashMap<String, Recipient>>,
+    /// Per address (lower case): when it was looked up, and the certificate or the refusal.
+    cache: Mutex<HashMap<String, LookUp>>,
 }
+
+/// A look-up's time (Unix seconds) and its answer.
+type LookUp = (u64, Result<Recipient, String>);
+
+/// How long a look-up (certificate, path, OCSP answer, or refusal) is reused, seconds.
+pub const RECHECK_AFTER: u64 = 300;
 
 /// Seconds since the epoch, now.
 fn now() -> u64 {
@@ -82,15 +90,29 @@ impl Recipients {
     /// every check (the one valid longest); else an error naming each candidate's reason.
     pub fn for_address(&self, address: &str) -> anyhow::Result<Recipient> {
         let key = address.to_ascii_lowercase();
-        if let Some(r) = self
+        let now = now();
+        if let Some((at, answer)) = self
             .cache
             .lock()
             .map_err(|_| anyhow!("cache poisoned"))?
             .get(&key)
         {
-            return Ok(r.clone());
+            let current = now.saturating_sub(*at) < RECHECK_AFTER
+                && answer.as_ref().map_or(true, |r| now <= r.not_after());
+            if current {
+                return answer.clone().map_err(|e| anyhow!("{e}"));
+            }
         }
-        let now = now();
+        let answer = self.look_up(address, now).map_err(|e| format!("{e:#}"));
+        self.cache
+            .lock()
+            .map_err(|_| anyhow!("cache poisoned"))?
+            .insert(key, (now, answer.clone()));
+        answer.map_err(|e| anyhow!("{e}"))
+    }
+
+    /// [`Recipients::for_address`] without the cache.
+    fn look_up(&self, address: &str, now: u64) -> anyhow::Result<Recipient> {
         let mut candidates: Vec<Recipient> = self
             .files
             .iter()
@@ -133,10 +155,6 @@ impl Recipients {
                 reasons.join("; ")
             );
         };
-        self.cache
-            .lock()
-            .map_err(|_| anyhow!("cache poisoned"))?
-            .insert(key, best.clone());
         Ok(best)
     }
 
