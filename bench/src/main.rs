@@ -348,7 +348,7 @@ fn run() -> Result<()> {
     if kinds.iter().any(|k| k.is_pkcs11()) {
         softhsm::check_installed()?;
     }
-    let machine = report::Machine::detect();
+    let mut machine = report::Machine::detect();
     eprintln!(
         "tsa-bench: {} ({} cores), tsa = {}",
         machine.cpu,
@@ -360,6 +360,7 @@ fn run() -> Result<()> {
         .prefix("tsa-bench-")
         .tempdir()
         .context("cannot create a temporary directory")?;
+    machine.fsync_ms = raw::fsync_latency(work.path(), 200);
     if let Some(plan) = &pdf_plan {
         let result = pdf::run(&settings, plan, work.path());
         if keep || result.is_err() {
@@ -433,6 +434,7 @@ fn measure_all(
             settings.raw.as_secs_f64()
         );
         let raw = raw::signing_rate(&key, machine.cores, settings.raw)?;
+        let raw_verify = raw::verifying_rate(&key, machine.cores, settings.raw)?;
 
         let openssl = match settings.openssl {
             // openssl ts -reply reads -inkey from a file; a PKCS#11 key needs an engine or a
@@ -491,6 +493,7 @@ fn measure_all(
         results.push(report::KeyResult {
             kind,
             raw,
+            raw_verify,
             openssl,
             runs,
         });

@@ -39,7 +39,12 @@ pub fn signing_rate(key: &KeySet, threads: usize, time: Duration) -> Result<RawR
                 .with_context(|| format!("cannot read {}", key_file.display()))?;
             let signer = RingSigner::from_pkcs8_file_bytes(&bytes, RsaPadding::Pkcs1)
                 .with_context(|| format!("cannot load {}", key_file.display()))?;
-            rate_of(Arc::new(signer), threads, time)
+            let message: Vec<u8> = MESSAGE.to_vec();
+            rate_of(
+                Arc::new(move || signer.sign(&message).map(|_| ()).map_err(Into::into)),
+                threads,
+                time,
+            )
         }
         PrivateKey::Pkcs11(hsm) => {
             let exe = std::env::current_exe().context("cannot find this program's path")?;
@@ -72,7 +77,12 @@ pub fn pkcs11_worker(dir: &Path, secs: f64) -> Result<()> {
     }
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let signer = crate::softhsm::open_signer(dir)?;
-    let rate = rate_of(Arc::new(signer), threads, Duration::from_secs_f64(secs))?;
+    let message: Vec<u8> = MESSAGE.to_vec();
+    let rate = rate_of(
+        Arc::new(move || signer.sign(&message).map(|_| ()).map_err(Into::into)),
+        threads,
+        Duration::from_secs_f64(secs),
+    )?;
     println!(
         "{} {} {} {}",
         rate.signatures,
@@ -101,11 +111,83 @@ fn parse_worker_line(line: &str) -> Option<RawRate> {
     })
 }
 
-/// Signs a ~200-byte message in a loop on `threads` threads for `time`.
-fn rate_of(signer: Arc<dyn Signer>, threads: usize, time: Duration) -> Result<RawRate> {
-    // About the size of a timestamp token's signed attributes (contentType, signingTime-free
-    // messageDigest, signingCertificateV2), which is what the server signs.
-    let message: Vec<u8> = (0..200u8).collect();
+/// About the size of a timestamp token's signed attributes (contentType, messageDigest,
+/// signingCertificateV2), which is what the server signs and a verifier verifies.
+const MESSAGE: [u8; 200] = {
+    let mut m = [0u8; 200];
+    let mut i: u8 = 0;
+    while i < 200 {
+        m[i as usize] = i;
+        i += 1;
+    }
+    m
+};
+
+/// Verifications per second of one signature by the key in `key` (a key file: the one the
+/// server signs with), checked as every verifier checks it (`pki::verify::verify_signature`,
+/// the certificate's public key), on `threads` threads for `time`. `None` for a PKCS#11 key
+/// (its signature would have to come from the token; verification does not touch it).
+pub fn verifying_rate(key: &KeySet, threads: usize, time: Duration) -> Result<Option<RawRate>> {
+    let PrivateKey::File(key_file) = &key.private else {
+        return Ok(None);
+    };
+    let bytes =
+        std::fs::read(key_file).with_context(|| format!("cannot read {}", key_file.display()))?;
+    let signer = RingSigner::from_pkcs8_file_bytes(&bytes, RsaPadding::Pkcs1)
+        .with_context(|| format!("cannot load {}", key_file.display()))?;
+    let signature = signer.sign(&MESSAGE)?;
+    let cert_pem = std::fs::read(&key.cert_file)
+        .with_context(|| format!("cannot read {}", key.cert_file.display()))?;
+    let cert_der = pki::cert::load_certificates(&cert_pem)?
+        .into_iter()
+        .next()
+        .context("no certificate")?;
+    let cert = pki::cert::parse(&cert_der)?;
+    let spki = cert.tbs_certificate.subject_public_key_info.clone();
+    let algorithm = signer.algorithm();
+    let alg_id = algorithm.algorithm_identifier()?;
+    let digest = algorithm.digest();
+    rate_of(
+        Arc::new(move || {
+            pki::verify::verify_signature(&spki, &alg_id, digest, &MESSAGE, &signature)
+                .map(|_| ())
+                .map_err(|e| anyhow::anyhow!(e))
+        }),
+        threads,
+        time,
+    )
+    .map(Some)
+}
+
+/// A 4 KB write then `fdatasync` in `dir`, `n` times: p50 and p99 in milliseconds (`None` when
+/// the file cannot be written).
+pub fn fsync_latency(dir: &Path, n: usize) -> Option<(f64, f64)> {
+    use std::io::Write;
+    let path = dir.join("fsync-probe");
+    let mut file = std::fs::File::create(&path).ok()?;
+    let block = [0x5au8; 4096];
+    let mut ms: Vec<f64> = Vec::with_capacity(n);
+    for _ in 0..n.max(1) {
+        let start = Instant::now();
+        file.write_all(&block).ok()?;
+        file.sync_data().ok()?;
+        ms.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    let _ = std::fs::remove_file(&path);
+    ms.sort_by(f64::total_cmp);
+    // Nearest rank over at most a few thousand samples: the product is exact and fits usize.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let at = |q: f64| ms[((q * ms.len() as f64).ceil() as usize).clamp(1, ms.len()) - 1];
+    Some((at(0.5), at(0.99)))
+}
+
+/// Runs `op` in a loop on `threads` threads for `time`.
+#[allow(clippy::type_complexity)]
+fn rate_of(
+    op: Arc<dyn Fn() -> Result<()> + Send + Sync>,
+    threads: usize,
+    time: Duration,
+) -> Result<RawRate> {
     let before = (
         crate::server::machine_busy_ticks(),
         crate::server::cpu_ticks("/proc/self/stat"),
@@ -114,12 +196,11 @@ fn rate_of(signer: Arc<dyn Signer>, threads: usize, time: Duration) -> Result<Ra
     let deadline = start + time;
     let handles: Vec<_> = (0..threads.max(1))
         .map(|_| {
-            let signer = Arc::clone(&signer);
-            let message = message.clone();
+            let op = Arc::clone(&op);
             std::thread::spawn(move || -> Result<u64> {
                 let mut n = 0u64;
                 while Instant::now() < deadline {
-                    std::hint::black_box(signer.sign(std::hint::black_box(&message))?);
+                    std::hint::black_box(op())?;
                     n += 1;
                 }
                 Ok(n)
@@ -130,7 +211,7 @@ fn rate_of(signer: Arc<dyn Signer>, threads: usize, time: Duration) -> Result<Ra
     for h in handles {
         signatures += h
             .join()
-            .map_err(|_| anyhow::anyhow!("a signing thread panicked"))??;
+            .map_err(|_| anyhow::anyhow!("a measuring thread panicked"))??;
     }
     let elapsed = start.elapsed();
     let after = (

@@ -22,6 +22,9 @@ pub struct Machine {
     pub cores: usize,
     /// CPU model from /proc/cpuinfo.
     pub cpu: String,
+    /// A 4 KB write + fdatasync in the work directory, p50 and p99 in milliseconds: the
+    /// floor under every durable commit (measured by `main` before the runs).
+    pub fsync_ms: Option<(f64, f64)>,
 }
 
 impl Machine {
@@ -37,7 +40,11 @@ impl Machine {
                     .map(|(_, v)| v.trim().to_owned())
             })
             .unwrap_or_else(|| "unknown CPU".into());
-        Machine { cores, cpu }
+        Machine {
+            cores,
+            cpu,
+            fsync_ms: None,
+        }
     }
 }
 
@@ -48,6 +55,8 @@ pub struct KeyResult {
     pub kind: KeyKind,
     /// The ceiling.
     pub raw: RawRate,
+    /// Raw verification of the same key's signature (key files only).
+    pub raw_verify: Option<RawRate>,
     /// The peer, if it ran.
     pub openssl: Option<PeerRate>,
     /// One server run per connection count and node count.
@@ -116,6 +125,11 @@ pub fn print(machine: &Machine, s: &Settings, results: &[KeyResult]) {
         (None, None) => println!(
             "archive: SQLite in the server's data directory, synchronous=FULL, grouped commits; every reply waits for its commit"
         ),
+    }
+    if let Some((p50, p99)) = machine.fsync_ms {
+        println!(
+            "disk: a 4 KB write + fdatasync in the work directory takes {p50:.2} ms (p50), {p99:.2} ms (p99)"
+        );
     }
     if let Some(n) = s.server_workers {
         println!("server tuning (experiment): TOKIO_WORKER_THREADS={n}");
@@ -210,8 +224,8 @@ pub fn print(machine: &Machine, s: &Settings, results: &[KeyResult]) {
         "3. Peer: openssl ts -reply (includes process start-up per token, as a CLI peer does)"
     );
     println!(
-        "{:<kw$} {:>16} {:>26}",
-        "key", "raw sign/s", "openssl ts -reply tok/s"
+        "{:<kw$} {:>16} {:>18} {:>26}",
+        "key", "raw sign/s", "raw verify/s", "openssl ts -reply tok/s"
     );
     for r in results {
         let peer = match r.openssl {
@@ -232,9 +246,13 @@ pub fn print(machine: &Machine, s: &Settings, results: &[KeyResult]) {
             format!("   (other processes used {c:.2} cores during raw signing)")
         });
         println!(
-            "{:<kw$} {:>16} {:>26}{other}",
+            "{:<kw$} {:>16} {:>18} {:>26}{other}",
             r.kind.name(),
             format!("{:.0} ({} thr)", r.raw.per_sec(), r.raw.threads),
+            r.raw_verify.map_or_else(
+                || "n/a".to_owned(),
+                |v| format!("{:.0} ({} thr)", v.per_sec(), v.threads)
+            ),
             peer
         );
     }
