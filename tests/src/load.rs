@@ -35,21 +35,36 @@ impl Target {
     }
 }
 
-/// SIGKILLs `server` `kills` times under the running load, `pause` apart (and once more
-/// `pause` after the last restart before returning), restarting it on its data each time and
-/// pointing `target` at the new incarnation.
-pub fn kill_repeatedly(
+/// SIGKILLs `server` `kills` times under `load`, `pause` apart (and once more `pause` after
+/// the last restart), restarting it on its data each time and pointing `target` at the new
+/// incarnation; then stops the load. Panics unless some request was cut (the kills landed
+/// under load) and every incarnation is consistent with its predecessors
+/// ([`assert_consistent_across_restarts`]). Returns every token received, for the caller's
+/// archive check.
+pub fn kill_under_load(
+    load: Load,
     server: &mut crate::TsaServer,
     target: &Target,
     kills: u32,
     pause: Duration,
-) {
+) -> Vec<Received> {
     for _ in 0..kills {
         std::thread::sleep(pause);
         server.restart();
         target.restarted(server.url());
     }
     std::thread::sleep(pause);
+    let (received, failures) = load.stop();
+    eprintln!(
+        "{} tokens received, {failures} requests cut or refused across {kills} kills",
+        received.len()
+    );
+    assert!(
+        failures > 0,
+        "no request was cut: the kills did not land under load"
+    );
+    assert_consistent_across_restarts(&received, kills + 1);
+    received
 }
 
 /// A token a client received: which node and incarnation answered it, and what it says.

@@ -27,31 +27,19 @@ impl MailPki {
     pub fn new(dir: &Path, name: &str) -> MailPki {
         let ca_key = dir.join(format!("{name}-ca.key"));
         let ca = dir.join(format!("{name}-ca.pem"));
-        openssl(
+        crate::openssl_ca::self_signed_p256(
             dir,
+            s(&ca_key),
+            s(&ca),
+            &format!("/CN={name} Mail CA/O=Sigillum tests"),
+            "3650",
             &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                s(&ca_key),
-                "-out",
-                s(&ca),
-                "-days",
-                "3650",
-                "-subj",
-                &format!("/CN={name} Mail CA/O=Sigillum tests"),
                 "-addext",
                 "basicConstraints=critical,CA:TRUE",
                 "-addext",
                 "keyUsage=critical,keyCertSign,cRLSign",
             ],
-        )
-        .assert_ok();
+        );
         MailPki {
             dir: dir.to_path_buf(),
             ca,

@@ -31,30 +31,49 @@ pub fn ok(dir: &Path, args: &[&str]) -> Run {
     run
 }
 
+/// A self-signed certificate on a new P-256 key made by `openssl req -x509` in `dir`: the key
+/// at `key`, the certificate at `cert` (paths relative to `dir`, or absolute), for `subject`
+/// (openssl's `/K=V/...` form), valid `days`, with `extra` arguments (`-addext ...`,
+/// `-config ...`); panics with openssl's output unless it succeeds.
+pub fn self_signed_p256(
+    dir: &Path,
+    key: &str,
+    cert: &str,
+    subject: &str,
+    days: &str,
+    extra: &[&str],
+) {
+    let mut args = vec![
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        key,
+        "-out",
+        cert,
+        "-subj",
+        subject,
+        "-days",
+        days,
+    ];
+    args.extend_from_slice(extra);
+    ok(dir, &args);
+}
+
 /// A self-signed P-256 certificate for 127.0.0.1 (subjectAltName IP) in `dir/https.pem`, its
 /// key in `dir/https.key`: the HTTPS listener's in tests.
 pub fn https_server_cert(dir: &Path) {
-    ok(
+    self_signed_p256(
         dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "https.key",
-            "-out",
-            "https.pem",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-days",
-            "2",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ],
+        "https.key",
+        "https.pem",
+        "/CN=127.0.0.1",
+        "2",
+        &["-addext", "subjectAltName=IP:127.0.0.1"],
     );
 }
 

@@ -17,23 +17,14 @@ fn pki(dir: &Path) {
     };
     sigillum_tests::openssl_ca::https_server_cert(dir);
     for ca in ["clients", "strangers"] {
-        ok(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
+        sigillum_tests::openssl_ca::self_signed_p256(
+            dir,
             &format!("{ca}-ca.key"),
-            "-out",
             &format!("{ca}-ca.pem"),
-            "-subj",
             &format!("/O=Bank/CN={ca} CA"),
-            "-days",
             "2",
-        ]);
+            &[],
+        );
     }
     std::fs::write(dir.join("client.ext"), "extendedKeyUsage = clientAuth\n").expect("ext");
     for (name, ca) in [

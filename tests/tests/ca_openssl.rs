@@ -873,23 +873,14 @@ fn openssl_cmp_validates_signed_replies_against_a_trust_store() {
 
     // Control: with another root in the store, the same signed reply is not accepted.
     let other = ca.path("other-root.pem");
-    ca.ok(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
+    sigillum_tests::openssl_ca::self_signed_p256(
+        &ca.dir,
         "other-root.key",
-        "-out",
         p(&other),
-        "-subj",
         "/CN=Some Other Root",
-        "-days",
         "2",
-    ]);
+        &[],
+    );
     let r = cr(&other, "untrusted.pem");
     assert_eq!(
         r.code,
@@ -1459,29 +1450,21 @@ fn a_certificate_from_another_ca_with_the_same_names_is_signer_not_trusted() {
         .expect("SKI line")
         .trim()
         .to_owned();
-    ca.ok(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
+    sigillum_tests::openssl_ca::self_signed_p256(
+        &ca.dir,
         "impostor.key",
-        "-out",
         "impostor.pem",
-        "-subj",
         &subject,
-        "-days",
         "2",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,digitalSignature",
-        "-addext",
-        &format!("subjectKeyIdentifier={ski}"),
-    ]);
+        &[
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,digitalSignature",
+            "-addext",
+            &format!("subjectKeyIdentifier={ski}"),
+        ],
+    );
     let ke = ca.ec_key("ke.pem");
     ca.ok(&[
         "req",

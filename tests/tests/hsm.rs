@@ -61,31 +61,37 @@ impl Hsm {
         )
         .expect("ext");
         for label in ["tsa-ec", "tsa-rsa"] {
-            openssl(
-                d,
-                &[
-                    "x509",
-                    "-new",
-                    "-subj",
-                    &format!("/C=XX/O=Sigillum test/CN={label}"),
-                    "-force_pubkey",
-                    &format!("{label}.pub.pem"),
-                    "-CA",
-                    "data/root.pem",
-                    "-CAkey",
-                    "data/root.key",
-                    "-extfile",
-                    "ext.cnf",
-                    "-days",
-                    "30",
-                    "-out",
-                    &format!("{label}.pem"),
-                ],
-            )
-            .assert_ok();
+            hsm.certify(label);
         }
         std::fs::write(d.join("pin.txt"), "1234\n").expect("pin");
         hsm
+    }
+
+    /// A TSA certificate `LABEL.pem` from the development root for the public key in
+    /// `LABEL.pub.pem`.
+    fn certify(&self, label: &str) {
+        openssl(
+            self.dir.path(),
+            &[
+                "x509",
+                "-new",
+                "-subj",
+                &format!("/C=XX/O=Sigillum test/CN={label}"),
+                "-force_pubkey",
+                &format!("{label}.pub.pem"),
+                "-CA",
+                "data/root.pem",
+                "-CAkey",
+                "data/root.key",
+                "-extfile",
+                "ext.cnf",
+                "-days",
+                "30",
+                "-out",
+                &format!("{label}.pem"),
+            ],
+        )
+        .assert_ok();
     }
 
     fn config(&self, cert: &str, key: &str, pin: &str) -> String {
@@ -240,28 +246,7 @@ fn wrong_pins_missing_keys_and_mismatched_certificates_are_refused_at_start() {
         ],
     )
     .assert_ok();
-    openssl(
-        d,
-        &[
-            "x509",
-            "-new",
-            "-subj",
-            "/C=XX/O=Sigillum test/CN=other",
-            "-force_pubkey",
-            "other.pub.pem",
-            "-CA",
-            "data/root.pem",
-            "-CAkey",
-            "data/root.key",
-            "-extfile",
-            "ext.cnf",
-            "-days",
-            "30",
-            "-out",
-            "other.pem",
-        ],
-    )
-    .assert_ok();
+    hsm.certify("other");
     let e = hsm.refused(&hsm.config("other", "tsa-ec", &good_pin));
     assert!(e.contains("does not belong to the PKCS#11 key"), "{e}");
     let e = hsm.refused(&hsm.config("tsa-ec", "tsa-ec", "pin_env = \"SIGILLUM_UNSET_PIN_VAR\""));
@@ -274,63 +259,15 @@ fn the_ca_key_in_the_token_issues_certificates_over_cmp() {
     let d = hsm.dir.path();
     // A CA key made in the token; its certificate from a root of our own (the development
     // root may issue no CA under it: pathLen 0).
-    hsm.tool(&[
-        "--login",
-        "--pin",
-        "1234",
-        "--keypairgen",
-        "--key-type",
-        "EC:prime256v1",
-        "--label",
-        "ca-ec",
-        "--usage-sign",
-    ])
-    .assert_ok();
-    hsm.tool(&[
-        "--read-object",
-        "--type",
-        "pubkey",
-        "--label",
-        "ca-ec",
-        "-o",
-        p(&d.join("ca-ec.pub.der")),
-    ])
-    .assert_ok();
-    openssl(
+    softhsm::keypair(&hsm.conf(), d, "ca-ec", "EC:prime256v1", &["--usage-sign"]);
+    sigillum_tests::openssl_ca::self_signed_p256(
         d,
-        &[
-            "pkey",
-            "-pubin",
-            "-inform",
-            "DER",
-            "-in",
-            "ca-ec.pub.der",
-            "-out",
-            "ca-ec.pub.pem",
-        ],
-    )
-    .assert_ok();
-    openssl(
-        d,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "mail-root.key",
-            "-subj",
-            "/CN=Mail Root",
-            "-days",
-            "30",
-            "-out",
-            "mail-root.pem",
-        ],
-    )
-    .assert_ok();
+        "mail-root.key",
+        "mail-root.pem",
+        "/CN=Mail Root",
+        "30",
+        &[],
+    );
     std::fs::write(
         d.join("ca-ext.cnf"),
         "basicConstraints = critical, CA:TRUE, pathlen:0\n\

@@ -212,23 +212,13 @@ fn killed_again_and_again_under_load_every_received_token_is_archived() {
     let mut server = TsaServer::start();
     let target = Target::new(server.url());
     let load = Load::start(std::slice::from_ref(&target), 4);
-    const KILLS: u32 = 5;
-    load::kill_repeatedly(
+    let received = load::kill_under_load(
+        load,
         &mut server,
         &target,
-        KILLS,
+        5,
         std::time::Duration::from_millis(400),
     );
-    let (received, failures) = load.stop();
-    eprintln!(
-        "{} tokens received, {failures} requests cut or refused across {KILLS} kills",
-        received.len()
-    );
-    assert!(
-        failures > 0,
-        "no request was cut: the kills did not land under load"
-    );
-    load::assert_consistent_across_restarts(&received, KILLS + 1);
     let archived = load::sqlite_tokens(&server.data_dir().join("archive.db"));
     load::assert_received_archived(&received, &archived);
 }
