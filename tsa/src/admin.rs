@@ -105,15 +105,7 @@ pub async fn enroll_code(
     let email = crate::ca::normalise_email(&req.email)
         .ok_or_else(|| AppError::BadRequest(format!("{:?} is not an email address", req.email)))?;
     let client = format!("admin {}", name_of(&der));
-    let (reference, secret, expires_at) = match ca.new_code(&app.archive, &email, &client).await? {
-        Ok(code) => code,
-        Err(limited) => {
-            return Err(AppError::TooMany {
-                what: format!("too many enrolment codes for this {}", limited.limit),
-                retry_after: limited.retry_after,
-            });
-        }
-    };
+    let (reference, secret, expires_at) = ca.new_code(&app.archive, &email, &client).await??;
     tracing::info!(%email, %client, %reference, "enrolment code issued to an operator");
     let body = serde_json::json!({
         "email": email,

@@ -138,6 +138,17 @@ impl IntoResponse for AppError {
     }
 }
 
+/// An address or client over its enrolment-code limit: 429 with Retry-After, whichever route
+/// asked (the public `/enroll/start`, the administrators' `/admin/enroll-code`).
+impl From<crate::archive::CodeProblem> for AppError {
+    fn from(limited: crate::archive::CodeProblem) -> Self {
+        AppError::TooMany {
+            what: format!("too many enrolment codes for this {}", limited.limit),
+            retry_after: limited.retry_after,
+        }
+    }
+}
+
 impl From<crate::archive::ArchiveError> for AppError {
     fn from(e: crate::archive::ArchiveError) -> Self {
         AppError::Internal(format!("{e:#}"))

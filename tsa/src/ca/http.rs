@@ -98,15 +98,7 @@ pub async fn enroll_start(
         || "local".to_owned(),
         |Extension(ClientAddr(a))| a.ip().to_string(),
     );
-    let (reference, secret, expires_at) = match ca.new_code(&app.archive, &email, &client).await? {
-        Ok(code) => code,
-        Err(limited) => {
-            return Err(AppError::TooMany {
-                what: format!("too many enrolment codes for this {}", limited.limit),
-                retry_after: limited.retry_after,
-            });
-        }
-    };
+    let (reference, secret, expires_at) = ca.new_code(&app.archive, &email, &client).await??;
     mailer
         .send_code(&email, &reference, &secret, expires_at, &ca.base_url)
         .await
