@@ -3,9 +3,10 @@
 //! `cmp::reply` builds, the client side accepts only with the right protection, transaction
 //! and nonce. (Against openssl: tests/tests/ca_openssl.rs.)
 
+use der::{Decode, Encode};
 use pki::ca::{Ca, EmailCertificate, Usage};
 use pki::cmp::client::{self, ClientProtection, ReplyCheck};
-use pki::cmp::{CertKind, Pop, Protection, Reply, ReplyBody, Request};
+use pki::cmp::{CertKind, GeneralAnswer, InfoType, Pop, Protection, Reply, ReplyBody, Request};
 use pki::cms::SignerCert;
 use pki::devpki::{DevKeyType, DevPki};
 use pki::signer::{RingSigner, RsaPadding};
@@ -216,4 +217,149 @@ fn signed_requests_and_replies_verify_with_their_certificates_only() {
     );
     let checked = client::read_reply(&refusal, &sent, ReplyCheck::Ca(&s.cert.der)).expect("ok");
     assert!(checked.authenticated);
+}
+
+/// id-it-rootCaCert (RFC 9810 §5.3.19.16): a genm asking for a root CA update.
+const ID_IT_ROOT_CA_CERT: &str = "1.3.6.1.5.5.7.4.20";
+/// id-it-rootCaKeyUpdate: the genp's answer to it.
+const ID_IT_ROOT_CA_KEY_UPDATE: &str = "1.3.6.1.5.5.7.4.18";
+/// id-it-caCerts (RFC 9810 §5.3.19.19).
+const ID_IT_CA_CERTS: &str = "1.3.6.1.5.5.7.4.17";
+
+fn itav(oid: &str, value: Option<&[u8]>) -> cmpv2::r#gen::InfoTypeAndValue {
+    cmpv2::r#gen::InfoTypeAndValue {
+        oid: oid.parse().expect("OID"),
+        value: value.map(|v| der::Any::from_der(v).expect("infoValue")),
+    }
+}
+
+/// An unprotected genm (what `openssl cmp -cmd genm -unprotected_requests` sends) asking
+/// for `infos`, with a fresh transactionID and senderNonce.
+fn genm(infos: Vec<cmpv2::r#gen::InfoTypeAndValue>) -> client::Sent {
+    use der::asn1::OctetString;
+    use x509_cert::ext::pkix::name::GeneralName;
+    let transaction_id = pki::cmp::fresh_nonce().expect("transactionID");
+    let sender_nonce = pki::cmp::fresh_nonce().expect("senderNonce");
+    let message = cmpv2::message::PkiMessage {
+        header: cmpv2::header::PkiHeader {
+            pvno: cmpv2::header::Pvno::Cmp2000,
+            sender: GeneralName::DirectoryName(Default::default()),
+            recipient: GeneralName::DirectoryName(Default::default()),
+            message_time: None,
+            protection_alg: None,
+            sender_kid: None,
+            recip_kid: None,
+            trans_id: Some(OctetString::new(transaction_id.clone()).expect("octets")),
+            sender_nonce: Some(OctetString::new(sender_nonce.clone()).expect("octets")),
+            recip_nonce: None,
+            free_text: None,
+            general_info: None,
+        },
+        body: cmpv2::body::PkiBody::GenM(infos),
+        protection: None,
+        extra_certs: None,
+    };
+    client::Sent {
+        der: message.to_der().expect("genm"),
+        transaction_id,
+        sender_nonce,
+    }
+}
+
+#[test]
+fn a_genm_for_the_root_ca_certificate_is_answered_by_a_root_ca_key_update_without_value() {
+    let s = setup();
+    let ca = ca(&s);
+    let reply = Reply {
+        ca: &ca,
+        chain: &[],
+    };
+    // RFC 9483 §4.3.2: the requester may name the root it trusts now, or not.
+    for value in [None, Some(s.cert.der.as_slice())] {
+        let what = if value.is_some() { "with" } else { "without" };
+        let sent = genm(vec![itav(ID_IT_ROOT_CA_CERT, value)]);
+        let m = pki::cmp::parse(&sent.der).expect("parse");
+        assert_eq!(m.body_type, 21, "{what} a value");
+        assert!(m.protection.is_none() && m.protection_alg.is_none());
+        let Request::General(asked) = Request::read(&m).expect("body") else {
+            panic!("not a genm");
+        };
+        assert_eq!(asked, vec![InfoType::RootCaCert], "{what} a value");
+
+        // One root, no update: the genp holds exactly one id-it-rootCaKeyUpdate and no
+        // infoValue (RFC 9483 §4.3.2; RFC 9810 §5.3.19.16), signed by the CA.
+        let nonce = pki::cmp::fresh_nonce().expect("nonce");
+        let der = reply
+            .build(
+                Some(&m),
+                &ReplyBody::General(vec![GeneralAnswer::NoRootUpdate]),
+                Protection::Signature,
+                false,
+                &nonce,
+                pki::gentime::unix_now(),
+            )
+            .expect("genp");
+        let r = pki::cmp::parse(&der).expect("parse genp");
+        assert_eq!(r.body_type, 22, "{what} a value");
+        let infos = Vec::<cmpv2::r#gen::InfoTypeAndValue>::from_der(r.body_content())
+            .expect("GenRepContent");
+        assert_eq!(infos, vec![itav(ID_IT_ROOT_CA_KEY_UPDATE, None)]);
+        // SEQUENCE { SEQUENCE { OID 1.3.6.1.5.5.7.4.18 } }, nothing else.
+        assert_eq!(
+            r.body_content(),
+            [
+                0x30, 0x0c, 0x30, 0x0a, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x04, 0x12
+            ]
+        );
+        assert_eq!(r.verify_signature().expect("signed"), Ok(&s.cert.der[..]));
+        let answer = client::read_reply(&der, &sent, ReplyCheck::Ca(&s.cert.der)).expect("genp");
+        assert!(answer.authenticated && answer.refusal.is_none());
+        assert_eq!(answer.body_type, 22);
+    }
+
+    // Asked together with caCerts and a type the CA does not serve (id-it-suppLangTags), each
+    // is read as itself, in order; the genp carries the answers in the order given.
+    let sent = genm(vec![
+        itav(ID_IT_CA_CERTS, None),
+        itav(ID_IT_ROOT_CA_CERT, None),
+        itav("1.3.6.1.5.5.7.4.16", None),
+    ]);
+    let m = pki::cmp::parse(&sent.der).expect("parse");
+    let Request::General(asked) = Request::read(&m).expect("body") else {
+        panic!("not a genm");
+    };
+    assert_eq!(
+        asked,
+        vec![
+            InfoType::CaCerts,
+            InfoType::RootCaCert,
+            InfoType::Other("1.3.6.1.5.5.7.4.16".into())
+        ]
+    );
+    let der = reply
+        .build(
+            Some(&m),
+            &ReplyBody::General(vec![
+                GeneralAnswer::CaCerts(vec![s.cert.der.clone()]),
+                GeneralAnswer::NoRootUpdate,
+            ]),
+            Protection::Signature,
+            false,
+            &pki::cmp::fresh_nonce().expect("nonce"),
+            pki::gentime::unix_now(),
+        )
+        .expect("genp");
+    let r = pki::cmp::parse(&der).expect("parse genp");
+    let infos =
+        Vec::<cmpv2::r#gen::InfoTypeAndValue>::from_der(r.body_content()).expect("GenRepContent");
+    let ca_certs = vec![x509_cert::Certificate::from_der(&s.cert.der).expect("certificate")]
+        .to_der()
+        .expect("caCerts");
+    assert_eq!(
+        infos,
+        vec![
+            itav(ID_IT_CA_CERTS, Some(&ca_certs)),
+            itav(ID_IT_ROOT_CA_KEY_UPDATE, None)
+        ]
+    );
 }

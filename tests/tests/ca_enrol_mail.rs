@@ -2,7 +2,8 @@
 //! `stamp enroll` asks the CA to mail a one-time code, the code arrives by mail, the user
 //! pastes it, the CMP exchange issues a signing and an encryption certificate, and the
 //! signing certificate signs a timestamped email that `stamp verify` accepts. The mailed code
-//! works once; `POST /enroll/start` is rate-limited per address with a 429 and Retry-After.
+//! works once; `POST /enroll/start` is rate-limited per address and per client with a 429 and
+//! Retry-After.
 
 use sigillum_tests::{TsaOptions, TsaServer, free_port, stamp};
 use std::io::Write;
@@ -87,13 +88,42 @@ fn line<'a>(mail: &'a str, key: &str) -> &'a str {
 }
 
 fn server_with_mail(smtp: &Smtp) -> TsaServer {
+    server_with_mail_and(smtp, "codes_per_address = 3")
+}
+
+/// A server mailing through `smtp`, with `ca_settings` (lines of `[ca]`).
+fn server_with_mail_and(smtp: &Smtp, ca_settings: &str) -> TsaServer {
     TsaServer::start_with(TsaOptions {
         config: Some(format!(
-            "allow_unsynced_clock = true\n\n[ca]\ncodes_per_address = 3\n\n[ca.smtp]\nhost = \"127.0.0.1\"\nport = {}\nfrom = \"ca@sigillum.example\"\nsecurity = \"none\"\n",
+            "allow_unsynced_clock = true\n\n[ca]\n{ca_settings}\n\n[ca.smtp]\nhost = \"127.0.0.1\"\nport = {}\nfrom = \"ca@sigillum.example\"\nsecurity = \"none\"\n",
             smtp.port
         )),
         ..Default::default()
     })
+}
+
+/// `POST /enroll/start` with the JSON `body`: status, Retry-After and the body.
+fn enroll_start(server: &TsaServer, body: &str) -> (u16, Option<String>, String) {
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let mut r = agent
+        .post(format!("{}enroll/start", server.url()))
+        .header("Content-Type", "application/json")
+        .send(body.as_bytes())
+        .expect("POST /enroll/start");
+    let status = r.status().as_u16();
+    let retry = r
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    (
+        status,
+        retry,
+        r.body_mut().read_to_string().unwrap_or_default(),
+    )
 }
 
 #[test]
@@ -316,29 +346,7 @@ fn enrolment_codes_are_rate_limited_per_address_with_retry_after() {
     let dir = tempfile::tempdir().expect("tempdir");
     let smtp = Smtp::start(dir.path());
     let server = server_with_mail(&smtp);
-    let base = server.url().trim_end_matches('/').to_owned();
-    let agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .new_agent();
-    let post = |body: &str| {
-        let mut r = agent
-            .post(format!("{base}/enroll/start"))
-            .header("Content-Type", "application/json")
-            .send(body.as_bytes())
-            .expect("POST /enroll/start");
-        let status = r.status().as_u16();
-        let retry = r
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        (
-            status,
-            retry,
-            r.body_mut().read_to_string().unwrap_or_default(),
-        )
-    };
+    let post = |body: &str| enroll_start(&server, body);
     for n in 1..=3 {
         let (status, _, body) = post(r#"{"email": "carol@bank.example"}"#);
         assert_eq!(status, 202, "code {n}: {body}");
@@ -357,6 +365,55 @@ fn enrolment_codes_are_rate_limited_per_address_with_retry_after() {
     assert_eq!(post(r#"{"email": "dave@bank.example"}"#).0, 202);
     let (status, _, body) = post(r#"{"email": "dave@bank.example\r\nBcc: x@evil.example"}"#);
     assert_eq!(status, 400, "{body}");
+}
+
+#[test]
+fn enrolment_codes_are_rate_limited_per_client_with_retry_after() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let smtp = Smtp::start(dir.path());
+    // Two codes per client in half an hour; no address comes near its own limit of 3.
+    let server = server_with_mail_and(&smtp, "codes_per_client = 2\ncode_window_secs = 1800");
+    let post = |email: &str| enroll_start(&server, &format!(r#"{{"email": "{email}"}}"#));
+    let started = Instant::now();
+    for (n, email) in ["erin@bank.example", "frank@bank.example"]
+        .into_iter()
+        .enumerate()
+    {
+        let (status, _, body) = post(email);
+        assert_eq!(status, 202, "{email}: {body}");
+        smtp.wait_for(n + 1);
+    }
+    // A third address from the same client, and an address with one code of its own.
+    for email in ["grace@bank.example", "erin@bank.example"] {
+        let (status, retry, body) = post(email);
+        let elapsed = started.elapsed().as_secs() + 1;
+        assert_eq!(status, 429, "{email}: {body}");
+        let retry: u64 = retry.expect("Retry-After").parse().expect("seconds");
+        // The client's first code leaves the window 1800 s after it was made, at most
+        // `elapsed` s ago.
+        assert!(
+            (1800 - elapsed..=1800).contains(&retry),
+            "{email}: Retry-After {retry} after {elapsed} s"
+        );
+        let json: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        assert_eq!(
+            json["error"].as_str(),
+            Some(
+                format!("too many enrolment codes for this client; try again in {retry} s")
+                    .as_str()
+            ),
+            "{email}: {json}"
+        );
+        assert!(
+            json["request_id"].as_str().is_some_and(|id| !id.is_empty()),
+            "{email}: {json}"
+        );
+    }
+    assert_eq!(
+        smtp.messages().len(),
+        2,
+        "the refused requests sent no mail"
+    );
 }
 
 #[test]

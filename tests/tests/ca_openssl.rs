@@ -5,19 +5,24 @@
 //! (POST and GET, nonce echoed), `openssl crl` and `openssl verify -crl_check` see every
 //! revocation at once; the directory publishes exactly the valid certificates. Every issued
 //! certificate binds the proven address whatever the request says, with the key usage of its
-//! profile.
+//! profile. A genm for rootCaCert, which openssl 3.0 cannot send, is built here and answered
+//! with an id-it-rootCaKeyUpdate without value (no root update).
 //!
 //! And the refusals, each as openssl prints it (PKIFailureInfo) or, for bytes openssl would not
 //! send, as the error PKIMessage's failInfo, and each with nothing issued: wrong MAC secret,
-//! unknown reference, used or expired code, replayed messages, a template for another address,
-//! proofs of possession that are missing, RA-verified or do not verify, a signer that is revoked
-//! or from another CA, malformed DER, the wrong media type.
+//! unknown reference, used or expired code, replayed messages, a new message in a used
+//! transaction, a template for another address, proofs of possession that are missing,
+//! RA-verified or do not verify, a signer that is revoked or from another CA, malformed DER, the
+//! wrong media type.
 //!
 //! Keys and certificates are made fresh in a temporary directory on every run; every test runs
 //! its own server (and so its own CA, archive and rate limits).
 
 use base64::Engine;
-use sigillum_tests::der::{children, split_tlv};
+use pki::cmp::CertKind;
+use pki::cmp::client::{self, ClientProtection, ReplyCheck, Sent};
+use pki::signer::RingSigner;
+use sigillum_tests::der::{children, octets, oid, seq, split_tlv, tlv, uint};
 use sigillum_tests::openssl_ca::{cms_round_trip, new_key, ok, path_str as p, pem_cert_der};
 use sigillum_tests::{
     HttpReply, Run, TsaOptions, TsaServer, agent, get, openssl, post, post_without_content_type,
@@ -36,7 +41,13 @@ const PKIXCMP: &str = "application/pkixcmp";
 // PKIFailureInfo bits (RFC 9810 §5.2.3).
 const BAD_DATA_FORMAT: u32 = 5;
 const BAD_SENDER_NONCE: u32 = 18;
+const TRANSACTION_ID_IN_USE: u32 = 21;
 const NOT_AUTHORIZED: u32 = 23;
+
+// infoTypes of general messages (RFC 9810 §5.3.19).
+const ID_IT_CA_CERTS: &str = "1.3.6.1.5.5.7.4.17";
+const ID_IT_ROOT_CA_KEY_UPDATE: &str = "1.3.6.1.5.5.7.4.18";
+const ID_IT_ROOT_CA_CERT: &str = "1.3.6.1.5.5.7.4.20";
 
 /// The signing profile's key usage as `openssl x509 -ext` prints it.
 const KU_SIGNING: &str = "Digital Signature, Non Repudiation";
@@ -448,6 +459,78 @@ fn assert_cmp_error(reply: &HttpReply, bit: u32, text: &str, what: &str) {
     assert!(e.text.contains(text), "{what}: statusString {e:?}");
 }
 
+/// An unprotected genm (PKIBody [21]) from and to the empty name asking for `infos`
+/// (InfoTypeAndValue DER each): `(message, transactionID, senderNonce)`, 16 random bytes each.
+/// openssl 3.0 asks only for the infoTypes it knows, which do not include rootCaCert.
+fn genm(infos: &[Vec<u8>]) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    let transaction_id = pki::cmp::fresh_nonce().expect("transactionID");
+    let sender_nonce = pki::cmp::fresh_nonce().expect("senderNonce");
+    let null_dn = tlv(0xa4, &seq(&[]));
+    let header = seq(&[
+        &uint(&[2]),
+        &null_dn,
+        &null_dn,
+        &tlv(0xa4, &octets(&transaction_id)),
+        &tlv(0xa5, &octets(&sender_nonce)),
+    ]);
+    let infos: Vec<&[u8]> = infos.iter().map(Vec::as_slice).collect();
+    let body = tlv(0xb5, &seq(&infos));
+    (seq(&[&header, &body]), transaction_id, sender_nonce)
+}
+
+/// The certificates (DER) of the id-it-caCerts entry of a genp; panics when the message is
+/// not a genp or holds no caCerts.
+fn genp_ca_certs(genp: &[u8]) -> Vec<Vec<u8>> {
+    let m = pki::cmp::parse(genp).expect("a PKIMessage");
+    assert_eq!(m.body_type, 22, "not a genp: {genp:02x?}");
+    let (_, infos, _) = split_tlv(m.body_content());
+    let ca_certs = oid(ID_IT_CA_CERTS);
+    let entry = children(infos)
+        .into_iter()
+        .map(|itav| children(split_tlv(itav).1))
+        .find(|fields| fields.first() == Some(&ca_certs.as_slice()))
+        .expect("an id-it-caCerts entry");
+    let (_, certs, _) = split_tlv(entry.get(1).expect("caCerts has a value"));
+    children(certs).into_iter().map(<[u8]>::to_vec).collect()
+}
+
+/// `sent`, MAC-protected with `secret`, moved into the transaction `transaction_id`: its
+/// transactionID replaced (same length) and its MAC computed anew, so that it is a fresh,
+/// valid message (its own senderNonce) in a transaction used before.
+fn in_transaction(sent: &Sent, transaction_id: &[u8], secret: &[u8]) -> Vec<u8> {
+    let old = sent.transaction_id.as_slice();
+    assert_eq!(old.len(), transaction_id.len());
+    let mut der = sent.der.clone();
+    let at: Vec<usize> = der
+        .windows(old.len())
+        .enumerate()
+        .filter_map(|(i, w)| (w == old).then_some(i))
+        .collect();
+    assert_eq!(at.len(), 1, "the transactionID occurs once");
+    der[at[0]..at[0] + old.len()].copy_from_slice(transaction_id);
+    let (algorithm, old_mac, protected) = {
+        let m = pki::cmp::parse(&der).expect("parse");
+        (
+            m.protection_alg.clone().expect("protectionAlg"),
+            m.protection.clone().expect("protection"),
+            m.protected_part().expect("ProtectedPart"),
+        )
+    };
+    let mac = pki::pbmac::mac(&algorithm, &protected, secret).expect("MAC");
+    // MAC protection, no extraCerts: the message ends with the MAC's bits.
+    assert!(der.ends_with(&old_mac) && mac.len() == old_mac.len());
+    let end = der.len();
+    der[end - mac.len()..].copy_from_slice(&mac);
+    let m = pki::cmp::parse(&der).expect("parse");
+    assert_eq!(m.transaction_id.as_deref(), Some(transaction_id));
+    assert_eq!(
+        m.sender_nonce.as_deref(),
+        Some(sent.sender_nonce.as_slice())
+    );
+    assert!(m.verify_mac(secret).expect("MAC"), "the new MAC verifies");
+    der
+}
+
 /// `openssl ocsp` by POST for `cert` (a name in the scratch directory), with a nonce: the
 /// response verifies against the root and echoes the nonce; returns stdout.
 fn ocsp_post(ca: &Ca, cert: &str) -> String {
@@ -675,6 +758,8 @@ fn openssl_cmp_runs_the_whole_certificate_lifecycle_against_a_pinned_ca_certific
         "-unprotected_requests",
         "-ref",
         "anyone",
+        "-rspout",
+        "genp.der",
     ]);
     assert!(r.ok(), "{r}");
     let out = output(&r);
@@ -682,6 +767,14 @@ fn openssl_cmp_runs_the_whole_certificate_lifecycle_against_a_pinned_ca_certific
     assert!(
         out.contains("genp contains ITAV of type: id-it-caCerts"),
         "{r}"
+    );
+    // openssl 3.0 prints the infoType only (its -cacertsout saves an ip's caPubs, not a
+    // genp's caCerts): the certificates are read from the genp it accepted.
+    let ca_certs = genp_ca_certs(&read_file(&ca.path("genp.der")));
+    assert!(
+        ca_certs.contains(&pem_cert_der(&root)),
+        "the CA's root is not among the {} caCerts",
+        ca_certs.len()
     );
 
     // The directory: the four certificates; DER of one of them on request; 404 for others.
@@ -1116,6 +1209,107 @@ fn replayed_messages_are_refused_and_issue_nothing() {
         ca.listed(email).into_iter().collect::<BTreeSet<_>>(),
         listed
     );
+}
+
+#[test]
+fn a_new_message_reusing_a_transaction_id_is_transaction_id_in_use_and_issues_nothing() {
+    let ca = Ca::start();
+    let email = "ivan@example.org";
+    let (first, second) = (ca.code(email), ca.code(email));
+    let (key, _) = RingSigner::generate_p256().expect("key");
+    let spki = pki::signer::subject_public_key_info(&key).expect("public key");
+    // An ir asking for implicit confirmation, as `stamp enroll` builds it.
+    let ir = |code: &Code| {
+        let mac = ClientProtection::Mac {
+            reference: code.reference.as_bytes(),
+            secret: code.secret.as_bytes(),
+        };
+        client::certificate_request(CertKind::Ir, &key, &spki, "Ivan", None, mac, true).expect("ir")
+    };
+    let granted = |sent: &Sent, code: &Code| {
+        let reply = ca.post_cmp(PKIXCMP, &sent.der);
+        assert_eq!(reply.status, 200);
+        let answer = client::read_reply(&reply.body, sent, ReplyCheck::Mac(code.secret.as_bytes()))
+            .expect("a reply to this ir");
+        assert_eq!(
+            (answer.body_type, &answer.refusal),
+            (1, &None),
+            "{answer:?}"
+        );
+        answer.certificate.expect("the certificate")
+    };
+    let one = ir(&first);
+    let issued = granted(&one, &first);
+    assert_eq!(ca.certificates_stored(), 1);
+
+    // An ir with the second code, its own senderNonce and MAC, in the first ir's transaction.
+    let two = ir(&second);
+    assert_ne!(two.sender_nonce, one.sender_nonce);
+    let reused = in_transaction(&two, &one.transaction_id, second.secret.as_bytes());
+    let reply = ca.post_cmp(PKIXCMP, &reused);
+    assert_cmp_error(
+        &reply,
+        TRANSACTION_ID_IN_USE,
+        "transactionID already used",
+        "a new ir in a used transaction",
+    );
+    assert_eq!(ca.certificates_stored(), 1, "nothing issued");
+    assert_eq!(ca.listed(email), vec![issued.clone()]);
+
+    // Nor was the second code spent: an ir with it in a transaction of its own is granted.
+    let again = granted(&ir(&second), &second);
+    assert_ne!(again, issued);
+    assert_eq!(ca.certificates_stored(), 2);
+}
+
+#[test]
+fn a_genm_for_the_root_ca_certificate_gets_a_root_ca_key_update_without_value() {
+    let ca = Ca::start();
+    let root = pem_cert_der(&ca.root());
+    let ask = |info_type: &str| seq(&[&oid(info_type)]);
+    // RFC 9483 §4.3.2, RFC 9810 §5.3.19.16: one root, never rolled over, so the answer is
+    // id-it-rootCaKeyUpdate with its infoValue absent, and nothing else.
+    let no_update = seq(&[&oid(ID_IT_ROOT_CA_KEY_UPDATE)]);
+    let ca_certs = seq(&[&oid(ID_IT_CA_CERTS), &seq(&[&root])]);
+    for (what, infos, answer) in [
+        (
+            "rootCaCert",
+            vec![ask(ID_IT_ROOT_CA_CERT)],
+            seq(&[&no_update]),
+        ),
+        (
+            "rootCaCert naming the root the requester trusts",
+            vec![seq(&[&oid(ID_IT_ROOT_CA_CERT), &root])],
+            seq(&[&no_update]),
+        ),
+        (
+            "caCerts and rootCaCert",
+            vec![ask(ID_IT_CA_CERTS), ask(ID_IT_ROOT_CA_CERT)],
+            seq(&[&ca_certs, &no_update]),
+        ),
+    ] {
+        let (request, transaction_id, sender_nonce) = genm(&infos);
+        let reply = ca.post_cmp(PKIXCMP, &request);
+        assert_eq!(
+            (reply.status, reply.content_type.as_deref()),
+            (200, Some(PKIXCMP)),
+            "{what}"
+        );
+        let m = pki::cmp::parse(&reply.body).expect("a PKIMessage");
+        assert_eq!(m.body_type, 22, "{what}: not a genp: {:02x?}", reply.body);
+        assert_eq!(m.body_content(), answer.as_slice(), "{what}: GenRepContent");
+        assert_eq!(
+            (m.transaction_id.as_deref(), m.recip_nonce.as_deref()),
+            (Some(&transaction_id[..]), Some(&sender_nonce[..])),
+            "{what}: the genm's transactionID and senderNonce"
+        );
+        assert_eq!(
+            m.verify_signature().expect("protected"),
+            Ok(root.as_slice()),
+            "{what}: signed by the CA"
+        );
+    }
+    assert_eq!(ca.certificates_stored(), 0);
 }
 
 #[test]

@@ -1022,7 +1022,149 @@ impl CaService {
 
 #[cfg(test)]
 mod tests {
-    use super::{common_name_problem, normalise_email};
+    use super::{CRL_PERIOD, CaService, common_name_problem, normalise_email, now};
+    use crate::archive::test_support::{open, sqlite_url};
+    use crate::archive::{Archive, CodeLimits};
+    use crate::keys::Identity;
+    use der::Decode;
+    use std::sync::Arc;
+    use zeroize::Zeroizing;
+
+    /// A CA over a fresh development root: no mail relay, no OCSP delegate.
+    fn service() -> CaService {
+        let dev = pki::devpki::DevPki::generate(pki::devpki::DevKeyType::EcdsaP256)
+            .expect("development PKI");
+        let signer =
+            pki::signer::RingSigner::from_pkcs8_der(&dev.root_key, pki::signer::RsaPadding::Pkcs1)
+                .expect("root key");
+        CaService {
+            identity: Identity {
+                signer: Arc::new(signer),
+                cert: pki::cms::SignerCert::from_der(dev.root_cert).expect("root certificate"),
+                chain: Vec::new(),
+            },
+            ocsp: None,
+            base_url: "https://ca.example".into(),
+            validity_days: 365,
+            code_ttl: 900,
+            limits: CodeLimits {
+                per_email: 3,
+                per_client: 10,
+                window: 3600,
+            },
+            enrolment_key: Zeroizing::new(vec![7; 32]),
+            mailer: None,
+        }
+    }
+
+    /// thisUpdate and nextUpdate (Unix seconds) and the cRLNumber of a CRL.
+    fn crl_fields(der: &[u8]) -> (u64, u64, u64) {
+        let tbs = x509_cert::crl::CertificateList::from_der(der)
+            .expect("CRL")
+            .tbs_cert_list;
+        let number = tbs
+            .crl_extensions
+            .unwrap_or_default()
+            .iter()
+            .find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_CRL_NUMBER)
+            .map(|e| u64::from_der(e.extn_value.as_bytes()).expect("cRLNumber"))
+            .expect("a cRLNumber");
+        (
+            tbs.this_update.to_unix_duration().as_secs(),
+            tbs.next_update
+                .expect("nextUpdate")
+                .to_unix_duration()
+                .as_secs(),
+            number,
+        )
+    }
+
+    /// Stores a CRL made `age` seconds ago with the next CRL number, valid for the full
+    /// period, as a node would have then; returns it.
+    async fn store_crl_made_ago(ca: &CaService, archive: &Archive, age: i64) -> Vec<u8> {
+        let made = now() - age;
+        let revision = archive.crl_state().await.expect("CRL state").revision;
+        let number = archive.next_crl_number().await.expect("CRL number");
+        let crl = ca
+            .ca()
+            .crl(
+                &[],
+                made,
+                made + CRL_PERIOD,
+                u64::try_from(number).expect("positive"),
+            )
+            .expect("CRL");
+        archive
+            .store_crl(revision, made + CRL_PERIOD, &crl)
+            .await
+            .expect("store CRL");
+        crl
+    }
+
+    #[tokio::test]
+    async fn a_stored_crl_is_served_while_more_than_half_its_period_is_left() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let archive = open(&sqlite_url(&dir)).await;
+        let ca = service();
+        // Ten minutes short of half the period gone.
+        let stored = store_crl_made_ago(&ca, &archive, CRL_PERIOD / 2 - 600).await;
+        let before = archive.crl_state().await.expect("CRL state");
+        for fetch in 1..=2 {
+            assert_eq!(
+                ca.crl(&archive).await.expect("CRL"),
+                stored,
+                "fetch {fetch}"
+            );
+        }
+        let after = archive.crl_state().await.expect("CRL state");
+        assert_eq!(
+            (after.number, after.next_update, after.crl),
+            (before.number, before.next_update, Some(stored)),
+            "no CRL number taken, nothing stored"
+        );
+        archive.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_crl_with_less_than_half_its_period_left_is_made_anew_with_the_next_number() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let archive = open(&sqlite_url(&dir)).await;
+        let ca = service();
+        // Ten minutes past half the period gone.
+        let old = store_crl_made_ago(&ca, &archive, CRL_PERIOD / 2 + 600).await;
+        let (old_this, old_next, old_number) = crl_fields(&old);
+        let start = u64::try_from(now()).expect("after 1970");
+        let new = ca.crl(&archive).await.expect("CRL");
+        let end = u64::try_from(now()).expect("after 1970");
+        assert_ne!(new, old);
+        let (this, next, number) = crl_fields(&new);
+        assert_eq!(number, old_number + 1, "the next CRL number");
+        assert!(
+            (start..=end).contains(&this) && this > old_this,
+            "thisUpdate {this}: made now ({start}..={end}), after the old {old_this}"
+        );
+        assert_eq!(
+            next,
+            this + u64::try_from(CRL_PERIOD).expect("positive"),
+            "a full period"
+        );
+        assert!(
+            next > old_next,
+            "nextUpdate {next} after the old {old_next}"
+        );
+        // Stored for every node: the next fetch serves it as it is.
+        let state = archive.crl_state().await.expect("CRL state");
+        assert_eq!(
+            (state.number, state.next_update, state.crl.as_deref()),
+            (
+                i64::try_from(number).expect("small"),
+                i64::try_from(next).expect("small"),
+                Some(new.as_slice())
+            )
+        );
+        assert_eq!(ca.crl(&archive).await.expect("CRL"), new);
+        archive.close().await;
+    }
 
     #[test]
     fn common_names_are_checked_for_length_other_addresses_and_repainting_characters() {

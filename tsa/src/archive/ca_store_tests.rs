@@ -1,6 +1,7 @@
 //! The CA's state on SQLite and PostgreSQL alike: an issuance records all or nothing, codes
 //! are spent once, unconfirmed certificates expire into the CRL, keyCompromise follows what a
-//! key obtained, and rate limits count per address and per client.
+//! key obtained, rate limits count per address and per client, and the directory drops a
+//! certificate the moment it expires.
 use super::test_support::{on_both_backends, open};
 use super::*;
 
@@ -52,7 +53,8 @@ on_both_backends!(
     unconfirmed_certificates_expire_into_the_crl,
     key_compromise_follows_what_the_key_obtained,
     code_limits_count_per_address_and_per_client,
-    concurrent_code_requests_cannot_slip_under_the_limit
+    concurrent_code_requests_cannot_slip_under_the_limit,
+    the_directory_lists_a_certificate_only_within_its_validity
 );
 
 async fn an_issuance_records_all_or_nothing(url: &str) {
@@ -269,6 +271,64 @@ async fn concurrent_code_requests_cannot_slip_under_the_limit(url: &str) {
     assert_eq!(
         granted, LIMITS.per_email,
         "the address limit held under concurrency"
+    );
+    a.close().await;
+}
+
+/// An expired certificate leaves the directory at once, without housekeeping: the directory
+/// filters by validity when it is read, and the row itself stays as it was.
+async fn the_directory_lists_a_certificate_only_within_its_validity(url: &str) {
+    let a = open(url).await;
+    let now = 1_800_000_000;
+    let email = "i@x.example";
+    // 1 expires a day from now, 2 a day later; both active, neither revoked.
+    for (id, not_after) in [(1u8, now + 86_400), (2, now + 2 * 86_400)] {
+        let c = CaCertificate {
+            state: CertState::Active,
+            not_after,
+            ..cert(id, email, now, None)
+        };
+        let r = a
+            .record_issuance(&transaction(id, now), None, &c, now)
+            .await
+            .expect("record");
+        assert_eq!(r, Issuance::Recorded);
+    }
+    let listed = |at: i64| {
+        let a = &a;
+        async move {
+            let mut serials: Vec<u8> = a
+                .directory(email, at)
+                .await
+                .expect("directory")
+                .into_iter()
+                .map(|c| c.serial[0])
+                .collect();
+            serials.sort_unstable();
+            serials
+        }
+    };
+    // Both valid from now - 60.
+    assert_eq!(listed(now - 61).await, Vec::<u8>::new(), "before notBefore");
+    assert_eq!(listed(now - 60).await, vec![1, 2], "from notBefore");
+    assert_eq!(
+        listed(now + 86_399).await,
+        vec![1, 2],
+        "a second before 1 expires"
+    );
+    // notAfter's own second is left unasserted: RFC 5280 counts it as valid, the directory
+    // (like the signer check) does not.
+    assert_eq!(listed(now + 86_401).await, vec![2], "1 has expired");
+    assert_eq!(
+        listed(now + 2 * 86_400 + 1).await,
+        Vec::<u8>::new(),
+        "both have expired"
+    );
+    // Still stored, active and unrevoked: only the directory leaves it out.
+    let one = a.certificate(&[1; 16]).await.expect("read").expect("row");
+    assert_eq!(
+        (one.state, one.revoked_at, one.not_after),
+        (CertState::Active, None, now + 86_400)
     );
     a.close().await;
 }
