@@ -28,6 +28,7 @@ mod raw;
 mod report;
 mod server;
 mod softhsm;
+mod verify;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
@@ -87,9 +88,14 @@ struct Opts {
     /// The openssl binary.
     #[arg(long, default_value = "openssl")]
     openssl: PathBuf,
-    /// Skip the `openssl ts -reply` peer.
+    /// Skip the `openssl ts -reply` and `openssl ts -verify` peers.
     #[arg(long)]
     no_openssl: bool,
+    /// Tokens of the first SQLite run per key verified afterwards with one `stamp verify` of as
+    /// many files (and with `openssl ts -verify`, one process per token); 0 skips it. Needs
+    /// the sqlite3 CLI and --stamp-bin.
+    #[arg(long, default_value_t = 2000)]
+    bulk_verify: usize,
     /// Worker threads of the load generator's runtime (1: a current-thread runtime, which
     /// leaves the most CPU to the server on a small machine).
     #[arg(long, default_value_t = 1)]
@@ -136,7 +142,8 @@ struct Opts {
     /// core).
     #[arg(long)]
     email_jobs: Option<usize>,
-    /// The `stamp` binary for --email, --email-encrypt and --pdf (build it with `cargo build --release -p stamp`).
+    /// The `stamp` binary for --email, --email-encrypt, --pdf and the bulk verification (build
+    /// it with `cargo build --release -p stamp`).
     #[arg(long, default_value = "target/release/stamp")]
     stamp_bin: PathBuf,
     /// The Python interpreter of the --email and --email-encrypt peers (needs cryptography,
@@ -198,6 +205,10 @@ pub struct Settings {
     pub database_url: Option<String>,
     /// Nodes per server run, one run per value.
     pub nodes: Vec<usize>,
+    /// Tokens to verify in bulk after the first run per key (0: none).
+    pub bulk_verify: usize,
+    /// The `stamp` binary.
+    pub stamp_bin: PathBuf,
 }
 
 impl Opts {
@@ -273,6 +284,8 @@ impl Opts {
             server_workers: self.server_workers,
             database_url: self.database_url,
             nodes: self.nodes,
+            bulk_verify: self.bulk_verify,
+            stamp_bin: self.stamp_bin,
         })
     }
 }
@@ -490,12 +503,53 @@ fn measure_all(
                 )?);
             }
         }
+        // The first run's SQLite archive holds the tokens to verify in bulk (a PostgreSQL
+        // database and an --archive-dir copy are gone by now).
+        let first_archive = settings
+            .connections
+            .first()
+            .filter(|_| settings.database_url.is_none() && settings.archive_dir.is_none())
+            .map(|c| {
+                let name = if settings.nodes == [1] {
+                    format!("run-0-c{c}")
+                } else {
+                    format!("run-0-c{c}-n{}", settings.nodes[0])
+                };
+                key_dir.join(name).join("archive.db")
+            });
+        let bulk_verify = match first_archive {
+            Some(archive) if settings.bulk_verify > 0 && !runs.is_empty() => {
+                eprintln!(
+                    "tsa-bench: [{}] stamp verify of {} files with their tokens{}",
+                    kind.name(),
+                    settings.bulk_verify,
+                    if settings.openssl.is_some() {
+                        ", then openssl ts -verify"
+                    } else {
+                        ""
+                    }
+                );
+                let dir = key_dir.join("bulk-verify");
+                match verify::measure(settings, &key, &archive, &dir, settings.bulk_verify) {
+                    Ok(v) => Some(v),
+                    Err(e) => {
+                        eprintln!(
+                            "tsa-bench: [{}] bulk verification failed: {e:#}",
+                            kind.name()
+                        );
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
         results.push(report::KeyResult {
             kind,
             raw,
             raw_verify,
             openssl,
             runs,
+            bulk_verify,
         });
     }
 

@@ -61,6 +61,8 @@ pub struct KeyResult {
     pub openssl: Option<PeerRate>,
     /// One server run per connection count and node count.
     pub runs: Vec<RunResult>,
+    /// `stamp verify` of the first run's tokens, with its openssl peer, when it ran.
+    pub bulk_verify: Option<crate::verify::BulkVerify>,
 }
 
 fn ms(v: Option<f64>) -> String {
@@ -284,6 +286,7 @@ pub fn print(machine: &Machine, s: &Settings, results: &[KeyResult]) {
     println!();
 
     print_node_ratios(results, kw);
+    print_bulk_verify(results, kw);
 
     println!("Targets from the issue (printed, not asserted)");
     for r in results {
@@ -401,6 +404,68 @@ pub fn print(machine: &Machine, s: &Settings, results: &[KeyResult]) {
             "  (srv CPU: summed over the nodes; commits and batch over all nodes, commit p99/max the largest node's;\n   db CPU: the PostgreSQL backends connected to the run's database; its WAL writer and checkpointer count under others)"
         );
     }
+}
+
+/// Bulk verification, when it ran: `stamp verify` against raw verification of the same key
+/// and `openssl ts -verify` of the same tokens, with the issue's target for P-256.
+fn print_bulk_verify(results: &[KeyResult], kw: usize) {
+    if results.iter().all(|r| r.bulk_verify.is_none()) {
+        return;
+    }
+    println!(
+        "Bulk verification: one `stamp verify` of N files, each with its own token from the first run's archive"
+    );
+    println!(
+        "{:<kw$} {:>7} {:>15} {:>12} {:>14} {:>10} {:>22} {:>15}",
+        "key",
+        "tokens",
+        "stamp tok/s",
+        "µs CPU/tok",
+        "raw verify/s",
+        "stamp/raw",
+        "openssl ts -verify/s",
+        "stamp/openssl"
+    );
+    for r in results {
+        let Some(v) = r.bulk_verify else { continue };
+        let rate = v.per_sec();
+        let raw = r.raw_verify.map(|x| x.per_sec());
+        let peer = v.openssl.map(|p| p.per_sec());
+        println!(
+            "{:<kw$} {:>7} {:>15.0} {:>12} {:>14} {:>10} {:>22} {:>15}",
+            r.kind.name(),
+            v.tokens,
+            rate,
+            v.cpu_us_per_token()
+                .map_or_else(|| "-".into(), |c| format!("{c:.0}")),
+            raw.map_or_else(|| "n/a".into(), |x| format!("{x:.0}")),
+            raw.map_or_else(|| "n/a".into(), |x| format!("{:.2}", rate / x)),
+            v.openssl.map_or_else(
+                || "n/a".into(),
+                |p| format!(
+                    "{:.0} ({} procs{})",
+                    p.per_sec(),
+                    p.jobs,
+                    if p.errors > 0 {
+                        format!(", {} errors", p.errors)
+                    } else {
+                        String::new()
+                    }
+                )
+            ),
+            peer.map_or_else(|| "n/a".into(), |p| format!("{:.1}x", rate / p)),
+        );
+        if r.kind == KeyKind::EcdsaP256 {
+            println!(
+                "  target (issue 10): >= 20000 tokens/s for ECDSA P-256 tokens: {rate:.0} -> {}",
+                if rate >= 20_000.0 { "met" } else { "missed" }
+            );
+        }
+    }
+    println!(
+        "  (wall clock of the one process, including its start and reading the files; CPU from this process's reaped children)"
+    );
+    println!();
 }
 
 /// Section 5, when a run measured more than one node count: N nodes ÷ 1 node at the same key,

@@ -1,0 +1,217 @@
+//! Bulk verification: `stamp verify` of many files, each with its own token (tokens the server
+//! has just issued, read from its SQLite archive), against `openssl ts -verify` of the same
+//! tokens. Raw verification of the same key (section 2) is the limit beside both.
+
+use crate::Settings;
+use crate::keys::KeySet;
+use crate::peer::PeerRate;
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The content every benchmark request's imprint covers (see `load::request_der`).
+const DATA: &[u8] = b"sigillum tsa-bench";
+
+/// What `stamp verify` did with the files.
+#[derive(Debug, Clone, Copy)]
+pub struct BulkVerify {
+    /// Files verified (each with its own token).
+    pub tokens: u64,
+    /// Wall-clock time of the one `stamp verify` run.
+    pub elapsed: Duration,
+    /// CPU time of that run (user + system, from this process's reaped-children counters).
+    pub cpu: Option<Duration>,
+    /// `openssl ts -verify` of the same tokens, one process per token.
+    pub openssl: Option<PeerRate>,
+}
+
+impl BulkVerify {
+    /// Tokens per second.
+    pub fn per_sec(&self) -> f64 {
+        self.tokens as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// CPU per token, in microseconds.
+    pub fn cpu_us_per_token(&self) -> Option<f64> {
+        self.cpu
+            .map(|c| c.as_secs_f64() * 1e6 / self.tokens.max(1) as f64)
+    }
+}
+
+/// Writes `count` files with tokens from `archive` into `dir`, verifies them all with one
+/// `stamp verify` (every token must verify), then runs the openssl peer on them.
+pub fn measure(
+    settings: &Settings,
+    key: &KeySet,
+    archive: &Path,
+    dir: &Path,
+    count: usize,
+) -> Result<BulkVerify> {
+    let files = write_files(archive, dir, count)?;
+    let before = children_ticks();
+    let start = Instant::now();
+    let out = Command::new(&settings.stamp_bin)
+        .arg("verify")
+        .args(&files)
+        .arg("--trust")
+        .arg(&key.chain_file)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {}", settings.stamp_bin.display()))?;
+    let elapsed = start.elapsed();
+    let cpu = children_ticks()
+        .zip(before)
+        .map(|(a, b)| Duration::from_secs_f64((a - b) as f64 / crate::server::CLOCK_TICKS_PER_SEC));
+    if !out.status.success() {
+        bail!(
+            "stamp verify refused the server's tokens ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let openssl = match settings.openssl {
+        Some(time) => match openssl_verify_rate(settings, key, &files, time) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                eprintln!("tsa-bench: openssl ts -verify failed: {e:#}");
+                None
+            }
+        },
+        None => None,
+    };
+    Ok(BulkVerify {
+        tokens: files.len() as u64,
+        elapsed,
+        cpu,
+        openssl,
+    })
+}
+
+/// `dir/f<i>.txt` holding [`DATA`] and `dir/f<i>.txt.tsr` holding the i-th token of the archive.
+fn write_files(archive: &Path, dir: &Path, count: usize) -> Result<Vec<PathBuf>> {
+    let out = Command::new("sqlite3")
+        .arg("-batch")
+        .arg(archive)
+        .arg(format!(
+            "SELECT hex(token) FROM tokens ORDER BY serial LIMIT {count}"
+        ))
+        .output()
+        .context("cannot run sqlite3 (Debian package sqlite3)")?;
+    if !out.status.success() {
+        bail!(
+            "sqlite3 could not read the tokens: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut files = Vec::with_capacity(count);
+    for (i, line) in String::from_utf8_lossy(&out.stdout).lines().enumerate() {
+        let token = from_hex(line.trim()).context("sqlite3 printed a token that is not hex")?;
+        let file = dir.join(format!("f{i}.txt"));
+        std::fs::write(&file, DATA).with_context(|| format!("cannot write {}", file.display()))?;
+        std::fs::write(dir.join(format!("f{i}.txt.tsr")), token).context("cannot write a token")?;
+        files.push(file);
+    }
+    if files.len() < count {
+        bail!(
+            "the archive holds {} tokens, fewer than the {count} to verify",
+            files.len()
+        );
+    }
+    Ok(files)
+}
+
+fn from_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Runs `openssl ts -verify` over the files' tokens, `settings.openssl_jobs` processes at a
+/// time, for about `time`.
+fn openssl_verify_rate(
+    settings: &Settings,
+    key: &KeySet,
+    files: &[PathBuf],
+    time: Duration,
+) -> Result<PeerRate> {
+    let make = |file: &Path| {
+        let mut tsr = file.as_os_str().to_os_string();
+        tsr.push(".tsr");
+        let mut cmd = Command::new(&settings.openssl_bin);
+        cmd.args(["ts", "-verify", "-token_in", "-data"])
+            .arg(file)
+            .arg("-in")
+            .arg(tsr)
+            .arg("-CAfile")
+            .arg(&key.chain_file)
+            .arg("-untrusted")
+            .arg(&key.cert_file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    };
+    let verified = |out: &std::process::Output| {
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("Verification: OK")
+    };
+    // One run first, so that a token the peer refuses is reported, not timed.
+    let first = files.first().context("no files to verify")?;
+    let out = make(first)
+        .output()
+        .with_context(|| format!("cannot run {}", settings.openssl_bin.display()))?;
+    if !verified(&out) {
+        bail!(
+            "openssl ts -verify refused the server's token: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let jobs = settings.openssl_jobs.max(1);
+    let start = Instant::now();
+    let deadline = start + time;
+    let results: Vec<(u64, u64)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..jobs)
+            .map(|j| {
+                scope.spawn(move || {
+                    let (mut ok, mut bad) = (0u64, 0u64);
+                    let mut i = j;
+                    while Instant::now() < deadline {
+                        match make(&files[i % files.len()]).output() {
+                            Ok(out) if verified(&out) => ok += 1,
+                            _ => bad += 1,
+                        }
+                        i += jobs;
+                    }
+                    (ok, bad)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or((0, 1)))
+            .collect()
+    });
+    let elapsed = start.elapsed();
+    Ok(PeerRate {
+        tokens: results.iter().map(|r| r.0).sum(),
+        errors: results.iter().map(|r| r.1).sum(),
+        elapsed,
+        jobs,
+    })
+}
+
+/// CPU ticks of this process's reaped children (cutime + cstime, /proc/self/stat).
+fn children_ticks() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after = &text[text.rfind(')')? + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // cutime and cstime are fields 16 and 17 of the line, 14 and 15 after the name.
+    let cutime: u64 = fields.get(13)?.parse().ok()?;
+    let cstime: u64 = fields.get(14)?.parse().ok()?;
+    Some(cutime + cstime)
+}
