@@ -437,19 +437,9 @@ fn sign_run(
     })
 }
 
-/// utime + stime + cutime + cstime of this process (its children once waited for), from
-/// /proc/self/stat.
+/// utime + stime + cutime + cstime of this process (its children once waited for).
 fn self_and_children_ticks() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name, which is in parentheses and may hold spaces: utime,
-    // stime, cutime and cstime are fields 14 to 17 of the line, 12 to 15 after the name.
-    let after = &text[text.rfind(')')? + 2..];
-    after
-        .split_whitespace()
-        .skip(11)
-        .take(4)
-        .map(|f| f.parse::<u64>().ok())
-        .sum()
+    crate::server::stat_ticks("/proc/self/stat", 14..18)
 }
 
 /// Decryption of every message with one key.

@@ -27,6 +27,16 @@ impl PeerRate {
     pub fn per_sec(&self) -> f64 {
         self.tokens as f64 / self.elapsed.as_secs_f64()
     }
+
+    /// "RATE (N procs[, E errors])" for the report.
+    pub fn describe(&self) -> String {
+        let errors = if self.errors > 0 {
+            format!(", {} errors", self.errors)
+        } else {
+            String::new()
+        };
+        format!("{:.0} ({} procs{errors})", self.per_sec(), self.jobs)
+    }
 }
 
 /// Runs `openssl ts -reply` repeatedly, `settings.openssl_jobs` at a time, for about `time`.

@@ -233,16 +233,7 @@ pub fn print(machine: &Machine, s: &Settings, results: &[KeyResult]) {
         let peer = match r.openssl {
             _ if r.kind.is_pkcs11() => "n/a (PKCS#11 key)".into(),
             None => "n/a".into(),
-            Some(p) => format!(
-                "{:.0} ({} procs{})",
-                p.per_sec(),
-                p.jobs,
-                if p.errors > 0 {
-                    format!(", {} errors", p.errors)
-                } else {
-                    String::new()
-                }
-            ),
+            Some(p) => p.describe(),
         };
         let other = r.raw.other_cpu.map_or_else(String::new, |c| {
             format!("   (other processes used {c:.2} cores during raw signing)")
@@ -440,19 +431,7 @@ fn print_bulk_verify(results: &[KeyResult], kw: usize) {
                 .map_or_else(|| "-".into(), |c| format!("{c:.0}")),
             raw.map_or_else(|| "n/a".into(), |x| format!("{x:.0}")),
             raw.map_or_else(|| "n/a".into(), |x| format!("{:.2}", rate / x)),
-            v.openssl.map_or_else(
-                || "n/a".into(),
-                |p| format!(
-                    "{:.0} ({} procs{})",
-                    p.per_sec(),
-                    p.jobs,
-                    if p.errors > 0 {
-                        format!(", {} errors", p.errors)
-                    } else {
-                        String::new()
-                    }
-                )
-            ),
+            v.openssl.map_or_else(|| "n/a".into(), |p| p.describe()),
             peer.map_or_else(|| "n/a".into(), |p| format!("{:.1}x", rate / p)),
         );
         if r.kind == KeyKind::EcdsaP256 {

@@ -551,14 +551,21 @@ pub const CLOCK_TICKS_PER_SEC: f64 = 100.0;
 
 /// utime + stime of a process, from /proc/PID/stat.
 pub fn cpu_ticks(stat: &str) -> Option<u64> {
+    stat_ticks(stat, 14..16)
+}
+
+/// The sum of the clock-tick fields `fields` (numbered from 1 as in proc(5): utime 14, stime
+/// 15, cutime 16, cstime 17) of a `/proc/<pid>/stat` file.
+pub fn stat_ticks(stat: &str, fields: std::ops::Range<usize>) -> Option<u64> {
     let text = std::fs::read_to_string(stat).ok()?;
-    // Fields after the command name, which is in parentheses and may hold spaces.
+    // Fields after the command name (field 2), which is in parentheses and may hold spaces.
     let after = &text[text.rfind(')')? + 2..];
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
+    after
+        .split_whitespace()
+        .skip(fields.start.checked_sub(3)?)
+        .take(fields.len())
+        .map(|f| f.parse::<u64>().ok())
+        .sum()
 }
 
 /// Busy time of the whole machine (user, nice, system, irq, softirq, steal), from /proc/stat.

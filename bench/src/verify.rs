@@ -205,13 +205,7 @@ fn openssl_verify_rate(
     })
 }
 
-/// CPU ticks of this process's reaped children (cutime + cstime, /proc/self/stat).
+/// CPU ticks of this process's reaped children (cutime + cstime).
 fn children_ticks() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let after = &text[text.rfind(')')? + 2..];
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    // cutime and cstime are fields 16 and 17 of the line, 14 and 15 after the name.
-    let cutime: u64 = fields.get(13)?.parse().ok()?;
-    let cstime: u64 = fields.get(14)?.parse().ok()?;
-    Some(cutime + cstime)
+    crate::server::stat_ticks("/proc/self/stat", 16..18)
 }
