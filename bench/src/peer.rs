@@ -100,24 +100,39 @@ pub fn openssl_reply_rate(
         );
     }
 
+    timed_runs(jobs, time, |worker, _, _| {
+        let dir = &workers[worker];
+        let out = make(dir).output().context("cannot run openssl")?;
+        let reply = std::fs::read(dir.join("reply.tsr")).unwrap_or_default();
+        let _ = std::fs::remove_file(dir.join("reply.tsr"));
+        Ok(out.status.success() && is_granted(&reply))
+    })
+}
+
+/// Runs `attempt(worker, jobs, round)` on `jobs` threads, each round after round, until `time`
+/// has passed: the attempts that succeeded (`Ok(true)`) and failed (`Ok(false)`). An `Err`
+/// ends the run with that error (the peer could not be run at all).
+pub fn timed_runs(
+    jobs: usize,
+    time: Duration,
+    attempt: impl Fn(usize, usize, usize) -> Result<bool> + Sync,
+) -> Result<PeerRate> {
     let start = Instant::now();
     let deadline = start + time;
+    let attempt = &attempt;
     let results: Vec<Result<(u64, u64)>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = workers
-            .iter()
-            .map(|dir| {
-                let mut cmd = make(dir);
+        let handles: Vec<_> = (0..jobs)
+            .map(|worker| {
                 scope.spawn(move || -> Result<(u64, u64)> {
                     let (mut ok, mut bad) = (0u64, 0u64);
+                    let mut round = 0;
                     while Instant::now() < deadline {
-                        let out = cmd.output().context("cannot run openssl")?;
-                        let reply = std::fs::read(dir.join("reply.tsr")).unwrap_or_default();
-                        if out.status.success() && is_granted(&reply) {
+                        if attempt(worker, jobs, round)? {
                             ok += 1;
                         } else {
                             bad += 1;
                         }
-                        let _ = std::fs::remove_file(dir.join("reply.tsr"));
+                        round += 1;
                     }
                     Ok((ok, bad))
                 })
@@ -127,7 +142,7 @@ pub fn openssl_reply_rate(
             .into_iter()
             .map(|h| {
                 h.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("an openssl worker panicked")))
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a peer worker panicked")))
             })
             .collect()
     });

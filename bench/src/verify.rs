@@ -107,7 +107,7 @@ fn write_files(archive: &Path, dir: &Path, count: usize) -> Result<Vec<PathBuf>>
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut files = Vec::with_capacity(count);
     for (i, line) in String::from_utf8_lossy(&out.stdout).lines().enumerate() {
-        let token = from_hex(line.trim()).context("sqlite3 printed a token that is not hex")?;
+        let token = hex::decode(line.trim()).context("sqlite3 printed a token that is not hex")?;
         let file = dir.join(format!("f{i}.txt"));
         std::fs::write(&file, DATA).with_context(|| format!("cannot write {}", file.display()))?;
         std::fs::write(dir.join(format!("f{i}.txt.tsr")), token).context("cannot write a token")?;
@@ -120,16 +120,6 @@ fn write_files(archive: &Path, dir: &Path, count: usize) -> Result<Vec<PathBuf>>
         );
     }
     Ok(files)
-}
-
-fn from_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 /// Runs `openssl ts -verify` over the files' tokens, `settings.openssl_jobs` processes at a
@@ -171,37 +161,10 @@ fn openssl_verify_rate(
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    let jobs = settings.openssl_jobs.max(1);
-    let start = Instant::now();
-    let deadline = start + time;
-    let results: Vec<(u64, u64)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..jobs)
-            .map(|j| {
-                scope.spawn(move || {
-                    let (mut ok, mut bad) = (0u64, 0u64);
-                    let mut i = j;
-                    while Instant::now() < deadline {
-                        match make(&files[i % files.len()]).output() {
-                            Ok(out) if verified(&out) => ok += 1,
-                            _ => bad += 1,
-                        }
-                        i += jobs;
-                    }
-                    (ok, bad)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or((0, 1)))
-            .collect()
-    });
-    let elapsed = start.elapsed();
-    Ok(PeerRate {
-        tokens: results.iter().map(|r| r.0).sum(),
-        errors: results.iter().map(|r| r.1).sum(),
-        elapsed,
-        jobs,
+    crate::peer::timed_runs(settings.openssl_jobs.max(1), time, |worker, jobs, round| {
+        let file = &files[(worker + round * jobs) % files.len()];
+        // A process that cannot even start counts as a failed verification.
+        Ok(make(file).output().is_ok_and(|out| verified(&out)))
     })
 }
 

@@ -638,15 +638,16 @@ fn hash_overlapped(mut f: std::fs::File, mut update: impl FnMut(&[u8])) -> std::
         let (full_tx, full_rx) = sync_channel::<std::io::Result<Vec<u8>>>(2);
         let (empty_tx, empty_rx) = sync_channel::<Vec<u8>>(3);
         for _ in 0..3 {
-            let _ = empty_tx.send(vec![0u8; LARGE_CHUNK]);
+            let _ = empty_tx.send(Vec::with_capacity(LARGE_CHUNK));
         }
         scope.spawn(move || {
             while let Ok(mut buf) = empty_rx.recv() {
-                buf.resize(LARGE_CHUNK, 0);
-                match fill(&mut f, &mut buf) {
+                // Up to one chunk into the buffer's own capacity (read_to_end retries
+                // interrupted reads and stops at the end of the file).
+                buf.clear();
+                match (&mut f).take(LARGE_CHUNK as u64).read_to_end(&mut buf) {
                     Ok(0) => break,
-                    Ok(n) => {
-                        buf.truncate(n);
+                    Ok(_) => {
                         if full_tx.send(Ok(buf)).is_err() {
                             break;
                         }
@@ -665,20 +666,6 @@ fn hash_overlapped(mut f: std::fs::File, mut update: impl FnMut(&[u8])) -> std::
         }
         Ok(())
     })
-}
-
-/// Reads into `buf` until it is full or the file ends; the bytes read.
-fn fill(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match f.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
 }
 
 pub(crate) fn load_certs(path: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
