@@ -10,7 +10,7 @@ use pki::token::{ParsedToken, VerifyOptions};
 use stamp::escape::escape;
 use stamp::files::write_atomically;
 use stamp::tsa_client::{StampError, TsaClient};
-use std::io::{IsTerminal, Read};
+use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -600,6 +600,8 @@ fn tsr_path(file: &Path, out: Option<&Path>) -> anyhow::Result<PathBuf> {
 const OVERLAP_FROM: u64 = 8 << 20;
 /// The reads of a large file: 1 MiB, three buffers in flight (constant memory).
 const LARGE_CHUNK: usize = 1 << 20;
+/// The most read at once from a smaller file.
+const SMALL_CHUNK: usize = 64 << 10;
 
 /// Hashes a file in bounded reads, so that size does not matter: 64 KiB reads for ordinary
 /// files; for large ones, reading and hashing overlap (a reader thread fills 1 MiB buffers
@@ -610,20 +612,28 @@ fn hash_file(path: &Path, alg: HashAlg) -> anyhow::Result<Vec<u8>> {
     let mut f =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut ctx = alg.hasher();
-    let large = f.metadata().is_ok_and(|m| m.len() >= OVERLAP_FROM);
-    if large {
+    let len = f.metadata().map(|m| m.len()).ok();
+    if len.is_some_and(|l| l >= OVERLAP_FROM) {
         hash_overlapped(f, |chunk| ctx.update(chunk))
             .with_context(|| format!("cannot read {}", path.display()))?;
     } else {
-        let mut buf = vec![0u8; 64 * 1024];
+        // A buffer of the file's size (one more byte to see the end), neither zeroed nor larger
+        // than SMALL_CHUNK: a bulk verification opens thousands of small files. A file that grew
+        // since its metadata is read on, SMALL_CHUNK at a time, to its end.
+        let chunk = len
+            .and_then(|l| usize::try_from(l).ok())
+            .map_or(SMALL_CHUNK, |l| l.min(SMALL_CHUNK));
+        let mut buf = Vec::with_capacity(chunk + 1);
         loop {
-            let n = f
-                .read(&mut buf)
+            buf.clear();
+            let n = (&mut f)
+                .take(SMALL_CHUNK as u64)
+                .read_to_end(&mut buf)
                 .with_context(|| format!("cannot read {}", path.display()))?;
-            if n == 0 {
+            ctx.update(&buf);
+            if n < SMALL_CHUNK {
                 break;
             }
-            ctx.update(&buf[..n]);
         }
     }
     Ok(ctx.finish().as_ref().to_vec())
@@ -760,40 +770,50 @@ fn cmd_verify(a: VerifyArgs) -> anyhow::Result<Exit> {
         now: None,
         strict: a.strict,
     };
-    let mut reports = Vec::new();
     let bar = if a.json {
         None
     } else {
         progress(a.files.len())
     };
-    // Every core verifies; reports keep the input order, and the first unreadable input (in
-    // that order) is the error.
-    let results = stamp::pool::map(a.files.len(), stamp::pool::cores(), |i| {
+    // Every core verifies (and renders, for text); results keep the input order, and the first
+    // unreadable input (in that order) is the error, before anything is printed.
+    let verify = |i: usize| {
         let r = verify_any(&a.files[i], a.token.as_deref(), &opts, &email, &pdf);
         if let Some(b) = &bar {
             b.inc(1);
         }
         r
-    });
-    for r in results {
-        reports.push(r?);
-    }
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
-    if a.json {
+    };
+    let n = a.files.len();
+    let verified = if a.json {
+        let reports = stamp::pool::map(n, stamp::pool::cores(), verify)
+            .into_iter()
+            .collect::<anyhow::Result<Vec<Report>>>()?;
         let text = if reports.len() == 1 {
             serde_json::to_string_pretty(&reports[0])?
         } else {
             serde_json::to_string_pretty(&reports)?
         };
         println!("{text}");
+        reports.iter().all(|r| r.verified)
     } else {
-        for r in &reports {
-            print!("{}", stamp::render::report(r, a.verbose));
+        let texts = stamp::pool::map(n, stamp::pool::cores(), |i| {
+            verify(i).map(|r| (r.verified, stamp::render::report(&r, a.verbose)))
+        })
+        .into_iter()
+        .collect::<anyhow::Result<Vec<(bool, String)>>>()?;
+        if let Some(b) = &bar {
+            b.finish_and_clear();
         }
-    }
-    Ok(if reports.iter().all(|r| r.verified) {
+        // One buffered writer: stdout alone would write each report's lines separately.
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        for (_, text) in &texts {
+            out.write_all(text.as_bytes())?;
+        }
+        out.flush()?;
+        texts.iter().all(|(v, _)| *v)
+    };
+    Ok(if verified {
         Exit::Verified
     } else {
         Exit::NotVerified
@@ -893,13 +913,21 @@ fn cmd_inspect(file: &Path) -> anyhow::Result<Exit> {
 mod tests {
     use super::*;
 
-    /// The overlapped reader feeds every byte once and in order, for sizes around the chunk
-    /// boundaries, and agrees with the plain path and with one digest of the whole content.
+    /// Both readers feed every byte once and in order, for sizes around their chunk boundaries
+    /// (the small files' buffer of the file's size, the overlapped reader's chunks), and agree
+    /// with one digest of the whole content.
     #[test]
-    fn large_files_hash_the_same_read_on_a_second_thread() {
+    fn files_hash_the_same_at_sizes_around_every_read_boundary() {
         let dir = tempfile::tempdir().expect("tempdir");
         let chunk = u64::try_from(LARGE_CHUNK).expect("small");
+        let small = u64::try_from(SMALL_CHUNK).expect("small");
         for len in [
+            0,
+            1,
+            small - 1,
+            small,
+            small + 1,
+            3 * small + 7,
             OVERLAP_FROM - 1,
             OVERLAP_FROM,
             OVERLAP_FROM + 1,

@@ -7,8 +7,11 @@ use crate::oid;
 use crate::report::CertSummary;
 use der::Decode;
 use der::asn1::ObjectIdentifier;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages};
+use x509_cert::name::Name;
 
 /// Reads every certificate of a PEM bundle (any number of `CERTIFICATE` blocks) or one DER
 /// certificate, returning their DER.
@@ -72,7 +75,7 @@ pub fn name_string(der: &[u8]) -> String {
     crate::limits::check_sets(der, "name")
         .ok()
         .and_then(|()| x509_cert::name::Name::from_der(der).ok())
-        .map(|n| n.to_string())
+        .map(|n| name_text(&n))
         .unwrap_or_else(|| "(unreadable name)".into())
 }
 
@@ -109,30 +112,67 @@ pub fn common_name(cert: &Certificate) -> Option<String> {
         .find_map(|atv| attribute_text(&atv.value))
 }
 
-/// Most certificate summaries remembered ([`summary`]): bulk verification meets the same few
-/// signer, TSA and CA certificates in every report.
-const SUMMARY_CACHE_ENTRIES: usize = 256;
+/// Most entries each of this module's process-wide memos keeps ([`summary`], [`parse_shared`],
+/// [`name_text`]): bulk verification meets the same few signer, TSA and CA certificates, and
+/// their names, in every report.
+const MEMO_ENTRIES: usize = 256;
+
+/// A memo keyed by DER: what was made from the same bytes is the same.
+type DerMemo<T> = OnceLock<Mutex<HashMap<Vec<u8>, T>>>;
+
+/// `make()` for `der`, remembered in `memo` while it holds fewer than [`MEMO_ENTRIES`] entries.
+/// Errors are not remembered (they are rare, and made again with their own text).
+fn remembered<T: Clone>(
+    memo: &'static DerMemo<T>,
+    der: &[u8],
+    make: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    let memo = memo.get_or_init(Default::default);
+    if let Some(v) = memo.lock().unwrap_or_else(PoisonError::into_inner).get(der) {
+        return Ok(v.clone());
+    }
+    let v = make()?;
+    let mut map = memo.lock().unwrap_or_else(PoisonError::into_inner);
+    if map.len() < MEMO_ENTRIES {
+        map.insert(der.to_vec(), v.clone());
+    }
+    Ok(v)
+}
 
 /// A certificate's summary for reports. Rendering names walks `const-oid`'s whole database for
-/// every attribute, so summaries are remembered by DER (up to [`SUMMARY_CACHE_ENTRIES`]).
+/// every attribute, so summaries are remembered by DER (up to [`MEMO_ENTRIES`]).
 pub fn summary(der: &[u8]) -> Result<CertSummary> {
-    use std::collections::HashMap;
-    use std::sync::{Mutex, OnceLock, PoisonError};
-    static CACHE: OnceLock<Mutex<HashMap<Vec<u8>, CertSummary>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
-    if let Some(s) = cache
+    static SUMMARIES: DerMemo<CertSummary> = OnceLock::new();
+    remembered(&SUMMARIES, der, || render_summary(der))
+}
+
+/// [`parse`], shared: a certificate decoded once per process (up to [`MEMO_ENTRIES`]), since
+/// every token of an authority names the same signer certificate.
+pub fn parse_shared(der: &[u8]) -> Result<Arc<Certificate>> {
+    static DECODED: DerMemo<Arc<Certificate>> = OnceLock::new();
+    remembered(&DECODED, der, || parse(der).map(Arc::new))
+}
+
+/// A Name for humans (RFC 4514 form, as `x509-cert` renders it), remembered per process (up to
+/// [`MEMO_ENTRIES`] names): rendering looks every attribute type up in `const-oid`'s whole
+/// database, and a bulk verification renders the same authority's name in every report.
+pub fn name_text(name: &Name) -> String {
+    static NAMES: OnceLock<Mutex<Vec<(Name, String)>>> = OnceLock::new();
+    let memo = NAMES.get_or_init(Default::default);
+    if let Some((_, text)) = memo
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .get(der)
+        .iter()
+        .find(|(n, _)| n == name)
     {
-        return Ok(s.clone());
+        return text.clone();
     }
-    let s = render_summary(der)?;
-    let mut map = cache.lock().unwrap_or_else(PoisonError::into_inner);
-    if map.len() < SUMMARY_CACHE_ENTRIES {
-        map.insert(der.to_vec(), s.clone());
+    let text = name.to_string();
+    let mut names = memo.lock().unwrap_or_else(PoisonError::into_inner);
+    if names.len() < MEMO_ENTRIES {
+        names.push((name.clone(), text.clone()));
     }
-    Ok(s)
+    text
 }
 
 fn render_summary(der: &[u8]) -> Result<CertSummary> {
@@ -146,8 +186,8 @@ fn render_summary(der: &[u8]) -> Result<CertSummary> {
         .unwrap_or_else(|_| t.to_string())
     };
     Ok(CertSummary {
-        subject: tbs.subject.to_string(),
-        issuer: tbs.issuer.to_string(),
+        subject: name_text(&tbs.subject),
+        issuer: name_text(&tbs.issuer),
         serial: hex::encode(tbs.serial_number.as_bytes()),
         not_before: t(&tbs.validity.not_before),
         not_after: t(&tbs.validity.not_after),

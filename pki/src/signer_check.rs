@@ -35,6 +35,7 @@ use crate::report::SignatureReport;
 use crate::signer_info::{RawAttribute, SignerInfoView, attributes};
 use crate::verify::verify_signature;
 use der::asn1::{ObjectIdentifier, OctetString};
+use std::sync::Arc;
 use x509_cert::Certificate;
 
 /// How the report names what was signed.
@@ -76,8 +77,8 @@ pub struct SignerInput<'a> {
 pub struct SignerFound<'a> {
     /// Its DER, as at hand.
     pub der: &'a [u8],
-    /// Decoded.
-    pub cert: Certificate,
+    /// Decoded (shared: see [`crate::cert::parse_shared`]).
+    pub cert: Arc<Certificate>,
 }
 
 /// Runs the checks every CMS signature shares (see the module docs) and records them in `r`.
@@ -194,7 +195,7 @@ pub fn check_signer<'a>(
         return None;
     };
     let signer_der = signer_raw.der;
-    let signer_cert = match crate::cert::parse(signer_der) {
+    let signer_cert = match crate::cert::parse_shared(signer_der) {
         Ok(c) => c,
         Err(e) => {
             r.fail(

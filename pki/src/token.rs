@@ -59,8 +59,8 @@ impl ParsedToken {
     /// DER or BER.
     pub fn parse(bytes: &[u8]) -> Result<ParsedToken> {
         let normal = crate::ber::normalize(bytes)?;
-        let token = if tsp::is_response(&normal) {
-            let resp = tsp::parse_response(&normal)?;
+        let token = if tsp::is_response_der(&normal) {
+            let resp = tsp::parse_response_der(&normal)?;
             let granted = matches!(
                 resp.status,
                 crate::asn1::PkiStatus::Granted | crate::asn1::PkiStatus::GrantedWithMods
@@ -222,7 +222,7 @@ impl ParsedToken {
 /// A GeneralName for humans.
 pub fn general_name_string(name: &GeneralName) -> String {
     match name {
-        GeneralName::DirectoryName(n) => n.to_string(),
+        GeneralName::DirectoryName(n) => crate::cert::name_text(n),
         GeneralName::DnsName(d) => format!("DNS:{}", d.as_str()),
         GeneralName::Rfc822Name(e) => format!("email:{}", e.as_str()),
         GeneralName::UniformResourceIdentifier(u) => format!("URI:{}", u.as_str()),

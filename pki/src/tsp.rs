@@ -393,8 +393,12 @@ pub struct ParsedResponse {
 
 /// Parses a TimeStampResp (DER, or BER that normalises to DER).
 pub fn parse_response(bytes: &[u8]) -> Result<ParsedResponse> {
-    let der = crate::ber::normalize(bytes)?;
-    let resp = TimeStampResp::from_der(&der).map_err(Error::decode("TimeStampResp"))?;
+    parse_response_der(&crate::ber::normalize(bytes)?)
+}
+
+/// [`parse_response`] of bytes already normalised to DER ([`crate::ber::normalize`]).
+pub(crate) fn parse_response_der(der: &[u8]) -> Result<ParsedResponse> {
+    let resp = TimeStampResp::from_der(der).map_err(Error::decode("TimeStampResp"))?;
     Ok(ParsedResponse {
         status: resp.status.status,
         status_text: resp
@@ -417,10 +421,12 @@ pub fn parse_response(bytes: &[u8]) -> Result<ParsedResponse> {
 /// Whether `bytes` hold a whole TimeStampResp rather than a bare token (ContentInfo): a
 /// response's first element is the PKIStatusInfo SEQUENCE, a token's is an OID.
 pub fn is_response(bytes: &[u8]) -> bool {
-    let Ok(der) = crate::ber::normalize(bytes) else {
-        return false;
-    };
-    let Ok(outer) = RawTlv::parse(&der, "input") else {
+    crate::ber::normalize(bytes).is_ok_and(|der| is_response_der(&der))
+}
+
+/// [`is_response`] of bytes already normalised to DER.
+pub(crate) fn is_response_der(der: &[u8]) -> bool {
+    let Ok(outer) = RawTlv::parse(der, "input") else {
         return false;
     };
     let Ok((first, _)) = RawTlv::parse_prefix(outer.value, "input") else {
