@@ -267,6 +267,9 @@ pub struct ArchiveOptions {
     /// is refused (SQLite's busy timeout is half of it). A request is refused within about this
     /// time whatever the database does.
     pub commit_timeout: Duration,
+    /// Signatures in progress on the signing threads (slow signers: RSA, an HSM), whose tokens a
+    /// commit waits for (the writer's `wait_for_running`). `None`: each commit takes what is queued.
+    pub signing: Option<crate::signing::Running>,
     /// Apply the schema's migrations at connect (the server does). A reader for an operator
     /// (`tsa archive export`, `list`) does not: a newer binary must not upgrade a live
     /// database under older nodes; it needs the schema to be current already.
@@ -285,6 +288,7 @@ impl Default for ArchiveOptions {
             queue: 8192,
             max_connections: 8,
             commit_timeout: Self::DEFAULT_COMMIT_TIMEOUT,
+            signing: None,
             migrate: true,
         }
     }
@@ -413,6 +417,7 @@ impl Archive {
         let writer = tokio::spawn(writer.run(
             queue,
             opts.max_batch.clamp(1, MAX_BATCH_LIMIT),
+            opts.signing.clone(),
             Arc::clone(&shutdown),
         ));
         tracing::info!(backend = backend.name(), "token archive open");

@@ -7,6 +7,7 @@
 //! sockets, and dedicated threads pull the next job at once, so no core idles while signatures
 //! wait (a semaphore around `spawn_blocking` leaves a gap between jobs).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
@@ -16,7 +17,52 @@ type Job = Box<dyn FnOnce() + Send>;
 /// A pool of signing threads.
 pub struct SigningPool {
     jobs: SyncSender<Job>,
+    running: Running,
 }
+
+/// How many signatures the pool's threads are making right now (at most one per thread; queued
+/// jobs do not count). The archive's writer reads it: those tokens arrive within one signature's
+/// time, so a commit waits for them rather than leaving each slow signature a commit of its own.
+#[derive(Debug, Clone, Default)]
+pub struct Running(Arc<AtomicUsize>);
+
+impl Running {
+    /// Signatures in progress now.
+    pub fn now(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Counts one signature until the returned guard drops (also when the job panics).
+    fn start(&self) -> Counted<'_> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        Counted(&self.0)
+    }
+}
+
+#[cfg(test)]
+impl Running {
+    /// A count fixed at `n`, for tests of what reads it.
+    pub(crate) fn fixed(n: usize) -> Running {
+        Running(Arc::new(AtomicUsize::new(n)))
+    }
+}
+
+/// One signature counted in [`Running`] until dropped.
+struct Counted<'a>(&'a AtomicUsize);
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl PartialEq for Running {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Running {}
 
 impl std::fmt::Debug for SigningPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -38,7 +84,15 @@ impl SigningPool {
                 .name(format!("tsa-signer-{i}"))
                 .spawn(move || worker(&queue))?;
         }
-        Ok(SigningPool { jobs })
+        Ok(SigningPool {
+            jobs,
+            running: Running::default(),
+        })
+    }
+
+    /// The count of signatures in progress, for the archive's writer.
+    pub fn running(&self) -> Running {
+        self.running.clone()
     }
 
     /// Runs `f` on a signing thread and waits for its result without blocking the runtime.
@@ -47,8 +101,14 @@ impl SigningPool {
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Option<T> {
         let (tx, rx) = oneshot::channel();
+        let running = self.running.clone();
         let job: Job = Box::new(move || {
-            let _ = tx.send(f());
+            // Counted while it runs, and no longer once its result can be seen.
+            let out = {
+                let _counted = running.start();
+                f()
+            };
+            let _ = tx.send(out);
         });
         // A full queue means the signers are far behind; wait for room on a blocking thread
         // rather than on the runtime.
@@ -97,5 +157,37 @@ mod tests {
             assert_eq!(usize::try_from(n).expect("small"), i);
             assert!(thread.is_some_and(|t| t.starts_with("tsa-signer-")));
         }
+    }
+
+    /// `running` counts the jobs on the threads, not the queued ones, and drops to zero when
+    /// they end.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn running_counts_the_signatures_in_progress() {
+        let pool = Arc::new(SigningPool::new(1).expect("pool"));
+        let running = pool.running();
+        assert_eq!(running.now(), 0);
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let (started_tx, started) = oneshot::channel();
+        let first = {
+            let pool = Arc::clone(&pool);
+            tokio::spawn(async move {
+                pool.run(move || {
+                    let _ = started_tx.send(());
+                    wait.recv().is_ok()
+                })
+                .await
+            })
+        };
+        started.await.expect("the job started");
+        // A second job waits in the queue behind the first: one thread, one in progress.
+        let second = {
+            let pool = Arc::clone(&pool);
+            tokio::spawn(async move { pool.run(|| true).await })
+        };
+        assert_eq!(running.now(), 1);
+        release.send(()).expect("release");
+        assert_eq!(first.await.expect("task"), Some(true));
+        assert_eq!(second.await.expect("task"), Some(true));
+        assert_eq!(running.now(), 0);
     }
 }

@@ -104,12 +104,23 @@ impl App {
             tracing::warn!("SHA-1 imprints are accepted (dangerous_allow_sha1 = true)");
             policy = policy.dangerous_allow_sha1();
         }
+        let signing = if issuer.signer().is_slow() {
+            let threads =
+                std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+            Some(
+                crate::signing::SigningPool::new(threads)
+                    .context("cannot start the signing threads")?,
+            )
+        } else {
+            None
+        };
         let archive = Archive::connect(
             &cfg.database_url,
             ArchiveOptions {
                 max_batch: cfg.archive.max_batch,
                 max_connections: cfg.archive.max_connections,
                 commit_timeout: std::time::Duration::from_millis(cfg.archive.commit_timeout_ms),
+                signing: signing.as_ref().map(crate::signing::SigningPool::running),
                 ..Default::default()
             },
         )
@@ -133,16 +144,6 @@ impl App {
         let block =
             NonZeroU64::new(cfg.archive.serial_block).context("serial_block must be positive")?;
         let serials = SerialAllocator::with_block_size(archive.clone(), block);
-        let signing = if issuer.signer().is_slow() {
-            let threads =
-                std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
-            Some(
-                crate::signing::SigningPool::new(threads)
-                    .context("cannot start the signing threads")?,
-            )
-        } else {
-            None
-        };
         let ca = if cfg.ca_enabled() {
             Some(crate::ca::CaService::load(cfg).context("cannot load the CA ([ca])")?)
         } else {

@@ -1,7 +1,8 @@
 //! Archive tests, on SQLite and PostgreSQL alike.
 use super::test_support::{on_both_backends, open, sqlite_url};
-use super::writer::{Health, Writer};
+use super::writer::{Health, SIGNING_WAIT, Writer, wait_for_running};
 use super::*;
+use crate::signing::Running;
 
 fn record(serial: u64, gen_time_ms: i64) -> TokenRecord {
     TokenRecord {
@@ -286,4 +287,68 @@ async fn a_failed_commit_marks_the_archive_unwritable_until_a_probe_commits() {
     );
     assert_eq!(archive.get(4).await.expect("get"), Some(record(4, 4)));
     archive.close().await;
+}
+
+fn queued(serial: u64) -> Job {
+    let (reply, _) = oneshot::channel();
+    Job {
+        serial: i64::try_from(serial).expect("small serial"),
+        rec: record(serial, 1),
+        reply,
+    }
+}
+
+fn serials(batch: &[Job]) -> Vec<i64> {
+    batch.iter().map(|j| j.serial).collect()
+}
+
+/// With slow signers a commit waits for as many more tokens as signatures are in progress:
+/// never when none is, never past the batch's limit, never beyond SIGNING_WAIT, and not on a
+/// closed queue. (Paused time: the waits are the runtime's clock, not the machine's.)
+#[tokio::test(start_paused = true)]
+async fn a_commit_waits_for_the_signatures_in_progress_only() {
+    let (tx, mut queue) = mpsc::channel(16);
+    // Nothing being signed: the batch goes as it is; what is queued waits for the next one.
+    let mut batch = vec![queued(1)];
+    tx.send(queued(2)).await.expect("send");
+    wait_for_running(&Running::fixed(0), &mut queue, &mut batch, 512).await;
+    assert_eq!(serials(&batch), [1]);
+
+    // Two in progress: the one already queued and one that arrives a millisecond later.
+    let mut batch = vec![queued(3)];
+    let late = tx.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        late.send(queued(4)).await.expect("send");
+    });
+    let start = tokio::time::Instant::now();
+    wait_for_running(&Running::fixed(2), &mut queue, &mut batch, 512).await;
+    assert_eq!(serials(&batch), [3, 2, 4]);
+    assert!(start.elapsed() < SIGNING_WAIT, "{:?}", start.elapsed());
+
+    // One in progress that never arrives (a failed signature): at most SIGNING_WAIT.
+    let mut batch = vec![queued(5)];
+    let start = tokio::time::Instant::now();
+    wait_for_running(&Running::fixed(1), &mut queue, &mut batch, 512).await;
+    assert_eq!(serials(&batch), [5]);
+    assert!(start.elapsed() >= SIGNING_WAIT, "{:?}", start.elapsed());
+
+    // Three in progress, a batch of at most two: the limit wins, the rest stays queued.
+    for serial in [6, 7, 8] {
+        tx.send(queued(serial)).await.expect("send");
+    }
+    let mut batch = vec![queued(9)];
+    wait_for_running(&Running::fixed(3), &mut queue, &mut batch, 2).await;
+    assert_eq!(serials(&batch), [9, 6]);
+    let mut rest = Vec::new();
+    queue.recv_many(&mut rest, 16).await;
+    assert_eq!(serials(&rest), [7, 8]);
+
+    // A closed queue ends the wait at once (the writer drains and stops at its next turn).
+    drop(tx);
+    let mut batch = vec![queued(10)];
+    let start = tokio::time::Instant::now();
+    wait_for_running(&Running::fixed(2), &mut queue, &mut batch, 512).await;
+    assert_eq!(serials(&batch), [10]);
+    assert!(start.elapsed() < SIGNING_WAIT, "{:?}", start.elapsed());
 }

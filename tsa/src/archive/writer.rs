@@ -56,6 +56,7 @@ use sqlx::{Postgres, QueryBuilder, Sqlite};
 use tokio::sync::{Notify, mpsc};
 
 use super::{ArchiveError, Backend, INSERT_CHUNKS, INSERT_PREFIX, Job, Stats};
+use crate::signing::Running;
 
 /// How often an unwritable archive is probed with a real write.
 pub(super) const PROBE_INTERVAL: Duration = Duration::from_millis(500);
@@ -266,6 +267,7 @@ impl Writer {
         mut self,
         mut queue: mpsc::Receiver<Job>,
         max_batch: usize,
+        signing: Option<Running>,
         shutdown: Arc<Notify>,
     ) {
         let mut batch = Vec::with_capacity(max_batch);
@@ -284,6 +286,9 @@ impl Writer {
                 taken = queue.recv_many(&mut batch, max_batch) => {
                     if taken == 0 {
                         break;
+                    }
+                    if let Some(signing) = &signing {
+                        wait_for_running(signing, &mut queue, &mut batch, max_batch).await;
                     }
                     self.commit_batch(&mut batch).await;
                 }
@@ -556,6 +561,34 @@ where
             .push_bind(job.rec.token.as_slice())
             .push_bind(job.rec.signer_cert_sha256.as_deref());
     });
+}
+
+/// Longest a commit waits for the signatures in progress ([`wait_for_running`]): several RSA
+/// signatures' time, and an HSM's usual round trip; a signature that fails or takes longer
+/// costs the tokens already in the batch at most this.
+pub(super) const SIGNING_WAIT: Duration = Duration::from_millis(5);
+
+/// With slow signers (RSA, an HSM) each token reaches the writer alone, one signature after the
+/// other, and commits of one or two tokens each pay the commit's fixed cost (page writes, the
+/// sync, the wake-ups) on the cores the signers need. So before committing, the writer waits for
+/// as many more tokens as signatures are in progress on the signing threads now (at most one
+/// per thread, never the queued ones): they arrive within one signature's time. Never longer
+/// than [`SIGNING_WAIT`]; not at all when nothing is being signed (a lone request is committed
+/// at once) or the batch is full.
+pub(super) async fn wait_for_running(
+    signing: &Running,
+    queue: &mut mpsc::Receiver<Job>,
+    batch: &mut Vec<Job>,
+    max_batch: usize,
+) {
+    let want = (batch.len() + signing.now()).min(max_batch);
+    let deadline = tokio::time::Instant::now() + SIGNING_WAIT;
+    while batch.len() < want {
+        match tokio::time::timeout_at(deadline, queue.recv_many(batch, want - batch.len())).await {
+            Ok(taken) if taken > 0 => {}
+            _ => break, // the wait is over, or the queue closed (drained at the next turn)
+        }
+    }
 }
 
 fn answer_all(batch: &mut Vec<Job>, result: impl Fn() -> Result<(), ArchiveError>) {
