@@ -518,6 +518,9 @@ fn cmd_file(a: FileArgs) -> anyhow::Result<Exit> {
         .unwrap_or_else(|| stamp::pool::cores() * 4)
         .clamp(1, 1024);
     let bar = progress(a.files.len());
+    // Many files are made durable by groups (one file-system sync for hundreds of token files);
+    // one file is synced alone.
+    let grouped = (a.files.len() > 1).then(stamp::files::GroupedWrites::default);
     // Per file: the line to print, a refusal (exit 1), or an error that ends the run (exit 2).
     let results = stamp::pool::map(a.files.len(), jobs, |i| {
         let (file, target) = (&a.files[i], &targets[i]);
@@ -526,7 +529,10 @@ fn cmd_file(a: FileArgs) -> anyhow::Result<Exit> {
                 let digest = hash_file(file, hash)?;
                 match client.stamp(hash, &digest) {
                     Ok(stamped) => {
-                        write_atomically(target, &stamped.response)?;
+                        match &grouped {
+                            Some(g) => g.write(target, &stamped.response)?,
+                            None => write_atomically(target, &stamped.response)?,
+                        }
                         let info = stamped.token.info();
                         Ok(Ok(format!(
                             "{} -> {} (genTime {}, serial 0x{})",
@@ -548,13 +554,19 @@ fn cmd_file(a: FileArgs) -> anyhow::Result<Exit> {
         }
         result
     });
+    // A file whose group did not reach the disk under its name is an error, not a line.
+    let not_durable = grouped.map(|g| g.finish()).unwrap_or_default();
     if let Some(b) = bar {
         b.finish_and_clear();
     }
     // In input order: the stamped files, the refusals; then the first error, if any.
     let mut worst = Exit::Verified;
     let mut first_error = None;
-    for r in results {
+    for (r, target) in results.into_iter().zip(&targets) {
+        let r = match not_durable.iter().find(|(path, _)| path == target) {
+            Some((_, reason)) if matches!(r, Ok(Ok(_))) => Err(anyhow!("{reason}")),
+            _ => r,
+        };
         match r {
             Ok(Ok(line)) => println!("{line}"),
             Ok(Err(refusal)) => {
