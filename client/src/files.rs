@@ -61,8 +61,8 @@ pub const GROUP: usize = 512;
 /// and at [`GroupedWrites::finish`], one `syncfs(2)` per file system puts the group's data on
 /// disk, then the files are renamed to their names and each directory is fsynced, so that the
 /// names are durable too. A file appears under its name only with its data on disk, as with
-/// [`write_atomically`]; a run that is killed leaves at most one group under temporary names
-/// (skipped by [`files_in`]), never a torn file.
+/// [`write_atomically`]; a run that is killed leaves the files of the group being filled (and
+/// of one being made durable) under temporary names, skipped by [`files_in`], never a torn file.
 #[derive(Debug, Default)]
 pub struct GroupedWrites {
     pending: Mutex<Vec<(PathBuf, PathBuf)>>,
