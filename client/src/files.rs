@@ -106,12 +106,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Syncs the file systems of `group`'s directories (once each), renames each temporary file to
-/// its name and fsyncs the directories. Returns the files that did not make it, with the
+/// Puts `group`'s data on disk ([`sync_data`]), renames each temporary file to its name and
+/// fsyncs the directories. Returns the files that did not make it, with the
 /// reason: all of them when a sync fails (nothing is renamed then, and the temporary files are
 /// removed), one file when its rename fails, a directory's files when its fsync fails.
 fn make_durable(group: &[(PathBuf, PathBuf)]) -> Vec<(PathBuf, String)> {
-    use std::os::unix::fs::MetadataExt;
     let dir_of = |path: &Path| match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),
@@ -119,23 +118,7 @@ fn make_durable(group: &[(PathBuf, PathBuf)]) -> Vec<(PathBuf, String)> {
     let mut dirs: Vec<PathBuf> = group.iter().map(|(_, path)| dir_of(path)).collect();
     dirs.sort();
     dirs.dedup();
-    let open = |dir: &Path| {
-        std::fs::File::open(dir).with_context(|| format!("cannot open {}", dir.display()))
-    };
-    let synced = (|| -> anyhow::Result<()> {
-        let mut devices = Vec::new();
-        for dir in &dirs {
-            let d = open(dir)?;
-            let dev = d.metadata().map(|m| m.dev()).unwrap_or_default();
-            if !devices.contains(&dev) {
-                devices.push(dev);
-                rustix::fs::syncfs(&d)
-                    .with_context(|| format!("cannot sync the file system of {}", dir.display()))?;
-            }
-        }
-        Ok(())
-    })();
-    if let Err(e) = synced {
+    if let Err(e) = sync_data(&dirs, group) {
         let reason = format!("{e:#}");
         return group
             .iter()
@@ -156,7 +139,7 @@ fn make_durable(group: &[(PathBuf, PathBuf)]) -> Vec<(PathBuf, String)> {
         }
     }
     for dir in &dirs {
-        if let Err(e) = open(dir).and_then(|d| {
+        if let Err(e) = open_dir(dir).and_then(|d| {
             d.sync_all()
                 .with_context(|| format!("cannot sync {}", dir.display()))
         }) {
@@ -173,6 +156,38 @@ fn make_durable(group: &[(PathBuf, PathBuf)]) -> Vec<(PathBuf, String)> {
         }
     }
     failed
+}
+
+fn open_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
+    std::fs::File::open(dir).with_context(|| format!("cannot open {}", dir.display()))
+}
+
+/// Puts the data of `group` (files in `dirs`) on disk: one `syncfs(2)` per file system.
+#[cfg(target_os = "linux")]
+fn sync_data(dirs: &[PathBuf], _group: &[(PathBuf, PathBuf)]) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let mut devices = Vec::new();
+    for dir in dirs {
+        let d = open_dir(dir)?;
+        let dev = d.metadata().map(|m| m.dev()).unwrap_or_default();
+        if !devices.contains(&dev) {
+            devices.push(dev);
+            rustix::fs::syncfs(&d)
+                .with_context(|| format!("cannot sync the file system of {}", dir.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Puts the data of `group` on disk where there is no `syncfs(2)`: each file's own sync.
+#[cfg(not(target_os = "linux"))]
+fn sync_data(_dirs: &[PathBuf], group: &[(PathBuf, PathBuf)]) -> anyhow::Result<()> {
+    for (tmp, _) in group {
+        std::fs::File::open(tmp)
+            .and_then(|f| f.sync_data())
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+    }
+    Ok(())
 }
 
 /// Whether `path` is one of our temporary files (skipped when a directory is read).
