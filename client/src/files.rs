@@ -58,8 +58,8 @@ pub const GROUP: usize = 512;
 /// Atomic writes of many files made durable together (bulk stamping writes thousands of small
 /// files, and each file's own fdatasync is a device cache flush: about a fifth of `stamp file`'s
 /// CPU per file on a VM). Each file is written under a temporary name; every [`GROUP`] files,
-/// and at [`GroupedWrites::finish`], one `syncfs(2)` per file system puts the group's data on
-/// disk, then the files are renamed to their names and each directory is fsynced, so that the
+/// and at [`GroupedWrites::finish`], one `syncfs(2)` per file system (on Linux; elsewhere each
+/// file's own sync) puts the group's data on disk, then the files are renamed to their names and each directory is fsynced, so that the
 /// names are durable too. A file appears under its name only with its data on disk, as with
 /// [`write_atomically`]; a run that is killed leaves the files of the group being filled (and
 /// of one being made durable) under temporary names, skipped by [`files_in`], never a torn file.
@@ -92,7 +92,8 @@ impl GroupedWrites {
     }
 
     /// Makes the writes not yet durable durable under their names, and returns every file
-    /// written through `self` that is not on disk under its name, with the reason.
+    /// written through `self` that is not on disk under its name, with the reason. Call it once
+    /// every `write` has returned.
     pub fn finish(&self) -> Vec<(PathBuf, String)> {
         let group = std::mem::take(&mut *lock(&self.pending));
         let failures = make_durable(&group);
