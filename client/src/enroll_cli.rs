@@ -109,12 +109,7 @@ struct Client {
 impl Client {
     fn new(server: &str) -> Client {
         Client {
-            agent: ureq::Agent::config_builder()
-                .timeout_global(Some(Duration::from_secs(30)))
-                .http_status_as_error(false)
-                .user_agent(concat!("sigillum-stamp/", env!("CARGO_PKG_VERSION")))
-                .build()
-                .into(),
+            agent: stamp::http::agent(Duration::from_secs(30)),
             url: server.trim_end_matches('/').to_owned(),
         }
     }

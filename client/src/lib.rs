@@ -6,6 +6,7 @@ pub mod bulk;
 pub mod email;
 pub mod escape;
 pub mod files;
+pub mod http;
 pub mod keys;
 pub mod pdf;
 pub mod pool;

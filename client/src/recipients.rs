@@ -69,12 +69,7 @@ impl Recipients {
             }
             file_certs.extend(certs);
         }
-        let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(30)))
-            .http_status_as_error(false)
-            .user_agent(concat!("sigillum-stamp/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
+        let agent = crate::http::agent(Duration::from_secs(30));
         Ok(Recipients {
             files,
             file_certs,
