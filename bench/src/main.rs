@@ -28,6 +28,7 @@ mod raw;
 mod report;
 mod server;
 mod softhsm;
+mod stamp_file;
 mod verify;
 
 use anyhow::{Context, Result, bail};
@@ -96,6 +97,13 @@ struct Opts {
     /// the sqlite3 CLI and --stamp-bin.
     #[arg(long, default_value_t = 2000)]
     bulk_verify: usize,
+    /// Small files stamped with one `stamp file` against the first run's server per key, while
+    /// it is up, once per --bulk-stamp-jobs value; 0 skips it. Needs --stamp-bin.
+    #[arg(long, default_value_t = 4000)]
+    bulk_stamp: usize,
+    /// `--jobs` values for the bulk stamping (0: stamp's default, 4 per core).
+    #[arg(long, value_delimiter = ',', default_value = "0,32")]
+    bulk_stamp_jobs: Vec<usize>,
     /// Worker threads of the load generator's runtime (1: a current-thread runtime, which
     /// leaves the most CPU to the server on a small machine).
     #[arg(long, default_value_t = 1)]
@@ -207,6 +215,10 @@ pub struct Settings {
     pub nodes: Vec<usize>,
     /// Tokens to verify in bulk after the first run per key (0: none).
     pub bulk_verify: usize,
+    /// Files to stamp in bulk against the first run's server per key (0: none).
+    pub bulk_stamp: usize,
+    /// `--jobs` of each bulk stamping run (`None`: stamp's default).
+    pub bulk_stamp_jobs: Vec<Option<usize>>,
     /// The `stamp` binary.
     pub stamp_bin: PathBuf,
 }
@@ -285,6 +297,12 @@ impl Opts {
             database_url: self.database_url,
             nodes: self.nodes,
             bulk_verify: self.bulk_verify,
+            bulk_stamp: self.bulk_stamp,
+            bulk_stamp_jobs: self
+                .bulk_stamp_jobs
+                .iter()
+                .map(|&j| (j > 0).then_some(j))
+                .collect(),
             stamp_bin: self.stamp_bin,
         })
     }
@@ -500,6 +518,7 @@ fn measure_all(
                     connections,
                     nodes,
                     request,
+                    i == 0 && nodes == settings.nodes[0],
                 )?);
             }
         }

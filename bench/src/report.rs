@@ -278,6 +278,7 @@ pub fn print(machine: &Machine, s: &Settings, results: &[KeyResult]) {
 
     print_node_ratios(results, kw);
     print_bulk_verify(results, kw);
+    print_bulk_stamp(results, kw);
 
     println!("Targets from the issue (printed, not asserted)");
     for r in results {
@@ -395,6 +396,50 @@ pub fn print(machine: &Machine, s: &Settings, results: &[KeyResult]) {
             "  (srv CPU: summed over the nodes; commits and batch over all nodes, commit p99/max the largest node's;\n   db CPU: the PostgreSQL backends connected to the run's database; its WAL writer and checkpointer count under others)"
         );
     }
+}
+
+/// Bulk stamping, when it ran: `stamp file` against the first run's server, beside that
+/// server's own rate in the run (its limit on this machine), with the issue's target.
+fn print_bulk_stamp(results: &[KeyResult], kw: usize) {
+    fn stamped(r: &KeyResult) -> Option<&RunResult> {
+        r.runs.first().filter(|run| !run.bulk_stamp.is_empty())
+    }
+    if results.iter().all(|r| stamped(r).is_none()) {
+        return;
+    }
+    println!(
+        "Bulk stamping: one `stamp file` of N new small files against the first run's server, after its window"
+    );
+    println!(
+        "{:<kw$} {:>6} {:>8} {:>10} {:>12} {:>22} {:>13}",
+        "key", "files", "--jobs", "files/s", "µs CPU/file", "server tok/s (conns)", "stamp/server"
+    );
+    for r in results {
+        let Some(run) = stamped(r) else { continue };
+        let server = run.load.tokens_per_sec();
+        for b in &run.bulk_stamp {
+            let rate = b.per_sec();
+            println!(
+                "{:<kw$} {:>6} {:>8} {:>10.0} {:>12} {:>22} {:>13.2}",
+                r.kind.name(),
+                b.files,
+                b.jobs.map_or_else(|| "default".into(), |j| j.to_string()),
+                rate,
+                b.cpu_us_per_file()
+                    .map_or_else(|| "-".into(), |c| format!("{c:.0}")),
+                format!("{server:.0} ({})", run.load.connections),
+                rate / server,
+            );
+            println!(
+                "  target (issue 10): >= 5000 files/s for small files: {rate:.0} -> {}",
+                if rate >= 5_000.0 { "met" } else { "missed" }
+            );
+        }
+    }
+    println!(
+        "  (wall clock of the one process, including its start, hashing and verifying every reply; the server shares the cores)"
+    );
+    println!();
 }
 
 /// Bulk verification, when it ran: `stamp verify` against raw verification of the same key

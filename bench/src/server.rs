@@ -79,6 +79,8 @@ pub struct RunResult {
     /// CPU every other process on the machine used meanwhile (other builds, daemons), in cores:
     /// a busy neighbour makes the figures lower than the machine can do.
     pub other_cpu: Option<f64>,
+    /// `stamp file` runs against this run's first node after the load (first run per key only).
+    pub bulk_stamp: Vec<crate::stamp_file::BulkStamp>,
 }
 
 impl RunResult {
@@ -111,7 +113,8 @@ pub struct Server {
 }
 
 /// Starts `nodes` servers with `key` in `run_dir` (a fresh PostgreSQL database for them with
-/// --database-url), drives them with `connections` connections, checks the archive, stops them.
+/// --database-url), drives them with `connections` connections, checks the archive, with
+/// `bulk_stamps` runs `stamp file` against the first node ([`crate::stamp_file`]), stops them.
 pub fn measure(
     settings: &Settings,
     key: &KeySet,
@@ -119,6 +122,7 @@ pub fn measure(
     connections: usize,
     nodes: usize,
     request: &[u8],
+    bulk_stamps: bool,
 ) -> Result<RunResult> {
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -214,6 +218,28 @@ pub fn measure(
         })
         .collect();
     let (metrics_tokens, internals) = read_metrics(&metrics);
+    // Bulk stamping after the figures above, so it changes none of them.
+    let mut bulk_stamp = Vec::new();
+    if bulk_stamps && settings.bulk_stamp > 0 {
+        for (i, &jobs) in settings.bulk_stamp_jobs.iter().enumerate() {
+            eprintln!(
+                "tsa-bench: stamp file of {} files, --jobs {}",
+                settings.bulk_stamp,
+                jobs.map_or_else(|| "default".to_owned(), |j| j.to_string())
+            );
+            let dir = run_dir.join(format!("bulk-stamp-{i}"));
+            match crate::stamp_file::measure(
+                settings,
+                servers[0].addr,
+                &dir,
+                settings.bulk_stamp,
+                jobs,
+            ) {
+                Ok(b) => bulk_stamp.push(b),
+                Err(e) => eprintln!("tsa-bench: bulk stamping failed: {e:#}"),
+            }
+        }
+    }
     for s in &mut servers {
         s.stop();
     }
@@ -234,6 +260,7 @@ pub fn measure(
             let ours = server_ticks? + client_ticks? + db_ticks.unwrap_or(0);
             Some(cores(busy.saturating_sub(ours)))
         })(),
+        bulk_stamp,
     })
 }
 

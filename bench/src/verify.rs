@@ -169,6 +169,6 @@ fn openssl_verify_rate(
 }
 
 /// CPU ticks of this process's reaped children (cutime + cstime).
-fn children_ticks() -> Option<u64> {
+pub(crate) fn children_ticks() -> Option<u64> {
     crate::server::stat_ticks("/proc/self/stat", 16..18)
 }
