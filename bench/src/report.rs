@@ -418,14 +418,15 @@ fn print_bulk_stamp(results: &[KeyResult], kw: usize) {
         let Some(run) = stamped(r) else { continue };
         let server = run.load.tokens_per_sec();
         for b in &run.bulk_stamp {
-            let rate = b.per_sec();
+            let rate = b.run.per_sec();
             println!(
                 "{:<kw$} {:>6} {:>8} {:>10.0} {:>12} {:>22} {:>13.2}",
                 r.kind.name(),
-                b.files,
+                b.run.items,
                 b.jobs.map_or_else(|| "default".into(), |j| j.to_string()),
                 rate,
-                b.cpu_us_per_file()
+                b.run
+                    .cpu_us_per_item()
                     .map_or_else(|| "-".into(), |c| format!("{c:.0}")),
                 format!("{server:.0} ({})", run.load.connections),
                 rate / server,
@@ -464,15 +465,16 @@ fn print_bulk_verify(results: &[KeyResult], kw: usize) {
     );
     for r in results {
         let Some(v) = r.bulk_verify else { continue };
-        let rate = v.per_sec();
+        let rate = v.run.per_sec();
         let raw = r.raw_verify.map(|x| x.per_sec());
         let peer = v.openssl.map(|p| p.per_sec());
         println!(
             "{:<kw$} {:>7} {:>15.0} {:>12} {:>14} {:>10} {:>22} {:>15}",
             r.kind.name(),
-            v.tokens,
+            v.run.items,
             rate,
-            v.cpu_us_per_token()
+            v.run
+                .cpu_us_per_item()
                 .map_or_else(|| "-".into(), |c| format!("{c:.0}")),
             raw.map_or_else(|| "n/a".into(), |x| format!("{x:.0}")),
             raw.map_or_else(|| "n/a".into(), |x| format!("{:.2}", rate / x)),

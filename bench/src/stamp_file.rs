@@ -3,36 +3,19 @@
 //! `--bulk-stamp-jobs` value. The limit beside it is that server's own tokens/s in the run.
 
 use crate::Settings;
+use crate::verify::ChildRun;
 use anyhow::{Context, Result, bail};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 /// What one `stamp file` run did.
 #[derive(Debug, Clone, Copy)]
 pub struct BulkStamp {
-    /// Files stamped (every one must have its `.tsr`).
-    pub files: u64,
+    /// The run (every file must have its `.tsr`).
+    pub run: ChildRun,
     /// `--jobs` given, or `None` for stamp's default (4 per core).
     pub jobs: Option<usize>,
-    /// Wall-clock time of the run, process start included.
-    pub elapsed: Duration,
-    /// CPU time of the run (user + system, from this process's reaped-children counters).
-    pub cpu: Option<Duration>,
-}
-
-impl BulkStamp {
-    /// Files per second.
-    pub fn per_sec(&self) -> f64 {
-        self.files as f64 / self.elapsed.as_secs_f64()
-    }
-
-    /// Client CPU per file, in microseconds.
-    pub fn cpu_us_per_file(&self) -> Option<f64> {
-        self.cpu
-            .map(|c| c.as_secs_f64() * 1e6 / self.files.max(1) as f64)
-    }
 }
 
 /// Stamps `count` new small files in `dir` with one `stamp file --tsa http://addr/`, checks
@@ -62,15 +45,8 @@ pub fn measure(
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    let before = crate::verify::children_ticks();
-    let start = Instant::now();
-    let out = cmd
-        .output()
+    let (run, out) = ChildRun::time(&mut cmd, count as u64)
         .with_context(|| format!("cannot run {}", settings.stamp_bin.display()))?;
-    let elapsed = start.elapsed();
-    let cpu = crate::verify::children_ticks()
-        .zip(before)
-        .map(|(a, b)| Duration::from_secs_f64((a - b) as f64 / crate::server::CLOCK_TICKS_PER_SEC));
     if !out.status.success() {
         bail!(
             "stamp file failed ({}): {}",
@@ -89,10 +65,5 @@ pub fn measure(
     if missing > 0 {
         bail!("stamp file succeeded but {missing} of {count} token files are missing");
     }
-    Ok(BulkStamp {
-        files: count as u64,
-        jobs,
-        elapsed,
-        cpu,
-    })
+    Ok(BulkStamp { run, jobs })
 }

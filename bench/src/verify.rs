@@ -7,36 +7,62 @@ use crate::keys::KeySet;
 use crate::peer::PeerRate;
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// The content every benchmark request's imprint covers (see `load::request_der`).
 const DATA: &[u8] = b"sigillum tsa-bench";
 
+/// One timed run of a child process (`stamp verify`, `stamp file`) over `items` inputs.
+#[derive(Debug, Clone, Copy)]
+pub struct ChildRun {
+    /// Inputs handled (tokens, files).
+    pub items: u64,
+    /// Wall-clock time of the run, process start included.
+    pub elapsed: Duration,
+    /// CPU time of the run (user + system, from this process's reaped-children counters).
+    pub cpu: Option<Duration>,
+}
+
+impl ChildRun {
+    /// Runs `cmd` to its end (its output captured) and times it.
+    pub fn time(cmd: &mut Command, items: u64) -> std::io::Result<(ChildRun, Output)> {
+        let before = children_ticks();
+        let start = Instant::now();
+        let out = cmd.output()?;
+        let elapsed = start.elapsed();
+        let cpu = children_ticks().zip(before).map(|(a, b)| {
+            Duration::from_secs_f64((a - b) as f64 / crate::server::CLOCK_TICKS_PER_SEC)
+        });
+        Ok((
+            ChildRun {
+                items,
+                elapsed,
+                cpu,
+            },
+            out,
+        ))
+    }
+
+    /// Inputs per second.
+    pub fn per_sec(&self) -> f64 {
+        self.items as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// CPU per input, in microseconds.
+    pub fn cpu_us_per_item(&self) -> Option<f64> {
+        self.cpu
+            .map(|c| c.as_secs_f64() * 1e6 / self.items.max(1) as f64)
+    }
+}
+
 /// What `stamp verify` did with the files.
 #[derive(Debug, Clone, Copy)]
 pub struct BulkVerify {
-    /// Files verified (each with its own token).
-    pub tokens: u64,
-    /// Wall-clock time of the one `stamp verify` run.
-    pub elapsed: Duration,
-    /// CPU time of that run (user + system, from this process's reaped-children counters).
-    pub cpu: Option<Duration>,
+    /// The one `stamp verify` run (each file with its own token).
+    pub run: ChildRun,
     /// `openssl ts -verify` of the same tokens, one process per token.
     pub openssl: Option<PeerRate>,
-}
-
-impl BulkVerify {
-    /// Tokens per second.
-    pub fn per_sec(&self) -> f64 {
-        self.tokens as f64 / self.elapsed.as_secs_f64()
-    }
-
-    /// CPU per token, in microseconds.
-    pub fn cpu_us_per_token(&self) -> Option<f64> {
-        self.cpu
-            .map(|c| c.as_secs_f64() * 1e6 / self.tokens.max(1) as f64)
-    }
 }
 
 /// Writes `count` files with tokens from `archive` into `dir`, verifies them all with one
@@ -49,20 +75,16 @@ pub fn measure(
     count: usize,
 ) -> Result<BulkVerify> {
     let files = write_files(archive, dir, count)?;
-    let before = children_ticks();
-    let start = Instant::now();
-    let out = Command::new(&settings.stamp_bin)
-        .arg("verify")
-        .args(&files)
-        .arg("--trust")
-        .arg(&key.chain_file)
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("cannot run {}", settings.stamp_bin.display()))?;
-    let elapsed = start.elapsed();
-    let cpu = children_ticks()
-        .zip(before)
-        .map(|(a, b)| Duration::from_secs_f64((a - b) as f64 / crate::server::CLOCK_TICKS_PER_SEC));
+    let (run, out) = ChildRun::time(
+        Command::new(&settings.stamp_bin)
+            .arg("verify")
+            .args(&files)
+            .arg("--trust")
+            .arg(&key.chain_file)
+            .stdin(Stdio::null()),
+        files.len() as u64,
+    )
+    .with_context(|| format!("cannot run {}", settings.stamp_bin.display()))?;
     if !out.status.success() {
         bail!(
             "stamp verify refused the server's tokens ({}): {}",
@@ -80,12 +102,7 @@ pub fn measure(
         },
         None => None,
     };
-    Ok(BulkVerify {
-        tokens: files.len() as u64,
-        elapsed,
-        cpu,
-        openssl,
-    })
+    Ok(BulkVerify { run, openssl })
 }
 
 /// `dir/f<i>.txt` holding [`DATA`] and `dir/f<i>.txt.tsr` holding the i-th token of the archive.
@@ -169,6 +186,6 @@ fn openssl_verify_rate(
 }
 
 /// CPU ticks of this process's reaped children (cutime + cstime).
-pub(crate) fn children_ticks() -> Option<u64> {
+fn children_ticks() -> Option<u64> {
     crate::server::stat_ticks("/proc/self/stat", 16..18)
 }
