@@ -2,6 +2,7 @@
 //! final name: write a temporary file beside it, flush it to disk, rename it over the target.
 
 use anyhow::Context;
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -92,12 +93,14 @@ impl GroupedWrites {
     }
 
     /// Makes the writes not yet durable durable under their names, and returns every file
-    /// written through `self` that is not on disk under its name, with the reason. Call it once
-    /// every `write` has returned.
-    pub fn finish(&self) -> Vec<(PathBuf, String)> {
+    /// written through `self` that is not on disk under its name, with the reason (by name: a
+    /// caller looks each of its files up). Call it once every `write` has returned.
+    pub fn finish(&self) -> HashMap<PathBuf, String> {
         let group = std::mem::take(&mut *lock(&self.pending));
         let failures = make_durable(&group);
-        let mut failed = std::mem::take(&mut *lock(&self.failed));
+        let mut failed: HashMap<PathBuf, String> = std::mem::take(&mut *lock(&self.failed))
+            .into_iter()
+            .collect();
         failed.extend(failures);
         failed
     }
@@ -270,8 +273,8 @@ mod tests {
         w.write(&dir.path().join("c.tsr"), b"c").expect("write c");
         let failed = w.finish();
         assert_eq!(failed.len(), 1, "{failed:?}");
-        assert_eq!(failed[0].0, blocked);
-        assert!(failed[0].1.contains("b.tsr"), "{}", failed[0].1);
+        let reason = failed.get(&blocked).expect("b.tsr is the failure");
+        assert!(reason.contains("b.tsr"), "{reason}");
         assert_eq!(std::fs::read(dir.path().join("a.tsr")).expect("a"), b"a");
         assert_eq!(std::fs::read(dir.path().join("c.tsr")).expect("c"), b"c");
         assert_eq!(names(dir.path()), ["a.tsr", "b.tsr", "c.tsr"]);

@@ -563,8 +563,8 @@ fn cmd_file(a: FileArgs) -> anyhow::Result<Exit> {
     let mut worst = Exit::Verified;
     let mut first_error = None;
     for (r, target) in results.into_iter().zip(&targets) {
-        let r = match not_durable.iter().find(|(path, _)| path == target) {
-            Some((_, reason)) if matches!(r, Ok(Ok(_))) => Err(anyhow!("{reason}")),
+        let r = match not_durable.get(target) {
+            Some(reason) if matches!(r, Ok(Ok(_))) => Err(anyhow!("{reason}")),
             _ => r,
         };
         match r {
