@@ -8,6 +8,10 @@ use tsa::clock::ClockGuard;
 use tsa::config::{Config, Overrides};
 use tsa::state::App;
 
+/// mimalloc instead of glibc's malloc: see the workspace Cargo.toml and BENCHMARKS.md.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Sigillum RFC 3161 Time-Stamp Authority.
 #[derive(Parser, Debug)]
 #[command(name = "tsa", version, about)]
