@@ -375,11 +375,13 @@ impl Archive {
         // race. Readers (`migrate: false`) open an existing file and do not take it, so that
         // they work on a read-only copy too.
         let mut _open_lock = None;
+        // The checkpointer's signal to the writer (SQLite only; see `checkpoint_sqlite`).
+        let tail = Arc::new(Notify::new());
         let backend = if url.starts_with("sqlite:") {
             if opts.migrate {
                 _open_lock = sqlite_open_lock(url).await?;
             }
-            Backend::Sqlite(connect_sqlite(url, &opts).await?)
+            Backend::Sqlite(connect_sqlite(url, &opts, Arc::clone(&tail)).await?)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Backend::Postgres(connect_postgres(url, &opts).await?)
         } else {
@@ -413,6 +415,7 @@ impl Archive {
             Arc::clone(&health),
             Arc::clone(&stats),
             commit_timeout,
+            tail,
         );
         let writer = tokio::spawn(writer.run(
             queue,
@@ -788,7 +791,11 @@ fn db_serial(serial: u64) -> Result<i64, ArchiveError> {
     }
 }
 
-async fn connect_sqlite(url: &str, opts: &ArchiveOptions) -> Result<SqlitePool, ArchiveError> {
+async fn connect_sqlite(
+    url: &str,
+    opts: &ArchiveOptions,
+    tail: Arc<Notify>,
+) -> Result<SqlitePool, ArchiveError> {
     let connect = |source| ArchiveError::Connect {
         backend: "sqlite",
         source,
@@ -818,7 +825,7 @@ async fn connect_sqlite(url: &str, opts: &ArchiveOptions) -> Result<SqlitePool, 
         .connect_with(options.create_if_missing(false))
         .await
         .map_err(connect)?;
-    tokio::spawn(checkpoint_sqlite(pool.clone()));
+    tokio::spawn(checkpoint_sqlite(pool.clone(), tail));
     Ok(pool)
 }
 
@@ -861,23 +868,46 @@ async fn sqlite_open_lock(url: &str) -> Result<Option<std::fs::File>, ArchiveErr
     }
 }
 
+/// A PASSIVE checkpoint short enough that what the writer added during it is a few frames.
+const SHORT_CHECKPOINT: Duration = Duration::from_millis(2);
+/// Most checkpoints in a row per second, waiting for a short one.
+const CHECKPOINT_ROUNDS: usize = 4;
+
 /// Copies the WAL into the database file once a second (PASSIVE: never blocks the writer), so
-/// the WAL stays small without a checkpoint ever running inside a commit. Ends with the pool.
-async fn checkpoint_sqlite(pool: SqlitePool) {
+/// that no checkpoint ever runs inside a commit, and lets the writer start the WAL over.
+///
+/// A PASSIVE checkpoint copies the frames that were in the WAL when it began; under a steady
+/// load the writer commits during every one, SQLite can never start the WAL from its beginning
+/// again (it does so only when every frame has been copied), and the WAL grew without end (660
+/// MB after 12 s at 16 connections), every commit appending to it: an fdatasync that extends a
+/// file also commits the file system's journal (0.21 ms against 0.12 for an overwrite, here).
+/// So the checkpoint is repeated, each round copying what came in during the one before, until
+/// one takes under [`SHORT_CHECKPOINT`]; then `tail` asks the writer to copy the last few
+/// frames itself between two batches (see `Writer::checkpoint_tail`), after which its next
+/// commit starts the WAL over and overwrites it in place. Ends with the pool.
+async fn checkpoint_sqlite(pool: SqlitePool, tail: Arc<Notify>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
+    'ticks: loop {
         tick.tick().await;
-        if pool.is_closed() {
-            break;
-        }
-        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&pool)
-            .await
-        {
+        for _ in 0..CHECKPOINT_ROUNDS {
             if pool.is_closed() {
+                break 'ticks;
+            }
+            let started = std::time::Instant::now();
+            if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&pool)
+                .await
+            {
+                if pool.is_closed() {
+                    break 'ticks;
+                }
+                tracing::warn!(%error, "WAL checkpoint failed");
+                continue 'ticks;
+            }
+            if started.elapsed() < SHORT_CHECKPOINT {
+                tail.notify_one();
                 break;
             }
-            tracing::warn!(%error, "WAL checkpoint failed");
         }
     }
 }

@@ -100,6 +100,7 @@ async fn duplicate_fails_alone(url: &str) {
         Arc::new(Health::default()),
         Arc::clone(&stats),
         ArchiveOptions::DEFAULT_COMMIT_TIMEOUT,
+        Arc::new(Notify::new()),
     );
     writer.commit_batch(&mut batch).await;
     let mut outcomes = Vec::new();
@@ -351,4 +352,60 @@ async fn a_commit_waits_for_the_signatures_in_progress_only() {
     wait_for_running(&Running::fixed(2), &mut queue, &mut batch, 512).await;
     assert_eq!(serials(&batch), [10]);
     assert!(start.elapsed() < SIGNING_WAIT, "{:?}", start.elapsed());
+}
+
+/// The WAL header's checkpoint sequence number: SQLite adds one each time it starts the WAL
+/// over from its beginning.
+fn wal_restarts(dir: &tempfile::TempDir) -> u32 {
+    let wal = std::fs::read(dir.path().join("archive.db-wal")).unwrap_or_default();
+    wal.get(12..16)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map_or(0, u32::from_be_bytes)
+}
+
+/// Under a load that never pauses, a PASSIVE checkpoint always misses the frames committed
+/// while it ran, and SQLite never started the WAL over: it grew without end, each commit
+/// extending the file. The checkpointer and the writer's tail checkpoint (`checkpoint_sqlite`)
+/// must let it start over again and again while tokens keep coming.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_starts_over_under_a_load_that_never_pauses() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let archive = open(&sqlite_url(&dir)).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let next = Arc::new(AtomicU64::new(1));
+    let appenders: Vec<_> = (0..32)
+        .map(|_| {
+            let (archive, stop, next) = (archive.clone(), Arc::clone(&stop), Arc::clone(&next));
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let serial = next.fetch_add(1, Ordering::Relaxed);
+                    archive.append(record(serial, 1)).await.expect("append");
+                }
+            })
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let first = loop {
+        let seen = wal_restarts(&dir);
+        if seen > 0 || std::time::Instant::now() > deadline {
+            break seen;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    let mut restarts = first;
+    while restarts < first + 2 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        restarts = wal_restarts(&dir);
+    }
+    stop.store(true, Ordering::Relaxed);
+    for task in appenders {
+        task.await.expect("appender");
+    }
+    let committed = next.load(Ordering::Relaxed);
+    archive.close().await;
+    assert!(
+        restarts >= first + 2,
+        "the WAL started over {} times while {committed} tokens were appended",
+        restarts.saturating_sub(first)
+    );
 }

@@ -241,6 +241,8 @@ pub(super) struct Writer {
     pub(super) stats: Arc<Stats>,
     pub(super) timeout: Duration,
     conn: Option<Conn>,
+    /// Notified when the background checkpoints have copied all but the last few frames.
+    tail: Arc<Notify>,
 }
 
 impl Writer {
@@ -251,6 +253,7 @@ impl Writer {
         health: Arc<Health>,
         stats: Arc<Stats>,
         timeout: Duration,
+        tail: Arc<Notify>,
     ) -> Writer {
         Writer {
             backend,
@@ -259,6 +262,7 @@ impl Writer {
             stats,
             timeout,
             conn: None,
+            tail,
         }
     }
 
@@ -275,9 +279,11 @@ impl Writer {
         let mut probe = tokio::time::interval(PROBE_INTERVAL);
         probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut was_writable = true;
+        let tail = Arc::clone(&self.tail);
         loop {
             let probing = !closing && !self.health.writable() && !self.health.lost();
             tokio::select! {
+                () = tail.notified(), if self.conn.is_some() => self.checkpoint_tail().await,
                 () = shutdown.notified(), if !closing => {
                     // Refuse new sends but keep what is queued: it is drained below.
                     queue.close();
@@ -473,6 +479,30 @@ impl Writer {
                 .fetch_add(u64::from(tokens), Ordering::Relaxed);
         }
         Ok(())
+    }
+
+    /// Copies the WAL's last frames into the database file on the writer's own connection,
+    /// between two batches, when the background checkpoints have copied the rest (see
+    /// `checkpoint_sqlite`): with every frame copied, the next commit starts the WAL over. The
+    /// writer is the only one that writes tokens, so no commit can slip in between. A failure
+    /// closes the connection, as after any error; it refuses no token (the next commit finds
+    /// out whether the database still writes).
+    async fn checkpoint_tail(&mut self) {
+        let Some(Conn::Sqlite(c)) = self.conn.as_mut() else {
+            return;
+        };
+        let checkpoint = sqlx::raw_sql("PRAGMA wal_checkpoint(PASSIVE)").execute(&mut **c);
+        match tokio::time::timeout(self.timeout, checkpoint).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "WAL checkpoint failed");
+                self.discard().await;
+            }
+            Err(_) => {
+                tracing::warn!(after = ?self.timeout, "WAL checkpoint timed out");
+                self.drop_conn();
+            }
+        }
     }
 
     /// Rolls back whatever the connection holds and closes it; it never serves again.
