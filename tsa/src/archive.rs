@@ -882,7 +882,8 @@ const CHECKPOINT_ROUNDS: usize = 4;
 /// MB after 12 s at 16 connections), every commit appending to it: an fdatasync that extends a
 /// file also commits the file system's journal (0.21 ms against 0.12 for an overwrite, here).
 /// So the checkpoint is repeated, each round copying what came in during the one before, until
-/// one takes under [`SHORT_CHECKPOINT`]; then `tail` asks the writer to copy the last few
+/// one copies every frame it saw, alone (no other checkpoint running), in under
+/// [`SHORT_CHECKPOINT`]; then `tail` asks the writer to copy the last few
 /// frames itself between two batches (see `Writer::checkpoint_tail`), after which its next
 /// commit starts the WAL over and overwrites it in place. Ends with the pool.
 async fn checkpoint_sqlite(pool: SqlitePool, tail: Arc<Notify>) {
@@ -894,17 +895,22 @@ async fn checkpoint_sqlite(pool: SqlitePool, tail: Arc<Notify>) {
                 break 'ticks;
             }
             let started = std::time::Instant::now();
-            if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                .execute(&pool)
+            // (busy, frames in the WAL, frames copied): busy when another checkpoint ran.
+            let done: (i64, i64, i64) = match sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+                .fetch_one(&pool)
                 .await
             {
-                if pool.is_closed() {
-                    break 'ticks;
+                Ok(done) => done,
+                Err(error) => {
+                    if pool.is_closed() {
+                        break 'ticks;
+                    }
+                    tracing::warn!(%error, "WAL checkpoint failed");
+                    continue 'ticks;
                 }
-                tracing::warn!(%error, "WAL checkpoint failed");
-                continue 'ticks;
-            }
-            if started.elapsed() < SHORT_CHECKPOINT {
+            };
+            let (busy, frames, copied) = done;
+            if busy == 0 && frames == copied && started.elapsed() < SHORT_CHECKPOINT {
                 tail.notify_one();
                 break;
             }
