@@ -484,7 +484,8 @@ impl Writer {
     /// Copies the WAL's last frames into the database file on the writer's own connection,
     /// between two batches, when the background checkpoints have copied the rest (see
     /// `checkpoint_sqlite`): with every frame copied, the next commit starts the WAL over. The
-    /// writer is the only one that writes tokens, so no commit can slip in between. A failure
+    /// writer is the only one that writes tokens, so no batch can slip in between (a serial
+    /// reservation can, and then the WAL starts over at a later second). A failure
     /// closes the connection, as after any error; it refuses no token (the next commit finds
     /// out whether the database still writes).
     async fn checkpoint_tail(&mut self) {
