@@ -810,7 +810,11 @@ async fn connect_sqlite(
         // Checkpoints run in the background (see `checkpoint_sqlite`), not inside a commit,
         // where their fsync of the database file would stall every reply of that batch.
         .pragma("wal_autocheckpoint", "0")
-        .pragma("journal_size_limit", "67108864");
+        // What the WAL is cut back to when it starts over: above a second's worth at full load
+        // (~90 MB here), so that it is overwritten in place, not cut and extended again each
+        // second (that truncation, in the writer's commit, made the slowest requests 2-3 times
+        // slower: BENCHMARKS.md, "Fourth slice").
+        .pragma("journal_size_limit", "268435456");
     // The file is created here, once, and never again by the pool: a connection opened after
     // the file was removed must fail, not start a new, empty archive whose serial counter
     // begins again at 1 (the pool opens connections whenever it likes, and the writer and the
