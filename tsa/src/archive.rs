@@ -415,13 +415,13 @@ impl Archive {
             Arc::clone(&health),
             Arc::clone(&stats),
             commit_timeout,
-            tail,
         );
         let writer = tokio::spawn(writer.run(
             queue,
             opts.max_batch.clamp(1, MAX_BATCH_LIMIT),
             opts.signing.clone(),
             Arc::clone(&shutdown),
+            tail,
         ));
         tracing::info!(backend = backend.name(), "token archive open");
         Ok(Self {
@@ -872,6 +872,8 @@ async fn sqlite_open_lock(url: &str) -> Result<Option<std::fs::File>, ArchiveErr
     }
 }
 
+/// Copies the WAL into the database file as far as it can without waiting for anyone.
+const WAL_CHECKPOINT: &str = "PRAGMA wal_checkpoint(PASSIVE)";
 /// A PASSIVE checkpoint short enough that what the writer added during it is a few frames.
 const SHORT_CHECKPOINT: Duration = Duration::from_millis(2);
 /// Most checkpoints in a row per second, waiting for a short one.
@@ -900,20 +902,17 @@ async fn checkpoint_sqlite(pool: SqlitePool, tail: Arc<Notify>) {
             }
             let started = std::time::Instant::now();
             // (busy, frames in the WAL, frames copied): busy when another checkpoint ran.
-            let done: (i64, i64, i64) = match sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
-                .fetch_one(&pool)
-                .await
-            {
-                Ok(done) => done,
-                Err(error) => {
-                    if pool.is_closed() {
-                        break 'ticks;
+            let (busy, frames, copied): (i64, i64, i64) =
+                match sqlx::query_as(WAL_CHECKPOINT).fetch_one(&pool).await {
+                    Ok(done) => done,
+                    Err(error) => {
+                        if pool.is_closed() {
+                            break 'ticks;
+                        }
+                        tracing::warn!(%error, "WAL checkpoint failed");
+                        continue 'ticks;
                     }
-                    tracing::warn!(%error, "WAL checkpoint failed");
-                    continue 'ticks;
-                }
-            };
-            let (busy, frames, copied) = done;
+                };
             if busy == 0 && frames == copied && started.elapsed() < SHORT_CHECKPOINT {
                 tail.notify_one();
                 break;

@@ -100,7 +100,6 @@ async fn duplicate_fails_alone(url: &str) {
         Arc::new(Health::default()),
         Arc::clone(&stats),
         ArchiveOptions::DEFAULT_COMMIT_TIMEOUT,
-        Arc::new(Notify::new()),
     );
     writer.commit_batch(&mut batch).await;
     let mut outcomes = Vec::new();

@@ -55,7 +55,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Postgres, QueryBuilder, Sqlite};
 use tokio::sync::{Notify, mpsc};
 
-use super::{ArchiveError, Backend, INSERT_CHUNKS, INSERT_PREFIX, Job, Stats};
+use super::{ArchiveError, Backend, INSERT_CHUNKS, INSERT_PREFIX, Job, Stats, WAL_CHECKPOINT};
 use crate::signing::Running;
 
 /// How often an unwritable archive is probed with a real write.
@@ -241,8 +241,6 @@ pub(super) struct Writer {
     pub(super) stats: Arc<Stats>,
     pub(super) timeout: Duration,
     conn: Option<Conn>,
-    /// Notified when the background checkpoints have copied all but the last few frames.
-    tail: Arc<Notify>,
 }
 
 impl Writer {
@@ -253,7 +251,6 @@ impl Writer {
         health: Arc<Health>,
         stats: Arc<Stats>,
         timeout: Duration,
-        tail: Arc<Notify>,
     ) -> Writer {
         Writer {
             backend,
@@ -262,24 +259,24 @@ impl Writer {
             stats,
             timeout,
             conn: None,
-            tail,
         }
     }
 
-    /// Commits batches until the queue is closed and drained; probes while unwritable.
+    /// Commits batches until the queue is closed and drained; probes while unwritable; copies
+    /// the WAL's last frames when `tail` is notified (see [`Writer::checkpoint_tail`]).
     pub(super) async fn run(
         mut self,
         mut queue: mpsc::Receiver<Job>,
         max_batch: usize,
         signing: Option<Running>,
         shutdown: Arc<Notify>,
+        tail: Arc<Notify>,
     ) {
         let mut batch = Vec::with_capacity(max_batch);
         let mut closing = false;
         let mut probe = tokio::time::interval(PROBE_INTERVAL);
         probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut was_writable = true;
-        let tail = Arc::clone(&self.tail);
         loop {
             let probing = !closing && !self.health.writable() && !self.health.lost();
             tokio::select! {
@@ -492,7 +489,7 @@ impl Writer {
         let Some(Conn::Sqlite(c)) = self.conn.as_mut() else {
             return;
         };
-        let checkpoint = sqlx::raw_sql("PRAGMA wal_checkpoint(PASSIVE)").execute(&mut **c);
+        let checkpoint = sqlx::raw_sql(WAL_CHECKPOINT).execute(&mut **c);
         match tokio::time::timeout(self.timeout, checkpoint).await {
             Ok(Ok(_)) => {}
             Ok(Err(error)) => {
