@@ -204,10 +204,7 @@ impl TsaClient {
 }
 
 fn random_nonce() -> Result<[u8; 8], StampError> {
-    let mut n = [0u8; 8];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut n)
-        .map_err(|_| StampError::Randomness)?;
-    Ok(n)
+    pki::rand::array("a nonce").map_err(|_| StampError::Randomness)
 }
 
 /// The email and PDF signers obtain their signature timestamps through this.

@@ -65,9 +65,7 @@ fn rc(e: rcgen::Error) -> Error {
 }
 
 fn random_serial() -> Result<SerialNumber> {
-    let mut bytes = [0u8; 16];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
-        .map_err(|_| Error::Certificate("no randomness for a serial number".into()))?;
+    let mut bytes = crate::rand::array::<16>("a serial number")?;
     bytes[0] &= 0x7f; // positive
     bytes[0] |= 0x01; // and minimal: no leading zero byte
     Ok(SerialNumber::from(bytes.to_vec()))

@@ -65,8 +65,7 @@ pub const MAX_RECIPIENTS: usize = 1024;
 
 fn random(len: usize) -> Result<Zeroizing<Vec<u8>>> {
     let mut out = Zeroizing::new(vec![0u8; len]);
-    aws_lc_rs::rand::fill(&mut out)
-        .map_err(|_| Error::Key("the random generator failed".into()))?;
+    crate::rand::fill(&mut out, "a content key, IV or nonce")?;
     Ok(out)
 }
 

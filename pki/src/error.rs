@@ -50,6 +50,9 @@ pub enum Error {
     /// The password for a key file could not be read (no terminal, closed input, ...).
     #[error("cannot read the password")]
     Password(#[source] std::io::Error),
+    /// The operating system's random generator failed (what it was asked for).
+    #[error("no randomness available for {0}")]
+    Randomness(&'static str),
     /// A certificate cannot be used for the job.
     #[error("certificate error: {0}")]
     Certificate(String),

@@ -51,6 +51,7 @@ pub mod ocsp;
 pub mod oid;
 pub mod path;
 pub mod pbmac;
+pub mod rand;
 pub mod raw;
 pub mod report;
 pub mod signer;

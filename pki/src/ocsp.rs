@@ -119,9 +119,7 @@ pub fn request(cert: &[u8], issuer: &[u8]) -> Result<Query> {
         serial_number: x509_cert::serial_number::SerialNumber::new(cert.serial)
             .map_err(Error::Encode)?,
     };
-    let mut nonce = vec![0u8; 32];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
-        .map_err(|_| Error::Key("the random generator failed".into()))?;
+    let nonce = crate::rand::bytes(32, "an OCSP nonce")?;
     let nonce_ext = Extension {
         extn_id: const_oid::db::rfc6960::ID_PKIX_OCSP_NONCE,
         critical: false,

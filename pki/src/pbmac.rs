@@ -199,9 +199,7 @@ pub fn verify(
 /// 16-byte salt, `iterations`, a 32-byte key, and HMAC-SHA256 as the MAC.
 pub fn new_pbmac1(iterations: u32) -> Result<AlgorithmIdentifierOwned> {
     check_iterations(iterations, NETWORK_MAX_ITERATIONS, "PBMAC1 parameters")?;
-    let mut salt = [0u8; 16];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut salt)
-        .map_err(|_| Error::invalid("PBMAC1 parameters", "no randomness for a salt"))?;
+    let salt = crate::rand::array::<16>("a PBMAC1 salt")?;
     let hmac_sha256 = AlgorithmIdentifierRef {
         oid: pkcs5::pbes2::Pbkdf2Prf::HmacWithSha256.oid(),
         parameters: Some(der::asn1::AnyRef::NULL),

@@ -39,14 +39,10 @@ impl LocalTimestamper {
 
 impl Timestamper for LocalTimestamper {
     fn timestamp(&self, hash: HashAlg, digest: &[u8]) -> Result<ParsedToken, TimestampError> {
-        use ring::rand::SecureRandom;
         let req = crate::tsp::build_request(hash, digest, None, true, None)?;
         let checked = crate::tsp::check_request(&req, &self.policy)
             .map_err(|r| format!("request refused: {}", r.reason))?;
-        let mut serial = [0u8; 16];
-        ring::rand::SystemRandom::new()
-            .fill(&mut serial)
-            .map_err(|_| "no randomness for a serial number")?;
+        let mut serial = crate::rand::array::<16>("a serial number")?;
         serial[0] = (serial[0] & 0x7f) | 0x01;
         let now = crate::gentime::GenTime::now_millis()?;
         let token = self.issuer.issue(&checked, &serial, now)?;

@@ -398,7 +398,7 @@ impl CaService {
                 "the protecting certificate is revoked",
             );
         }
-        if row.not_after <= now || row.not_before > now {
+        if !row.valid_at(now) {
             return refuse(
                 FailureInfo::SignerNotTrusted,
                 "the protecting certificate is not valid now",

@@ -835,12 +835,12 @@ impl Config {
     }
 
     /// The default policy OID.
-    pub fn default_policy(&self) -> Result<der::asn1::ObjectIdentifier, ConfigError> {
+    pub fn default_policy(&self) -> Result<pki::oid::ObjectIdentifier, ConfigError> {
         parse_oid("policy.default", &self.policy.default)
     }
 
     /// The accepted policy OIDs.
-    pub fn accepted_policies(&self) -> Result<Vec<der::asn1::ObjectIdentifier>, ConfigError> {
+    pub fn accepted_policies(&self) -> Result<Vec<pki::oid::ObjectIdentifier>, ConfigError> {
         self.policy
             .accepted
             .iter()
@@ -895,8 +895,8 @@ impl Config {
     }
 }
 
-fn parse_oid(key: &'static str, s: &str) -> Result<der::asn1::ObjectIdentifier, ConfigError> {
-    der::asn1::ObjectIdentifier::new(s).map_err(|e| ConfigError::Value {
+fn parse_oid(key: &'static str, s: &str) -> Result<pki::oid::ObjectIdentifier, ConfigError> {
+    pki::oid::ObjectIdentifier::new(s).map_err(|e| ConfigError::Value {
         key,
         detail: format!("{s:?} is not an OID: {e}"),
     })

@@ -82,25 +82,22 @@ pub fn init_dev_pki(dir: &Path, key_type: DevKeyType) -> Result<InitOutcome, Key
         context: "cannot generate the development PKI".into(),
         source,
     })?;
-    let pem = |label: &str, der: &[u8]| {
-        der::pem::encode_string(label, der::pem::LineEnding::LF, der).map_err(|e| KeyError::Pki {
-            context: "cannot encode PEM".into(),
-            source: pki::Error::Encode(e.into()),
-        })
+    let pem_error = |source| KeyError::Pki {
+        context: "cannot encode PEM".into(),
+        source,
     };
+    let key_pem = |der: &[u8]| pki::signer::private_key_pem(der).map_err(pem_error);
+    let cert_pem = |der: &[u8]| pki::cert::to_pem(&[der.to_vec()]).map_err(pem_error);
     write_secret(
         &dir.join(files::ROOT_KEY),
-        pem("PRIVATE KEY", &dev.root_key)?.as_bytes(),
+        key_pem(&dev.root_key)?.as_bytes(),
     )?;
-    write_secret(
-        &dir.join(files::TSA_KEY),
-        pem("PRIVATE KEY", &dev.tsa_key)?.as_bytes(),
-    )?;
+    write_secret(&dir.join(files::TSA_KEY), key_pem(&dev.tsa_key)?.as_bytes())?;
     write_public(
         &dir.join(files::TSA_CERT),
-        pem("CERTIFICATE", &dev.tsa_cert)?.as_bytes(),
+        cert_pem(&dev.tsa_cert)?.as_bytes(),
     )?;
-    write_public(&root_cert, pem("CERTIFICATE", &dev.root_cert)?.as_bytes())?;
+    write_public(&root_cert, cert_pem(&dev.root_cert)?.as_bytes())?;
     Ok(InitOutcome {
         created: true,
         root_cert,
@@ -213,7 +210,7 @@ pub fn load_identity(cfg: &Config) -> Result<Identity, KeyError> {
         ),
     };
     load_pair(key, &cert_path, chain_path.as_deref(), |cert| {
-        let problems = pki::cert::tsa_certificate_problems(cert);
+        let problems = pki::cert::tsa_certificate_problems(&cert.cert);
         (!problems.is_empty())
             .then(|| format!("not usable as a TSA certificate: {}", problems.join("; ")))
     })
@@ -232,7 +229,8 @@ pub fn load_ca_identity(cfg: &Config) -> Result<Identity, KeyError> {
         ),
     };
     load_pair(key, &cert_path, None, |cert| {
-        (!pki::cert::is_ca(cert)).then(|| "not a CA certificate (basicConstraints cA)".to_owned())
+        (!pki::cert::is_ca(&cert.cert))
+            .then(|| "not a CA certificate (basicConstraints cA)".to_owned())
     })
 }
 
@@ -242,7 +240,7 @@ pub fn load_ocsp_identity(cfg: &Config) -> Result<Option<Identity>, KeyError> {
         return Ok(None);
     };
     load_pair(KeySource::File(k, Default::default()), c, None, |cert| {
-        (!pki::cert::has_eku(cert, &pki::oid::ID_KP_OCSP_SIGNING))
+        (!pki::cert::has_eku(&cert.cert, &pki::oid::ID_KP_OCSP_SIGNING))
             .then(|| "no extendedKeyUsage id-kp-OCSPSigning".to_owned())
     })
     .map(Some)
@@ -263,7 +261,7 @@ fn load_pair(
     key: KeySource<'_>,
     cert_path: &Path,
     chain_path: Option<&Path>,
-    problem: impl Fn(&x509_cert::Certificate) -> Option<String>,
+    problem: impl Fn(&SignerCert) -> Option<String>,
 ) -> Result<Identity, KeyError> {
     let unusable = |detail: String| KeyError::Unusable {
         path: cert_path.into(),
@@ -323,7 +321,7 @@ fn load_pair(
         }
     };
     let cert = SignerCert::from_der(cert_der).map_err(|e| unusable(e.to_string()))?;
-    if let Some(p) = problem(&cert.cert) {
+    if let Some(p) = problem(&cert) {
         return Err(unusable(p));
     }
     if !cert.matches(signer.as_ref()) {

@@ -31,12 +31,9 @@ pub fn matches(secret: &[u8], stored: &[u8]) -> bool {
     ring::constant_time::verify_slices_are_equal(&stored_hash(secret), stored).is_ok()
 }
 
-/// `n` random bytes (references, serial numbers, nonces).
+/// `n` random bytes (references, serial numbers, secrets).
 pub fn random(n: usize) -> crate::Result<Vec<u8>> {
-    let mut b = vec![0u8; n];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
-        .map_err(|_| crate::Error::Key("no randomness".into()))?;
-    Ok(b)
+    crate::rand::bytes(n, "an enrolment value")
 }
 
 #[cfg(test)]

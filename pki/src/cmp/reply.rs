@@ -201,10 +201,7 @@ fn encode_body(body: &ReplyBody) -> Result<(u8, Vec<u8>)> {
 
 /// 16 random bytes: a senderNonce, a transactionID.
 pub fn fresh_nonce() -> Result<Vec<u8>> {
-    let mut n = [0u8; 16];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut n)
-        .map_err(|_| Error::Certificate("no randomness for a nonce".into()))?;
-    Ok(n.to_vec())
+    crate::rand::bytes(16, "a CMP nonce")
 }
 
 fn octets(bytes: Option<&Vec<u8>>) -> Result<Option<OctetString>> {

@@ -34,10 +34,7 @@ fn oid(dotted: &str) -> Result<Vec<u8>> {
 }
 
 fn random<const N: usize>() -> Result<[u8; N]> {
-    let mut b = [0u8; N];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
-        .map_err(|_| Error::Key("no randomness for PKCS#12".into()))?;
-    Ok(b)
+    crate::rand::array("PKCS#12")
 }
 
 /// `SET OF Attribute` with friendlyName (BMPString) and localKeyId.

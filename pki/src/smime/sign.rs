@@ -153,12 +153,8 @@ fn wrap_opaque(outer_fields: &[Vec<u8>], content_info: &[u8]) -> Vec<u8> {
 
 /// A random boundary that occurs nowhere in `entity` (RFC 2046 §5.1.1).
 fn boundary(entity: &[u8]) -> Result<String> {
-    use ring::rand::SecureRandom;
-    let rng = ring::rand::SystemRandom::new();
     for _ in 0..4 {
-        let mut r = [0u8; 12];
-        rng.fill(&mut r)
-            .map_err(|_| Error::Signing("no randomness for the MIME boundary".into()))?;
+        let r = crate::rand::array::<12>("a MIME boundary")?;
         let b = format!("----sigillum-{}", hex::encode(r));
         if memchr::memmem::find(entity, b.as_bytes()).is_none() {
             return Ok(b);

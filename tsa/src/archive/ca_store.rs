@@ -64,6 +64,14 @@ pub struct CaCertificate {
     pub parent_serial: Option<Vec<u8>>,
 }
 
+impl CaCertificate {
+    /// Whether `now` (Unix seconds) is within the validity: notBefore through notAfter, both
+    /// seconds included (RFC 5280 §4.1.2.5), as the directory's query counts them.
+    pub fn valid_at(&self, now: i64) -> bool {
+        self.not_before <= now && now <= self.not_after
+    }
+}
+
 /// How recording an issuance came out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Issuance {
@@ -498,7 +506,8 @@ impl Archive {
         row.map(cert_from_row).transpose()
     }
 
-    /// The address's active, unrevoked certificates valid at `now`, newest first.
+    /// The address's active, unrevoked certificates valid at `now` (notBefore through notAfter,
+    /// both included, as RFC 5280 §4.1.2.5 counts them), newest first.
     pub async fn directory(
         &self,
         email: &str,
@@ -506,7 +515,7 @@ impl Archive {
     ) -> Result<Vec<CaCertificate>, ArchiveError> {
         let sql = format!(
             "SELECT {CERT_COLUMNS} FROM ca_certificates WHERE email = $1 AND state = 'active' \
-             AND revoked_at IS NULL AND not_before <= $2 AND not_after > $2 \
+             AND revoked_at IS NULL AND not_before <= $2 AND not_after >= $2 \
              ORDER BY issued_at DESC"
         );
         let rows: Vec<CertRow> = on_pool!(&self.inner.backend, pool => {

@@ -316,8 +316,12 @@ async fn the_directory_lists_a_certificate_only_within_its_validity(url: &str) {
         vec![1, 2],
         "a second before 1 expires"
     );
-    // notAfter's own second is left unasserted: RFC 5280 counts it as valid, the directory
-    // (like the signer check) does not.
+    // RFC 5280 §4.1.2.5: notAfter's own second is still within the validity.
+    assert_eq!(
+        listed(now + 86_400).await,
+        vec![1, 2],
+        "1's notAfter second"
+    );
     assert_eq!(listed(now + 86_401).await, vec![2], "1 has expired");
     assert_eq!(
         listed(now + 2 * 86_400 + 1).await,
@@ -330,5 +334,11 @@ async fn the_directory_lists_a_certificate_only_within_its_validity(url: &str) {
         (one.state, one.revoked_at, one.not_after),
         (CertState::Active, None, now + 86_400)
     );
+    // The CMP signer check counts the same seconds as the directory.
+    let valid: Vec<bool> = [now - 61, now - 60, now + 86_400, now + 86_401]
+        .iter()
+        .map(|&t| one.valid_at(t))
+        .collect();
+    assert_eq!(valid, [false, true, true, false]);
     a.close().await;
 }
