@@ -139,19 +139,33 @@ fn admin_routes_need_an_allowlisted_client_certificate() {
             .map(|b| format!("{b:02x}"))
             .collect::<String>()
     };
-    sigillum_tests::post(
-        &server.url(),
-        "application/timestamp-query",
-        &sigillum_tests::der::ReqSpec::sha256(b"admin").encode(),
-    );
-    let (_, status, body) = curl(
+    // More tokens than one page of the archive's listing (1024): the body streams in pages,
+    // each continuing after the last serial of the one before.
+    let tokens = 1030;
+    let request = sigillum_tests::der::ReqSpec::sha256(b"admin").encode();
+    for _ in 0..tokens {
+        sigillum_tests::post(&server.url(), "application/timestamp-query", &request);
+    }
+    let (exit, status, body) = curl(
         d,
         &format!("{https}/admin/archive/list?signer_cert_sha256={tsa_sha}"),
         Some("branch-7"),
         None,
     );
     assert_eq!(status, "200", "{body}");
-    assert_eq!(body.lines().count(), 1, "{body}");
+    assert_eq!(exit, Some(0), "curl read the whole body");
+    let serials: Vec<u64> = body
+        .lines()
+        .map(|l| {
+            let hex = l.split(' ').next().expect("a serial");
+            u64::from_str_radix(hex, 16).expect("hex serial")
+        })
+        .collect();
+    assert_eq!(serials.len(), tokens, "{body}");
+    assert!(
+        serials.windows(2).all(|w| w[0] < w[1]),
+        "in serial order, each once"
+    );
     // Not listed, no certificate, plain HTTP: 403 with the reason and a request id.
     for (client, url, why) in [
         (

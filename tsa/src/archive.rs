@@ -66,8 +66,23 @@ const INSERT_CHUNKS: [usize; 5] = [256, 64, 16, 4, 1];
 
 const INSERT_PREFIX: &str = "INSERT INTO tokens \
      (serial, gen_time_ms, policy, hash_alg, imprint, token, signer_cert_sha256) ";
-const SELECT_ONE: &str = "SELECT serial, gen_time_ms, policy, hash_alg, imprint, token, \
-     signer_cert_sha256 FROM tokens WHERE serial = $1";
+const TOKEN_COLUMNS: &str = "serial, gen_time_ms, policy, hash_alg, imprint, token, \
+     signer_cert_sha256";
+/// A row of [`TOKEN_COLUMNS`], as read.
+type TokenColumns = (i64, i64, String, String, Vec<u8>, Vec<u8>, Option<Vec<u8>>);
+
+fn token_record(row: TokenColumns) -> Result<TokenRecord, ArchiveError> {
+    let (serial, gen_time_ms, policy, hash_alg, imprint, token, signer_cert_sha256) = row;
+    Ok(TokenRecord {
+        serial: stored_u64(serial, "a token serial")?,
+        gen_time_ms,
+        policy,
+        hash_alg,
+        imprint,
+        token,
+        signer_cert_sha256,
+    })
+}
 /// One statement, so it is atomic on both backends; the guard keeps the counter inside BIGINT
 /// (SQLite would silently turn an overflowing integer into a float).
 const RESERVE: &str = "UPDATE serial_counter SET next_serial = next_serial + $1 \
@@ -253,6 +268,9 @@ pub struct TokenFilter {
 /// The WHERE clause of a [`TokenFilter`] ($1 from, $2 to, $3 signer certificate).
 const FILTER: &str = "WHERE ($1 IS NULL OR gen_time_ms >= $1) AND ($2 IS NULL OR gen_time_ms < $2) \
      AND ($3 IS NULL OR signer_cert_sha256 = $3)";
+
+/// Tokens read per statement by [`Archive::for_each_matching`] (a page of tokens is a few MB).
+pub const PAGE_ROWS: usize = 1024;
 
 /// Tuning of an [`Archive`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -596,26 +614,13 @@ impl Archive {
 
     /// The token with this serial, if archived.
     pub async fn get(&self, serial: u64) -> Result<Option<TokenRecord>, ArchiveError> {
-        type Columns = (i64, i64, String, String, Vec<u8>, Vec<u8>, Option<Vec<u8>>);
         let key = db_serial(serial)?;
-        let row: Option<Columns> = on_pool!(&self.inner.backend, pool => {
-            sqlx::query_as(SELECT_ONE).bind(key).fetch_optional(pool).await
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE serial = $1");
+        let row: Option<TokenColumns> = on_pool!(&self.inner.backend, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(key).fetch_optional(pool).await
         })
         .map_err(ArchiveError::database("reading a token"))?;
-        let Some((serial, gen_time_ms, policy, hash_alg, imprint, token, signer_cert_sha256)) = row
-        else {
-            return Ok(None);
-        };
-        let serial = stored_u64(serial, "a token serial")?;
-        Ok(Some(TokenRecord {
-            serial,
-            gen_time_ms,
-            policy,
-            hash_alg,
-            imprint,
-            token,
-            signer_cert_sha256,
-        }))
+        row.map(token_record).transpose()
     }
 
     /// How many tokens match `f`.
@@ -633,46 +638,60 @@ impl Archive {
         stored_u64(count, "the token count")
     }
 
-    /// Hands every token matching `f` to `each`, in serial order, one row at a time (the rows
-    /// stream from the database: memory stays constant for millions of tokens).
+    /// Hands every token matching `f` to `each`, in serial order, one row at a time. The rows
+    /// are read a page at a time ([`Archive::matching_page`]), so memory stays constant for
+    /// millions of tokens and no read holds its snapshot for the whole run.
     pub async fn for_each_matching<E: From<ArchiveError>>(
         &self,
         f: &TokenFilter,
         mut each: impl FnMut(TokenRecord) -> Result<(), E>,
     ) -> Result<(), E> {
-        use futures_util::TryStreamExt;
-        type Columns = (i64, i64, String, String, Vec<u8>, Vec<u8>, Option<Vec<u8>>);
+        let mut after = None;
+        loop {
+            let page = self.matching_page(f, after, PAGE_ROWS).await?;
+            let full = page.len() == PAGE_ROWS;
+            for record in page {
+                after = Some(record.serial);
+                each(record)?;
+            }
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Up to `rows` tokens matching `f` with serials above `after`, in serial order: one short
+    /// read of its own. A listing or an export that held one read open for its whole run would
+    /// keep SQLite from starting its WAL over meanwhile (the authority's WAL would grow for as
+    /// long as a slow reader takes); pages release it between reads.
+    pub async fn matching_page(
+        &self,
+        f: &TokenFilter,
+        after: Option<u64>,
+        rows: usize,
+    ) -> Result<Vec<TokenRecord>, ArchiveError> {
         let sql = format!(
-            "SELECT serial, gen_time_ms, policy, hash_alg, imprint, token, signer_cert_sha256 \
-             FROM tokens {FILTER} ORDER BY serial"
+            "SELECT {TOKEN_COLUMNS} FROM tokens {FILTER} AND ($4 IS NULL OR serial > $4) \
+             ORDER BY serial LIMIT $5"
         );
-        let db = ArchiveError::database("reading tokens");
-        on_pool!(&self.inner.backend, pool => {
-            let mut rows = sqlx::query_as::<_, Columns>(sqlx::AssertSqlSafe(sql.clone()))
+        // Serials above i64::MAX are never stored (`db_serial`): nothing comes after one.
+        let after = match after.map(i64::try_from).transpose() {
+            Ok(after) => after,
+            Err(_) => return Ok(Vec::new()),
+        };
+        let limit = i64::try_from(rows).unwrap_or(i64::MAX);
+        let found: Vec<TokenColumns> = on_pool!(&self.inner.backend, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
                 .bind(f.from_ms)
                 .bind(f.to_ms)
                 .bind(f.signer_cert_sha256.as_deref())
-                .fetch(pool);
-            loop {
-                let row = match rows.try_next().await {
-                    Ok(Some(row)) => row,
-                    Ok(None) => break,
-                    Err(e) => return Err(E::from(db(e))),
-                };
-                let (serial, gen_time_ms, policy, hash_alg, imprint, token, signer_cert_sha256) =
-                    row;
-                each(TokenRecord {
-                    serial: stored_u64(serial, "a token serial")?,
-                    gen_time_ms,
-                    policy,
-                    hash_alg,
-                    imprint,
-                    token,
-                    signer_cert_sha256,
-                })?;
-            }
-        });
-        Ok(())
+                .bind(after)
+                .bind(limit)
+                .fetch_all(pool)
+                .await
+        })
+        .map_err(ArchiveError::database("reading tokens"))?;
+        found.into_iter().map(token_record).collect()
     }
 
     /// How many tokens the archive holds.
