@@ -9,7 +9,7 @@ use pki::cms::SignerCert;
 use pki::devpki::{DevKeyType, DevPki};
 use pki::signer::{RingSigner, Signer};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -142,20 +142,33 @@ pub fn create_data_dir(dir: &Path) -> Result<(), KeyError> {
 }
 
 /// Writes a new secret file with mode 0600 (never over an existing file).
+/// Writes a key file with mode 0600, whole or not at all: under a temporary name first, synced,
+/// then given its name only if that is free (`AlreadyExists` otherwise). Another process sees no
+/// file or the whole key, never one still being written (nodes starting together on one data
+/// directory), and a crash leaves no truncated key behind.
 fn write_secret(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
     let io = |source| KeyError::Io {
         action: "cannot write key file",
         path: path.into(),
         source,
     };
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".key-")
+        .permissions(std::fs::Permissions::from_mode(0o600))
+        .tempfile_in(dir)
         .map_err(io)?;
-    f.write_all(bytes).map_err(io)?;
-    f.sync_all().map_err(io)
+    tmp.write_all(bytes).map_err(io)?;
+    tmp.as_file().sync_all().map_err(io)?;
+    // Dropping the temporary file on failure removes it.
+    tmp.persist_noclobber(path).map_err(|e| io(e.error))?;
+    // The new name is durable once the directory is.
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io)
 }
 
 fn write_public(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
@@ -388,6 +401,39 @@ fn warn_if_key_readable_by_others(path: &Path) {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    /// Nodes that start together on one data directory all create the enrolment key at once:
+    /// each must read the one that won, whole, never a file another is still writing.
+    #[test]
+    fn nodes_creating_the_enrolment_key_together_all_read_the_same_whole_key() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("enrolment.key");
+            let start = std::sync::Barrier::new(8);
+            let keys: Vec<Result<Vec<u8>, String>> = std::thread::scope(|s| {
+                let nodes: Vec<_> = (0..8)
+                    .map(|_| {
+                        s.spawn(|| {
+                            start.wait();
+                            enrolment_key(&path)
+                                .map(|k| k.to_vec())
+                                .map_err(|e| e.to_string())
+                        })
+                    })
+                    .collect();
+                nodes.into_iter().map(|n| n.join().expect("node")).collect()
+            });
+            let first = keys[0].clone().expect("a key");
+            assert_eq!(first.len(), 32);
+            for k in &keys {
+                assert_eq!(k.as_ref(), Ok(&first), "every node reads the same key");
+            }
+            let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+            // No temporary file is left beside it.
+            assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 1);
+        }
+    }
 
     #[test]
     fn init_creates_keys_with_mode_0600_and_is_idempotent() {
