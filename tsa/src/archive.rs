@@ -71,6 +71,7 @@ const TOKEN_COLUMNS: &str = "serial, gen_time_ms, policy, hash_alg, imprint, tok
 /// A row of [`TOKEN_COLUMNS`], as read.
 type TokenColumns = (i64, i64, String, String, Vec<u8>, Vec<u8>, Option<Vec<u8>>);
 
+/// A row as a record (a negative serial is corruption).
 fn token_record(row: TokenColumns) -> Result<TokenRecord, ArchiveError> {
     let (serial, gen_time_ms, policy, hash_alg, imprint, token, signer_cert_sha256) = row;
     Ok(TokenRecord {
@@ -83,6 +84,7 @@ fn token_record(row: TokenColumns) -> Result<TokenRecord, ArchiveError> {
         signer_cert_sha256,
     })
 }
+
 /// One statement, so it is atomic on both backends; the guard keeps the counter inside BIGINT
 /// (SQLite would silently turn an overflowing integer into a float).
 const RESERVE: &str = "UPDATE serial_counter SET next_serial = next_serial + $1 \
@@ -640,7 +642,9 @@ impl Archive {
 
     /// Hands every token matching `f` to `each`, in serial order, one row at a time. The rows
     /// are read a page at a time ([`Archive::matching_page`]), so memory stays constant for
-    /// millions of tokens and no read holds its snapshot for the whole run.
+    /// millions of tokens and no read holds its snapshot for the whole run. Every token
+    /// committed before the call is handed over once; of those committed during it, the ones
+    /// whose serial is above the page being read when they commit are too.
     pub async fn for_each_matching<E: From<ArchiveError>>(
         &self,
         f: &TokenFilter,

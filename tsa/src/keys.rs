@@ -141,7 +141,6 @@ pub fn create_data_dir(dir: &Path) -> Result<(), KeyError> {
         })
 }
 
-/// Writes a new secret file with mode 0600 (never over an existing file).
 /// Writes a key file with mode 0600, whole or not at all: under a temporary name first, synced,
 /// then given its name only if that is free (`AlreadyExists` otherwise). Another process sees no
 /// file or the whole key, never one still being written (nodes starting together on one data
