@@ -287,8 +287,8 @@ pub struct ArchiveOptions {
     /// is refused (SQLite's busy timeout is half of it). A request is refused within about this
     /// time whatever the database does.
     pub commit_timeout: Duration,
-    /// Signatures in progress on the signing threads (slow signers: RSA, an HSM), whose tokens a
-    /// commit waits for (the writer's `wait_for_running`). `None`: each commit takes what is queued.
+    /// The signing threads' load (slow signers: RSA, an HSM), whose tokens a commit waits for
+    /// (the writer's `wait_for_running`). `None`: each commit takes what is queued.
     pub signing: Option<crate::signing::Running>,
     /// Apply the schema's migrations at connect (the server does). A reader for an operator
     /// (`tsa archive export`, `list`) does not: a newer binary must not upgrade a live

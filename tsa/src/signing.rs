@@ -20,45 +20,88 @@ pub struct SigningPool {
     running: Running,
 }
 
-/// How many signatures the pool's threads are making right now (at most one per thread; queued
-/// jobs do not count). The archive's writer reads it: those tokens arrive within one signature's
-/// time, so a commit waits for them rather than leaving each slow signature a commit of its own.
+/// The pool's load, which the archive's writer reads to size its commits: how many signatures
+/// the threads are making right now (at most one per thread), how many were asked for and are
+/// not done yet (those, queued ones included), and how many threads sign.
 #[derive(Debug, Clone, Default)]
-pub struct Running(Arc<AtomicUsize>);
+pub struct Running {
+    counts: Arc<Counts>,
+    threads: usize,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    signing: AtomicUsize,
+    pending: AtomicUsize,
+}
 
 impl Running {
     /// Signatures in progress now.
     pub fn now(&self) -> usize {
-        self.0.load(Ordering::Relaxed)
+        self.counts.signing.load(Ordering::Relaxed)
     }
 
-    /// Counts one signature until the returned guard drops (also when the job panics).
-    fn start(&self) -> Counted<'_> {
-        self.0.fetch_add(1, Ordering::Relaxed);
-        Counted(&self.0)
+    /// Signatures asked for and not done: in progress or queued.
+    pub fn pending(&self) -> usize {
+        self.counts.pending.load(Ordering::Relaxed)
+    }
+
+    /// Signing threads.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Counts one signature as pending until the returned guard drops (also when the job
+    /// panics, or is dropped unrun).
+    fn submit(&self) -> Counted {
+        self.counts.pending.fetch_add(1, Ordering::Relaxed);
+        Counted {
+            counts: Arc::clone(&self.counts),
+            signing: false,
+        }
     }
 }
 
 #[cfg(test)]
 impl Running {
-    /// A count fixed at `n`, for tests of what reads it.
-    pub(crate) fn fixed(n: usize) -> Running {
-        Running(Arc::new(AtomicUsize::new(n)))
+    /// Counts fixed at these values, for tests of what reads them.
+    pub(crate) fn fixed(signing: usize, pending: usize, threads: usize) -> Running {
+        Running {
+            counts: Arc::new(Counts {
+                signing: AtomicUsize::new(signing),
+                pending: AtomicUsize::new(pending),
+            }),
+            threads,
+        }
     }
 }
 
-/// One signature counted in [`Running`] until dropped.
-struct Counted<'a>(&'a AtomicUsize);
+/// One signature counted in [`Running`] until dropped: pending from its submission, signing
+/// too once a thread runs it.
+struct Counted {
+    counts: Arc<Counts>,
+    signing: bool,
+}
 
-impl Drop for Counted<'_> {
+impl Counted {
+    fn start(&mut self) {
+        self.counts.signing.fetch_add(1, Ordering::Relaxed);
+        self.signing = true;
+    }
+}
+
+impl Drop for Counted {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        if self.signing {
+            self.counts.signing.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.counts.pending.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
 impl PartialEq for Running {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
+        Arc::ptr_eq(&self.counts, &other.counts)
     }
 }
 
@@ -86,11 +129,14 @@ impl SigningPool {
         }
         Ok(SigningPool {
             jobs,
-            running: Running::default(),
+            running: Running {
+                counts: Arc::default(),
+                threads: threads.max(1),
+            },
         })
     }
 
-    /// The count of signatures in progress, for the archive's writer.
+    /// The pool's load, for the archive's writer.
     pub fn running(&self) -> Running {
         self.running.clone()
     }
@@ -101,11 +147,12 @@ impl SigningPool {
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Option<T> {
         let (tx, rx) = oneshot::channel();
-        let running = self.running.clone();
+        let mut counted = self.running.submit();
         let job: Job = Box::new(move || {
-            // Counted while it runs, and no longer once its result can be seen.
+            // Counted until its result can be seen, not after.
             let out = {
-                let _counted = running.start();
+                counted.start();
+                let _counted = counted;
                 f()
             };
             let _ = tx.send(out);
@@ -159,13 +206,16 @@ mod tests {
         }
     }
 
-    /// `running` counts the jobs on the threads, not the queued ones, and drops to zero when
-    /// they end.
+    /// `now` counts the jobs on the threads, `pending` the queued ones too; both drop to zero
+    /// when they end.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn running_counts_the_signatures_in_progress() {
         let pool = Arc::new(SigningPool::new(1).expect("pool"));
         let running = pool.running();
-        assert_eq!(running.now(), 0);
+        assert_eq!(
+            (running.now(), running.pending(), running.threads()),
+            (0, 0, 1)
+        );
         let (release, wait) = std::sync::mpsc::channel::<()>();
         let (started_tx, started) = oneshot::channel();
         let first = {
@@ -184,10 +234,18 @@ mod tests {
             let pool = Arc::clone(&pool);
             tokio::spawn(async move { pool.run(|| true).await })
         };
-        assert_eq!(running.now(), 1);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while running.pending() < 2 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the second job never queued"
+            );
+            tokio::task::yield_now().await;
+        }
+        assert_eq!((running.now(), running.pending()), (1, 2));
         release.send(()).expect("release");
         assert_eq!(first.await.expect("task"), Some(true));
         assert_eq!(second.await.expect("task"), Some(true));
-        assert_eq!(running.now(), 0);
+        assert_eq!((running.now(), running.pending()), (0, 0));
     }
 }

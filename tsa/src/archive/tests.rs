@@ -367,16 +367,17 @@ fn serials(batch: &[Job]) -> Vec<i64> {
     batch.iter().map(|j| j.serial).collect()
 }
 
-/// With slow signers a commit waits for as many more tokens as signatures are in progress:
-/// never when none is, never past the batch's limit, never beyond SIGNING_WAIT, and not on a
-/// closed queue. (Paused time: the waits are the runtime's clock, not the machine's.)
+/// With slow signers a commit waits for as many more tokens as signatures are in progress, or,
+/// when more are queued, for all but two per signing thread: never when none is being signed,
+/// never past the batch's limit, never beyond SIGNING_WAIT, and not on a closed queue. (Paused
+/// time: the waits are the runtime's clock, not the machine's.)
 #[tokio::test(start_paused = true)]
-async fn a_commit_waits_for_the_signatures_in_progress_only() {
+async fn a_commit_waits_for_the_signatures_in_progress_and_the_queue_but_the_threads_next() {
     let (tx, mut queue) = mpsc::channel(16);
     // Nothing being signed: the batch goes as it is; what is queued waits for the next one.
     let mut batch = vec![queued(1)];
     tx.send(queued(2)).await.expect("send");
-    wait_for_running(&Running::fixed(0), &mut queue, &mut batch, 512).await;
+    wait_for_running(&Running::fixed(0, 0, 2), &mut queue, &mut batch, 512).await;
     assert_eq!(serials(&batch), [1]);
 
     // Two in progress: the one already queued and one that arrives a millisecond later.
@@ -387,14 +388,14 @@ async fn a_commit_waits_for_the_signatures_in_progress_only() {
         late.send(queued(4)).await.expect("send");
     });
     let start = tokio::time::Instant::now();
-    wait_for_running(&Running::fixed(2), &mut queue, &mut batch, 512).await;
+    wait_for_running(&Running::fixed(2, 2, 2), &mut queue, &mut batch, 512).await;
     assert_eq!(serials(&batch), [3, 2, 4]);
     assert!(start.elapsed() < SIGNING_WAIT, "{:?}", start.elapsed());
 
     // One in progress that never arrives (a failed signature): at most SIGNING_WAIT.
     let mut batch = vec![queued(5)];
     let start = tokio::time::Instant::now();
-    wait_for_running(&Running::fixed(1), &mut queue, &mut batch, 512).await;
+    wait_for_running(&Running::fixed(1, 1, 2), &mut queue, &mut batch, 512).await;
     assert_eq!(serials(&batch), [5]);
     assert!(start.elapsed() >= SIGNING_WAIT, "{:?}", start.elapsed());
 
@@ -403,17 +404,39 @@ async fn a_commit_waits_for_the_signatures_in_progress_only() {
         tx.send(queued(serial)).await.expect("send");
     }
     let mut batch = vec![queued(9)];
-    wait_for_running(&Running::fixed(3), &mut queue, &mut batch, 2).await;
+    wait_for_running(&Running::fixed(3, 3, 2), &mut queue, &mut batch, 2).await;
     assert_eq!(serials(&batch), [9, 6]);
     let mut rest = Vec::new();
     queue.recv_many(&mut rest, 16).await;
     assert_eq!(serials(&rest), [7, 8]);
 
+    // Two threads signing, nine signatures asked for: the commit waits for all but the four
+    // (two per thread) that the threads sign while it runs, i.e. five more tokens.
+    for serial in 20..27 {
+        tx.send(queued(serial)).await.expect("send");
+    }
+    let mut batch = vec![queued(19)];
+    wait_for_running(&Running::fixed(2, 9, 2), &mut queue, &mut batch, 512).await;
+    assert_eq!(serials(&batch), [19, 20, 21, 22, 23, 24]);
+    let mut rest = Vec::new();
+    queue.recv_many(&mut rest, 16).await;
+    assert_eq!(serials(&rest), [25, 26]);
+    // Five asked for on two threads: only the two in progress are waited for.
+    for serial in 28..32 {
+        tx.send(queued(serial)).await.expect("send");
+    }
+    let mut batch = vec![queued(27)];
+    wait_for_running(&Running::fixed(2, 5, 2), &mut queue, &mut batch, 512).await;
+    assert_eq!(serials(&batch), [27, 28, 29]);
+    let mut rest = Vec::new();
+    queue.recv_many(&mut rest, 16).await;
+    assert_eq!(serials(&rest), [30, 31]);
+
     // A closed queue ends the wait at once (the writer drains and stops at its next turn).
     drop(tx);
     let mut batch = vec![queued(10)];
     let start = tokio::time::Instant::now();
-    wait_for_running(&Running::fixed(2), &mut queue, &mut batch, 512).await;
+    wait_for_running(&Running::fixed(2, 2, 2), &mut queue, &mut batch, 512).await;
     assert_eq!(serials(&batch), [10]);
     assert!(start.elapsed() < SIGNING_WAIT, "{:?}", start.elapsed());
 }

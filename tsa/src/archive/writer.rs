@@ -596,20 +596,29 @@ where
 /// costs the tokens already in the batch at most this.
 pub(super) const SIGNING_WAIT: Duration = Duration::from_millis(5);
 
+/// Signatures per signing thread left out of a commit's wait, so that the threads have work
+/// while the commit runs (a commit takes about two RSA-2048 signatures' time).
+const KEEP_SIGNING: usize = 2;
+
 /// With slow signers (RSA, an HSM) each token reaches the writer alone, one signature after the
-/// other, and commits of one or two tokens each pay the commit's fixed cost (page writes, the
-/// sync, the wake-ups) on the cores the signers need. So before committing, the writer waits for
-/// as many more tokens as signatures are in progress on the signing threads now (at most one
-/// per thread, never the queued ones): they arrive within one signature's time. Never longer
-/// than [`SIGNING_WAIT`]; not at all when nothing is being signed (a lone request is committed
-/// at once) or the batch is full.
+/// other, and commits of a few tokens each pay the commit's fixed cost (page writes, the sync,
+/// the wake-ups) on the cores the signers need. So before committing, the writer waits for the
+/// signatures in progress on the signing threads now (they arrive within one signature's time)
+/// and, when more are queued behind them, for those too but [`KEEP_SIGNING`] per thread, which
+/// the threads sign while the commit runs: waiting for every one would leave them idle during
+/// the commit, with all the requests of the moment in the batch. Never longer than
+/// [`SIGNING_WAIT`]; not at all when nothing is being signed (a lone request is committed at
+/// once) or the batch is full.
 pub(super) async fn wait_for_running(
     signing: &Running,
     queue: &mut mpsc::Receiver<Job>,
     batch: &mut Vec<Job>,
     max_batch: usize,
 ) {
-    let want = (batch.len() + signing.now()).min(max_batch);
+    let queued_beyond = signing
+        .pending()
+        .saturating_sub(KEEP_SIGNING * signing.threads());
+    let want = (batch.len() + signing.now().max(queued_beyond)).min(max_batch);
     let deadline = tokio::time::Instant::now() + SIGNING_WAIT;
     while batch.len() < want {
         match tokio::time::timeout_at(deadline, queue.recv_many(batch, want - batch.len())).await {
