@@ -271,6 +271,14 @@ pub struct TokenFilter {
 const FILTER: &str = "WHERE ($1 IS NULL OR gen_time_ms >= $1) AND ($2 IS NULL OR gen_time_ms < $2) \
      AND ($3 IS NULL OR signer_cert_sha256 = $3)";
 
+/// [`Archive::matching_page`]'s statement: $1-$3 [`FILTER`], $4 the serial to start after, $5
+/// the page's size. `serial > $4` alone, never `($4 IS NULL OR ...)`: the planners (SQLite's
+/// at least) seek the primary key only for the plain range; with the OR every page would scan
+/// from the first token, and a walk of n tokens would read n²/2048 rows.
+fn matching_page_sql() -> String {
+    format!("SELECT {TOKEN_COLUMNS} FROM tokens {FILTER} AND serial > $4 ORDER BY serial LIMIT $5")
+}
+
 /// Tokens read per statement by [`Archive::for_each_matching`] (a page of tokens is a few MB).
 pub const PAGE_ROWS: usize = 1024;
 
@@ -674,14 +682,11 @@ impl Archive {
         after: Option<u64>,
         rows: usize,
     ) -> Result<Vec<TokenRecord>, ArchiveError> {
-        let sql = format!(
-            "SELECT {TOKEN_COLUMNS} FROM tokens {FILTER} AND ($4 IS NULL OR serial > $4) \
-             ORDER BY serial LIMIT $5"
-        );
-        // Serials above i64::MAX are never stored (`db_serial`): nothing comes after one.
-        let after = match after.map(i64::try_from).transpose() {
-            Ok(after) => after,
-            Err(_) => return Ok(Vec::new()),
+        let sql = matching_page_sql();
+        // Stored serials are 1 ..= i64::MAX (`db_serial`): the first page starts after 0, and
+        // nothing comes after a serial above i64::MAX.
+        let Ok(after) = i64::try_from(after.unwrap_or(0)) else {
+            return Ok(Vec::new());
         };
         let limit = i64::try_from(rows).unwrap_or(i64::MAX);
         let found: Vec<TokenColumns> = on_pool!(&self.inner.backend, pool => {

@@ -120,6 +120,32 @@ async fn matching_tokens_come_in_pages_in_serial_order(url: &str) {
     archive.close().await;
 }
 
+/// A page starts by seeking its first serial in the primary key, not by scanning from the
+/// first token (which would make a walk of the archive quadratic).
+#[tokio::test]
+async fn a_page_seeks_its_first_serial() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let archive = open(&sqlite_url(&dir)).await;
+    let Backend::Sqlite(pool) = &archive.inner.backend else {
+        panic!("sqlite expected")
+    };
+    let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "EXPLAIN QUERY PLAN {}",
+        matching_page_sql()
+    )))
+    .bind(None::<i64>)
+    .bind(None::<i64>)
+    .bind(None::<Vec<u8>>)
+    .bind(5_i64)
+    .bind(10_i64)
+    .fetch_all(pool)
+    .await
+    .expect("plan");
+    let plan: Vec<&str> = plan.iter().map(|row| row.3.as_str()).collect();
+    assert_eq!(plan, ["SEARCH tokens USING INTEGER PRIMARY KEY (rowid>?)"]);
+    archive.close().await;
+}
+
 async fn concurrent_appends_are_grouped(url: &str) {
     let archive = open(url).await;
     let tasks: Vec<_> = (0..50u64)
