@@ -22,8 +22,8 @@ pub struct SigningPool {
 
 /// The pool's load, which the archive's writer reads to size its commits: how many signatures
 /// the threads are making right now (at most one per thread), how many were asked for and are
-/// not done yet (those, queued ones included), and how many threads sign.
-#[derive(Debug, Clone, Default)]
+/// not done yet (queued ones included), and how many threads sign.
+#[derive(Debug, Clone)]
 pub struct Running {
     counts: Arc<Counts>,
     threads: usize,
