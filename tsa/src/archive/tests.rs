@@ -4,6 +4,14 @@ use super::writer::{Health, SIGNING_WAIT, Writer, wait_for_running};
 use super::*;
 use crate::signing::Running;
 
+/// The SQLite pool of an archive opened on a SQLite URL.
+fn sqlite_pool(archive: &Archive) -> &SqlitePool {
+    match &archive.inner.backend {
+        Backend::Sqlite(pool) => pool,
+        Backend::Postgres(_) => panic!("expected sqlite, got {archive:?}"),
+    }
+}
+
 fn record(serial: u64, gen_time_ms: i64) -> TokenRecord {
     TokenRecord {
         serial,
@@ -126,9 +134,7 @@ async fn matching_tokens_come_in_pages_in_serial_order(url: &str) {
 async fn a_page_seeks_its_first_serial() {
     let dir = tempfile::tempdir().expect("tempdir");
     let archive = open(&sqlite_url(&dir)).await;
-    let Backend::Sqlite(pool) = &archive.inner.backend else {
-        panic!("sqlite expected")
-    };
+    let pool = sqlite_pool(&archive);
     let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "EXPLAIN QUERY PLAN {}",
         matching_page_sql()
@@ -223,9 +229,7 @@ async fn duplicate_fails_alone(url: &str) {
 async fn sqlite_is_wal_with_full_sync() {
     let dir = tempfile::tempdir().expect("tempdir");
     let archive = open(&sqlite_url(&dir)).await;
-    let Backend::Sqlite(pool) = &archive.inner.backend else {
-        panic!("expected sqlite, got {archive:?}");
-    };
+    let pool = sqlite_pool(&archive);
     let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
         .fetch_one(pool)
         .await
@@ -325,9 +329,7 @@ async fn a_failed_commit_marks_the_archive_unwritable_until_a_probe_commits() {
         .await
         .expect("open");
     archive.append(record(1, 1)).await.expect("append");
-    let Backend::Sqlite(pool) = &archive.inner.backend else {
-        panic!("sqlite expected")
-    };
+    let pool = sqlite_pool(&archive);
     // Another connection holds the write lock for longer than the busy timeout: the writer's
     // BEGIN IMMEDIATE fails with SQLITE_BUSY, a fault of the database, not of a row.
     let mut blocker = pool.acquire().await.expect("blocker");
