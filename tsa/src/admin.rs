@@ -8,7 +8,7 @@
 //! | `POST /admin/enroll-code` | `{"email": ADDR}` → `{"reference", "secret", "expires"}`: `tsa enroll-code` for a branch system |
 //! | `GET /admin/archive/list?signer_cert_sha256=HEX` | `serial genTime` lines of the tokens that certificate signed |
 
-use crate::archive::{ArchiveError, PAGE_ROWS};
+use crate::archive::ArchiveError;
 use crate::error::AppError;
 use crate::state::App;
 use axum::body::Bytes;
@@ -16,7 +16,7 @@ use axum::extract::{Extension, Query, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use std::sync::Arc;
 
 /// The client certificate (DER) the TLS handshake verified, put on each request of the
@@ -147,48 +147,21 @@ pub async fn archive_list(
     // rest stream a page at a time as the client reads, so a certificate that signed millions
     // of tokens costs one page of memory. A failure after the first page ends the body short
     // (the chunked encoding never completes) and is logged.
-    let first = app.archive.matching_page(&filter, None, PAGE_ROWS).await?;
-    let listing = Listing {
-        archive: app.archive.clone(),
-        filter,
-        first: Some(first),
-        after: None,
-        done: false,
-    };
-    let pages = futures_util::stream::try_unfold(listing, |mut l| async move {
-        if l.done {
-            return Ok(None);
-        }
-        let page = match l.first.take() {
-            Some(page) => page,
-            None => {
-                l.archive
-                    .matching_page(&l.filter, l.after, PAGE_ROWS)
-                    .await?
-            }
-        };
-        l.done = page.len() < PAGE_ROWS;
-        let Some(last) = page.last() else {
-            return Ok(None);
-        };
-        l.after = Some(last.serial);
-        let text: String = page.iter().map(crate::export::list_line).collect();
-        Ok::<_, ArchiveError>(Some((Bytes::from(text), l)))
-    })
-    .inspect_err(|error| tracing::error!(%error, "archive listing cut short"));
+    let mut pages = Box::pin(app.archive.pages(filter));
+    let first = pages.try_next().await?;
+    let lines = futures_util::stream::iter(first.map(Ok))
+        .chain(pages)
+        .map_ok(|page| {
+            Bytes::from(
+                page.iter()
+                    .map(crate::export::list_line)
+                    .collect::<String>(),
+            )
+        })
+        .inspect_err(|error: &ArchiveError| tracing::error!(%error, "archive listing cut short"));
     Ok((
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        axum::body::Body::from_stream(pages),
+        axum::body::Body::from_stream(lines),
     )
         .into_response())
-}
-
-/// Where a streamed listing is.
-struct Listing {
-    archive: crate::archive::Archive,
-    filter: crate::archive::TokenFilter,
-    /// The page read before the response started.
-    first: Option<Vec<crate::archive::TokenRecord>>,
-    after: Option<u64>,
-    done: bool,
 }

@@ -658,18 +658,37 @@ impl Archive {
         f: &TokenFilter,
         mut each: impl FnMut(TokenRecord) -> Result<(), E>,
     ) -> Result<(), E> {
-        let mut after = None;
-        loop {
-            let page = self.matching_page(f, after, PAGE_ROWS).await?;
-            let full = page.len() == PAGE_ROWS;
+        use futures_util::TryStreamExt;
+        let mut pages = std::pin::pin!(self.pages(f.clone()));
+        while let Some(page) = pages.try_next().await? {
             for record in page {
-                after = Some(record.serial);
                 each(record)?;
             }
-            if !full {
-                return Ok(());
-            }
         }
+        Ok(())
+    }
+
+    /// The tokens matching `f`, a page ([`PAGE_ROWS`]) at a time in serial order, each page
+    /// read when the stream is polled for it ([`Archive::matching_page`]); ends after the
+    /// first page that is not full.
+    pub fn pages(
+        &self,
+        f: TokenFilter,
+    ) -> impl futures_util::Stream<Item = Result<Vec<TokenRecord>, ArchiveError>> + Send + 'static
+    {
+        // The state: the serial to read after, `None` once a short page ended the walk.
+        let start = (self.clone(), f, Some(None));
+        futures_util::stream::try_unfold(start, |(archive, f, next)| async move {
+            let Some(after) = next else {
+                return Ok(None);
+            };
+            let page = archive.matching_page(&f, after, PAGE_ROWS).await?;
+            let Some(last) = page.last().map(|r| r.serial) else {
+                return Ok(None);
+            };
+            let next = (page.len() == PAGE_ROWS).then_some(Some(last));
+            Ok(Some((page, (archive, f, next))))
+        })
     }
 
     /// Up to `rows` tokens matching `f` with serials above `after`, in serial order: one short
