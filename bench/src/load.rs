@@ -1,5 +1,6 @@
 //! The load generator: N HTTP/1.1 keep-alive connections to 127.0.0.1 (spread round-robin over
-//! the nodes' addresses), each a loop of sequential POSTs of one pre-made TimeStampReq; a warm-up, then a measured window bounded in
+//! the nodes' addresses), each a loop of sequential POSTs of one pre-made TimeStampReq (or, to
+//! measure the HTTP stack alone, GETs of one path); a warm-up, then a measured window bounded in
 //! time and in request count. Every measured request's latency is recorded.
 
 use anyhow::{Context, Result, bail};
@@ -40,12 +41,28 @@ pub fn is_granted(reply: &[u8]) -> bool {
         && reply[4..9] == [0x30, 0x03, 0x02, 0x01, 0x00]
 }
 
+/// What every request of a run asks for.
+#[derive(Debug, Clone, Copy)]
+pub enum Work<'a> {
+    /// POST this DER TimeStampReq to `/`; a success is a granted TimeStampResp.
+    Timestamp(&'a [u8]),
+    /// GET this path; a success is any 200 reply (the HTTP floor: `/livez` does no work).
+    Get(&'a str),
+}
+
+/// [`Work`], owned by the run.
+enum OwnedWork {
+    Timestamp(Bytes),
+    Get(String),
+}
+
 /// What one load run saw.
 #[derive(Debug, Clone)]
 pub struct LoadResult {
     /// Connections used.
     pub connections: usize,
-    /// Granted replies to requests started in the measured window.
+    /// Granted replies (for [`Work::Get`], 200 replies) to requests started in the measured
+    /// window.
     pub granted: u64,
     /// Errors in the measured window (non-200, not granted, timeout, connection failure).
     pub errors: u64,
@@ -108,7 +125,7 @@ pub struct LoadPlan {
 }
 
 struct Shared {
-    request: Bytes,
+    work: OwnedWork,
     window_start: Instant,
     window_end: Instant,
     max_requests: u64,
@@ -140,7 +157,7 @@ impl ConnStats {
 }
 
 /// Runs the plan against the server and returns what it saw.
-pub fn run(plan: &LoadPlan, request: &[u8]) -> Result<LoadResult> {
+pub fn run(plan: &LoadPlan, work: Work<'_>) -> Result<LoadResult> {
     if plan.addrs.is_empty() {
         bail!("the load generator needs at least one server address");
     }
@@ -161,7 +178,10 @@ pub fn run(plan: &LoadPlan, request: &[u8]) -> Result<LoadResult> {
 
     let now = Instant::now();
     let shared = Arc::new(Shared {
-        request: Bytes::copy_from_slice(request),
+        work: match work {
+            Work::Timestamp(der) => OwnedWork::Timestamp(Bytes::copy_from_slice(der)),
+            Work::Get(path) => OwnedWork::Get(path.to_owned()),
+        },
         window_start: now + plan.warmup,
         window_end: now + plan.warmup + plan.duration,
         max_requests: plan.max_requests,
@@ -215,8 +235,8 @@ pub fn run(plan: &LoadPlan, request: &[u8]) -> Result<LoadResult> {
     Ok(result)
 }
 
-/// One connection: connect, then POST in a loop until the window ends; reconnect after a
-/// failure.
+/// One connection: connect, then send the run's request in a loop until the window ends;
+/// reconnect after a failure.
 async fn connection(shared: Arc<Shared>, addr: SocketAddr) -> ConnStats {
     let host = addr.to_string();
     let mut stats = ConnStats {
@@ -242,13 +262,18 @@ async fn connection(shared: Arc<Shared>, addr: SocketAddr) -> ConnStats {
             if measured && shared.started.fetch_add(1, Ordering::Relaxed) >= shared.max_requests {
                 break 'connect;
             }
-            let req = match Request::builder()
-                .method(Method::POST)
-                .uri("/")
-                .header(HOST, host.as_str())
-                .header(CONTENT_TYPE, "application/timestamp-query")
-                .body(Full::new(shared.request.clone()))
-            {
+            let builder = Request::builder().header(HOST, host.as_str());
+            let req = match match &shared.work {
+                OwnedWork::Timestamp(der) => builder
+                    .method(Method::POST)
+                    .uri("/")
+                    .header(CONTENT_TYPE, "application/timestamp-query")
+                    .body(Full::new(der.clone())),
+                OwnedWork::Get(path) => builder
+                    .method(Method::GET)
+                    .uri(path.as_str())
+                    .body(Full::new(Bytes::new())),
+            } {
                 Ok(r) => r,
                 Err(e) => {
                     stats.error(measured, || format!("building the request: {e}"));
@@ -266,7 +291,12 @@ async fn connection(shared: Arc<Shared>, addr: SocketAddr) -> ConnStats {
                         stats.latencies_us.push(us);
                         stats.last_reply = Some(done);
                     }
-                    if status == StatusCode::OK && is_granted(&body) {
+                    let success = status == StatusCode::OK
+                        && match shared.work {
+                            OwnedWork::Timestamp(_) => is_granted(&body),
+                            OwnedWork::Get(_) => true,
+                        };
+                    if success {
                         if measured {
                             stats.granted += 1;
                         } else {

@@ -108,6 +108,11 @@ struct Opts {
     /// leaves the most CPU to the server on a small machine).
     #[arg(long, default_value_t = 1)]
     client_threads: usize,
+    /// Seconds of `GET /livez` on each run's server after its window, with the same
+    /// connections: the server's CPU per request when it does no work but HTTP (the floor under
+    /// the CPU per token); 0 skips it.
+    #[arg(long, default_value_t = 2.0)]
+    http_floor_secs: f64,
     /// Put each run's SQLite archive in a fresh directory under this one instead of the data
     /// directory (e.g. /dev/shm, to take fsync cost out of the figures). Not durable: for
     /// profiling only.
@@ -201,6 +206,8 @@ pub struct Settings {
     pub openssl_bin: PathBuf,
     /// Load generator runtime threads.
     pub client_threads: usize,
+    /// The `GET /livez` window after each run (`None`: skipped).
+    pub http_floor: Option<Duration>,
     /// Where archives go instead of the data directory.
     pub archive_dir: Option<PathBuf>,
     /// `[archive] serial_block` for the server, if set.
@@ -290,6 +297,16 @@ impl Opts {
             openssl_jobs: self.openssl_jobs,
             openssl_bin: self.openssl,
             client_threads: self.client_threads,
+            http_floor: if self.http_floor_secs == 0.0 {
+                None
+            } else {
+                let d = secs("http-floor-secs", self.http_floor_secs)?;
+                Some(if self.quick {
+                    d.min(Duration::from_secs(1))
+                } else {
+                    d
+                })
+            },
             archive_dir: self.archive_dir,
             serial_block: self.serial_block,
             max_batch: self.max_batch,

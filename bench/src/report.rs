@@ -396,6 +396,54 @@ pub fn print(machine: &Machine, s: &Settings, results: &[KeyResult]) {
             "  (srv CPU: summed over the nodes; commits and batch over all nodes, commit p99/max the largest node's;\n   db CPU: the PostgreSQL backends connected to the run's database; its WAL writer and checkpointer count under others)"
         );
     }
+    print_cpu_split(results, kw);
+}
+
+/// Where a token's server CPU goes: the part the signature costs at raw speed, the SQLite
+/// threads' part, the HTTP floor (`GET /livez` on the same server and connections), and the
+/// rest (parsing and encoding, the hand-off to the archive writer and back, the wake-ups of a
+/// runtime waiting for commits). The floors under the CPU target, from the same run.
+fn print_cpu_split(results: &[KeyResult], kw: usize) {
+    let rows: Vec<_> = results
+        .iter()
+        .flat_map(|r| r.runs.iter().map(move |run| (r, run)))
+        .filter(|(_, run)| run.http_floor.is_some() || run.sqlite_cpu.is_some())
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    println!();
+    println!(
+        "Where a token's server CPU goes (µs per token, /proc per thread; HTTP floor: GET /livez after the window, same connections)"
+    );
+    println!(
+        "{:<kw$} {:>6} {:>8} {:>16} {:>15} {:>24} {:>8}",
+        "key", "conns", "total", "signature (raw)", "SQLite threads", "HTTP floor (req/s)", "rest"
+    );
+    let us = |v: Option<f64>| v.map_or_else(|| "-".into(), |v| format!("{v:.1}"));
+    for (r, run) in rows {
+        let tps = run.load.tokens_per_sec().max(1e-9);
+        let total = run.server_cpu.map(|c| c * 1e6 / tps);
+        // One signature on one core, at the raw rate of the same key.
+        let sign = (r.raw.per_sec() > 0.0).then(|| 1e6 * r.raw.threads as f64 / r.raw.per_sec());
+        let sqlite = run.sqlite_cpu.map(|c| c * 1e6 / tps);
+        let floor = run.http_floor.map(|f| f.cpu_us);
+        let rest =
+            total.map(|t| t - sign.unwrap_or(0.0) - sqlite.unwrap_or(0.0) - floor.unwrap_or(0.0));
+        println!(
+            "{:<kw$} {:>6} {:>8} {:>16} {:>15} {:>24} {:>8}",
+            r.kind.name(),
+            run.load.connections,
+            us(total),
+            us(sign),
+            us(sqlite),
+            run.http_floor.map_or_else(
+                || "-".into(),
+                |f| format!("{:.1} ({:.0})", f.cpu_us, f.per_sec)
+            ),
+            us(rest),
+        );
+    }
 }
 
 /// Bulk stamping, when it ran: `stamp file` against the first run's server, beside that

@@ -4,7 +4,7 @@
 
 use crate::Settings;
 use crate::keys::{DEV_FILES, KeySet, POLICY, PrivateKey};
-use crate::load::{self, LoadPlan, LoadResult};
+use crate::load::{self, LoadPlan, LoadResult, Work};
 use crate::postgres::{self, Database};
 use anyhow::{Context, Result, bail};
 use std::io::{Read, Write};
@@ -71,6 +71,11 @@ pub struct RunResult {
     pub internals: Internals,
     /// CPU the nodes used during the load run, in cores (utime + stime over wall time, summed).
     pub server_cpu: Option<f64>,
+    /// Of `server_cpu`, what the nodes' SQLite threads used (sqlx's worker thread of each
+    /// connection: the writer's commits, checkpoints, reads), in cores; `None` on PostgreSQL.
+    pub sqlite_cpu: Option<f64>,
+    /// The same server and connections doing `GET /livez` after the window (see [`HttpFloor`]).
+    pub http_floor: Option<HttpFloor>,
     /// CPU the PostgreSQL backends serving the run's database used meanwhile, in cores (not its
     /// WAL writer or checkpointer, which count under `other_cpu`).
     pub db_cpu: Option<f64>,
@@ -88,6 +93,18 @@ impl RunResult {
     pub fn granted_total(&self) -> u64 {
         self.load.granted + self.load.warmup_granted
     }
+}
+
+/// The HTTP floor: the server answering `GET /livez` (no work but HTTP: the connection, hyper,
+/// the router and middleware, the kernel's TCP) on the same connections after the token window.
+/// Its CPU per request is the part of a token's CPU that no change to issuing or archiving can
+/// remove.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpFloor {
+    /// 200 replies per second.
+    pub per_sec: f64,
+    /// Server CPU per request, in microseconds.
+    pub cpu_us: f64,
 }
 
 /// Group-commit figures the server exports (over all nodes).
@@ -179,23 +196,35 @@ pub fn measure(
             .sum()
     };
     let backend_ticks = || database.as_ref().and_then(Database::backend_ticks);
+    let sqlite_ticks = |servers: &[Server]| -> Option<u64> {
+        match backend {
+            Backend::Sqlite => servers
+                .iter()
+                .map(|s| threads_ticks(s.pid(), SQLITE_THREAD))
+                .sum(),
+            Backend::Postgres => None,
+        }
+    };
     let cpu_before = (
         servers_ticks(&servers),
         cpu_ticks("/proc/self/stat"),
         machine_busy_ticks(),
         backend_ticks(),
+        sqlite_ticks(&servers),
     );
     let wall = Instant::now();
-    let load = load::run(&plan, request)?;
+    let load = load::run(&plan, Work::Timestamp(request))?;
     let wall = wall.elapsed().as_secs_f64();
     let cpu_after = (
         servers_ticks(&servers),
         cpu_ticks("/proc/self/stat"),
         machine_busy_ticks(),
         backend_ticks(),
+        sqlite_ticks(&servers),
     );
     let cores = |ticks: u64| ticks as f64 / CLOCK_TICKS_PER_SEC / wall;
     let server_ticks = cpu_after.0.zip(cpu_before.0).map(|(a, b)| a - b);
+    let sqlite_cpu = cpu_after.4.zip(cpu_before.4).map(|(a, b)| cores(a - b));
     let client_ticks = cpu_after.1.zip(cpu_before.1).map(|(a, b)| a - b);
     let db_ticks = match (&cpu_before.3, &cpu_after.3) {
         (Some(before), Some(after)) => Some(postgres::ticks_between(before, after)),
@@ -218,6 +247,32 @@ pub fn measure(
         })
         .collect();
     let (metrics_tokens, internals) = read_metrics(&metrics);
+    let http_floor = match settings.http_floor {
+        Some(window) => {
+            let floor = LoadPlan {
+                warmup: Duration::from_millis(500),
+                duration: window,
+                ..plan.clone()
+            };
+            let before = servers_ticks(&servers);
+            let load = load::run(&floor, Work::Get("/livez"))?;
+            let ticks = servers_ticks(&servers).zip(before).map(|(a, b)| a - b);
+            if load.errors > 0 {
+                bail!(
+                    "GET /livez failed {} times: {}",
+                    load.errors,
+                    load.first_error.unwrap_or_default()
+                );
+            }
+            ticks.map(|t| HttpFloor {
+                per_sec: load.tokens_per_sec(),
+                // Over warm-up and window, as for the tokens.
+                cpu_us: t as f64 / CLOCK_TICKS_PER_SEC * 1e6
+                    / (load.granted + load.warmup_granted).max(1) as f64,
+            })
+        }
+        None => None,
+    };
     // Bulk stamping after the figures above, so it changes none of them.
     let mut bulk_stamp = Vec::new();
     if bulk_stamps && settings.bulk_stamp > 0 {
@@ -253,6 +308,8 @@ pub fn measure(
         metrics_tokens,
         internals,
         server_cpu: server_ticks.map(cores),
+        sqlite_cpu,
+        http_floor,
         db_cpu: db_ticks.map(cores),
         client_cpu: client_ticks.map(cores),
         other_cpu: (|| {
@@ -576,6 +633,23 @@ fn count_rows(db: &Path) -> Option<u64> {
 /// Linux USER_HZ, the unit of utime and stime in /proc/PID/stat (100 on every common build).
 pub const CLOCK_TICKS_PER_SEC: f64 = 100.0;
 
+/// The name (comm, cut to 15 bytes) of sqlx's worker thread of a SQLite connection.
+const SQLITE_THREAD: &str = "sqlx-sqlite-wor";
+
+/// utime + stime of the threads of `pid` whose name starts with `name`, summed over
+/// /proc/PID/task (a thread that ended is no longer counted: the archive's keep running).
+fn threads_ticks(pid: u32, name: &str) -> Option<u64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut sum = 0;
+    for task in tasks.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.starts_with(name) {
+            sum += cpu_ticks(&task.path().join("stat").to_string_lossy())?;
+        }
+    }
+    Some(sum)
+}
+
 /// utime + stime of a process, from /proc/PID/stat.
 pub fn cpu_ticks(stat: &str) -> Option<u64> {
     stat_ticks(stat, 14..16)
@@ -606,4 +680,41 @@ pub fn machine_busy_ticks() -> Option<u64> {
         .collect();
     // user nice system idle iowait irq softirq steal
     Some(v.first()? + v.get(1)? + v.get(2)? + v.get(5)? + v.get(6)? + v.get(7)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threads_ticks_counts_the_named_threads_only() {
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let (spun_tx, spun_rx) = std::sync::mpsc::channel::<()>();
+        let spinner = std::thread::Builder::new()
+            .name("bench-spinner".into())
+            .spawn(move || {
+                // Until /proc shows 10 clock ticks of this thread (100 ms of CPU), or 30 s.
+                let start = Instant::now();
+                let mut x = 0u64;
+                while start.elapsed() < Duration::from_secs(30)
+                    && threads_ticks(std::process::id(), "bench-spinner").unwrap_or(0) < 10
+                {
+                    for _ in 0..100_000 {
+                        x = std::hint::black_box(x.wrapping_add(1));
+                    }
+                }
+                spun_tx.send(()).expect("send");
+                done_rx.recv().ok();
+            })
+            .expect("spawn");
+        spun_rx.recv().expect("the spinner spun");
+        let pid = std::process::id();
+        let ticks = |name| threads_ticks(pid, name).expect("/proc is readable");
+        let (spun, none, all) = (ticks("bench-spinner"), ticks("no-such-thread"), ticks(""));
+        done_tx.send(()).expect("send");
+        spinner.join().expect("join");
+        assert!(spun >= 10, "the spinner's ticks: {spun}");
+        assert_eq!(none, 0);
+        assert!(all >= spun, "all threads {all} < spinner {spun}");
+    }
 }

@@ -36,6 +36,7 @@ pub fn measure(
                 .map(|()| f)
         })
         .collect::<Result<Vec<_>>>()?;
+    crate::verify::settle(dir);
     let mut cmd = Command::new(&settings.stamp_bin);
     cmd.arg("file").arg("--tsa").arg(format!("http://{addr}/"));
     if let Some(j) = jobs {
