@@ -1,13 +1,21 @@
 //! The client's one HTTP agent (ureq, rustls): the authority, the CA's CMP and enrolment
 //! routes, the certificate directory and OCSP all go through [`agent`].
 
+use crate::pool::MAX_JOBS;
 use std::time::Duration;
 
 /// An agent with keep-alive connections, `timeout` for each whole request, HTTP error statuses
 /// returned as responses (callers read the body: a TSA rejection, a CMP error, a JSON error),
 /// and each authority's name resolved once per run ([`ResolveOnce`]).
+///
+/// Its pool keeps every connection a bulk run's workers opened (up to [`MAX_JOBS`]): ureq keeps
+/// 3 idle connections per host by default, so with 8 or 32 workers most replies closed their
+/// connection and the next request opened a new one (217 connections for 4,000 files at 8
+/// workers). Idle connections exist only as many as were in use at once.
 pub fn agent(timeout: Duration) -> ureq::Agent {
     let config = ureq::Agent::config_builder()
+        .max_idle_connections(MAX_JOBS)
+        .max_idle_connections_per_host(MAX_JOBS)
         .timeout_global(Some(timeout))
         .http_status_as_error(false)
         .user_agent(concat!("sigillum-stamp/", env!("CARGO_PKG_VERSION")))
@@ -97,6 +105,70 @@ mod tests {
             )));
             Ok(addrs)
         }
+    }
+
+    /// Requests from `workers` threads at once, each making `each` in a row with a pause
+    /// between them (a bulk run's worker hashes the next file, checks and writes the reply), to
+    /// a local HTTP/1.1 server that answers every request on a keep-alive connection: returns
+    /// the connections the server accepted.
+    fn connections_for(workers: usize, each: usize) -> usize {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}/", listener.local_addr().expect("addr"));
+        let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+        let counter = std::sync::Arc::clone(&accepted);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                counter.fetch_add(1, Ordering::SeqCst);
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                    let mut stream = stream;
+                    let mut line = String::new();
+                    loop {
+                        // A request: its head up to the empty line (GETs carry no body).
+                        loop {
+                            line.clear();
+                            match reader.read_line(&mut line) {
+                                Ok(0) | Err(_) => return,
+                                Ok(_) if line == "\r\n" => break,
+                                Ok(_) => {}
+                            }
+                        }
+                        let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        if stream.write_all(reply).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        let agent = agent(Duration::from_secs(10));
+        let start = std::sync::Barrier::new(workers);
+        std::thread::scope(|s| {
+            for _ in 0..workers {
+                s.spawn(|| {
+                    start.wait();
+                    for _ in 0..each {
+                        let mut r = agent.get(&url).call().expect("request");
+                        assert_eq!(r.body_mut().read_to_string().expect("body"), "ok");
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                });
+            }
+        });
+        accepted.load(Ordering::SeqCst)
+    }
+
+    /// Workers that each make one request after another use one connection each: the pool
+    /// keeps as many idle connections as were in use at once (ureq's default keeps 3 per host,
+    /// so 16 workers opened new connections all the time).
+    #[test]
+    fn concurrent_workers_keep_their_connections() {
+        let connections = connections_for(16, 40);
+        assert!(
+            connections <= 16,
+            "16 workers x 40 requests opened {connections} connections"
+        );
     }
 
     fn resolve(r: &ResolveOnce<Counting>, url: &str) -> Result<Vec<SocketAddr>, ureq::Error> {

@@ -275,7 +275,7 @@ struct EmailSignArgs {
     encrypt: bool,
     #[command(flatten)]
     encryption: Box<encrypt_cli::EncryptionArgs>,
-    /// Workers for --in-dir and --mbox (default: 4 per core).
+    /// Workers for --in-dir and --mbox (default: 4 per core; at most 1024).
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
     /// Overwrite an existing output (single message).
@@ -288,9 +288,7 @@ struct EmailSignArgs {
 
 fn cmd_email_sign(a: EmailSignArgs) -> anyhow::Result<Exit> {
     let signer = load_email_signer(&a)?;
-    let jobs = a
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(4, |n| n.get() * 4));
+    let jobs = stamp::pool::network_jobs(a.jobs);
     if let (Some(dir), Some(out_dir)) = (&a.in_dir, &a.out_dir) {
         std::fs::create_dir_all(out_dir)
             .with_context(|| format!("cannot create {}", out_dir.display()))?;
@@ -463,7 +461,7 @@ struct FileArgs {
     #[arg(long)]
     force: bool,
     /// Files stamped at once, each request on a keep-alive connection of its own [default:
-    /// 4 per core].
+    /// 4 per core; at most 1024].
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
 }
@@ -513,10 +511,7 @@ fn cmd_file(a: FileArgs) -> anyhow::Result<Exit> {
             t.display()
         ));
     }
-    let jobs = a
-        .jobs
-        .unwrap_or_else(|| stamp::pool::cores() * 4)
-        .clamp(1, 1024);
+    let jobs = stamp::pool::network_jobs(a.jobs);
     let bar = progress(a.files.len());
     // Many files are made durable by groups (one file-system sync for hundreds of token files);
     // one file is synced alone.

@@ -47,7 +47,7 @@ pub(crate) struct Outputs {
     /// field so named is added (default: Signature1, Signature2, ...).
     #[arg(long, value_name = "NAME")]
     field: Option<String>,
-    /// Workers for several inputs (default: 4 per core).
+    /// Workers for several inputs (default: 4 per core; at most 1024).
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
     /// Overwrite an existing output (one input).
@@ -168,9 +168,7 @@ fn outputs(signer: &PdfSigner, o: &Outputs, timestamp_only: bool) -> anyhow::Res
                 Ok((p.clone(), dir.join(name)))
             })
             .collect::<anyhow::Result<_>>()?;
-        let jobs = o
-            .jobs
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(4, |n| n.get() * 4));
+        let jobs = stamp::pool::network_jobs(o.jobs);
         let bar = progress(pairs.len());
         let summary = stamp::bulk::run_files(&pairs, jobs, bar.as_ref(), |input, output| {
             signer.file(input, output, timestamp_only).map(|_| ())

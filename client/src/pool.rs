@@ -40,6 +40,15 @@ pub fn map<R: Send>(n: usize, jobs: usize, work: impl Fn(usize) -> R + Sync) -> 
         .collect()
 }
 
+/// Most workers of a bulk run (`--jobs`), and so most connections one run keeps open.
+pub const MAX_JOBS: usize = 1024;
+
+/// Workers for work that mostly waits for a server (stamping, signing with a timestamp): `given`
+/// (`--jobs`), else 4 per core; at least 1, at most [`MAX_JOBS`].
+pub fn network_jobs(given: Option<usize>) -> usize {
+    given.unwrap_or_else(|| cores() * 4).clamp(1, MAX_JOBS)
+}
+
 /// Workers for CPU-bound work: one per core.
 pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
