@@ -8,8 +8,6 @@ use pki::cmp::CertKind;
 use pki::cmp::client::{self as cmp, Answer, ClientProtection, ReplyCheck, Sent};
 use pki::cms::SignerCert;
 use pki::signer::RingSigner;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -75,7 +73,7 @@ fn write_p12(
     label: &str,
 ) -> anyhow::Result<()> {
     let p12 = pki::keyfile::write_pkcs12(key, cert, &[ca.to_vec()], password, label)?;
-    write_secret(path, &p12)?;
+    stamp::files::write_new_secret(path, &p12)?;
     println!("PKCS#12 for mail clients: {}", path.display());
     Ok(())
 }
@@ -190,18 +188,6 @@ impl Client {
 #[error("the CA refused: {0}")]
 pub struct CaRefused(String);
 
-fn write_secret(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot create {} (is it there already?)", path.display()))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    Ok(())
-}
-
 fn parse_code(text: &str) -> anyhow::Result<(String, String)> {
     let mut reference = None;
     let mut secret = None;
@@ -312,7 +298,7 @@ fn run_enroll(args: &EnrollArgs) -> anyhow::Result<()> {
         None => ask_for_code(&client, &email)?,
     };
     let (signer, pkcs8) = RingSigner::generate_p256()?;
-    write_secret(&key_path, pki::signer::private_key_pem(&pkcs8)?.as_bytes())?;
+    stamp::files::write_new_secret(&key_path, pki::signer::private_key_pem(&pkcs8)?.as_bytes())?;
     let spki = pki::signer::subject_public_key_info(&signer)?;
     let protection = ClientProtection::Mac {
         reference: reference.as_bytes(),
@@ -374,7 +360,7 @@ fn run_enroll(args: &EnrollArgs) -> anyhow::Result<()> {
         let (enc_signer, enc_pkcs8) = RingSigner::generate_p256()?;
         let enc_key = args.out.join(format!("{email}-encryption.key"));
         let enc_cert = args.out.join(format!("{email}-encryption.pem"));
-        write_secret(
+        stamp::files::write_new_secret(
             &enc_key,
             pki::signer::private_key_pem(&enc_pkcs8)?.as_bytes(),
         )?;
@@ -472,7 +458,10 @@ pub fn renew(args: CurrentArgs) -> anyhow::Result<Exit> {
         let old = |p: &Path| PathBuf::from(format!("{}.old", p.display()));
         std::fs::rename(&args.key, old(&args.key))?;
         std::fs::rename(&args.cert, old(&args.cert))?;
-        write_secret(&args.key, pki::signer::private_key_pem(&pkcs8)?.as_bytes())?;
+        stamp::files::write_new_secret(
+            &args.key,
+            pki::signer::private_key_pem(&pkcs8)?.as_bytes(),
+        )?;
         stamp::files::write_atomically(&args.cert, pki::cert::to_pem(&[cert, ca])?.as_bytes())?;
         println!(
             "new key: {} (the old one is {})",

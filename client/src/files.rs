@@ -30,6 +30,47 @@ pub fn write_parts_atomically(path: &Path, parts: &[&[u8]]) -> anyhow::Result<()
     result
 }
 
+/// Writes a new secret (a private key, a PKCS#12 file) to `path`, which must not exist: mode
+/// 0600 from its creation, under a temporary name until its data is on disk, then linked to
+/// `path` only if that name is still free (`link(2)` never replaces a file, so an existing key
+/// is never overwritten, even by a concurrent run), and the directory synced. A crash leaves
+/// no partial key under its name, and no reader sees one being written.
+pub fn write_new_secret(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = temporary_name(path);
+    let result = (|| -> anyhow::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        f.write_all(bytes)
+            .and_then(|()| f.sync_data())
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::hard_link(&tmp, path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                anyhow::anyhow!(
+                    "{} exists already: a key is never overwritten (move it away first)",
+                    path.display()
+                )
+            } else {
+                anyhow::Error::new(e).context(format!("cannot create {}", path.display()))
+            }
+        })?;
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        open_dir(dir)?
+            .sync_all()
+            .with_context(|| format!("cannot sync {}", dir.display()))
+    })();
+    // The secret now has its own name (or none): the temporary one goes either way.
+    let _ = std::fs::remove_file(&tmp);
+    result
+}
+
 /// A temporary name beside `path`, unique in this process ([`is_temporary`] knows it).
 fn temporary_name(path: &Path) -> PathBuf {
     let name = path
@@ -218,6 +259,73 @@ pub fn files_in(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A new secret has mode 0600 and its bytes; a second one under the same name is refused and
+    /// changes nothing; no temporary file is left either way.
+    #[test]
+    fn a_new_secret_is_private_and_never_replaces_one() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = dir.path().join("me.key");
+        write_new_secret(&key, b"first key").expect("written");
+        assert_eq!(std::fs::read(&key).expect("read"), b"first key");
+        let mode = std::fs::metadata(&key).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let err = write_new_secret(&key, b"second key").expect_err("refused");
+        assert!(format!("{err:#}").contains("exists already"), "{err:#}");
+        assert_eq!(std::fs::read(&key).expect("read"), b"first key");
+        assert_eq!(names(dir.path()), ["me.key"]);
+    }
+
+    /// Runs racing for one name: exactly one writes it, whole; the others are refused; a reader
+    /// meanwhile sees no file or a whole key, never one being written.
+    #[test]
+    fn racing_secrets_leave_one_whole_key() {
+        for round in 0..10 {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let key = dir.path().join("race.key");
+            let contents: Vec<Vec<u8>> = (0..4u8).map(|i| vec![b'a' + i; 1 << 20]).collect();
+            let start = std::sync::Barrier::new(contents.len() + 1);
+            let done = std::sync::atomic::AtomicBool::new(false);
+            let won = std::thread::scope(|s| {
+                let reader = s.spawn(|| {
+                    start.wait();
+                    let mut seen = 0;
+                    while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                        if let Ok(got) = std::fs::read(&key) {
+                            assert!(contents.contains(&got), "read {} bytes of a key", got.len());
+                            seen += 1;
+                        }
+                    }
+                    seen
+                });
+                let writers: Vec<_> = contents
+                    .iter()
+                    .map(|c| {
+                        s.spawn(|| {
+                            start.wait();
+                            write_new_secret(&key, c).is_ok()
+                        })
+                    })
+                    .collect();
+                let won = writers
+                    .into_iter()
+                    .map(|h| h.join().expect("join"))
+                    .filter(|ok| *ok)
+                    .count();
+                done.store(true, std::sync::atomic::Ordering::SeqCst);
+                reader.join().expect("the reader saw only whole keys");
+                won
+            });
+            assert_eq!(won, 1, "round {round}: {won} writers succeeded");
+            let got = std::fs::read(&key).expect("read");
+            assert!(
+                contents.contains(&got),
+                "round {round}: a mixed or partial key"
+            );
+            assert_eq!(names(dir.path()), ["race.key"], "round {round}");
+        }
+    }
 
     fn names(dir: &Path) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(dir)
