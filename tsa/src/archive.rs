@@ -267,16 +267,28 @@ pub struct TokenFilter {
     pub signer_cert_sha256: Option<Vec<u8>>,
 }
 
-/// The WHERE clause of a [`TokenFilter`] ($1 from, $2 to, $3 signer certificate).
-const FILTER: &str = "WHERE ($1 IS NULL OR gen_time_ms >= $1) AND ($2 IS NULL OR gen_time_ms < $2) \
-     AND ($3 IS NULL OR signer_cert_sha256 = $3)";
+/// The WHERE clause of a [`TokenFilter`] ($1 from, $2 to, $3 signer certificate). With a
+/// signer it is a plain equality, which the planner answers from the `tokens_signer_cert`
+/// index (a key-compromise listing reads that key's tokens, not the archive);
+/// `($3 IS NULL OR ...)` would keep the index unused and read every token.
+fn filter_sql(f: &TokenFilter) -> &'static str {
+    if f.signer_cert_sha256.is_some() {
+        "WHERE signer_cert_sha256 = $3 AND ($1 IS NULL OR gen_time_ms >= $1) \
+         AND ($2 IS NULL OR gen_time_ms < $2)"
+    } else {
+        "WHERE $3 IS NULL AND ($1 IS NULL OR gen_time_ms >= $1) AND ($2 IS NULL OR gen_time_ms < $2)"
+    }
+}
 
-/// [`Archive::matching_page`]'s statement: $1-$3 [`FILTER`], $4 the serial to start after, $5
-/// the page's size. `serial > $4` alone, never `($4 IS NULL OR ...)`: the planners (SQLite's
+/// [`Archive::matching_page`]'s statement: $1-$3 [`filter_sql`], $4 the serial to start after,
+/// $5 the page's size. `serial > $4` alone, never `($4 IS NULL OR ...)`: the planners (SQLite's
 /// at least) seek the primary key only for the plain range; with the OR every page would scan
 /// from the first token, and a walk of n tokens would read n²/2048 rows.
-fn matching_page_sql() -> String {
-    format!("SELECT {TOKEN_COLUMNS} FROM tokens {FILTER} AND serial > $4 ORDER BY serial LIMIT $5")
+fn matching_page_sql(f: &TokenFilter) -> String {
+    format!(
+        "SELECT {TOKEN_COLUMNS} FROM tokens {} AND serial > $4 ORDER BY serial LIMIT $5",
+        filter_sql(f)
+    )
 }
 
 /// Tokens read per statement by [`Archive::for_each_matching`] (a page of tokens is a few MB).
@@ -635,7 +647,7 @@ impl Archive {
 
     /// How many tokens match `f`.
     pub async fn count_matching(&self, f: &TokenFilter) -> Result<u64, ArchiveError> {
-        let sql = format!("SELECT COUNT(*) FROM tokens {FILTER}");
+        let sql = format!("SELECT COUNT(*) FROM tokens {}", filter_sql(f));
         let count: i64 = on_pool!(&self.inner.backend, pool => {
             sqlx::query_scalar(sqlx::AssertSqlSafe(sql.clone()))
                 .bind(f.from_ms)
@@ -701,7 +713,7 @@ impl Archive {
         after: Option<u64>,
         rows: usize,
     ) -> Result<Vec<TokenRecord>, ArchiveError> {
-        let sql = matching_page_sql();
+        let sql = matching_page_sql(f);
         // Stored serials are 1 ..= i64::MAX (`db_serial`): the first page starts after 0, and
         // nothing comes after a serial above i64::MAX.
         let Ok(after) = i64::try_from(after.unwrap_or(0)) else {

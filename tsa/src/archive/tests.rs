@@ -135,20 +135,35 @@ async fn a_page_seeks_its_first_serial() {
     let dir = tempfile::tempdir().expect("tempdir");
     let archive = open(&sqlite_url(&dir)).await;
     let pool = sqlite_pool(&archive);
-    let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "EXPLAIN QUERY PLAN {}",
-        matching_page_sql()
-    )))
-    .bind(None::<i64>)
-    .bind(None::<i64>)
-    .bind(None::<Vec<u8>>)
-    .bind(5_i64)
-    .bind(10_i64)
-    .fetch_all(pool)
-    .await
-    .expect("plan");
-    let plan: Vec<&str> = plan.iter().map(|row| row.3.as_str()).collect();
-    assert_eq!(plan, ["SEARCH tokens USING INTEGER PRIMARY KEY (rowid>?)"]);
+    let plan = |f: TokenFilter| async move {
+        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "EXPLAIN QUERY PLAN {}",
+            matching_page_sql(&f)
+        )))
+        .bind(f.from_ms)
+        .bind(f.to_ms)
+        .bind(f.signer_cert_sha256)
+        .bind(5_i64)
+        .bind(10_i64)
+        .fetch_all(pool)
+        .await
+        .expect("plan");
+        plan.into_iter().map(|row| row.3).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        plan(TokenFilter::default()).await,
+        ["SEARCH tokens USING INTEGER PRIMARY KEY (rowid>?)"]
+    );
+    // A key-compromise listing reads the signer's tokens through its index, in serial order
+    // (no sort), from the page's first serial on.
+    let signer = TokenFilter {
+        signer_cert_sha256: Some(vec![7; 32]),
+        ..TokenFilter::default()
+    };
+    assert_eq!(
+        plan(signer).await,
+        ["SEARCH tokens USING INDEX tokens_signer_cert (signer_cert_sha256=? AND rowid>?)"]
+    );
     archive.close().await;
 }
 
