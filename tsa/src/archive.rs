@@ -281,14 +281,50 @@ fn filter_sql(f: &TokenFilter) -> &'static str {
 }
 
 /// [`Archive::matching_page`]'s statement: $1-$3 [`filter_sql`], $4 the serial to start after,
-/// $5 the page's size. `serial > $4` alone, never `($4 IS NULL OR ...)`: the planners (SQLite's
-/// at least) seek the primary key only for the plain range; with the OR every page would scan
-/// from the first token, and a walk of n tokens would read n²/2048 rows.
+/// $5 the page's size, $6 the last serial to read. Plain ranges, never `($4 IS NULL OR ...)`:
+/// the planners (SQLite's at least) seek the primary key (or the signer's index) only for plain
+/// ranges; with the OR every page would scan from the first token, and a walk of n tokens would
+/// read n²/2048 rows.
 fn matching_page_sql(f: &TokenFilter) -> String {
     format!(
-        "SELECT {TOKEN_COLUMNS} FROM tokens {} AND serial > $4 ORDER BY serial LIMIT $5",
+        "SELECT {TOKEN_COLUMNS} FROM tokens {} AND serial > $4 AND serial <= $6 \
+         ORDER BY serial LIMIT $5",
         filter_sql(f)
     )
+}
+
+/// The statement finding the first and last serial of the tokens in `f`'s genTime window, from
+/// the genTime index; `None` without a genTime bound. Bound values: the window's bounds that are
+/// set, in order ($1, and $2 with both).
+fn window_span_sql(f: &TokenFilter) -> Option<&'static str> {
+    match (f.from_ms, f.to_ms) {
+        (Some(_), Some(_)) => Some(
+            "SELECT MIN(serial), MAX(serial) FROM tokens \
+             WHERE gen_time_ms >= $1 AND gen_time_ms < $2",
+        ),
+        (Some(_), None) => {
+            Some("SELECT MIN(serial), MAX(serial) FROM tokens WHERE gen_time_ms >= $1")
+        }
+        (None, Some(_)) => {
+            Some("SELECT MIN(serial), MAX(serial) FROM tokens WHERE gen_time_ms < $1")
+        }
+        (None, None) => None,
+    }
+}
+
+/// The serials a walk reads: those above `after`, up to `upto` (database values).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct SerialSpan {
+    after: i64,
+    upto: i64,
+}
+
+impl SerialSpan {
+    /// Every serial (stored serials are 1 ..= i64::MAX: `db_serial`).
+    const ALL: SerialSpan = SerialSpan {
+        after: 0,
+        upto: i64::MAX,
+    };
 }
 
 /// Tokens read per statement by [`Archive::for_each_matching`] (a page of tokens is a few MB).
@@ -647,12 +683,20 @@ impl Archive {
 
     /// How many tokens match `f`.
     pub async fn count_matching(&self, f: &TokenFilter) -> Result<u64, ArchiveError> {
-        let sql = format!("SELECT COUNT(*) FROM tokens {}", filter_sql(f));
+        let Some(span) = self.serial_span(f).await? else {
+            return Ok(0);
+        };
+        let sql = format!(
+            "SELECT COUNT(*) FROM tokens {} AND serial > $4 AND serial <= $5",
+            filter_sql(f)
+        );
         let count: i64 = on_pool!(&self.inner.backend, pool => {
             sqlx::query_scalar(sqlx::AssertSqlSafe(sql.clone()))
                 .bind(f.from_ms)
                 .bind(f.to_ms)
                 .bind(f.signer_cert_sha256.as_deref())
+                .bind(span.after)
+                .bind(span.upto)
                 .fetch_one(pool)
                 .await
         })
@@ -660,11 +704,35 @@ impl Archive {
         stored_u64(count, "the token count")
     }
 
+    /// The serials holding `f`'s tokens: all of them without a genTime bound; with one, from
+    /// the first to the last serial of a token in the window, read from the genTime index
+    /// (tokens are numbered in issuing order, so a month of a years-long archive is read as a
+    /// month, not as the years); `None` when the window holds no token.
+    async fn serial_span(&self, f: &TokenFilter) -> Result<Option<SerialSpan>, ArchiveError> {
+        let Some(sql) = window_span_sql(f) else {
+            return Ok(Some(SerialSpan::ALL));
+        };
+        let bounds: Vec<i64> = [f.from_ms, f.to_ms].into_iter().flatten().collect();
+        let (first, last): (Option<i64>, Option<i64>) = on_pool!(&self.inner.backend, pool => {
+            bounds
+                .iter()
+                .fold(sqlx::query_as(sql), |q, b| q.bind(*b))
+                .fetch_one(pool)
+                .await
+        })
+        .map_err(ArchiveError::database("finding the window's tokens"))?;
+        Ok(first.zip(last).map(|(first, last)| SerialSpan {
+            after: first.saturating_sub(1),
+            upto: last,
+        }))
+    }
+
     /// Hands every token matching `f` to `each`, in serial order, one row at a time. The rows
-    /// are read a page at a time ([`Archive::matching_page`]), so memory stays constant for
-    /// millions of tokens and no read holds its snapshot for the whole run. Every token
-    /// committed before the call is handed over once; of those committed during it, the ones
-    /// whose serial is above the page being read when they commit are too.
+    /// are read a page at a time ([`Archive::pages`]), so memory stays constant for millions
+    /// of tokens and no read holds its snapshot for the whole run. Every token committed before
+    /// the call is handed over once. Of those committed during it: without a genTime bound,
+    /// the ones whose serial is above the page being read when they commit; with one, none
+    /// beyond the last serial the window held when the walk began.
     pub async fn for_each_matching<E: From<ArchiveError>>(
         &self,
         f: &TokenFilter,
@@ -681,24 +749,40 @@ impl Archive {
     }
 
     /// The tokens matching `f`, a page ([`PAGE_ROWS`]) at a time in serial order, each page
-    /// read when the stream is polled for it ([`Archive::matching_page`]); ends after the
-    /// first page that is not full.
+    /// read when the stream is polled for it; ends after the first page that is not full. The
+    /// first poll finds the serials of `f`'s genTime window ([`Archive::serial_span`]).
     pub fn pages(
         &self,
         f: TokenFilter,
     ) -> impl futures_util::Stream<Item = Result<Vec<TokenRecord>, ArchiveError>> + Send + 'static
     {
-        // The state: the serial to read after, `None` once a short page ended the walk.
-        let start = (self.clone(), f, Some(None));
+        /// Where the walk stands.
+        enum Next {
+            Start,
+            Within(SerialSpan),
+            Done,
+        }
+        let start = (self.clone(), f, Next::Start);
         futures_util::stream::try_unfold(start, |(archive, f, next)| async move {
-            let Some(after) = next else {
-                return Ok(None);
+            let span = match next {
+                Next::Done => return Ok(None),
+                Next::Within(span) => span,
+                Next::Start => match archive.serial_span(&f).await? {
+                    Some(span) => span,
+                    None => return Ok(None),
+                },
             };
-            let page = archive.matching_page(&f, after, PAGE_ROWS).await?;
+            let page = archive.page_within(&f, span, PAGE_ROWS).await?;
             let Some(last) = page.last().map(|r| r.serial) else {
                 return Ok(None);
             };
-            let next = (page.len() == PAGE_ROWS).then_some(Some(last));
+            // `last` came from the database: it fits.
+            let after = i64::try_from(last).unwrap_or(i64::MAX);
+            let next = if page.len() == PAGE_ROWS && after < span.upto {
+                Next::Within(SerialSpan { after, ..span })
+            } else {
+                Next::Done
+            };
             Ok(Some((page, (archive, f, next))))
         })
     }
@@ -713,20 +797,35 @@ impl Archive {
         after: Option<u64>,
         rows: usize,
     ) -> Result<Vec<TokenRecord>, ArchiveError> {
-        let sql = matching_page_sql(f);
-        // Stored serials are 1 ..= i64::MAX (`db_serial`): the first page starts after 0, and
-        // nothing comes after a serial above i64::MAX.
+        // Stored serials are 1 ..= i64::MAX (`db_serial`): nothing comes after a serial above
+        // i64::MAX.
         let Ok(after) = i64::try_from(after.unwrap_or(0)) else {
             return Ok(Vec::new());
         };
+        let span = SerialSpan {
+            after,
+            ..SerialSpan::ALL
+        };
+        self.page_within(f, span, rows).await
+    }
+
+    /// Up to `rows` tokens matching `f` with serials in `span`, in serial order.
+    async fn page_within(
+        &self,
+        f: &TokenFilter,
+        span: SerialSpan,
+        rows: usize,
+    ) -> Result<Vec<TokenRecord>, ArchiveError> {
+        let sql = matching_page_sql(f);
         let limit = i64::try_from(rows).unwrap_or(i64::MAX);
         let found: Vec<TokenColumns> = on_pool!(&self.inner.backend, pool => {
             sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
                 .bind(f.from_ms)
                 .bind(f.to_ms)
                 .bind(f.signer_cert_sha256.as_deref())
-                .bind(after)
+                .bind(span.after)
                 .bind(limit)
+                .bind(span.upto)
                 .fetch_all(pool)
                 .await
         })

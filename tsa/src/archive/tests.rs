@@ -125,6 +125,52 @@ async fn matching_tokens_come_in_pages_in_serial_order(url: &str) {
         .await
         .expect("walk");
     assert_eq!(inside, (1000..2000).collect::<Vec<_>>());
+    assert_eq!(archive.count_matching(&window).await.expect("count"), 1000);
+    // Open-ended windows, a window with the other certificate, and an empty window.
+    let walk = |f: TokenFilter| {
+        let archive = archive.clone();
+        async move {
+            let mut got = Vec::new();
+            archive
+                .for_each_matching(&f, |r| {
+                    got.push(r.serial);
+                    Ok::<(), ArchiveError>(())
+                })
+                .await
+                .expect("walk");
+            let count = archive.count_matching(&f).await.expect("count");
+            assert_eq!(
+                count,
+                got.len() as u64,
+                "count_matching agrees with the walk"
+            );
+            got
+        }
+    };
+    let since = TokenFilter {
+        from_ms: Some(2000),
+        ..Default::default()
+    };
+    assert_eq!(walk(since).await, (2000..=total).collect::<Vec<_>>());
+    let until = TokenFilter {
+        to_ms: Some(1025),
+        ..Default::default()
+    };
+    assert_eq!(walk(until).await, (1..1025).collect::<Vec<_>>());
+    let other_in_window = TokenFilter {
+        from_ms: Some(10),
+        to_ms: Some(40),
+        signer_cert_sha256: Some(vec![0xcd; 32]),
+    };
+    assert_eq!(
+        walk(other_in_window).await,
+        (10..40).filter(|s| s % 3 == 0).collect::<Vec<_>>()
+    );
+    let later = TokenFilter {
+        from_ms: Some(total as i64 + 1),
+        ..Default::default()
+    };
+    assert!(walk(later).await.is_empty());
     archive.close().await;
 }
 
@@ -135,24 +181,38 @@ async fn a_page_seeks_its_first_serial() {
     let dir = tempfile::tempdir().expect("tempdir");
     let archive = open(&sqlite_url(&dir)).await;
     let pool = sqlite_pool(&archive);
-    let plan = |f: TokenFilter| async move {
-        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "EXPLAIN QUERY PLAN {}",
-            matching_page_sql(&f)
-        )))
-        .bind(f.from_ms)
-        .bind(f.to_ms)
-        .bind(f.signer_cert_sha256)
-        .bind(5_i64)
-        .bind(10_i64)
-        .fetch_all(pool)
-        .await
-        .expect("plan");
+    let explain = |sql: String, binds: Vec<Option<i64>>| async move {
+        let plan: Vec<(i64, i64, i64, String)> = binds
+            .into_iter()
+            .fold(
+                sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}"))),
+                |q, b| q.bind(b),
+            )
+            .fetch_all(pool)
+            .await
+            .expect("plan");
         plan.into_iter().map(|row| row.3).collect::<Vec<_>>()
     };
+    let page = |f: TokenFilter| {
+        let sql = matching_page_sql(&f);
+        async move {
+            let plan: Vec<(i64, i64, i64, String)> =
+                sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+                    .bind(f.from_ms)
+                    .bind(f.to_ms)
+                    .bind(f.signer_cert_sha256)
+                    .bind(5_i64)
+                    .bind(10_i64)
+                    .bind(900_i64)
+                    .fetch_all(pool)
+                    .await
+                    .expect("plan");
+            plan.into_iter().map(|row| row.3).collect::<Vec<_>>()
+        }
+    };
     assert_eq!(
-        plan(TokenFilter::default()).await,
-        ["SEARCH tokens USING INTEGER PRIMARY KEY (rowid>?)"]
+        page(TokenFilter::default()).await,
+        ["SEARCH tokens USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"]
     );
     // A key-compromise listing reads the signer's tokens through its index, in serial order
     // (no sort), from the page's first serial on.
@@ -161,8 +221,21 @@ async fn a_page_seeks_its_first_serial() {
         ..TokenFilter::default()
     };
     assert_eq!(
-        plan(signer).await,
-        ["SEARCH tokens USING INDEX tokens_signer_cert (signer_cert_sha256=? AND rowid>?)"]
+        page(signer).await,
+        [
+            "SEARCH tokens USING INDEX tokens_signer_cert (signer_cert_sha256=? AND rowid>? AND rowid<?)"
+        ]
+    );
+    // A genTime window's serials come from the genTime index alone.
+    let window = TokenFilter {
+        from_ms: Some(1),
+        to_ms: Some(2),
+        ..TokenFilter::default()
+    };
+    let span = window_span_sql(&window).expect("a window").to_owned();
+    assert_eq!(
+        explain(span, vec![Some(1), Some(2)]).await,
+        ["SEARCH tokens USING COVERING INDEX tokens_gen_time_ms (gen_time_ms>? AND gen_time_ms<?)"]
     );
     archive.close().await;
 }
