@@ -72,7 +72,8 @@ pub struct RunResult {
     /// CPU the nodes used during the load run, in cores (utime + stime over wall time, summed).
     pub server_cpu: Option<f64>,
     /// Of `server_cpu`, what the nodes' SQLite threads used (sqlx's worker thread of each
-    /// connection: the writer's commits, checkpoints, reads), in cores; `None` on PostgreSQL.
+    /// connection: the writer's commits, checkpoints, serial reservations; threads that ended
+    /// in the window count here, see [`named_ticks_between`]), in cores; `None` on PostgreSQL.
     pub sqlite_cpu: Option<f64>,
     /// The same server and connections doing `GET /livez` after the window (see [`HttpFloor`]).
     pub http_floor: Option<HttpFloor>,
@@ -196,12 +197,18 @@ pub fn measure(
             .sum()
     };
     let backend_ticks = || database.as_ref().and_then(Database::backend_ticks);
-    let sqlite_ticks = |servers: &[Server]| -> Option<u64> {
+    // Per node: its total and its threads, to split off the SQLite threads' part.
+    let node_threads = |servers: &[Server]| -> Option<Vec<(u64, Threads)>> {
         match backend {
             Backend::Sqlite => servers
                 .iter()
-                .map(|s| threads_ticks(s.pid(), SQLITE_THREAD))
-                .sum(),
+                .map(|s| {
+                    Some((
+                        cpu_ticks(&format!("/proc/{}/stat", s.pid()))?,
+                        threads(s.pid())?,
+                    ))
+                })
+                .collect(),
             Backend::Postgres => None,
         }
     };
@@ -210,7 +217,7 @@ pub fn measure(
         cpu_ticks("/proc/self/stat"),
         machine_busy_ticks(),
         backend_ticks(),
-        sqlite_ticks(&servers),
+        node_threads(&servers),
     );
     let wall = Instant::now();
     let load = load::run(&plan, Work::Timestamp(request))?;
@@ -220,11 +227,25 @@ pub fn measure(
         cpu_ticks("/proc/self/stat"),
         machine_busy_ticks(),
         backend_ticks(),
-        sqlite_ticks(&servers),
+        node_threads(&servers),
     );
     let cores = |ticks: u64| ticks as f64 / CLOCK_TICKS_PER_SEC / wall;
     let server_ticks = cpu_after.0.zip(cpu_before.0).map(|(a, b)| a - b);
-    let sqlite_cpu = cpu_after.4.zip(cpu_before.4).map(|(a, b)| cores(a - b));
+    let sqlite_cpu = cpu_before
+        .4
+        .as_ref()
+        .zip(cpu_after.4.as_ref())
+        .map(|(before, after)| {
+            cores(
+                before
+                    .iter()
+                    .zip(after)
+                    .map(|((t0, th0), (t1, th1))| {
+                        named_ticks_between(SQLITE_THREAD, t1.saturating_sub(*t0), th0, th1)
+                    })
+                    .sum(),
+            )
+        });
     let client_ticks = cpu_after.1.zip(cpu_before.1).map(|(a, b)| a - b);
     let db_ticks = match (&cpu_before.3, &cpu_after.3) {
         (Some(before), Some(after)) => Some(postgres::ticks_between(before, after)),
@@ -636,18 +657,42 @@ pub const CLOCK_TICKS_PER_SEC: f64 = 100.0;
 /// The name (comm, cut to 15 bytes) of sqlx's worker thread of a SQLite connection.
 const SQLITE_THREAD: &str = "sqlx-sqlite-wor";
 
-/// utime + stime of the threads of `pid` whose name starts with `name`, summed over
-/// /proc/PID/task (a thread that ended is no longer counted: the archive's keep running).
-fn threads_ticks(pid: u32, name: &str) -> Option<u64> {
+/// The threads of a process: thread id → (name, utime + stime).
+type Threads = std::collections::HashMap<u32, (String, u64)>;
+
+/// The threads of `pid` now, from /proc/PID/task (a thread that ends meanwhile is left out).
+fn threads(pid: u32) -> Option<Threads> {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
-    let mut sum = 0;
+    let mut out = Threads::new();
     for task in tasks.flatten() {
+        let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) else {
+            continue;
+        };
         let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if comm.starts_with(name) {
-            sum += cpu_ticks(&task.path().join("stat").to_string_lossy())?;
+        if let Some(ticks) = cpu_ticks(&task.path().join("stat").to_string_lossy()) {
+            out.insert(tid, (comm.trim_end().to_owned(), ticks));
         }
     }
-    Some(sum)
+    Some(out)
+}
+
+/// Of the `total` ticks a process used between two samples of its threads, those of the
+/// threads named `name` (a prefix), counting the threads that ended between the samples as
+/// `name`'s: the process's total less what its threads alive at the end used. In `tsa serve`
+/// those are SQLite connections: a serial reservation opens one and closes it, and a
+/// checkpoint often gets a new one (so a checkpoint's CPU would otherwise be missed).
+fn named_ticks_between(name: &str, total: u64, before: &Threads, after: &Threads) -> u64 {
+    let mut named = 0;
+    let mut live = 0;
+    for (tid, (comm, ticks)) in after {
+        // A thread that began after the first sample counts from 0.
+        let used = ticks.saturating_sub(before.get(tid).map_or(0, |(_, t)| *t));
+        live += used;
+        if comm.starts_with(name) {
+            named += used;
+        }
+    }
+    named + total.saturating_sub(live)
 }
 
 /// utime + stime of a process, from /proc/PID/stat.
@@ -687,18 +732,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn threads_ticks_counts_the_named_threads_only() {
+    fn threads_are_read_with_their_names_and_ticks() {
         let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
         let (spun_tx, spun_rx) = std::sync::mpsc::channel::<()>();
+        let pid = std::process::id();
+        let spinner_ticks = move || {
+            threads(pid)
+                .expect("/proc is readable")
+                .values()
+                .filter(|(name, _)| name == "bench-spinner")
+                .map(|(_, t)| *t)
+                .sum::<u64>()
+        };
         let spinner = std::thread::Builder::new()
             .name("bench-spinner".into())
             .spawn(move || {
                 // Until /proc shows 10 clock ticks of this thread (100 ms of CPU), or 30 s.
                 let start = Instant::now();
                 let mut x = 0u64;
-                while start.elapsed() < Duration::from_secs(30)
-                    && threads_ticks(std::process::id(), "bench-spinner").unwrap_or(0) < 10
-                {
+                while start.elapsed() < Duration::from_secs(30) && spinner_ticks() < 10 {
                     for _ in 0..100_000 {
                         x = std::hint::black_box(x.wrapping_add(1));
                     }
@@ -708,13 +760,38 @@ mod tests {
             })
             .expect("spawn");
         spun_rx.recv().expect("the spinner spun");
-        let pid = std::process::id();
-        let ticks = |name| threads_ticks(pid, name).expect("/proc is readable");
-        let (spun, none, all) = (ticks("bench-spinner"), ticks("no-such-thread"), ticks(""));
+        let spun = spinner_ticks();
         done_tx.send(()).expect("send");
         spinner.join().expect("join");
         assert!(spun >= 10, "the spinner's ticks: {spun}");
-        assert_eq!(none, 0);
-        assert!(all >= spun, "all threads {all} < spinner {spun}");
+    }
+
+    /// Named threads' ticks between two samples: new threads count from 0, a thread that ended
+    /// counts through the process's total, other names do not count.
+    #[test]
+    fn ended_threads_count_as_the_named_ones() {
+        let sample = |rows: &[(u32, &str, u64)]| -> Threads {
+            rows.iter()
+                .map(|&(tid, name, ticks)| (tid, (name.to_owned(), ticks)))
+                .collect()
+        };
+        let before = sample(&[
+            (1, "tokio-rt-worker", 100),
+            (2, "sqlx-sqlite-worker-0", 50),
+            (3, "sqlx-sqlite-worker-1", 7),
+        ]);
+        // Thread 3 ended after 3 more ticks; thread 4 (a new connection) used 5.
+        let after = sample(&[
+            (1, "tokio-rt-worker", 160),
+            (2, "sqlx-sqlite-worker-0", 70),
+            (4, "sqlx-sqlite-worker-2", 5),
+        ]);
+        let total = 60 + 20 + 3 + 5;
+        assert_eq!(
+            named_ticks_between("sqlx-sqlite", total, &before, &after),
+            28
+        );
+        assert_eq!(named_ticks_between("tokio-rt", total, &before, &after), 63);
+        assert_eq!(named_ticks_between("none", total, &before, &after), 3);
     }
 }
