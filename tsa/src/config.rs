@@ -459,7 +459,7 @@ fn default_batch() -> usize {
     512
 }
 fn default_block() -> u64 {
-    1000
+    crate::serial::SerialAllocator::DEFAULT_BLOCK_SIZE.get()
 }
 fn default_conns() -> u32 {
     4
