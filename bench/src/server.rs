@@ -98,7 +98,8 @@ impl RunResult {
 
 /// The HTTP floor: the server answering `GET /livez` (no work but HTTP: the connection, hyper,
 /// the router and middleware, the kernel's TCP) on the same connections after the token window.
-/// Its CPU per request is the part of a token's CPU that no change to issuing or archiving can
+/// Its CPU per request (the server's CPU less its SQLite threads', which meanwhile checkpoint
+/// the window's WAL) is the part of a token's CPU that no change to issuing or archiving can
 /// remove.
 #[derive(Debug, Clone, Copy)]
 pub struct HttpFloor {
@@ -235,17 +236,7 @@ pub fn measure(
         .4
         .as_ref()
         .zip(cpu_after.4.as_ref())
-        .map(|(before, after)| {
-            cores(
-                before
-                    .iter()
-                    .zip(after)
-                    .map(|((t0, th0), (t1, th1))| {
-                        named_ticks_between(SQLITE_THREAD, t1.saturating_sub(*t0), th0, th1)
-                    })
-                    .sum(),
-            )
-        });
+        .map(|(before, after)| cores(sqlite_ticks(before, after)));
     let client_ticks = cpu_after.1.zip(cpu_before.1).map(|(a, b)| a - b);
     let db_ticks = match (&cpu_before.3, &cpu_after.3) {
         (Some(before), Some(after)) => Some(postgres::ticks_between(before, after)),
@@ -275,9 +266,19 @@ pub fn measure(
                 duration: window,
                 ..plan.clone()
             };
-            let before = servers_ticks(&servers);
+            let before = (servers_ticks(&servers), node_threads(&servers));
             let load = load::run(&floor, Work::Get("/livez"))?;
-            let ticks = servers_ticks(&servers).zip(before).map(|(a, b)| a - b);
+            let after = (servers_ticks(&servers), node_threads(&servers));
+            // The server's CPU less its SQLite threads' (the checkpoint of the token window's
+            // WAL runs meanwhile, and is no part of HTTP).
+            let sqlite = match (&before.1, &after.1) {
+                (Some(b), Some(a)) => sqlite_ticks(b, a),
+                _ => 0,
+            };
+            let ticks = after
+                .0
+                .zip(before.0)
+                .map(|(a, b)| (a - b).saturating_sub(sqlite));
             if load.errors > 0 {
                 bail!(
                     "GET /livez failed {} times: {}",
@@ -674,6 +675,17 @@ fn threads(pid: u32) -> Option<Threads> {
         }
     }
     Some(out)
+}
+
+/// The SQLite threads' ticks between two samples of each node ([`named_ticks_between`]).
+fn sqlite_ticks(before: &[(u64, Threads)], after: &[(u64, Threads)]) -> u64 {
+    before
+        .iter()
+        .zip(after)
+        .map(|((t0, th0), (t1, th1))| {
+            named_ticks_between(SQLITE_THREAD, t1.saturating_sub(*t0), th0, th1)
+        })
+        .sum()
 }
 
 /// Of the `total` ticks a process used between two samples of its threads, those of the
