@@ -427,7 +427,7 @@ fn load_current(args: &CurrentArgs) -> anyhow::Result<(stamp::keys::Identity, Ve
 }
 
 /// Runs `stamp renew`: a new key, a kur signed by the current one; the old files are kept
-/// as `.old`.
+/// as `.old` (`.old.1`, `.old.2`, ... after later renewals).
 pub fn renew(args: CurrentArgs) -> anyhow::Result<Exit> {
     let run = || -> anyhow::Result<()> {
         let (id, ca) = load_current(&args)?;
@@ -455,20 +455,28 @@ pub fn renew(args: CurrentArgs) -> anyhow::Result<Exit> {
             Some(&ca),
         )?;
         let cert = answer.certificate.unwrap_or_default();
-        let old = |p: &Path| PathBuf::from(format!("{}.old", p.display()));
-        std::fs::rename(&args.key, old(&args.key))?;
-        std::fs::rename(&args.cert, old(&args.cert))?;
-        stamp::files::write_new_secret(
+        // The old key and certificate are kept (`.old`, `.old.1`, ...: never overwritten), and
+        // each file always holds the old or the new version.
+        let old_key = stamp::files::replace_keeping_old(
             &args.key,
             pki::signer::private_key_pem(&pkcs8)?.as_bytes(),
+            0o600,
         )?;
-        stamp::files::write_atomically(&args.cert, pki::cert::to_pem(&[cert, ca])?.as_bytes())?;
+        let old_cert = stamp::files::replace_keeping_old(
+            &args.cert,
+            pki::cert::to_pem(&[cert, ca])?.as_bytes(),
+            0o644,
+        )?;
         println!(
             "new key: {} (the old one is {})",
             args.key.display(),
-            old(&args.key).display()
+            old_key.display()
         );
-        println!("new certificate: {}", args.cert.display());
+        println!(
+            "new certificate: {} (the old one is {})",
+            args.cert.display(),
+            old_cert.display()
+        );
         Ok(())
     };
     finish(run())

@@ -71,6 +71,69 @@ pub fn write_new_secret(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     result
 }
 
+/// Replaces the file at `path` with `bytes` (created with `mode`) and keeps the file it
+/// replaces as `PATH.old`, or `PATH.old.1`, `PATH.old.2`, ... when those are taken: an earlier
+/// kept file is never overwritten (a renewed key may be needed again, an encryption key to
+/// read old mail). The new file is written and synced under a temporary name first, the old
+/// one gets its second name with `link(2)` (which never replaces), then the new one is renamed
+/// over `path`: `path` always holds the old or the new file, never neither and never a part.
+/// Returns the name the old file now has.
+pub fn replace_keeping_old(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = temporary_name(path);
+    let result = (|| -> anyhow::Result<PathBuf> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        f.write_all(bytes)
+            .and_then(|()| f.sync_data())
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        let old = (0u32..10_000)
+            .map(|n| {
+                let suffix = if n == 0 {
+                    ".old".to_owned()
+                } else {
+                    format!(".old.{n}")
+                };
+                let mut name = path.as_os_str().to_owned();
+                name.push(suffix);
+                PathBuf::from(name)
+            })
+            .find_map(|old| match std::fs::hard_link(path, &old) {
+                Ok(()) => Some(Ok(old)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => None,
+                Err(e) => Some(Err(anyhow::Error::new(e).context(format!(
+                    "cannot keep {} as {}",
+                    path.display(),
+                    old.display()
+                )))),
+            })
+            .unwrap_or_else(|| {
+                Err(anyhow::anyhow!(
+                    "cannot keep {}: 10,000 old copies exist already",
+                    path.display()
+                ))
+            })?;
+        std::fs::rename(&tmp, path)
+            .with_context(|| format!("cannot replace {}", path.display()))?;
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        open_dir(dir)?
+            .sync_all()
+            .with_context(|| format!("cannot sync {}", dir.display()))?;
+        Ok(old)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
 /// A temporary name beside `path`, unique in this process ([`is_temporary`] knows it).
 fn temporary_name(path: &Path) -> PathBuf {
     let name = path
@@ -275,6 +338,31 @@ mod tests {
         assert!(format!("{err:#}").contains("exists already"), "{err:#}");
         assert_eq!(std::fs::read(&key).expect("read"), b"first key");
         assert_eq!(names(dir.path()), ["me.key"]);
+    }
+
+    /// Each replacement keeps the file before it under the next free `.old` name; the
+    /// replaced file keeps its bytes, the new one has its mode; no temporary file is left; a
+    /// missing file is an error that leaves nothing behind.
+    #[test]
+    fn replacing_keeps_every_old_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = dir.path().join("me.key");
+        let err = replace_keeping_old(&key, b"new", 0o600).expect_err("nothing to replace");
+        assert!(format!("{err:#}").contains("cannot keep"), "{err:#}");
+        assert!(names(dir.path()).is_empty(), "{:?}", names(dir.path()));
+        write_new_secret(&key, b"first").expect("first");
+        let old = replace_keeping_old(&key, b"second", 0o600).expect("second");
+        assert_eq!(old, dir.path().join("me.key.old"));
+        let old = replace_keeping_old(&key, b"third", 0o600).expect("third");
+        assert_eq!(old, dir.path().join("me.key.old.1"));
+        let read = |name: &str| std::fs::read(dir.path().join(name)).expect("read");
+        assert_eq!(read("me.key"), b"third");
+        assert_eq!(read("me.key.old"), b"first");
+        assert_eq!(read("me.key.old.1"), b"second");
+        assert_eq!(names(dir.path()), ["me.key", "me.key.old", "me.key.old.1"]);
+        let mode = std::fs::metadata(&key).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 
     /// Runs racing for one name: exactly one writes it, whole; the others are refused; a reader

@@ -514,6 +514,19 @@ fn stamp_renew_replaces_the_key_and_stamp_revoke_revokes_the_certificate() {
         ],
     )
     .assert_ok();
+    // A second renewal keeps both earlier keys and certificates: `.old` is never overwritten.
+    let renewed_key = std::fs::read(&key).expect("key");
+    let renewed_serial = serial(&cert);
+    run("renew", &[]).assert_ok();
+    let kept = |name: &str| std::fs::read(keys.join(name)).expect("kept key");
+    assert_eq!(kept("zoe@example.org.key.old"), old_key);
+    assert_eq!(kept("zoe@example.org.key.old.1"), renewed_key);
+    assert_eq!(serial(&keys.join("zoe@example.org.pem.old")), old_serial);
+    assert_eq!(
+        serial(&keys.join("zoe@example.org.pem.old.1")),
+        renewed_serial
+    );
+    assert_ne!(serial(&cert), renewed_serial);
     // revoke: OCSP says revoked, with the reason; a second revoke is refused (exit 1).
     run("revoke", &["--reason", "superseded"]).assert_ok();
     let url = format!("{base}/ocsp");
