@@ -36,18 +36,9 @@ pub fn write_parts_atomically(path: &Path, parts: &[&[u8]]) -> anyhow::Result<()
 /// is never overwritten, even by a concurrent run), and the directory synced. A crash leaves
 /// no partial key under its name, and no reader sees one being written.
 pub fn write_new_secret(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
     let tmp = temporary_name(path);
     let result = (|| -> anyhow::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .with_context(|| format!("cannot create {}", tmp.display()))?;
-        f.write_all(bytes)
-            .and_then(|()| f.sync_data())
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        write_synced_new(&tmp, bytes, 0o600)?;
         std::fs::hard_link(&tmp, path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::AlreadyExists {
                 anyhow::anyhow!(
@@ -58,13 +49,7 @@ pub fn write_new_secret(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
                 anyhow::Error::new(e).context(format!("cannot create {}", path.display()))
             }
         })?;
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        open_dir(dir)?
-            .sync_all()
-            .with_context(|| format!("cannot sync {}", dir.display()))
+        sync_parent(path)
     })();
     // The secret now has its own name (or none): the temporary one goes either way.
     let _ = std::fs::remove_file(&tmp);
@@ -79,18 +64,9 @@ pub fn write_new_secret(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 /// over `path`: `path` always holds the old or the new file, never neither and never a part.
 /// Returns the name the old file now has.
 pub fn replace_keeping_old(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<PathBuf> {
-    use std::os::unix::fs::OpenOptionsExt;
     let tmp = temporary_name(path);
     let result = (|| -> anyhow::Result<PathBuf> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)
-            .with_context(|| format!("cannot create {}", tmp.display()))?;
-        f.write_all(bytes)
-            .and_then(|()| f.sync_data())
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        write_synced_new(&tmp, bytes, mode)?;
         let old = (0u32..10_000)
             .map(|n| {
                 let suffix = if n == 0 {
@@ -119,19 +95,43 @@ pub fn replace_keeping_old(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Resu
             })?;
         std::fs::rename(&tmp, path)
             .with_context(|| format!("cannot replace {}", path.display()))?;
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        open_dir(dir)?
-            .sync_all()
-            .with_context(|| format!("cannot sync {}", dir.display()))?;
+        sync_parent(path)?;
         Ok(old)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Creates `path` (which must not exist) with `mode`, writes `bytes` and syncs them.
+fn write_synced_new(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_data())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The directory holding `path` (`.` for a bare file name).
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Syncs the directory holding `path`, so that a name given to a file there is durable.
+fn sync_parent(path: &Path) -> anyhow::Result<()> {
+    let dir = parent_dir(path);
+    open_dir(dir)?
+        .sync_all()
+        .with_context(|| format!("cannot sync {}", dir.display()))
 }
 
 /// A temporary name beside `path`, unique in this process ([`is_temporary`] knows it).
@@ -219,10 +219,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// reason: all of them when a sync fails (nothing is renamed then, and the temporary files are
 /// removed), one file when its rename fails, a directory's files when its fsync fails.
 fn make_durable(group: &[(PathBuf, PathBuf)]) -> Vec<(PathBuf, String)> {
-    let dir_of = |path: &Path| match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
-    };
+    let dir_of = |path: &Path| parent_dir(path).to_owned();
     let mut dirs: Vec<PathBuf> = group.iter().map(|(_, path)| dir_of(path)).collect();
     dirs.sort();
     dirs.dedup();
