@@ -396,14 +396,14 @@ pub fn print(machine: &Machine, s: &Settings, results: &[KeyResult]) {
             "  (srv CPU: summed over the nodes; commits and batch over all nodes, commit p99/max the largest node's;\n   db CPU: the PostgreSQL backends connected to the run's database; its WAL writer and checkpointer count under others)"
         );
     }
-    print_cpu_split(results, kw);
+    print_cpu_split(results, kw, wide);
 }
 
 /// Where a token's server CPU goes: the part the signature costs at raw speed, the SQLite
 /// threads' part, the HTTP floor (`GET /livez` on the same server and connections), and the
 /// rest (parsing and encoding, the hand-off to the archive writer and back, the wake-ups of a
 /// runtime waiting for commits). The floors under the CPU target, from the same run.
-fn print_cpu_split(results: &[KeyResult], kw: usize) {
+fn print_cpu_split(results: &[KeyResult], kw: usize, wide: bool) {
     let rows: Vec<_> = results
         .iter()
         .flat_map(|r| r.runs.iter().map(move |run| (r, run)))
@@ -416,9 +416,23 @@ fn print_cpu_split(results: &[KeyResult], kw: usize) {
     println!(
         "Where a token's server CPU goes (µs per token, /proc per thread; HTTP floor: GET /livez after the window, same connections)"
     );
+    // With PostgreSQL or several nodes, each row names its backend and node count.
+    let head = |key: &str, backend: &str, nodes: &str| {
+        if wide {
+            format!("{key:<kw$} {backend:<8} {nodes:>5}")
+        } else {
+            format!("{key:<kw$}")
+        }
+    };
     println!(
-        "{:<kw$} {:>6} {:>8} {:>16} {:>15} {:>24} {:>8}",
-        "key", "conns", "total", "signature (raw)", "SQLite threads", "HTTP floor (req/s)", "rest"
+        "{} {:>6} {:>8} {:>16} {:>15} {:>24} {:>8}",
+        head("key", "backend", "nodes"),
+        "conns",
+        "total",
+        "signature (raw)",
+        "SQLite threads",
+        "HTTP floor (req/s)",
+        "rest"
     );
     let us = |v: Option<f64>| v.map_or_else(|| "-".into(), |v| format!("{v:.1}"));
     for (r, run) in rows {
@@ -431,8 +445,8 @@ fn print_cpu_split(results: &[KeyResult], kw: usize) {
         let rest =
             total.map(|t| t - sign.unwrap_or(0.0) - sqlite.unwrap_or(0.0) - floor.unwrap_or(0.0));
         println!(
-            "{:<kw$} {:>6} {:>8} {:>16} {:>15} {:>24} {:>8}",
-            r.kind.name(),
+            "{} {:>6} {:>8} {:>16} {:>15} {:>24} {:>8}",
+            head(r.kind.name(), run.backend.name(), &run.nodes.to_string()),
             run.load.connections,
             us(total),
             us(sign),
