@@ -3,6 +3,8 @@ use super::test_support::{on_both_backends, open, sqlite_url};
 use super::writer::{Health, SIGNING_WAIT, Writer, wait_for_running};
 use super::*;
 use crate::signing::Running;
+use sqlx::Arguments;
+use sqlx::sqlite::SqliteArguments;
 
 /// The SQLite pool of an archive opened on a SQLite URL.
 fn sqlite_pool(archive: &Archive) -> &SqlitePool {
@@ -174,6 +176,18 @@ async fn matching_tokens_come_in_pages_in_serial_order(url: &str) {
     archive.close().await;
 }
 
+/// The steps SQLite plans for `sql` with `args` (the detail column of `EXPLAIN QUERY PLAN`).
+async fn plan_steps(pool: &SqlitePool, sql: String, args: SqliteArguments) -> Vec<String> {
+    let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as_with(
+        sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")),
+        args,
+    )
+    .fetch_all(pool)
+    .await
+    .expect("plan");
+    plan.into_iter().map(|row| row.3).collect()
+}
+
 /// A page starts by seeking its first serial in the primary key, not by scanning from the
 /// first token (which would make a walk of the archive quadratic).
 #[tokio::test]
@@ -181,34 +195,16 @@ async fn a_page_seeks_its_first_serial() {
     let dir = tempfile::tempdir().expect("tempdir");
     let archive = open(&sqlite_url(&dir)).await;
     let pool = sqlite_pool(&archive);
-    let explain = |sql: String, binds: Vec<Option<i64>>| async move {
-        let plan: Vec<(i64, i64, i64, String)> = binds
-            .into_iter()
-            .fold(
-                sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}"))),
-                |q, b| q.bind(b),
-            )
-            .fetch_all(pool)
-            .await
-            .expect("plan");
-        plan.into_iter().map(|row| row.3).collect::<Vec<_>>()
-    };
     let page = |f: TokenFilter| {
         let sql = matching_page_sql(&f);
-        async move {
-            let plan: Vec<(i64, i64, i64, String)> =
-                sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
-                    .bind(f.from_ms)
-                    .bind(f.to_ms)
-                    .bind(f.signer_cert_sha256)
-                    .bind(5_i64)
-                    .bind(10_i64)
-                    .bind(900_i64)
-                    .fetch_all(pool)
-                    .await
-                    .expect("plan");
-            plan.into_iter().map(|row| row.3).collect::<Vec<_>>()
-        }
+        let mut args = SqliteArguments::default();
+        args.add(f.from_ms).expect("bind");
+        args.add(f.to_ms).expect("bind");
+        args.add(f.signer_cert_sha256).expect("bind");
+        args.add(5_i64).expect("bind");
+        args.add(10_i64).expect("bind");
+        args.add(900_i64).expect("bind");
+        plan_steps(pool, sql, args)
     };
     assert_eq!(
         page(TokenFilter::default()).await,
@@ -233,8 +229,11 @@ async fn a_page_seeks_its_first_serial() {
         ..TokenFilter::default()
     };
     let span = window_span_sql(&window).expect("a window").to_owned();
+    let mut args = SqliteArguments::default();
+    args.add(1_i64).expect("bind");
+    args.add(2_i64).expect("bind");
     assert_eq!(
-        explain(span, vec![Some(1), Some(2)]).await,
+        plan_steps(pool, span, args).await,
         ["SEARCH tokens USING COVERING INDEX tokens_gen_time_ms (gen_time_ms>? AND gen_time_ms<?)"]
     );
     archive.close().await;
