@@ -42,18 +42,12 @@ pub fn is_granted(reply: &[u8]) -> bool {
 }
 
 /// What every request of a run asks for.
-#[derive(Debug, Clone, Copy)]
-pub enum Work<'a> {
+#[derive(Debug, Clone)]
+pub enum Work {
     /// POST this DER TimeStampReq to `/`; a success is a granted TimeStampResp.
-    Timestamp(&'a [u8]),
-    /// GET this path; a success is any 200 reply (the HTTP floor: `/livez` does no work).
-    Get(&'a str),
-}
-
-/// [`Work`], owned by the run.
-enum OwnedWork {
     Timestamp(Bytes),
-    Get(String),
+    /// GET this path; a success is any 200 reply (the HTTP floor: `/livez` does no work).
+    Get(&'static str),
 }
 
 /// What one load run saw.
@@ -125,7 +119,7 @@ pub struct LoadPlan {
 }
 
 struct Shared {
-    work: OwnedWork,
+    work: Work,
     window_start: Instant,
     window_end: Instant,
     max_requests: u64,
@@ -157,7 +151,7 @@ impl ConnStats {
 }
 
 /// Runs the plan against the server and returns what it saw.
-pub fn run(plan: &LoadPlan, work: Work<'_>) -> Result<LoadResult> {
+pub fn run(plan: &LoadPlan, work: Work) -> Result<LoadResult> {
     if plan.addrs.is_empty() {
         bail!("the load generator needs at least one server address");
     }
@@ -178,10 +172,7 @@ pub fn run(plan: &LoadPlan, work: Work<'_>) -> Result<LoadResult> {
 
     let now = Instant::now();
     let shared = Arc::new(Shared {
-        work: match work {
-            Work::Timestamp(der) => OwnedWork::Timestamp(Bytes::copy_from_slice(der)),
-            Work::Get(path) => OwnedWork::Get(path.to_owned()),
-        },
+        work,
         window_start: now + plan.warmup,
         window_end: now + plan.warmup + plan.duration,
         max_requests: plan.max_requests,
@@ -264,14 +255,14 @@ async fn connection(shared: Arc<Shared>, addr: SocketAddr) -> ConnStats {
             }
             let builder = Request::builder().header(HOST, host.as_str());
             let req = match match &shared.work {
-                OwnedWork::Timestamp(der) => builder
+                Work::Timestamp(der) => builder
                     .method(Method::POST)
                     .uri("/")
                     .header(CONTENT_TYPE, "application/timestamp-query")
                     .body(Full::new(der.clone())),
-                OwnedWork::Get(path) => builder
+                Work::Get(path) => builder
                     .method(Method::GET)
-                    .uri(path.as_str())
+                    .uri(*path)
                     .body(Full::new(Bytes::new())),
             } {
                 Ok(r) => r,
@@ -293,8 +284,8 @@ async fn connection(shared: Arc<Shared>, addr: SocketAddr) -> ConnStats {
                     }
                     let success = status == StatusCode::OK
                         && match shared.work {
-                            OwnedWork::Timestamp(_) => is_granted(&body),
-                            OwnedWork::Get(_) => true,
+                            Work::Timestamp(_) => is_granted(&body),
+                            Work::Get(_) => true,
                         };
                     if success {
                         if measured {

@@ -7,6 +7,7 @@ use crate::keys::{DEV_FILES, KeySet, POLICY, PrivateKey};
 use crate::load::{self, LoadPlan, LoadResult, Work};
 use crate::postgres::{self, Database};
 use anyhow::{Context, Result, bail};
+use bytes::Bytes;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::DirBuilderExt;
@@ -221,7 +222,7 @@ pub fn measure(
         node_threads(&servers),
     );
     let wall = Instant::now();
-    let load = load::run(&plan, Work::Timestamp(request))?;
+    let load = load::run(&plan, Work::Timestamp(Bytes::copy_from_slice(request)))?;
     let wall = wall.elapsed().as_secs_f64();
     let cpu_after = (
         servers_ticks(&servers),
