@@ -57,17 +57,26 @@ const POSTGRES_SCHEMA: [&str; 3] = [
 /// The migrations' names, in order.
 const MIGRATIONS: [&str; 3] = ["archive", "ca", "signer_cert"];
 
-/// Seven bound parameters per row; SQLite allows 32766 per statement, PostgreSQL 65535.
+/// Seven bound parameters per row in SQLite's INSERT, which allows 32766 per statement.
 const MAX_BATCH_LIMIT: usize = 4096;
 
-/// The row counts of the multi-row INSERTs a batch is cut into, largest first (each at most
-/// 7 × 256 = 1792 parameters, within every backend's limit).
-const INSERT_CHUNKS: [usize; 5] = [256, 64, 16, 4, 1];
-
-const INSERT_PREFIX: &str = "INSERT INTO tokens \
-     (serial, gen_time_ms, policy, hash_alg, imprint, token, signer_cert_sha256) ";
-const TOKEN_COLUMNS: &str = "serial, gen_time_ms, policy, hash_alg, imprint, token, \
-     signer_cert_sha256";
+/// The columns of a token row, in the order every statement names them.
+macro_rules! token_columns {
+    () => {
+        "serial, gen_time_ms, policy, hash_alg, imprint, token, signer_cert_sha256"
+    };
+}
+const TOKEN_COLUMNS: &str = token_columns!();
+/// SQLite's batch INSERT, before its VALUES rows.
+const INSERT_PREFIX: &str = concat!("INSERT INTO tokens (", token_columns!(), ") ");
+/// PostgreSQL's batch INSERT: the rows as seven arrays (one element per token), so that one
+/// prepared text takes every batch size in one round trip.
+const PG_INSERT: &str = concat!(
+    "INSERT INTO tokens (",
+    token_columns!(),
+    ") SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::text[], $4::text[], \
+     $5::bytea[], $6::bytea[], $7::bytea[])"
+);
 /// A row of [`TOKEN_COLUMNS`], as read.
 type TokenColumns = (i64, i64, String, String, Vec<u8>, Vec<u8>, Option<Vec<u8>>);
 

@@ -30,6 +30,7 @@ on_both_backends!(
     round_trip,
     concurrent_appends_are_grouped,
     duplicate_fails_alone,
+    a_batch_is_one_commit_and_keeps_every_column,
     matching_tokens_come_in_pages_in_serial_order
 );
 
@@ -261,6 +262,56 @@ async fn concurrent_appends_are_grouped(url: &str) {
     for serial in [1, 777, 2000] {
         let got = archive.get(serial).await.expect("get");
         assert_eq!(got, Some(record(serial, 1000)));
+    }
+    archive.close().await;
+}
+
+/// A batch larger than any former INSERT chunk commits at once, every column of every row as
+/// given: imprints and tokens of different lengths, empty ones, and rows without a signer
+/// certificate (NULL elements in PostgreSQL's arrays).
+async fn a_batch_is_one_commit_and_keeps_every_column(url: &str) {
+    let archive = open(url).await;
+    let records: Vec<TokenRecord> = (1..=300u64)
+        .map(|serial| {
+            let mut rec = record(
+                serial,
+                1_700_000_000_000 + i64::try_from(serial).expect("small"),
+            );
+            let len = usize::try_from(serial % 7).expect("small");
+            rec.imprint = vec![u8::try_from(serial % 251).expect("small"); len * 8];
+            rec.token = serial.to_le_bytes().repeat(len);
+            if serial % 3 == 0 {
+                rec.signer_cert_sha256 = None;
+            }
+            if serial % 5 == 0 {
+                rec.policy = format!("1.2.3.{serial}");
+            }
+            rec
+        })
+        .collect();
+    let (stats, mut batch, mut answers) = (Arc::new(Stats::default()), Vec::new(), Vec::new());
+    for rec in records.iter().cloned() {
+        let (reply, answer) = oneshot::channel();
+        let serial = i64::try_from(rec.serial).expect("small serial");
+        batch.push(Job { serial, rec, reply });
+        answers.push(answer);
+    }
+    let mut writer = Writer::new(
+        archive.inner.backend.clone(),
+        None,
+        Arc::new(Health::default()),
+        Arc::clone(&stats),
+        ArchiveOptions::DEFAULT_COMMIT_TIMEOUT,
+    );
+    writer.commit_batch(&mut batch).await;
+    for answer in answers {
+        answer.await.expect("answered").expect("committed");
+    }
+    assert_eq!(stats.commits.load(Ordering::Relaxed), 1, "one commit");
+    assert_eq!(archive.count().await.expect("count"), 300);
+    for rec in &records {
+        let got = archive.get(rec.serial).await.expect("get");
+        assert_eq!(got.as_ref(), Some(rec), "serial {}", rec.serial);
     }
     archive.close().await;
 }

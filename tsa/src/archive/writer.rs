@@ -22,9 +22,10 @@
 //!    back and the granted tokens are gone. The retry-each-token path, which also retried after
 //!    disk-full errors, multiplied the failing commits on the poisoned connection.
 //!
-//! So the writer now keeps one connection of its own, writes `BEGIN IMMEDIATE` (SQLite) or
-//! `BEGIN` (PostgreSQL) and `COMMIT` as plain statements (no savepoint bookkeeping to go wrong:
-//! a BEGIN on a connection still inside a transaction is an error, never a silent nesting), and
+//! So the writer now keeps one connection of its own, writes `BEGIN IMMEDIATE` and `COMMIT` as
+//! plain statements on SQLite (no savepoint bookkeeping to go wrong: a BEGIN on a connection
+//! still inside a transaction is an error, never a silent nesting) and one self-committing
+//! statement per batch on PostgreSQL, and
 //! after any error closes that connection instead of reusing it. Only a unique violation is
 //! retried token by token; any other failure marks the archive unwritable, refuses the batch,
 //! and from then on refuses new tokens at once (fast 503s) while the writer probes the database
@@ -55,7 +56,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Postgres, QueryBuilder, Sqlite};
 use tokio::sync::{Notify, mpsc};
 
-use super::{ArchiveError, Backend, INSERT_CHUNKS, INSERT_PREFIX, Job, Stats, WAL_CHECKPOINT};
+use super::{ArchiveError, Backend, INSERT_PREFIX, Job, PG_INSERT, Stats, WAL_CHECKPOINT};
 use crate::signing::Running;
 
 /// How often an unwritable archive is probed with a real write.
@@ -521,7 +522,7 @@ impl Writer {
     }
 }
 
-/// BEGIN, the work, COMMIT, as plain statements on `conn`.
+/// The transaction of `work` on `conn`, committed.
 ///
 /// On SQLite the whole transaction of a batch is one multi-statement text (`BEGIN IMMEDIATE;
 /// INSERT ... VALUES (n rows); COMMIT`), so the connection's worker thread runs it in one go:
@@ -530,45 +531,53 @@ impl Writer {
 /// cut into BEGIN, four INSERTs and COMMIT spent about half its commit time waiting so). The
 /// statement stops at the first error and leaves the transaction open; the caller closes the
 /// connection then, as after any error. One text per batch size, cached by sqlx like any
-/// prepared statement. PostgreSQL takes one statement per round trip with bound parameters.
+/// prepared statement.
+///
+/// On PostgreSQL the work is one statement outside any transaction block, which PostgreSQL
+/// runs as a transaction of its own and commits before it answers (durably: our sessions run
+/// with `synchronous_commit` at least `on`), so a batch costs one network round trip: the
+/// INSERT takes the batch as seven arrays ([`PG_INSERT`]), one prepared text for every batch
+/// size. All rows or none: a duplicate serial refuses the whole statement.
 async fn run_transaction(
     conn: &mut Conn,
     begin: &'static str,
     work: Work<'_>,
 ) -> Result<(), sqlx::Error> {
-    if let (Conn::Sqlite(c), Work::Insert(jobs)) = (&mut *conn, work) {
-        let mut sql = QueryBuilder::new(begin);
-        sql.push("; ").push(INSERT_PREFIX);
-        push_rows(&mut sql, jobs);
-        sql.push("; COMMIT");
-        sql.build().persistent(true).execute(&mut **c).await?;
-        return Ok(());
-    }
-    on_conn!(conn, c => {
-        sqlx::raw_sql(begin).execute(&mut **c).await?;
-        match work {
-            Work::Probe => {
-                sqlx::raw_sql(PROBE).execute(&mut **c).await?;
-            }
-            Work::Insert(jobs) => {
-                // Multi-row INSERTs in a few fixed sizes only: sqlx caches prepared statements
-                // by their text (100 per connection), and a server prepares each new text in a
-                // network round trip of its own. (SQLite above takes one text per batch size:
-                // preparing is local and cheap there, and the round trips it saves are not.)
-                let mut rest = jobs;
-                while !rest.is_empty() {
-                    let size = INSERT_CHUNKS.iter().copied().find(|n| *n <= rest.len()).unwrap_or(1);
-                    let (chunk, tail) = rest.split_at(size);
-                    rest = tail;
-                    let mut insert = QueryBuilder::new(INSERT_PREFIX);
-                    push_rows(&mut insert, chunk);
-                    insert.build().persistent(true).execute(&mut **c).await?;
-                }
-            }
+    match (conn, work) {
+        (Conn::Sqlite(c), Work::Insert(jobs)) => {
+            let mut sql = QueryBuilder::new(begin);
+            sql.push("; ").push(INSERT_PREFIX);
+            push_rows(&mut sql, jobs);
+            sql.push("; COMMIT");
+            sql.build().persistent(true).execute(&mut **c).await?;
         }
-        sqlx::raw_sql("COMMIT").execute(&mut **c).await?;
-        Ok(())
-    })
+        (Conn::Sqlite(c), Work::Probe) => {
+            sqlx::raw_sql(begin).execute(&mut **c).await?;
+            sqlx::raw_sql(PROBE).execute(&mut **c).await?;
+            sqlx::raw_sql("COMMIT").execute(&mut **c).await?;
+        }
+        // `execute` reads up to PostgreSQL's ReadyForQuery, which comes after the commit: a
+        // commit that fails is an error here (unlike a row fetched before it).
+        (Conn::Postgres(c), Work::Insert(jobs)) => {
+            fn column<'a, T>(jobs: &'a [Job], f: impl Fn(&'a Job) -> T) -> Vec<T> {
+                jobs.iter().map(f).collect()
+            }
+            sqlx::query(PG_INSERT)
+                .bind(column(jobs, |j| j.serial))
+                .bind(column(jobs, |j| j.rec.gen_time_ms))
+                .bind(column(jobs, |j| j.rec.policy.as_str()))
+                .bind(column(jobs, |j| j.rec.hash_alg.as_str()))
+                .bind(column(jobs, |j| j.rec.imprint.as_slice()))
+                .bind(column(jobs, |j| j.rec.token.as_slice()))
+                .bind(column(jobs, |j| j.rec.signer_cert_sha256.as_deref()))
+                .execute(&mut **c)
+                .await?;
+        }
+        (Conn::Postgres(c), Work::Probe) => {
+            sqlx::raw_sql(PROBE).execute(&mut **c).await?;
+        }
+    }
+    Ok(())
 }
 
 /// The VALUES rows of `jobs`, bound.
