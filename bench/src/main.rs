@@ -74,6 +74,11 @@ struct Opts {
     /// --database-url.
     #[arg(long, value_delimiter = ',', default_value = "1")]
     nodes: Vec<usize>,
+    /// With --database-url: before the PostgreSQL runs of each connection count, one server on
+    /// a SQLite archive in its data directory, and the report prints PostgreSQL ÷ SQLite at the
+    /// same key and connections (both from this invocation).
+    #[arg(long)]
+    versus_sqlite: bool,
     /// Smoke check: 2 s windows, 0.5 s warm-up, 1 s raw signing and openssl runs.
     #[arg(long)]
     quick: bool,
@@ -220,6 +225,8 @@ pub struct Settings {
     pub database_url: Option<String>,
     /// Nodes per server run, one run per value.
     pub nodes: Vec<usize>,
+    /// With `database_url`: a SQLite run before the PostgreSQL runs of each connection count.
+    pub versus_sqlite: bool,
     /// Tokens to verify in bulk after the first run per key (0: none).
     pub bulk_verify: usize,
     /// Files to stamp in bulk against the first run's server per key (0: none).
@@ -228,6 +235,21 @@ pub struct Settings {
     pub bulk_stamp_jobs: Vec<Option<usize>>,
     /// The `stamp` binary.
     pub stamp_bin: PathBuf,
+}
+
+impl Settings {
+    /// The server runs at each connection count, in order: (archive backend, nodes).
+    fn server_runs(&self) -> Vec<(server::Backend, usize)> {
+        let backend = match self.database_url {
+            Some(_) => server::Backend::Postgres,
+            None => server::Backend::Sqlite,
+        };
+        let sqlite = self.versus_sqlite.then_some((server::Backend::Sqlite, 1));
+        sqlite
+            .into_iter()
+            .chain(self.nodes.iter().map(|&n| (backend, n)))
+            .collect()
+    }
 }
 
 impl Opts {
@@ -276,6 +298,9 @@ impl Opts {
                 }
             }
             None => {
+                if self.versus_sqlite {
+                    bail!("--versus-sqlite compares with PostgreSQL: it needs --database-url");
+                }
                 if self.nodes.iter().any(|&n| n > 1) {
                     bail!(
                         "--nodes above 1 needs --database-url: nodes share one archive, and only \
@@ -313,6 +338,7 @@ impl Opts {
             server_workers: self.server_workers,
             database_url: self.database_url,
             nodes: self.nodes,
+            versus_sqlite: self.versus_sqlite,
             bulk_verify: self.bulk_verify,
             bulk_stamp: self.bulk_stamp,
             bulk_stamp_jobs: self
@@ -510,49 +536,53 @@ fn measure_all(
         };
 
         let mut runs = Vec::new();
+        // The first run's SQLite archive holds the tokens to verify in bulk (a PostgreSQL
+        // database and an --archive-dir copy are gone by now).
+        let mut first_archive = None;
         for (i, &connections) in settings.connections.iter().enumerate() {
-            for &nodes in &settings.nodes {
-                let run_dir = if settings.nodes == [1] {
-                    key_dir.join(format!("run-{i}-c{connections}"))
-                } else {
-                    key_dir.join(format!("run-{i}-c{connections}-n{nodes}"))
-                };
+            for (backend, nodes) in settings.server_runs() {
+                let mut name = format!("run-{i}-c{connections}");
+                if settings.nodes != [1] {
+                    name.push_str(&format!("-n{nodes}"));
+                }
+                if settings.versus_sqlite {
+                    name.push_str(&format!("-{}", backend.name()));
+                }
                 eprintln!(
-                    "tsa-bench: [{}] {} with {connections} connections: warm-up {:.1} s, window {:.1} s",
+                    "tsa-bench: [{}] {}{} with {connections} connections: warm-up {:.1} s, window {:.1} s",
                     kind.name(),
                     if nodes == 1 {
                         "server".to_owned()
                     } else {
                         format!("{nodes} nodes")
                     },
+                    if settings.versus_sqlite {
+                        format!(" on {}", backend.name())
+                    } else {
+                        String::new()
+                    },
                     settings.warmup.as_secs_f64(),
                     settings.duration.as_secs_f64()
                 );
+                let run_dir = key_dir.join(name);
+                if runs.is_empty() && backend == server::Backend::Sqlite {
+                    first_archive = settings
+                        .archive_dir
+                        .is_none()
+                        .then(|| run_dir.join("archive.db"));
+                }
                 runs.push(server::measure(
                     settings,
                     &key,
                     &run_dir,
+                    backend,
                     connections,
                     nodes,
                     request,
-                    i == 0 && nodes == settings.nodes[0],
+                    runs.is_empty(),
                 )?);
             }
         }
-        // The first run's SQLite archive holds the tokens to verify in bulk (a PostgreSQL
-        // database and an --archive-dir copy are gone by now).
-        let first_archive = settings
-            .connections
-            .first()
-            .filter(|_| settings.database_url.is_none() && settings.archive_dir.is_none())
-            .map(|c| {
-                let name = if settings.nodes == [1] {
-                    format!("run-0-c{c}")
-                } else {
-                    format!("run-0-c{c}-n{}", settings.nodes[0])
-                };
-                key_dir.join(name).join("archive.db")
-            });
         let bulk_verify = match first_archive {
             Some(archive) if settings.bulk_verify > 0 && !runs.is_empty() => {
                 eprintln!(

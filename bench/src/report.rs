@@ -14,6 +14,12 @@ const P256_TARGETS: [(usize, f64, f64); 2] = [(16, 10_000.0, 3.0), (64, 20_000.0
 const P256_TARGET_CPU_US: f64 = 50.0;
 /// RSA-2048 target: server rate at least this fraction of the raw signing rate.
 const RSA_TARGET_RATIO: f64 = 0.90;
+/// The issue's PostgreSQL targets hold at this connection count.
+const PG_TARGET_CONNECTIONS: usize = 64;
+/// One PostgreSQL node ÷ one SQLite server, at least.
+const PG_TARGET_VERSUS_SQLITE: f64 = 0.7;
+/// Two PostgreSQL nodes ÷ one node, at least, when the machine's cores allow it.
+const PG_TARGET_TWO_NODES: f64 = 1.6;
 
 /// The machine the run is on.
 #[derive(Debug, Clone)]
@@ -116,10 +122,17 @@ pub fn print(machine: &Machine, s: &Settings, results: &[KeyResult]) {
         s.client_threads
     );
     match (&s.database_url, &s.archive_dir) {
-        (Some(url), _) => println!(
-            "archive: PostgreSQL, a fresh database per run on {} (dropped after), shared by the run's nodes; every reply waits for its commit",
-            crate::postgres::redacted(url)
-        ),
+        (Some(url), _) => {
+            println!(
+                "archive: PostgreSQL, a fresh database per run on {} (dropped after), shared by the run's nodes; every reply waits for its commit",
+                crate::postgres::redacted(url)
+            );
+            if s.versus_sqlite {
+                println!(
+                    "         and, first at each connection count, one server on SQLite in its data directory (synchronous=FULL)"
+                );
+            }
+        }
         (None, Some(d)) => println!(
             "archive: SQLite under {} (--archive-dir; NOT the data directory: fsync there may be free)",
             d.display()
@@ -276,7 +289,7 @@ pub fn print(machine: &Machine, s: &Settings, results: &[KeyResult]) {
     }
     println!();
 
-    print_node_ratios(results, kw);
+    print_comparisons(results, kw);
     print_bulk_verify(results, kw);
     print_bulk_stamp(results, kw);
 
@@ -292,7 +305,7 @@ pub fn print(machine: &Machine, s: &Settings, results: &[KeyResult]) {
                     " ({}, {} node{})",
                     run.backend.name(),
                     run.nodes,
-                    if run.nodes == 1 { "" } else { "s" }
+                    plural(run.nodes)
                 )
             } else {
                 String::new()
@@ -341,6 +354,7 @@ pub fn print(machine: &Machine, s: &Settings, results: &[KeyResult]) {
             }
         }
     }
+    print_postgres_targets(results);
     println!();
 
     println!("Server internals (GET /metrics after the run; CPU from /proc over warm-up + window)");
@@ -556,52 +570,109 @@ fn print_bulk_verify(results: &[KeyResult], kw: usize) {
     println!();
 }
 
-/// Section 5, when a run measured more than one node count: N nodes ÷ 1 node at the same key,
-/// backend and connection count, both measured in this invocation (no figure from elsewhere).
-fn print_node_ratios(results: &[KeyResult], kw: usize) {
-    let mut rows = Vec::new();
+/// What a comparison of two runs at the same key and connection count sets side by side.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Compared {
+    /// N nodes against 1 node, same backend.
+    Nodes,
+    /// PostgreSQL (any node count) against one SQLite server (`--versus-sqlite`).
+    PostgresVersusSqlite,
+}
+
+/// A pair of runs of one key at the same connection count: (key, what, base, run).
+type Comparison<'a> = (&'a str, Compared, &'a RunResult, &'a RunResult);
+
+/// Every pair of runs in this invocation that section 5 and the targets compare.
+fn comparisons(results: &[KeyResult]) -> Vec<Comparison<'_>> {
+    let mut pairs = Vec::new();
     for r in results {
-        for one in r.runs.iter().filter(|run| run.nodes == 1) {
-            for more in r.runs.iter().filter(|run| {
-                run.nodes > 1
-                    && run.backend == one.backend
-                    && run.load.connections == one.load.connections
-            }) {
-                rows.push((r.kind.name(), one, more));
+        for base in r.runs.iter().filter(|run| run.nodes == 1) {
+            for run in &r.runs {
+                if run.load.connections != base.load.connections {
+                    continue;
+                }
+                let what = if run.nodes > 1 && run.backend == base.backend {
+                    Compared::Nodes
+                } else if base.backend == Backend::Sqlite && run.backend == Backend::Postgres {
+                    Compared::PostgresVersusSqlite
+                } else {
+                    continue;
+                };
+                pairs.push((r.kind.name(), what, base, run));
             }
         }
     }
-    if rows.is_empty() {
+    pairs
+}
+
+/// `run` ÷ `base` in tokens/s.
+fn ratio(base: &RunResult, run: &RunResult) -> Option<f64> {
+    let a = base.load.tokens_per_sec();
+    (a > 0.0).then(|| run.load.tokens_per_sec() / a)
+}
+
+/// Section 5, when a run measured more than one node count or both backends: N nodes ÷ 1 node
+/// at the same key, backend and connection count, and PostgreSQL ÷ SQLite (`--versus-sqlite`),
+/// each pair measured in this invocation (no figure from elsewhere).
+fn print_comparisons(results: &[KeyResult], kw: usize) {
+    let pairs = comparisons(results);
+    if pairs.is_empty() {
         return;
     }
-    println!("5. Nodes: N nodes ÷ 1 node (same key, backend and connections, both in this run)");
+    println!("5. Comparisons (same key and connections, both runs in this invocation)");
     println!(
-        "{:<kw$} {:<8} {:>6} {:>5} {:>10} {:>10} {:>7} {:>13} {:>13}",
-        "key",
-        "backend",
-        "conns",
-        "N",
-        "1: tok/s",
-        "N: tok/s",
-        "N ÷ 1",
-        "srv CPU 1/N",
-        "db CPU 1/N"
+        "{:<kw$} {:>6}  {:<24} {:>10} {:>10} {:>7} {:>13} {:>13}",
+        "key", "conns", "compared", "base tok/s", "tok/s", "ratio", "srv CPU b/r", "db CPU b/r"
     );
-    for (key, one, more) in rows {
-        let (a, b) = (one.load.tokens_per_sec(), more.load.tokens_per_sec());
+    for (key, what, base, run) in pairs {
+        let label = match what {
+            Compared::Nodes => format!("{} {} nodes ÷ 1", run.backend.name(), run.nodes),
+            Compared::PostgresVersusSqlite => {
+                format!("postgres {} node{} ÷ sqlite", run.nodes, plural(run.nodes))
+            }
+        };
         println!(
-            "{key:<kw$} {:<8} {:>6} {:>5} {a:>10.0} {b:>10.0} {:>7} {:>13} {:>13}",
-            one.backend.name(),
-            one.load.connections,
-            more.nodes,
-            if a > 0.0 {
-                format!("{:.2}", b / a)
-            } else {
-                "-".into()
-            },
-            format!("{}/{}", cpu(one.server_cpu), cpu(more.server_cpu)),
-            format!("{}/{}", cpu(one.db_cpu), cpu(more.db_cpu)),
+            "{key:<kw$} {:>6}  {label:<24} {:>10.0} {:>10.0} {:>7} {:>13} {:>13}",
+            base.load.connections,
+            base.load.tokens_per_sec(),
+            run.load.tokens_per_sec(),
+            ratio(base, run).map_or_else(|| "-".into(), |x| format!("{x:.2}")),
+            format!("{}/{}", cpu(base.server_cpu), cpu(run.server_cpu)),
+            format!("{}/{}", cpu(base.db_cpu), cpu(run.db_cpu)),
         );
     }
     println!();
+}
+
+/// The issue's PostgreSQL targets at [`PG_TARGET_CONNECTIONS`] connections, for the pairs this
+/// invocation measured.
+fn print_postgres_targets(results: &[KeyResult]) {
+    for (key, what, base, run) in comparisons(results) {
+        if base.load.connections != PG_TARGET_CONNECTIONS {
+            continue;
+        }
+        let (want, text) = match what {
+            Compared::PostgresVersusSqlite if run.nodes == 1 => (
+                PG_TARGET_VERSUS_SQLITE,
+                "postgres 1 node ÷ sqlite".to_owned(),
+            ),
+            Compared::Nodes if run.backend == Backend::Postgres && run.nodes == 2 => (
+                PG_TARGET_TWO_NODES,
+                "postgres 2 nodes ÷ 1 node (when the cores allow)".to_owned(),
+            ),
+            _ => continue,
+        };
+        let Some(got) = ratio(base, run) else {
+            continue;
+        };
+        println!(
+            "  {key:<10} c={:<4} target {text} >= {want:.2}: {got:.2} -> {}",
+            base.load.connections,
+            if got >= want { "met" } else { "missed" }
+        );
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }

@@ -139,6 +139,7 @@ pub fn measure(
     settings: &Settings,
     key: &KeySet,
     run_dir: &Path,
+    backend: Backend,
     connections: usize,
     nodes: usize,
     request: &[u8],
@@ -165,9 +166,10 @@ pub fn measure(
     );
     // Declared before the servers, so dropped (DROP DATABASE ... WITH (FORCE)) after they are
     // stopped, on every path out of here.
-    let database = match &settings.database_url {
-        Some(url) => Some(Database::create(url)?),
-        None => None,
+    let database = match (backend, &settings.database_url) {
+        (Backend::Postgres, Some(url)) => Some(Database::create(url)?),
+        (Backend::Postgres, None) => bail!("a PostgreSQL run needs --database-url"),
+        (Backend::Sqlite, _) => None,
     };
     let (archive, backend) = match &database {
         Some(db) => (Archive::Postgres(db), Backend::Postgres),
