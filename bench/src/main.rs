@@ -575,9 +575,11 @@ fn measure_all(
                     settings,
                     &key,
                     &run_dir,
-                    backend,
-                    connections,
-                    nodes,
+                    server::Shape {
+                        backend,
+                        connections,
+                        nodes,
+                    },
                     request,
                     runs.is_empty(),
                 )?);

@@ -37,6 +37,17 @@ impl Backend {
     }
 }
 
+/// What a server run is made of.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    /// Where its archive is.
+    pub backend: Backend,
+    /// The load generator's connections.
+    pub connections: usize,
+    /// `tsa serve` processes sharing the archive (PostgreSQL only above 1).
+    pub nodes: usize,
+}
+
 /// Where a run's archive is.
 #[derive(Debug, Clone, Copy)]
 pub enum Archive<'a> {
@@ -139,12 +150,15 @@ pub fn measure(
     settings: &Settings,
     key: &KeySet,
     run_dir: &Path,
-    backend: Backend,
-    connections: usize,
-    nodes: usize,
+    shape: Shape,
     request: &[u8],
     bulk_stamps: bool,
 ) -> Result<RunResult> {
+    let Shape {
+        backend,
+        connections,
+        nodes,
+    } = shape;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
