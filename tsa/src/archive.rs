@@ -7,9 +7,10 @@
 //! The schema is created at connect from the migrations in `tsa/migrations/<backend>/`.
 //!
 //! Writes use group commit: [`Archive::append`] hands its record to one writer task, which
-//! takes everything already queued, inserts it with one multi-row `INSERT` in one transaction,
-//! commits, and only then answers each caller. Durability costs one commit per batch, not one
-//! per token.
+//! takes everything already queued, inserts it with one multi-row `INSERT` in one transaction
+//! (SQLite: between `BEGIN IMMEDIATE` and `COMMIT`; PostgreSQL: one statement that commits
+//! itself, one round trip), and only then answers each caller. Durability costs one commit per
+//! batch, not one per token.
 //!
 //! Faults (disk full, I/O errors, a read-only file system, a lost connection, a removed file)
 //! are the writer's business too: see [`writer`] for how a failed commit once produced a granted
