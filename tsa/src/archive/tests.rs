@@ -105,6 +105,10 @@ async fn matching_tokens_come_in_pages_in_serial_order(url: &str) {
     }
     let expected: Vec<u64> = (1..=total).filter(|s| s % 3 == 0).collect();
     assert_eq!(walked, expected);
+    let counted = archive.count_matching(&other).await.expect("count");
+    assert_eq!(counted, expected.len() as u64, "a certificate's count");
+    let counted = archive.count_matching(&TokenFilter::default()).await;
+    assert_eq!(counted.expect("count"), total, "the count of all");
     let mut all = Vec::new();
     archive
         .for_each_matching(&TokenFilter::default(), |r| {
@@ -236,6 +240,51 @@ async fn a_page_seeks_its_first_serial() {
     assert_eq!(
         plan_steps(pool, span, args).await,
         ["SEARCH tokens USING COVERING INDEX tokens_gen_time_ms (gen_time_ms>? AND gen_time_ms<?)"]
+    );
+    archive.close().await;
+}
+
+/// An export's count reads an index, never the tokens themselves: the genTime index for a
+/// window, the signer's index for a certificate, an index for all.
+#[tokio::test]
+async fn counts_read_an_index_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let archive = open(&sqlite_url(&dir)).await;
+    let pool = sqlite_pool(&archive);
+    let ints = |values: &[i64]| {
+        let mut args = SqliteArguments::default();
+        for v in values {
+            args.add(*v).expect("bind");
+        }
+        args
+    };
+    let window = TokenFilter {
+        from_ms: Some(1),
+        to_ms: Some(2),
+        ..TokenFilter::default()
+    };
+    assert_eq!(
+        plan_steps(pool, window_count_sql(&window), ints(&[1, 2])).await,
+        ["SEARCH tokens USING COVERING INDEX tokens_gen_time_ms (gen_time_ms>? AND gen_time_ms<?)"]
+    );
+    let since = TokenFilter {
+        from_ms: Some(1),
+        ..TokenFilter::default()
+    };
+    assert_eq!(
+        plan_steps(pool, window_count_sql(&since), ints(&[1])).await,
+        ["SEARCH tokens USING COVERING INDEX tokens_gen_time_ms (gen_time_ms>?)"]
+    );
+    let all = plan_steps(pool, window_count_sql(&TokenFilter::default()), ints(&[])).await;
+    assert!(
+        all.len() == 1 && all[0].starts_with("SCAN tokens USING COVERING INDEX"),
+        "{all:?}"
+    );
+    let mut args = SqliteArguments::default();
+    args.add(vec![7_u8; 32]).expect("bind");
+    assert_eq!(
+        plan_steps(pool, SIGNER_COUNT.to_owned(), args).await,
+        ["SEARCH tokens USING COVERING INDEX tokens_signer_cert (signer_cert_sha256=?)"]
     );
     archive.close().await;
 }
