@@ -221,8 +221,11 @@ pub fn positive_int(magnitude: &[u8]) -> Result<Int> {
     Int::new(&bytes).map_err(Error::Encode)
 }
 
-/// The authority's signing identity and token profile, prepared once at start.
-pub struct TokenIssuer {
+mod template;
+
+/// What every token of an issuer says about it: signer, certificates, accuracy, name,
+/// extensions.
+struct Profile {
     signer: Arc<dyn Signer>,
     cert: SignerCert,
     /// Certificates after the signer's, up to but not including the root.
@@ -233,10 +236,17 @@ pub struct TokenIssuer {
     extensions: Option<x509_cert::ext::Extensions>,
 }
 
+/// The authority's signing identity and token profile, prepared once at start, and its tokens'
+/// constant parts encoded once ([`template`]).
+pub struct TokenIssuer {
+    profile: Profile,
+    template: template::Template,
+}
+
 impl std::fmt::Debug for TokenIssuer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenIssuer")
-            .field("algorithm", &self.signer.algorithm())
+            .field("algorithm", &self.profile.signer.algorithm())
             .finish_non_exhaustive()
     }
 }
@@ -267,7 +277,7 @@ impl TokenIssuer {
         let signing_certificate_v2 = crate::cms::signing_certificate_v2(&cert)?;
         let tsa_name = include_tsa_name
             .then(|| GeneralName::DirectoryName(cert.cert.tbs_certificate.subject.clone()));
-        Ok(TokenIssuer {
+        Self::with_profile(Profile {
             signer,
             cert,
             chain,
@@ -278,10 +288,48 @@ impl TokenIssuer {
         })
     }
 
+    /// Encodes `profile`'s template and checks it against the generic encoder: the same
+    /// request, with and without certificates, must give the same bytes, or the issuer is
+    /// refused (never a token the generic path would not have written).
+    fn with_profile(profile: Profile) -> Result<TokenIssuer> {
+        let issuer = TokenIssuer {
+            template: template::Template::build(&profile)?,
+            profile,
+        };
+        let der = build_request(
+            HashAlg::Sha256,
+            &[0x5a; 32],
+            Some(&[0x80, 1, 2, 3, 4, 5, 6, 7]),
+            true,
+            None,
+        )?;
+        let mut req = check_request(&der, &RequestPolicy::new(oid::DEV_POLICY))
+            .map_err(|r| Error::invalid("token template check", r.to_string()))?;
+        let gen_time = GenTime::from_unix_millis(1_700_000_000_123)
+            .map_err(|e| Error::invalid("token template check", e.to_string()))?;
+        let serial = [0x80, 0, 0, 0, 0, 0, 0, 1];
+        let signature = vec![0x42; 72];
+        for cert_req in [true, false] {
+            req.cert_req = cert_req;
+            let generic = issuer.prepare(&req, &serial, gen_time)?;
+            let fast = issuer.template.unsigned(&req, &serial, gen_time)?;
+            let same = generic.bytes() == fast.bytes()
+                && generic.assemble(signature.clone())?
+                    == issuer.template.assemble(&fast, &signature, cert_req)?;
+            if !same {
+                return Err(Error::invalid(
+                    "token template",
+                    "its tokens differ from the generic encoder's",
+                ));
+            }
+        }
+        Ok(issuer)
+    }
+
     /// Marks tokens as qualified electronic time stamps (ETSI EN 319 422 §9.1): a non-critical
     /// qcStatements extension with esi4-qtstStatement-1 in every TSTInfo. Only for an
     /// authority that is qualified under eIDAS.
-    pub fn qualified(mut self) -> Result<TokenIssuer> {
+    pub fn qualified(self) -> Result<TokenIssuer> {
         let statements = vec![crate::asn1::QcStatement {
             statement_id: oid::ESI4_QTST_STATEMENT_1,
             statement_info: None,
@@ -291,67 +339,72 @@ impl TokenIssuer {
             critical: false,
             extn_value: OctetString::new(to_der(&statements)?).map_err(Error::Encode)?,
         };
-        self.extensions = Some(vec![ext]);
-        Ok(self)
+        let mut profile = self.profile;
+        profile.extensions = Some(vec![ext]);
+        Self::with_profile(profile)
     }
 
     /// Names the authority in every TSTInfo's `tsa` field as `name` instead of the certificate's
     /// subject (RFC 3161 §2.4.2 wants one of the certificate's names; tests use others).
-    pub fn with_tsa_name(mut self, name: GeneralName) -> TokenIssuer {
-        self.tsa_name = Some(name);
-        self
+    pub fn with_tsa_name(self, name: GeneralName) -> Result<TokenIssuer> {
+        let mut profile = self.profile;
+        profile.tsa_name = Some(name);
+        Self::with_profile(profile)
     }
 
     /// Declares `accuracy` in every TSTInfo instead of the one given at [`TokenIssuer::new`].
-    pub fn with_accuracy(mut self, accuracy: Option<crate::asn1::Accuracy>) -> TokenIssuer {
-        self.accuracy = accuracy;
-        self
+    pub fn with_accuracy(self, accuracy: Option<crate::asn1::Accuracy>) -> Result<TokenIssuer> {
+        let mut profile = self.profile;
+        profile.accuracy = accuracy;
+        Self::with_profile(profile)
     }
 
     /// The signer (for callers that sign elsewhere, e.g. on a blocking pool).
     pub fn signer(&self) -> &Arc<dyn Signer> {
-        &self.signer
+        &self.profile.signer
     }
 
-    /// Steps 1 and 3 around the signer: builds the TSTInfo and signed attributes for `req`.
+    /// Steps 1 and 3 around the signer through the generic builders (der's types and
+    /// [`SignedDataBuilder`]): the TSTInfo and signed attributes for `req`. [`TokenIssuer::issue`]
+    /// writes the same bytes from the template; this is the reference it is checked against.
     pub fn prepare(
         &self,
         req: &CheckedRequest,
         serial: &[u8],
         gen_time: GenTime,
     ) -> Result<crate::cms::ToBeSigned> {
+        let p = &self.profile;
         let tst = TstInfo {
             version: TspVersion::V1,
             policy: req.policy,
             message_imprint: req.message_imprint.clone(),
             serial_number: positive_int(serial)?,
             gen_time,
-            accuracy: self.accuracy.clone(),
+            accuracy: p.accuracy.clone(),
             ordering: false,
             nonce: req.nonce.clone(),
-            tsa: self.tsa_name.clone(),
-            extensions: self.extensions.clone(),
+            tsa: p.tsa_name.clone(),
+            extensions: p.extensions.clone(),
         };
         let mut builder = SignedDataBuilder::encapsulated(
             oid::ID_CT_TST_INFO,
             to_der(&tst)?,
-            self.signer.algorithm(),
-            &self.cert,
+            p.signer.algorithm(),
+            &p.cert,
         )?
-        .signed_attribute(self.signing_certificate_v2.clone())?;
+        .signed_attribute(p.signing_certificate_v2.clone())?;
         if req.cert_req {
-            builder = builder.certificates(
-                std::iter::once(self.cert.der.clone()).chain(self.chain.iter().cloned()),
-            );
+            builder = builder
+                .certificates(std::iter::once(p.cert.der.clone()).chain(p.chain.iter().cloned()));
         }
         builder.to_be_signed()
     }
 
-    /// Issues a token (ContentInfo DER) in one call, signing in place.
+    /// Issues a token (ContentInfo DER) in one call, signing in place, from the template.
     pub fn issue(&self, req: &CheckedRequest, serial: &[u8], gen_time: GenTime) -> Result<Vec<u8>> {
-        let tbs = self.prepare(req, serial, gen_time)?;
-        let sig = self.signer.sign(tbs.bytes())?;
-        tbs.assemble(sig)
+        let unsigned = self.template.unsigned(req, serial, gen_time)?;
+        let signature = self.profile.signer.sign(unsigned.bytes())?;
+        self.template.assemble(&unsigned, &signature, req.cert_req)
     }
 }
 

@@ -238,11 +238,14 @@ fn a_gen_time_in_the_future_fails_and_now_is_injectable() {
 #[test]
 fn a_huge_declared_accuracy_does_not_excuse_a_future_gen_time() {
     let mut c = chain();
-    c.issuer = c.issuer.with_accuracy(Some(pki::tsp::Accuracy {
-        seconds: Some(1_000_000_000_000),
-        millis: None,
-        micros: None,
-    }));
+    c.issuer = c
+        .issuer
+        .with_accuracy(Some(pki::tsp::Accuracy {
+            seconds: Some(1_000_000_000_000),
+            millis: None,
+            micros: None,
+        }))
+        .expect("issuer");
     let now = GenTime::now_millis().expect("clock").unix_seconds();
     let later = GenTime::from_unix_millis((now + 2 * 3600) * 1000).expect("time");
     let token = c.token_at(DATA, later).expect("token");
@@ -272,9 +275,12 @@ fn a_tsa_name_the_certificate_does_not_carry_is_a_warning() {
     use der::asn1::Ia5String;
     use x509_cert::ext::pkix::name::GeneralName;
     let mut c = chain();
-    c.issuer = c.issuer.with_tsa_name(GeneralName::DnsName(
-        Ia5String::new("tsa.example.org").expect("dns"),
-    ));
+    c.issuer = c
+        .issuer
+        .with_tsa_name(GeneralName::DnsName(
+            Ia5String::new("tsa.example.org").expect("dns"),
+        ))
+        .expect("issuer");
     let r = verify_bytes(c.token(DATA).expect("token"), opts(&c));
     let t = check(&r, "tsa-name");
     assert_eq!(t.outcome, Outcome::Warning);

@@ -121,9 +121,12 @@ fn a_tsa_name_with_terminal_escapes_renders_escaped_and_json_stays_exact() {
     use x509_cert::ext::pkix::name::GeneralName;
     let dir = tempfile::tempdir().expect("tmp");
     let mut chain = Chain::generate(&ChainSpec::default()).expect("chain");
-    chain.issuer = chain.issuer.with_tsa_name(GeneralName::DnsName(
-        der::asn1::Ia5String::new(EVIL).expect("IA5 admits control characters"),
-    ));
+    chain.issuer = chain
+        .issuer
+        .with_tsa_name(GeneralName::DnsName(
+            der::asn1::Ia5String::new(EVIL).expect("IA5 admits control characters"),
+        ))
+        .expect("issuer");
     let run = verify_other_data(dir.path(), &chain);
     assert_inert(&run.stdout);
     for prefix in ["  TSA name ", "    [warn] tsa-name"] {
