@@ -315,6 +315,35 @@ async fn concurrent_appends_are_grouped(url: &str) {
     archive.close().await;
 }
 
+/// Hands `records` to a writer of `archive`'s backend as one batch; returns its commits and
+/// each record's outcome, in order.
+async fn commit_one_batch(
+    archive: &Archive,
+    records: Vec<TokenRecord>,
+) -> (u64, Vec<Result<(), ArchiveError>>) {
+    let (mut batch, mut answers) = (Vec::new(), Vec::new());
+    for rec in records {
+        let (reply, answer) = oneshot::channel();
+        let serial = i64::try_from(rec.serial).expect("small serial");
+        batch.push(Job { serial, rec, reply });
+        answers.push(answer);
+    }
+    let stats = Arc::new(Stats::default());
+    let mut writer = Writer::new(
+        archive.inner.backend.clone(),
+        None,
+        Arc::new(Health::default()),
+        Arc::clone(&stats),
+        ArchiveOptions::DEFAULT_COMMIT_TIMEOUT,
+    );
+    writer.commit_batch(&mut batch).await;
+    let mut outcomes = Vec::new();
+    for answer in answers {
+        outcomes.push(answer.await.expect("answered"));
+    }
+    (stats.commits.load(Ordering::Relaxed), outcomes)
+}
+
 /// A batch larger than any former INSERT chunk commits at once, every column of every row as
 /// given: imprints and tokens of different lengths, empty ones, and rows without a signer
 /// certificate (NULL elements in PostgreSQL's arrays).
@@ -338,25 +367,11 @@ async fn a_batch_is_one_commit_and_keeps_every_column(url: &str) {
             rec
         })
         .collect();
-    let (stats, mut batch, mut answers) = (Arc::new(Stats::default()), Vec::new(), Vec::new());
-    for rec in records.iter().cloned() {
-        let (reply, answer) = oneshot::channel();
-        let serial = i64::try_from(rec.serial).expect("small serial");
-        batch.push(Job { serial, rec, reply });
-        answers.push(answer);
+    let (commits, outcomes) = commit_one_batch(&archive, records.clone()).await;
+    for outcome in outcomes {
+        outcome.expect("committed");
     }
-    let mut writer = Writer::new(
-        archive.inner.backend.clone(),
-        None,
-        Arc::new(Health::default()),
-        Arc::clone(&stats),
-        ArchiveOptions::DEFAULT_COMMIT_TIMEOUT,
-    );
-    writer.commit_batch(&mut batch).await;
-    for answer in answers {
-        answer.await.expect("answered").expect("committed");
-    }
-    assert_eq!(stats.commits.load(Ordering::Relaxed), 1, "one commit");
+    assert_eq!(commits, 1, "one commit");
     assert_eq!(archive.count().await.expect("count"), 300);
     for rec in &records {
         let got = archive.get(rec.serial).await.expect("get");
@@ -369,38 +384,15 @@ async fn a_batch_is_one_commit_and_keeps_every_column(url: &str) {
 async fn duplicate_fails_alone(url: &str) {
     let archive = open(url).await;
     archive.append(record(1, 1)).await.expect("first append");
-    let (stats, mut batch, mut answers) = (Stats::default(), Vec::new(), Vec::new());
-    for serial in [2, 1, 3, 3, 4] {
-        let (reply, answer) = oneshot::channel();
-        let rec = record(serial, 2);
-        let serial = i64::try_from(serial).expect("small serial");
-        batch.push(Job { serial, rec, reply });
-        answers.push(answer);
-    }
-    let stats = Arc::new(stats);
-    let mut writer = Writer::new(
-        archive.inner.backend.clone(),
-        None,
-        Arc::new(Health::default()),
-        Arc::clone(&stats),
-        ArchiveOptions::DEFAULT_COMMIT_TIMEOUT,
-    );
-    writer.commit_batch(&mut batch).await;
-    let mut outcomes = Vec::new();
-    for answer in answers {
-        outcomes.push(answer.await.expect("answered"));
-    }
+    let records = [2, 1, 3, 3, 4].map(|serial| record(serial, 2));
+    let (commits, outcomes) = commit_one_batch(&archive, records.to_vec()).await;
     assert!(outcomes[0].is_ok() && outcomes[2].is_ok() && outcomes[4].is_ok());
     for failed in [&outcomes[1], &outcomes[3]] {
         let duplicate = matches!(failed, Err(ArchiveError::DuplicateSerial { .. }));
         assert!(duplicate, "{failed:?}");
     }
     assert_eq!(archive.count().await.expect("count"), 4);
-    assert_eq!(
-        stats.commits.load(Ordering::Relaxed),
-        3,
-        "each retried alone"
-    );
+    assert_eq!(commits, 3, "each retried alone");
     let again = archive.append(record(4, 3)).await;
     let duplicate = matches!(again, Err(ArchiveError::DuplicateSerial { serial: 4, .. }));
     assert!(duplicate, "{again:?}");
