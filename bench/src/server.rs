@@ -185,9 +185,9 @@ pub fn measure(
         (Backend::Postgres, None) => bail!("a PostgreSQL run needs --database-url"),
         (Backend::Sqlite, _) => None,
     };
-    let (archive, backend) = match &database {
-        Some(db) => (Archive::Postgres(db), Backend::Postgres),
-        None => (Archive::Sqlite(&archive_path), Backend::Sqlite),
+    let archive = match &database {
+        Some(db) => Archive::Postgres(db),
+        None => Archive::Sqlite(&archive_path),
     };
 
     // One after another: the first creates the schema, the others find it.

@@ -181,6 +181,15 @@ async fn matching_tokens_come_in_pages_in_serial_order(url: &str) {
     archive.close().await;
 }
 
+/// Integer arguments, bound in order.
+fn int_args(values: &[i64]) -> SqliteArguments {
+    let mut args = SqliteArguments::default();
+    for v in values {
+        args.add(*v).expect("bind");
+    }
+    args
+}
+
 /// The steps SQLite plans for `sql` with `args` (the detail column of `EXPLAIN QUERY PLAN`).
 async fn plan_steps(pool: &SqlitePool, sql: String, args: SqliteArguments) -> Vec<String> {
     let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as_with(
@@ -233,12 +242,9 @@ async fn a_page_seeks_its_first_serial() {
         to_ms: Some(2),
         ..TokenFilter::default()
     };
-    let span = window_span_sql(&window).expect("a window").to_owned();
-    let mut args = SqliteArguments::default();
-    args.add(1_i64).expect("bind");
-    args.add(2_i64).expect("bind");
+    let span = window_span_sql(&window).expect("a window");
     assert_eq!(
-        plan_steps(pool, span, args).await,
+        plan_steps(pool, span, int_args(&[1, 2])).await,
         ["SEARCH tokens USING COVERING INDEX tokens_gen_time_ms (gen_time_ms>? AND gen_time_ms<?)"]
     );
     archive.close().await;
@@ -251,20 +257,13 @@ async fn counts_read_an_index_alone() {
     let dir = tempfile::tempdir().expect("tempdir");
     let archive = open(&sqlite_url(&dir)).await;
     let pool = sqlite_pool(&archive);
-    let ints = |values: &[i64]| {
-        let mut args = SqliteArguments::default();
-        for v in values {
-            args.add(*v).expect("bind");
-        }
-        args
-    };
     let window = TokenFilter {
         from_ms: Some(1),
         to_ms: Some(2),
         ..TokenFilter::default()
     };
     assert_eq!(
-        plan_steps(pool, window_count_sql(&window), ints(&[1, 2])).await,
+        plan_steps(pool, window_count_sql(&window), int_args(&[1, 2])).await,
         ["SEARCH tokens USING COVERING INDEX tokens_gen_time_ms (gen_time_ms>? AND gen_time_ms<?)"]
     );
     let since = TokenFilter {
@@ -272,10 +271,15 @@ async fn counts_read_an_index_alone() {
         ..TokenFilter::default()
     };
     assert_eq!(
-        plan_steps(pool, window_count_sql(&since), ints(&[1])).await,
+        plan_steps(pool, window_count_sql(&since), int_args(&[1])).await,
         ["SEARCH tokens USING COVERING INDEX tokens_gen_time_ms (gen_time_ms>?)"]
     );
-    let all = plan_steps(pool, window_count_sql(&TokenFilter::default()), ints(&[])).await;
+    let all = plan_steps(
+        pool,
+        window_count_sql(&TokenFilter::default()),
+        int_args(&[]),
+    )
+    .await;
     assert!(
         all.len() == 1 && all[0].starts_with("SCAN tokens USING COVERING INDEX"),
         "{all:?}"
