@@ -131,8 +131,8 @@ const QUEUE: usize = 4096;
 pub const SIGNER_NICE: i32 = 5;
 
 /// Lowers the calling thread's priority to [`SIGNER_NICE`] (never raises it). A refusal (a
-/// sandbox without `setpriority`) leaves the thread as it was: signatures are then only
-/// slower to share the cores.
+/// sandbox that forbids `setpriority`) leaves the thread at the process's priority: slower at
+/// few connections, nothing worse.
 fn lower_priority() {
     #[cfg(target_os = "linux")]
     {
