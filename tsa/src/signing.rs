@@ -6,14 +6,6 @@
 //! a worker blocked for a millisecond would delay the archive writer's wake-ups and the
 //! sockets, and dedicated threads pull the next job at once, so no core idles while signatures
 //! wait (a semaphore around `spawn_blocking` leaves a gap between jobs).
-//!
-//! The signing threads run at a lower priority ([`SIGNER_NICE`]) than the rest of the server.
-//! They keep both cores busy, and at equal priority the scheduler made the archive's commits
-//! and the HTTP replies wait for their turn behind them; with few connections the requests of
-//! a batch were then still in the commit or on the wire when the threads ran out of work, and
-//! the threads idled. Lowered, they yield the core at once to the commit and the replies
-//! (which take a small part of it) and take it back when those are done: RSA-2048 at 8
-//! connections +7%, at 16 and 64 within the noise (BENCHMARKS.md, "Eighth slice").
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -124,27 +116,6 @@ impl std::fmt::Debug for SigningPool {
 /// Queued signatures at most; beyond this `run` waits (backpressure on the handlers).
 const QUEUE: usize = 4096;
 
-/// The signing threads' nice value (the rest of the server keeps its own, usually 0): at 5 a
-/// signing thread weighs about a third of a thread at 0, so it yields a core to the runtime and
-/// the archive when they have work and still gets a third of it when they are saturated.
-/// Linux only: there a nice value belongs to a thread; elsewhere it would renice the process.
-pub const SIGNER_NICE: i32 = 5;
-
-/// Lowers the calling thread's priority to [`SIGNER_NICE`] (never raises it). A refusal (a
-/// sandbox that forbids `setpriority`) leaves the thread at the process's priority: slower at
-/// few connections, nothing worse.
-fn lower_priority() {
-    #[cfg(target_os = "linux")]
-    {
-        let now = rustix::process::getpriority_process(None).unwrap_or(0);
-        if now < SIGNER_NICE
-            && let Err(error) = rustix::process::setpriority_process(None, SIGNER_NICE)
-        {
-            tracing::debug!(%error, "cannot lower the signing thread's priority");
-        }
-    }
-}
-
 impl SigningPool {
     /// Starts `threads` signing threads. They end when the pool is dropped.
     pub fn new(threads: usize) -> std::io::Result<SigningPool> {
@@ -154,10 +125,7 @@ impl SigningPool {
             let queue = Arc::clone(&queue);
             std::thread::Builder::new()
                 .name(format!("tsa-signer-{i}"))
-                .spawn(move || {
-                    lower_priority();
-                    worker(&queue);
-                })?;
+                .spawn(move || worker(&queue))?;
         }
         Ok(SigningPool {
             jobs,
@@ -236,24 +204,6 @@ mod tests {
             assert_eq!(usize::try_from(n).expect("small"), i);
             assert!(thread.is_some_and(|t| t.starts_with("tsa-signer-")));
         }
-    }
-
-    /// The signing threads run at [`SIGNER_NICE`]; the thread that made the pool keeps its
-    /// own priority.
-    #[cfg(target_os = "linux")]
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn signing_threads_run_at_a_lower_priority() {
-        let mine = rustix::process::getpriority_process(None).expect("own priority");
-        let pool = SigningPool::new(2).expect("pool");
-        let theirs = pool
-            .run(|| rustix::process::getpriority_process(None).expect("priority"))
-            .await
-            .expect("answered");
-        assert_eq!(theirs, SIGNER_NICE.max(mine));
-        assert_eq!(
-            rustix::process::getpriority_process(None).expect("own priority"),
-            mine
-        );
     }
 
     /// `now` counts the jobs on the threads, `pending` the queued ones too; both drop to zero
