@@ -207,24 +207,25 @@ impl Template {
         let signer_info = self.signer_info_head.len()
             + unsigned.signed_attrs.len()
             + self.signature_algorithm.len()
-            + whole(signature.len());
-        let signer_infos = whole(signer_info);
-        let econtent = whole(whole(tst.len()));
-        let encap = self.content_type.len() + econtent;
+            + whole(signature.len())?;
+        let signer_infos = whole(signer_info)?;
+        let octets = whole(tst.len())?;
+        let encap = self.content_type.len() + whole(octets)?;
         let signed_data =
-            self.signed_data_head.len() + whole(encap) + certificates.len() + whole(signer_infos);
-        let content_info = self.signed_data_oid.len() + whole(whole(signed_data));
-        let total = whole(content_info);
+            self.signed_data_head.len() + whole(encap)? + certificates.len() + whole(signer_infos)?;
+        let explicit = whole(signed_data)?;
+        let content_info = self.signed_data_oid.len() + whole(explicit)?;
+        let total = whole(content_info)?;
 
         let mut out = Vec::with_capacity(total);
         put(&mut out, Tag::Sequence, content_info)?;
         out.extend_from_slice(&self.signed_data_oid);
-        put(&mut out, context(0, true), whole(signed_data))?;
+        put(&mut out, context(0, true), explicit)?;
         put(&mut out, Tag::Sequence, signed_data)?;
         out.extend_from_slice(&self.signed_data_head);
         put(&mut out, Tag::Sequence, encap)?;
         out.extend_from_slice(&self.content_type);
-        put(&mut out, context(0, true), whole(tst.len()))?;
+        put(&mut out, context(0, true), octets)?;
         put(&mut out, Tag::OctetString, tst.len())?;
         out.extend_from_slice(tst);
         out.extend_from_slice(certificates);
@@ -248,20 +249,15 @@ impl Template {
     }
 }
 
-/// The length of a DER header for `len` content octets (tag of one octet, as every tag here).
-fn header(len: usize) -> usize {
-    1 + match len {
-        0..=0x7f => 1,
-        0x80..=0xff => 2,
-        0x100..=0xffff => 3,
-        0x1_0000..=0xff_ffff => 4,
-        _ => 5,
-    }
-}
-
-/// A TLV's whole length for `len` content octets.
-fn whole(len: usize) -> usize {
-    header(len) + len
+/// A TLV's whole length for `len` content octets: der's header length (every tag here is one
+/// octet, as a SEQUENCE's) plus the content.
+fn whole(len: usize) -> Result<usize> {
+    let header = Length::try_from(len)
+        .and_then(|length| Header::new(Tag::Sequence, length))
+        .and_then(|header| header.encoded_len())
+        .and_then(usize::try_from)
+        .map_err(Error::Encode)?;
+    Ok(header + len)
 }
 
 /// Writes a DER header for `len` content octets.
