@@ -6,6 +6,18 @@
 //! a worker blocked for a millisecond would delay the archive writer's wake-ups and the
 //! sockets, and dedicated threads pull the next job at once, so no core idles while signatures
 //! wait (a semaphore around `spawn_blocking` leaves a gap between jobs).
+//!
+//! A thread whose signatures are heavy on the CPU lowers its own priority ([`HEAVY_NICE`]):
+//! with RSA in software the signing threads keep both cores busy, and at equal priority the
+//! scheduler made the archive's commits and the HTTP replies wait behind them, so with few
+//! connections a batch's requests were still in the commit or on the wire when the threads ran
+//! out of work. But "slow" signers include HSM keys whose signature costs the CPU little more
+//! than the rest of a token (SoftHSM2's P-256: about 70 µs), and lowered, those lost 10-13% at 64
+//! connections, starved behind the runtime's workers (BENCHMARKS.md, "Eighth slice"). So each
+//! thread measures its first [`SAMPLES`] signatures on its own CPU clock (real signatures: the
+//! key signs nothing but tokens) and lowers itself only when their median is at least
+//! [`HEAVY_SIGNATURE`]; a network HSM's round trip costs the thread's CPU nothing and keeps it
+//! where it is.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -116,6 +128,22 @@ impl std::fmt::Debug for SigningPool {
 /// Queued signatures at most; beyond this `run` waits (backpressure on the handlers).
 const QUEUE: usize = 4096;
 
+/// Signatures each thread times on its CPU clock before it settles its priority.
+const SAMPLES: usize = 16;
+
+/// A signature whose median CPU time on its thread is at least this is heavy, and its thread
+/// runs at [`HEAVY_NICE`]. Between SoftHSM2's P-256 (about 70 µs, which must not be lowered)
+/// and RSA-2048 in software (520-580 µs on the benchmark machines), and several times the rest
+/// of a token's CPU (60-130 µs).
+const HEAVY_SIGNATURE: std::time::Duration = std::time::Duration::from_micros(250);
+
+/// The nice value of a thread with heavy signatures (the rest of the server keeps its own,
+/// usually 0): at 5 a thread weighs about a third of one at 0, so it yields a core to the
+/// runtime and the archive when they have work and still gets a third of it when they are
+/// saturated. Linux only: there a nice value belongs to a thread; elsewhere it would renice
+/// the process.
+pub const HEAVY_NICE: i32 = 5;
+
 impl SigningPool {
     /// Starts `threads` signing threads. They end when the pool is dropped.
     pub fn new(threads: usize) -> std::io::Result<SigningPool> {
@@ -171,15 +199,66 @@ impl SigningPool {
 }
 
 fn worker(queue: &Mutex<Receiver<Job>>) {
+    // The CPU times of the first signatures, until the priority is settled.
+    let mut timed: Option<Vec<std::time::Duration>> = Some(Vec::with_capacity(SAMPLES));
     loop {
         // Hold the lock only while taking a job, never while signing.
         let job = match queue.lock() {
             Ok(q) => q.recv(),
             Err(_) => return,
         };
-        match job {
-            Ok(job) => job(),
-            Err(_) => return, // the pool was dropped
+        let Ok(job) = job else {
+            return; // the pool was dropped
+        };
+        let Some(times) = timed.as_mut() else {
+            job();
+            continue;
+        };
+        let before = thread_cpu_time();
+        job();
+        times.push(thread_cpu_time().saturating_sub(before));
+        if times.len() == SAMPLES {
+            times.sort_unstable();
+            if times[SAMPLES / 2] >= HEAVY_SIGNATURE {
+                lower_priority();
+            }
+            timed = None;
+        }
+    }
+}
+
+/// The CPU time the calling thread has used (zero where there is no such clock: the thread
+/// then never counts as heavy).
+fn thread_cpu_time() -> std::time::Duration {
+    #[cfg(target_os = "linux")]
+    {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+        std::time::Duration::new(
+            u64::try_from(t.tv_sec).unwrap_or(0),
+            u32::try_from(t.tv_nsec).unwrap_or(0),
+        )
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        std::time::Duration::ZERO
+    }
+}
+
+/// Lowers the calling thread's priority to [`HEAVY_NICE`] (never raises it). A refusal (a
+/// sandbox without `setpriority`) leaves the thread as it was: signatures are then only slower
+/// to share the cores.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        let now = rustix::process::getpriority_process(None).unwrap_or(0);
+        if now < HEAVY_NICE {
+            match rustix::process::setpriority_process(None, HEAVY_NICE) {
+                Ok(()) => tracing::debug!(
+                    nice = HEAVY_NICE,
+                    "heavy signatures: signing thread lowered"
+                ),
+                Err(error) => tracing::debug!(%error, "cannot lower the signing thread's priority"),
+            }
         }
     }
 }
@@ -204,6 +283,42 @@ mod tests {
             assert_eq!(usize::try_from(n).expect("small"), i);
             assert!(thread.is_some_and(|t| t.starts_with("tsa-signer-")));
         }
+    }
+
+    /// Runs `SAMPLES` jobs of `f` on a one-thread pool, then returns the thread's nice value.
+    #[cfg(target_os = "linux")]
+    async fn nice_after(f: fn()) -> i32 {
+        let pool = SigningPool::new(1).expect("pool");
+        for _ in 0..SAMPLES {
+            pool.run(f).await.expect("answered");
+        }
+        pool.run(|| rustix::process::getpriority_process(None).expect("priority"))
+            .await
+            .expect("answered")
+    }
+
+    /// A thread whose signatures take [`HEAVY_SIGNATURE`] of its CPU or more lowers itself to
+    /// [`HEAVY_NICE`]; one whose signatures are light keeps its priority, and so does the
+    /// thread that made the pool.
+    #[cfg(target_os = "linux")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn only_heavy_signers_lower_their_priority() {
+        let mine = rustix::process::getpriority_process(None).expect("own priority");
+        let heavy = nice_after(|| {
+            let start = thread_cpu_time();
+            while thread_cpu_time().saturating_sub(start) < HEAVY_SIGNATURE * 2 {
+                std::hint::spin_loop();
+            }
+        })
+        .await;
+        assert_eq!(heavy, HEAVY_NICE.max(mine));
+        // Sleeping costs the thread no CPU: an HSM's round trip is not heavy.
+        let light = nice_after(|| std::thread::sleep(HEAVY_SIGNATURE * 2)).await;
+        assert_eq!(light, mine);
+        assert_eq!(
+            rustix::process::getpriority_process(None).expect("own priority"),
+            mine
+        );
     }
 
     /// `now` counts the jobs on the threads, `pending` the queued ones too; both drop to zero
