@@ -142,7 +142,7 @@ const HEAVY_SIGNATURE: std::time::Duration = std::time::Duration::from_micros(25
 /// runtime and the archive when they have work and still gets a third of it when they are
 /// saturated. Linux only: there a nice value belongs to a thread; elsewhere it would renice
 /// the process.
-pub const HEAVY_NICE: i32 = 5;
+const HEAVY_NICE: i32 = 5;
 
 impl SigningPool {
     /// Starts `threads` signing threads. They end when the pool is dropped.
