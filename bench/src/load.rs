@@ -2,6 +2,13 @@
 //! the nodes' addresses), each a loop of sequential POSTs of one pre-made TimeStampReq (or, to
 //! measure the HTTP stack alone, GETs of one path); a warm-up, then a measured window bounded in
 //! time and in request count. Every measured request's latency is recorded.
+//!
+//! In a closed loop (the default) each connection sends again as soon as it has its reply, so a
+//! stall of the server also stops the senders: only the requests in flight see it, and the
+//! percentiles hide it (coordinated omission). With a rate ([`LoadPlan::rate`]) the loop is
+//! open: each connection's requests are due at fixed times, and a request whose connection was
+//! still waiting for the previous reply when it fell due counts its latency from that time, as
+//! a client arriving then would have waited.
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
@@ -116,10 +123,18 @@ pub struct LoadPlan {
     pub max_requests: u64,
     /// Runtime worker threads (1: current-thread runtime).
     pub threads: usize,
+    /// Open loop: requests per second offered in total, spread evenly over the connections
+    /// (`None`: closed loop).
+    pub rate: Option<f64>,
 }
 
 struct Shared {
     work: Work,
+    /// When the connections start (the warm-up's start).
+    start: Instant,
+    /// Open loop: the time between two requests of one connection.
+    interval: Option<Duration>,
+    connections: u32,
     window_start: Instant,
     window_end: Instant,
     max_requests: u64,
@@ -170,9 +185,19 @@ pub fn run(plan: &LoadPlan, work: Work) -> Result<LoadResult> {
     }
     .context("cannot start the load generator's runtime")?;
 
+    let interval = match plan.rate {
+        Some(rate) if !(rate.is_finite() && rate > 0.0) => {
+            bail!("the load generator's rate must be positive, not {rate}")
+        }
+        Some(rate) => Some(Duration::from_secs_f64(plan.connections as f64 / rate)),
+        None => None,
+    };
     let now = Instant::now();
     let shared = Arc::new(Shared {
         work,
+        start: now,
+        interval,
+        connections: u32::try_from(plan.connections).context("too many connections")?,
         window_start: now + plan.warmup,
         window_end: now + plan.warmup + plan.duration,
         max_requests: plan.max_requests,
@@ -182,7 +207,7 @@ pub fn run(plan: &LoadPlan, work: Work) -> Result<LoadResult> {
         let tasks: Vec<_> = (0..plan.connections)
             .map(|i| {
                 let addr = plan.addrs[i % plan.addrs.len()];
-                tokio::spawn(connection(Arc::clone(&shared), addr))
+                tokio::spawn(connection(Arc::clone(&shared), addr, i))
             })
             .collect();
         let mut out = Vec::with_capacity(tasks.len());
@@ -226,14 +251,19 @@ pub fn run(plan: &LoadPlan, work: Work) -> Result<LoadResult> {
     Ok(result)
 }
 
-/// One connection: connect, then send the run's request in a loop until the window ends;
-/// reconnect after a failure.
-async fn connection(shared: Arc<Shared>, addr: SocketAddr) -> ConnStats {
+/// One connection: connect, then send the run's request in a loop until the window ends (in
+/// an open loop, each at its due time); reconnect after a failure.
+async fn connection(shared: Arc<Shared>, addr: SocketAddr, index: usize) -> ConnStats {
     let host = addr.to_string();
     let mut stats = ConnStats {
         latencies_us: Vec::with_capacity(64 * 1024),
         ..ConnStats::default()
     };
+    // Open loop: the connections' first requests are spread over one interval.
+    let mut due = shared.interval.map(|interval| {
+        let index = u32::try_from(index).unwrap_or(u32::MAX);
+        shared.start + interval / shared.connections * index
+    });
     'connect: while Instant::now() < shared.window_end {
         let measured = Instant::now() >= shared.window_start;
         let mut sender = match connect(addr).await {
@@ -271,7 +301,18 @@ async fn connection(shared: Arc<Shared>, addr: SocketAddr) -> ConnStats {
                     break 'connect;
                 }
             };
-            let t0 = Instant::now();
+            // From when the request fell due if the connection was late for it (the server's
+            // doing); from its sending if the timer woke us after the due time.
+            let mut t0 = Instant::now();
+            if let (Some(at), Some(interval)) = (due.as_mut(), shared.interval) {
+                if *at > t0 {
+                    tokio::time::sleep_until((*at).into()).await;
+                    t0 = Instant::now();
+                } else {
+                    t0 = *at;
+                }
+                *at += interval;
+            }
             let outcome = tokio::time::timeout(REQUEST_TIMEOUT, exchange(&mut sender, req)).await;
             let done = Instant::now();
             match outcome {
@@ -347,4 +388,98 @@ async fn exchange(
         .context("reading the reply")?
         .to_bytes();
     Ok((status, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// A loopback HTTP/1.1 server that answers every request at once except the `stall_at`-th
+    /// (counting from 0), which it holds for `stall`.
+    fn stalling_server(stall_at: u64, stall: Duration) -> SocketAddr {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("local address");
+        let served = Arc::new(AtomicU64::new(0));
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let served = Arc::clone(&served);
+                std::thread::spawn(move || {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while let Ok(n @ 1..) = stream.read(&mut buf) {
+                        head.extend_from_slice(&buf[..n]);
+                        while let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+                            head.drain(..end + 4);
+                            if served.fetch_add(1, Ordering::Relaxed) == stall_at {
+                                std::thread::sleep(stall);
+                            }
+                            let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                            if stream.write_all(reply).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    /// Replies slower than 100 ms in 0.8 s of GETs on one connection to a server that holds
+    /// its 21st reply for 300 ms.
+    fn slow_replies(rate: Option<f64>) -> usize {
+        let plan = LoadPlan {
+            addrs: vec![stalling_server(20, Duration::from_millis(300))],
+            connections: 1,
+            warmup: Duration::ZERO,
+            duration: Duration::from_millis(800),
+            max_requests: u64::MAX,
+            threads: 1,
+            rate,
+        };
+        let result = run(&plan, Work::Get("/")).expect("load run");
+        assert_eq!(result.errors, 0, "{:?}", result.first_error);
+        result
+            .latencies_us
+            .iter()
+            .filter(|&&us| us >= 100_000)
+            .count()
+    }
+
+    #[test]
+    fn an_open_loop_counts_a_stall_against_every_request_due_during_it() {
+        // 200 requests a second: one due every 5 ms, 40 of them during the stall, the first 40
+        // of those more than 100 ms before it ends.
+        let open = slow_replies(Some(200.0));
+        assert!(
+            open >= 25,
+            "only {open} requests of the open loop waited 100 ms or more"
+        );
+        // The closed loop sends nothing while it waits: the stall shows in one reply.
+        let closed = slow_replies(None);
+        assert!(
+            (1..=3).contains(&closed),
+            "{closed} requests of the closed loop waited 100 ms or more"
+        );
+    }
+
+    #[test]
+    fn a_rate_must_be_positive() {
+        let plan = LoadPlan {
+            addrs: vec![SocketAddr::from(([127, 0, 0, 1], 9))],
+            connections: 1,
+            warmup: Duration::ZERO,
+            duration: Duration::from_millis(10),
+            max_requests: 1,
+            threads: 1,
+            rate: Some(0.0),
+        };
+        let error = run(&plan, Work::Get("/")).expect_err("a zero rate");
+        assert!(
+            error.to_string().contains("rate must be positive"),
+            "{error}"
+        );
+    }
 }

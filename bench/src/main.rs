@@ -130,6 +130,14 @@ struct Opts {
     /// Experiment: most tokens per archive commit (`[archive] max_batch`; default 512).
     #[arg(long)]
     max_batch: Option<usize>,
+    /// Open loop: requests per second offered in total, spread evenly over the connections.
+    /// Each request is due at a fixed time; one whose connection was still waiting for the
+    /// previous reply then counts its latency from when it fell due, so a stall of the server
+    /// shows in the percentiles as it would to clients arriving at this rate (a closed loop
+    /// stops sending during a stall and hides it). 0: closed loop, each connection sends again
+    /// as soon as it has its reply.
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
     /// Experiment: tokio worker threads of the server (sets TOKIO_WORKER_THREADS for it; the
     /// default is one per core).
     #[arg(long)]
@@ -221,6 +229,8 @@ pub struct Settings {
     pub max_batch: Option<usize>,
     /// TOKIO_WORKER_THREADS for the server, if set.
     pub server_workers: Option<usize>,
+    /// Open loop at this many requests per second (`None`: closed loop).
+    pub rate: Option<f64>,
     /// The PostgreSQL admin URL (fresh database per run), or `None` for SQLite.
     pub database_url: Option<String>,
     /// Nodes per server run, one run per value.
@@ -277,6 +287,12 @@ impl Opts {
         };
         if self.connections.is_empty() || self.connections.iter().any(|&c| c == 0 || c > 10_000) {
             bail!("--connections must be between 1 and 10000");
+        }
+        if !(self.rate.is_finite() && (0.0..=10_000_000.0).contains(&self.rate)) {
+            bail!(
+                "--rate must be between 0 (closed loop) and 10000000 requests/s, not {}",
+                self.rate
+            );
         }
         if self.client_threads == 0 || self.openssl_jobs == 0 {
             bail!("--client-threads and --openssl-jobs must be at least 1");
@@ -336,6 +352,7 @@ impl Opts {
             serial_block: self.serial_block,
             max_batch: self.max_batch,
             server_workers: self.server_workers,
+            rate: (self.rate > 0.0).then_some(self.rate),
             database_url: self.database_url,
             nodes: self.nodes,
             versus_sqlite: self.versus_sqlite,

@@ -121,6 +121,14 @@ pub fn print(machine: &Machine, s: &Settings, results: &[KeyResult]) {
         s.max_requests,
         s.client_threads
     );
+    match s.rate {
+        Some(rate) => println!(
+            "loop: open, {rate:.0} requests/s offered over the connections; a request whose connection was late for it counts its latency from when it fell due"
+        ),
+        None => println!(
+            "loop: closed, each connection sends again as soon as it has its reply (a server stall stops the senders too: compare --rate)"
+        ),
+    }
     match (&s.database_url, &s.archive_dir) {
         (Some(url), _) => {
             println!(

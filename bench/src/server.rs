@@ -207,6 +207,7 @@ pub fn measure(
         duration: settings.duration,
         max_requests: settings.max_requests,
         threads: settings.client_threads,
+        rate: settings.rate,
     };
     let servers_ticks = |servers: &[Server]| -> Option<u64> {
         servers
@@ -281,6 +282,8 @@ pub fn measure(
             let floor = LoadPlan {
                 warmup: Duration::from_millis(500),
                 duration: window,
+                // As fast as the server answers: the floor is a CPU figure.
+                rate: None,
                 ..plan.clone()
             };
             let before = (servers_ticks(&servers), node_threads(&servers));
