@@ -1032,12 +1032,17 @@ async fn connect_sqlite(
     sqlx::Connection::close(first.map_err(connect)?)
         .await
         .map_err(connect)?;
+    // The checkpointer's own handle on the database file, to sync what it copied (see
+    // `checkpoint_sqlite`); none for an in-memory database.
+    let database_file = std::fs::File::open(options.get_filename())
+        .ok()
+        .map(Arc::new);
     let pool = SqlitePoolOptions::new()
         .max_connections(opts.max_connections.max(2))
         .connect_with(options.create_if_missing(false))
         .await
         .map_err(connect)?;
-    tokio::spawn(checkpoint_sqlite(pool.clone(), tail));
+    tokio::spawn(checkpoint_sqlite(pool.clone(), database_file, tail));
     Ok(pool)
 }
 
@@ -1084,11 +1089,16 @@ async fn sqlite_open_lock(url: &str) -> Result<Option<std::fs::File>, ArchiveErr
 const WAL_CHECKPOINT: &str = "PRAGMA wal_checkpoint(PASSIVE)";
 /// A PASSIVE checkpoint short enough that what the writer added during it is a few frames.
 const SHORT_CHECKPOINT: Duration = Duration::from_millis(2);
-/// Most checkpoints in a row per second, waiting for a short one.
+/// Most checkpoints in a row per tick, waiting for a short one.
 const CHECKPOINT_ROUNDS: usize = 4;
+/// How often the checkpointer copies the WAL into the database file and syncs it.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(100);
+/// How often, at most, the writer copies the WAL's last frames so that it starts over.
+const WAL_RESTART_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Copies the WAL into the database file once a second (PASSIVE: never blocks the writer), so
-/// that no checkpoint ever runs inside a commit, and lets the writer start the WAL over.
+/// Copies the WAL into the database file every [`CHECKPOINT_INTERVAL`] (PASSIVE: never blocks
+/// the writer) and syncs what it copied, so that no checkpoint ever runs inside a commit, and
+/// lets the writer start the WAL over once every [`WAL_RESTART_INTERVAL`].
 ///
 /// A PASSIVE checkpoint copies the frames that were in the WAL when it began; under a steady
 /// load the writer commits during every one, SQLite can never start the WAL from its beginning
@@ -1099,9 +1109,27 @@ const CHECKPOINT_ROUNDS: usize = 4;
 /// one copies every frame it saw, alone (no other checkpoint running), in under
 /// [`SHORT_CHECKPOINT`]; then `tail` asks the writer to copy the last few
 /// frames itself between two batches (see `Writer::checkpoint_tail`), after which its next
-/// commit starts the WAL over and overwrites it in place. Ends with the pool.
-async fn checkpoint_sqlite(pool: SqlitePool, tail: Arc<Notify>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+/// commit starts the WAL over and overwrites it in place.
+///
+/// SQLite syncs the database file after a checkpoint only when it copied up to the WAL's end,
+/// which under load only the writer's tail does: every page the rounds before had copied was
+/// still unwritten in the page cache, and the tail's sync wrote them all (a second's worth,
+/// 15-130 ms on the writer's path while every request waited; BENCHMARKS.md, "Tenth slice").
+/// So the checkpointer syncs `database` itself after each round that copied, a tenth of a
+/// second's pages at a time. That sync is for latency only: durability rests on SQLite's own
+/// syncs, unchanged (the WAL starts over only after a checkpoint that reached its end and
+/// synced the database file). Ends with the pool.
+async fn checkpoint_sqlite(
+    pool: SqlitePool,
+    database: Option<Arc<std::fs::File>>,
+    tail: Arc<Notify>,
+) {
+    let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_restart = std::time::Instant::now();
+    // Frames copied as the previous round reported them (SQLite's count since the WAL began).
+    let mut copied_before = 0;
+    let mut sync_failing = false;
     'ticks: loop {
         tick.tick().await;
         for _ in 0..CHECKPOINT_ROUNDS {
@@ -1121,8 +1149,31 @@ async fn checkpoint_sqlite(pool: SqlitePool, tail: Arc<Notify>) {
                         continue 'ticks;
                     }
                 };
-            if busy == 0 && frames == copied && started.elapsed() < SHORT_CHECKPOINT {
-                tail.notify_one();
+            let short = started.elapsed() < SHORT_CHECKPOINT;
+            if copied != copied_before {
+                copied_before = copied;
+                if let Some(file) = &database {
+                    let file = Arc::clone(file);
+                    let synced = tokio::task::spawn_blocking(move || file.sync_data())
+                        .await
+                        .map_err(std::io::Error::other)
+                        .and_then(|synced| synced);
+                    // Once per failing spell, not ten times a second.
+                    match (synced, sync_failing) {
+                        (Ok(()), _) => sync_failing = false,
+                        (Err(error), false) => {
+                            tracing::warn!(%error, "syncing the archive's database file after a checkpoint failed (SQLite's own syncs still keep every token)");
+                            sync_failing = true;
+                        }
+                        (Err(_), true) => {}
+                    }
+                }
+            }
+            if busy == 0 && frames == copied && short {
+                if last_restart.elapsed() >= WAL_RESTART_INTERVAL {
+                    last_restart = std::time::Instant::now();
+                    tail.notify_one();
+                }
                 break;
             }
         }
