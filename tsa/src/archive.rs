@@ -1098,7 +1098,7 @@ const WAL_RESTART_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Copies the WAL into the database file every [`CHECKPOINT_INTERVAL`] (PASSIVE: never blocks
 /// the writer) and syncs what it copied, so that no checkpoint ever runs inside a commit, and
-/// lets the writer start the WAL over once every [`WAL_RESTART_INTERVAL`].
+/// lets the writer start the WAL over at most once every [`WAL_RESTART_INTERVAL`].
 ///
 /// A PASSIVE checkpoint copies the frames that were in the WAL when it began; under a steady
 /// load the writer commits during every one, SQLite can never start the WAL from its beginning
@@ -1112,9 +1112,10 @@ const WAL_RESTART_INTERVAL: Duration = Duration::from_secs(1);
 /// commit starts the WAL over and overwrites it in place.
 ///
 /// SQLite syncs the database file after a checkpoint only when it copied up to the WAL's end,
-/// which under load only the writer's tail does: every page the rounds before had copied was
-/// still unwritten in the page cache, and the tail's sync wrote them all (a second's worth,
-/// 15-130 ms on the writer's path while every request waited; BENCHMARKS.md, "Tenth slice").
+/// which under load is mostly the writer's tail (now and then a round that caught up): every
+/// page the rounds before had copied was still unwritten in the page cache, and that one sync
+/// wrote them all, a second's worth, on the writer's thread or beside its commit (80-112 ms
+/// once a second while every request waited; BENCHMARKS.md, "Tenth slice").
 /// So the checkpointer syncs `database` itself after each round that copied, a tenth of a
 /// second's pages at a time. That sync is for latency only: durability rests on SQLite's own
 /// syncs, unchanged (the WAL starts over only after a checkpoint that reached its end and
