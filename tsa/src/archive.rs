@@ -1130,7 +1130,7 @@ async fn checkpoint_sqlite(
     let mut last_restart = std::time::Instant::now();
     // Frames copied as the previous round reported them (SQLite's count since the WAL began).
     let mut copied_before = 0;
-    let mut sync_failing = false;
+    let (mut checkpoints, mut syncs) = (FailureSpell::default(), FailureSpell::default());
     'ticks: loop {
         tick.tick().await;
         for _ in 0..CHECKPOINT_ROUNDS {
@@ -1139,17 +1139,26 @@ async fn checkpoint_sqlite(
             }
             let started = std::time::Instant::now();
             // (busy, frames in the WAL, frames copied): busy when another checkpoint ran.
-            let (busy, frames, copied): (i64, i64, i64) =
-                match sqlx::query_as(WAL_CHECKPOINT).fetch_one(&pool).await {
-                    Ok(done) => done,
-                    Err(error) => {
-                        if pool.is_closed() {
-                            break 'ticks;
-                        }
-                        tracing::warn!(%error, "WAL checkpoint failed");
-                        continue 'ticks;
+            let (busy, frames, copied): (i64, i64, i64) = match sqlx::query_as(WAL_CHECKPOINT)
+                .fetch_one(&pool)
+                .await
+            {
+                Ok(done) => {
+                    if checkpoints.succeeded() {
+                        tracing::info!("WAL checkpoints succeed again");
                     }
-                };
+                    done
+                }
+                Err(error) => {
+                    if pool.is_closed() {
+                        break 'ticks;
+                    }
+                    if checkpoints.failed() {
+                        tracing::warn!(%error, "WAL checkpoint failed (logged again after one succeeds)");
+                    }
+                    continue 'ticks;
+                }
+            };
             let short = started.elapsed() < SHORT_CHECKPOINT;
             if copied != copied_before {
                 copied_before = copied;
@@ -1159,14 +1168,15 @@ async fn checkpoint_sqlite(
                         .await
                         .map_err(std::io::Error::other)
                         .and_then(|synced| synced);
-                    // Once per failing spell, not ten times a second.
-                    match (synced, sync_failing) {
-                        (Ok(()), _) => sync_failing = false,
-                        (Err(error), false) => {
-                            tracing::warn!(%error, "syncing the archive's database file after a checkpoint failed (SQLite's own syncs still keep every token)");
-                            sync_failing = true;
+                    match synced {
+                        Ok(()) => {
+                            syncs.succeeded();
                         }
-                        (Err(_), true) => {}
+                        Err(error) => {
+                            if syncs.failed() {
+                                tracing::warn!(%error, "syncing the archive's database file after a checkpoint failed (SQLite's own syncs still keep every token)");
+                            }
+                        }
                     }
                 }
             }
@@ -1178,6 +1188,25 @@ async fn checkpoint_sqlite(
                 break;
             }
         }
+    }
+}
+
+/// A run of failures of something retried ten times a second, logged once when it starts (and
+/// once when it ends) rather than at every try.
+#[derive(Debug, Default)]
+struct FailureSpell {
+    failing: bool,
+}
+
+impl FailureSpell {
+    /// Records a failure; whether it starts a spell.
+    fn failed(&mut self) -> bool {
+        !std::mem::replace(&mut self.failing, true)
+    }
+
+    /// Records a success; whether it ends a spell.
+    fn succeeded(&mut self) -> bool {
+        std::mem::replace(&mut self.failing, false)
     }
 }
 

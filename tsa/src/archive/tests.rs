@@ -707,3 +707,17 @@ async fn the_wal_starts_over_under_a_load_that_never_pauses() {
         restarts.saturating_sub(first)
     );
 }
+
+#[test]
+fn a_spell_of_failures_is_reported_once_at_each_end() {
+    let mut spell = FailureSpell::default();
+    assert!(
+        !spell.succeeded(),
+        "a success without failures ends no spell"
+    );
+    assert!(spell.failed(), "the first failure starts a spell");
+    assert!(!spell.failed(), "the second failure is inside it");
+    assert!(spell.succeeded(), "a success ends it");
+    assert!(!spell.succeeded());
+    assert!(spell.failed(), "the next failure starts another");
+}
