@@ -1170,7 +1170,9 @@ async fn checkpoint_sqlite(
                         .and_then(|synced| synced);
                     match synced {
                         Ok(()) => {
-                            syncs.succeeded();
+                            if syncs.succeeded() {
+                                tracing::info!("syncing the archive's database file works again");
+                            }
                         }
                         Err(error) => {
                             if syncs.failed() {
