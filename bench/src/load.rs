@@ -130,11 +130,8 @@ pub struct LoadPlan {
 
 struct Shared {
     work: Work,
-    /// When the connections start (the warm-up's start).
-    start: Instant,
     /// Open loop: the time between two requests of one connection.
     interval: Option<Duration>,
-    connections: u32,
     window_start: Instant,
     window_end: Instant,
     max_requests: u64,
@@ -195,19 +192,20 @@ pub fn run(plan: &LoadPlan, work: Work) -> Result<LoadResult> {
     let now = Instant::now();
     let shared = Arc::new(Shared {
         work,
-        start: now,
         interval,
-        connections: u32::try_from(plan.connections).context("too many connections")?,
         window_start: now + plan.warmup,
         window_end: now + plan.warmup + plan.duration,
         max_requests: plan.max_requests,
         started: AtomicU64::new(0),
     });
+    // Open loop: the connections' first requests are spread over one interval.
+    let connections = u32::try_from(plan.connections).context("too many connections")?;
     let stats: Vec<ConnStats> = runtime.block_on(async {
-        let tasks: Vec<_> = (0..plan.connections)
+        let tasks: Vec<_> = (0..connections)
             .map(|i| {
-                let addr = plan.addrs[i % plan.addrs.len()];
-                tokio::spawn(connection(Arc::clone(&shared), addr, i))
+                let addr = plan.addrs[i as usize % plan.addrs.len()];
+                let first_due = interval.map(|interval| now + interval / connections * i);
+                tokio::spawn(connection(Arc::clone(&shared), addr, first_due))
             })
             .collect();
         let mut out = Vec::with_capacity(tasks.len());
@@ -252,18 +250,13 @@ pub fn run(plan: &LoadPlan, work: Work) -> Result<LoadResult> {
 }
 
 /// One connection: connect, then send the run's request in a loop until the window ends (in
-/// an open loop, each at its due time); reconnect after a failure.
-async fn connection(shared: Arc<Shared>, addr: SocketAddr, index: usize) -> ConnStats {
+/// an open loop, each at its due time, the first at `due`); reconnect after a failure.
+async fn connection(shared: Arc<Shared>, addr: SocketAddr, mut due: Option<Instant>) -> ConnStats {
     let host = addr.to_string();
     let mut stats = ConnStats {
         latencies_us: Vec::with_capacity(64 * 1024),
         ..ConnStats::default()
     };
-    // Open loop: the connections' first requests are spread over one interval.
-    let mut due = shared.interval.map(|interval| {
-        let index = u32::try_from(index).unwrap_or(u32::MAX);
-        shared.start + interval / shared.connections * index
-    });
     'connect: while Instant::now() < shared.window_end {
         let measured = Instant::now() >= shared.window_start;
         let mut sender = match connect(addr).await {
