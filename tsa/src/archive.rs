@@ -413,6 +413,9 @@ pub struct ArchiveStats {
     pub commits: u64,
     /// Tokens those transactions stored.
     pub tokens: u64,
+    /// WAL checkpoints the background checkpointer ran (SQLite; see `checkpoint_sqlite`), also
+    /// `tsa_archive_checkpoints_total` on `/metrics`.
+    pub checkpoints: u64,
 }
 
 /// The token archive; cheap to clone, all clones share one pool and one writer.
@@ -436,6 +439,17 @@ struct Inner {
 struct Stats {
     commits: AtomicU64,
     tokens: AtomicU64,
+    checkpoints: AtomicU64,
+}
+
+/// What the SQLite checkpointer and the writer tell each other (see `checkpoint_sqlite`).
+#[derive(Debug, Default)]
+struct WalSignals {
+    /// From the checkpointer: copy the WAL's last frames, so that the next commit starts the WAL
+    /// over.
+    tail: Notify,
+    /// From the writer: a batch was committed, so the WAL may have frames to copy.
+    committed: Notify,
 }
 
 #[derive(Clone)]
@@ -477,13 +491,15 @@ impl Archive {
         // race. Readers (`migrate: false`) open an existing file and do not take it, so that
         // they work on a read-only copy too.
         let mut _open_lock = None;
-        // The checkpointer's signal to the writer (SQLite only; see `checkpoint_sqlite`).
-        let tail = Arc::new(Notify::new());
+        // The checkpointer's and the writer's signals (SQLite only; see `checkpoint_sqlite`).
+        let wal = Arc::new(WalSignals::default());
+        let stats = Arc::new(Stats::default());
         let backend = if url.starts_with("sqlite:") {
             if opts.migrate {
                 _open_lock = sqlite_open_lock(url).await?;
             }
-            Backend::Sqlite(connect_sqlite(url, &opts, Arc::clone(&tail)).await?)
+            let checkpointer = (Arc::clone(&wal), Arc::clone(&stats));
+            Backend::Sqlite(connect_sqlite(url, &opts, checkpointer).await?)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Backend::Postgres(connect_postgres(url, &opts).await?)
         } else {
@@ -507,7 +523,6 @@ impl Archive {
 
         let (jobs, queue) = mpsc::channel(opts.queue.max(1));
         let shutdown = Arc::new(Notify::new());
-        let stats = Arc::new(Stats::default());
         let health = Arc::new(Health::default());
         metrics::gauge!("tsa_archive_writable").set(1.0);
         let commit_timeout = opts.commit_timeout.max(Duration::from_millis(100));
@@ -523,7 +538,7 @@ impl Archive {
             opts.max_batch.clamp(1, MAX_BATCH_LIMIT),
             opts.signing.clone(),
             Arc::clone(&shutdown),
-            tail,
+            wal,
         ));
         tracing::info!(backend = backend.name(), "token archive open");
         Ok(Self {
@@ -897,6 +912,7 @@ impl Archive {
         ArchiveStats {
             commits: self.inner.stats.commits.load(Ordering::Relaxed),
             tokens: self.inner.stats.tokens.load(Ordering::Relaxed),
+            checkpoints: self.inner.stats.checkpoints.load(Ordering::Relaxed),
         }
     }
 
@@ -1002,7 +1018,7 @@ fn db_serial(serial: u64) -> Result<i64, ArchiveError> {
 async fn connect_sqlite(
     url: &str,
     opts: &ArchiveOptions,
-    tail: Arc<Notify>,
+    (wal, stats): (Arc<WalSignals>, Arc<Stats>),
 ) -> Result<SqlitePool, ArchiveError> {
     let connect = |source| ArchiveError::Connect {
         backend: "sqlite",
@@ -1042,7 +1058,7 @@ async fn connect_sqlite(
         .connect_with(options.create_if_missing(false))
         .await
         .map_err(connect)?;
-    tokio::spawn(checkpoint_sqlite(pool.clone(), database_file, tail));
+    tokio::spawn(checkpoint_sqlite(pool.clone(), database_file, wal, stats));
     Ok(pool)
 }
 
@@ -1091,14 +1107,17 @@ const WAL_CHECKPOINT: &str = "PRAGMA wal_checkpoint(PASSIVE)";
 const SHORT_CHECKPOINT: Duration = Duration::from_millis(2);
 /// Most checkpoints in a row per tick, waiting for a short one.
 const CHECKPOINT_ROUNDS: usize = 4;
-/// How often the checkpointer copies the WAL into the database file and syncs it.
-const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(100);
+/// How often the checkpointer copies the WAL into the database file and syncs it, while the
+/// writer commits.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(20);
 /// How often, at most, the writer copies the WAL's last frames so that it starts over.
 const WAL_RESTART_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Copies the WAL into the database file every [`CHECKPOINT_INTERVAL`] (PASSIVE: never blocks
 /// the writer) and syncs what it copied, so that no checkpoint ever runs inside a commit, and
-/// lets the writer start the WAL over at most once every [`WAL_RESTART_INTERVAL`].
+/// lets the writer start the WAL over at most once every [`WAL_RESTART_INTERVAL`]. Once it has
+/// copied everything, it sleeps until the writer's next commit (`wal.committed`): an idle
+/// authority runs no checkpoints.
 ///
 /// A PASSIVE checkpoint copies the frames that were in the WAL when it began; under a steady
 /// load the writer commits during every one, SQLite can never start the WAL from its beginning
@@ -1107,7 +1126,7 @@ const WAL_RESTART_INTERVAL: Duration = Duration::from_secs(1);
 /// file also commits the file system's journal (0.21 ms against 0.12 for an overwrite, here).
 /// So the checkpoint is repeated, each round copying what came in during the one before, until
 /// one copies every frame it saw, alone (no other checkpoint running), in under
-/// [`SHORT_CHECKPOINT`]; then `tail` asks the writer to copy the last few
+/// [`SHORT_CHECKPOINT`]; then `wal.tail` asks the writer to copy the last few
 /// frames itself between two batches (see `Writer::checkpoint_tail`), after which its next
 /// commit starts the WAL over and overwrites it in place.
 ///
@@ -1116,14 +1135,21 @@ const WAL_RESTART_INTERVAL: Duration = Duration::from_secs(1);
 /// page the rounds before had copied was still unwritten in the page cache, and that one sync
 /// wrote them all, a second's worth, on the writer's thread or beside its commit (80-112 ms
 /// once a second while every request waited; BENCHMARKS.md, "Tenth slice").
-/// So the checkpointer syncs `database` itself after each round that copied, a tenth of a
-/// second's pages at a time. That sync is for latency only: durability rests on SQLite's own
+/// So the checkpointer syncs `database` itself after each round that copied, a tick's pages at
+/// a time. That sync is for latency only: durability rests on SQLite's own
 /// syncs, unchanged (the WAL starts over only after a checkpoint that reached its end and
-/// synced the database file). Ends with the pool.
+/// synced the database file).
+///
+/// The ticks are short because a round still slows the commit beside it (it copies pages on
+/// the other core, and SQLite syncs the WAL before copying), the more the larger the round:
+/// those commits were the slowest requests. Every 100 ms, p99 at 16 connections was 3.7-4.0
+/// ms; every 20 ms, 2.2 ms, at the same tokens/s (BENCHMARKS.md, "Eleventh slice"). Ends with
+/// the pool.
 async fn checkpoint_sqlite(
     pool: SqlitePool,
     database: Option<Arc<std::fs::File>>,
-    tail: Arc<Notify>,
+    wal: Arc<WalSignals>,
+    stats: Arc<Stats>,
 ) {
     let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -1159,7 +1185,9 @@ async fn checkpoint_sqlite(
                     continue 'ticks;
                 }
             };
-            let short = started.elapsed() < SHORT_CHECKPOINT;
+            stats.checkpoints.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("tsa_archive_checkpoints_total").increment(1);
+            let idle = busy == 0 && frames == copied && copied == copied_before;
             if copied != copied_before {
                 copied_before = copied;
                 if let Some(file) = &database {
@@ -1182,10 +1210,20 @@ async fn checkpoint_sqlite(
                     }
                 }
             }
-            if busy == 0 && frames == copied && short {
+            if idle {
+                // Everything was copied already and nothing came since: wait for a commit (or
+                // for the pool to close). A commit since the last wait left its wake-up behind.
+                tokio::select! {
+                    () = wal.committed.notified() => {}
+                    () = pool.close_event() => break 'ticks,
+                }
+                tick.reset();
+                break;
+            }
+            if busy == 0 && frames == copied && started.elapsed() < SHORT_CHECKPOINT {
                 if last_restart.elapsed() >= WAL_RESTART_INTERVAL {
                     last_restart = std::time::Instant::now();
-                    tail.notify_one();
+                    wal.tail.notify_one();
                 }
                 break;
             }
@@ -1193,7 +1231,7 @@ async fn checkpoint_sqlite(
     }
 }
 
-/// A run of failures of something retried ten times a second, logged once when it starts (and
+/// A run of failures of something retried many times a second, logged once when it starts (and
 /// once when it ends) rather than at every try.
 #[derive(Debug, Default)]
 struct FailureSpell {

@@ -708,6 +708,55 @@ async fn the_wal_starts_over_under_a_load_that_never_pauses() {
     );
 }
 
+/// Polls the checkpointer's count until it stays the same for `quiet`; the settled count, or
+/// `None` if it never did before the deadline.
+async fn checkpoints_settle(archive: &Archive, quiet: std::time::Duration) -> Option<u64> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut seen = archive.stats().checkpoints;
+    while std::time::Instant::now() < deadline {
+        tokio::time::sleep(quiet).await;
+        let now = archive.stats().checkpoints;
+        if now == seen {
+            return Some(now);
+        }
+        seen = now;
+    }
+    None
+}
+
+/// Once it has copied everything, the checkpointer sleeps until the writer's next commit: an
+/// idle authority runs no checkpoints (it ran ten a second, every second), and the first
+/// commit after a pause wakes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_checkpointer_sleeps_while_nothing_is_committed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let archive = open(&sqlite_url(&dir)).await;
+    for serial in 1..=20 {
+        archive.append(record(serial, 1)).await.expect("append");
+    }
+    // 400 ms is twenty ticks of the checkpointer.
+    let quiet = std::time::Duration::from_millis(400);
+    let idle = checkpoints_settle(&archive, quiet).await;
+    assert!(
+        idle.is_some_and(|n| n > 0),
+        "the checkpointer did not copy the WAL and then stop: {} checkpoints so far",
+        archive.stats().checkpoints
+    );
+    tokio::time::sleep(quiet).await;
+    assert_eq!(
+        Some(archive.stats().checkpoints),
+        idle,
+        "checkpoints while nothing was committed"
+    );
+    archive.append(record(21, 1)).await.expect("append");
+    let woken = checkpoints_settle(&archive, quiet).await;
+    assert!(
+        woken > idle,
+        "no checkpoint after a commit: {idle:?} before, {woken:?} after"
+    );
+    archive.close().await;
+}
+
 #[test]
 fn a_spell_of_failures_is_reported_once_at_each_end() {
     let mut spell = FailureSpell::default();

@@ -56,7 +56,9 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Postgres, QueryBuilder, Sqlite};
 use tokio::sync::{Notify, mpsc};
 
-use super::{ArchiveError, Backend, INSERT_PREFIX, Job, PG_INSERT, Stats, WAL_CHECKPOINT};
+use super::{
+    ArchiveError, Backend, INSERT_PREFIX, Job, PG_INSERT, Stats, WAL_CHECKPOINT, WalSignals,
+};
 use crate::signing::Running;
 
 /// How often an unwritable archive is probed with a real write.
@@ -263,15 +265,16 @@ impl Writer {
         }
     }
 
-    /// Commits batches until the queue is closed and drained; probes while unwritable; copies
-    /// the WAL's last frames when `tail` is notified (see [`Writer::checkpoint_tail`]).
+    /// Commits batches until the queue is closed and drained; probes while unwritable; tells the
+    /// checkpointer of each commit and copies the WAL's last frames when it asks (`wal`; see
+    /// [`Writer::checkpoint_tail`]).
     pub(super) async fn run(
         mut self,
         mut queue: mpsc::Receiver<Job>,
         max_batch: usize,
         signing: Option<Running>,
         shutdown: Arc<Notify>,
-        tail: Arc<Notify>,
+        wal: Arc<WalSignals>,
     ) {
         let mut batch = Vec::with_capacity(max_batch);
         let mut closing = false;
@@ -281,7 +284,7 @@ impl Writer {
         loop {
             let probing = !closing && !self.health.writable() && !self.health.lost();
             tokio::select! {
-                () = tail.notified(), if self.conn.is_some() => self.checkpoint_tail().await,
+                () = wal.tail.notified(), if self.conn.is_some() => self.checkpoint_tail().await,
                 () = shutdown.notified(), if !closing => {
                     // Refuse new sends but keep what is queued: it is drained below.
                     queue.close();
@@ -295,6 +298,7 @@ impl Writer {
                         wait_for_running(signing, &mut queue, &mut batch, max_batch).await;
                     }
                     self.commit_batch(&mut batch).await;
+                    wal.committed.notify_one();
                 }
                 _ = probe.tick(), if probing => self.probe().await,
             }
