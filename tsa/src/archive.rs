@@ -1187,6 +1187,7 @@ async fn checkpoint_sqlite(
             };
             stats.checkpoints.fetch_add(1, Ordering::Relaxed);
             metrics::counter!("tsa_archive_checkpoints_total").increment(1);
+            let short = started.elapsed() < SHORT_CHECKPOINT;
             let idle = busy == 0 && frames == copied && copied == copied_before;
             if copied != copied_before {
                 copied_before = copied;
@@ -1220,7 +1221,7 @@ async fn checkpoint_sqlite(
                 tick.reset();
                 break;
             }
-            if busy == 0 && frames == copied && started.elapsed() < SHORT_CHECKPOINT {
+            if busy == 0 && frames == copied && short {
                 if last_restart.elapsed() >= WAL_RESTART_INTERVAL {
                     last_restart = std::time::Instant::now();
                     wal.tail.notify_one();
