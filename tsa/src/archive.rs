@@ -1117,7 +1117,8 @@ const WAL_RESTART_INTERVAL: Duration = Duration::from_secs(1);
 /// the writer) and syncs what it copied, so that no checkpoint ever runs inside a commit, and
 /// lets the writer start the WAL over at most once every [`WAL_RESTART_INTERVAL`]. Once it has
 /// copied everything, it sleeps until the writer's next commit (`wal.committed`): an idle
-/// authority runs no checkpoints.
+/// authority runs no checkpoints (other writes, a serial block's reservation or the CA's rows,
+/// stay in the WAL until the round after the next commit).
 ///
 /// A PASSIVE checkpoint copies the frames that were in the WAL when it began; under a steady
 /// load the writer commits during every one, SQLite can never start the WAL from its beginning
@@ -1143,8 +1144,8 @@ const WAL_RESTART_INTERVAL: Duration = Duration::from_secs(1);
 /// The ticks are short because a round still slows the commit beside it (it copies pages on
 /// the other core, and SQLite syncs the WAL before copying), the more the larger the round:
 /// those commits were the slowest requests. Every 100 ms, p99 at 16 connections was 3.7-4.0
-/// ms; every 20 ms, 2.2 ms, at the same tokens/s (BENCHMARKS.md, "Eleventh slice"). Ends with
-/// the pool.
+/// ms; every 20 ms, 2.2-2.5 ms, at the same tokens/s (BENCHMARKS.md, "Eleventh slice"). Ends
+/// with the pool.
 async fn checkpoint_sqlite(
     pool: SqlitePool,
     database: Option<Arc<std::fs::File>>,
