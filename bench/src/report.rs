@@ -374,12 +374,13 @@ pub fn print(machine: &Machine, s: &Settings, results: &[KeyResult]) {
         }
     };
     println!(
-        "{} {:>6} {:>8} {:>6} {:>22} {:>8}{} {:>8} {:>8}",
+        "{} {:>6} {:>8} {:>6} {:>22} {:>6} {:>8}{} {:>8} {:>8}",
         head("key", None),
         "conns",
         "commits",
         "batch",
         "commit ms mean/p99/max",
+        "ckpts",
         "srv CPU",
         db_col("db CPU".into()),
         "loadgen",
@@ -390,11 +391,12 @@ pub fn print(machine: &Machine, s: &Settings, results: &[KeyResult]) {
             let i = run.internals;
             let f1 = |v: Option<f64>| v.map_or_else(|| "-".into(), |v| format!("{v:.1}"));
             let f2 = |v: Option<f64>| v.map_or_else(|| "-".into(), |v| format!("{v:.2}"));
+            let count = |v: Option<f64>| v.map_or_else(|| "-".into(), |c| format!("{c:.0}"));
             println!(
-                "{} {:>6} {:>8} {:>6} {:>22} {:>8}{} {:>8} {:>8}",
+                "{} {:>6} {:>8} {:>6} {:>22} {:>6} {:>8}{} {:>8} {:>8}",
                 head(r.kind.name(), Some(run)),
                 run.load.connections,
-                i.commits.map_or_else(|| "-".into(), |c| format!("{c:.0}")),
+                count(i.commits),
                 f1(i.mean_batch),
                 format!(
                     "{}/{}/{}",
@@ -402,6 +404,7 @@ pub fn print(machine: &Machine, s: &Settings, results: &[KeyResult]) {
                     f2(i.commit_ms[0]),
                     f2(i.commit_ms[1])
                 ),
+                count(i.checkpoints),
                 cpu(run.server_cpu),
                 db_col(cpu(run.db_cpu)),
                 cpu(run.client_cpu),
@@ -410,7 +413,7 @@ pub fn print(machine: &Machine, s: &Settings, results: &[KeyResult]) {
         }
     }
     println!(
-        "  (batch: mean tokens per commit; commit p99/max from the server's rolling summary; CPU in cores of {};\n   others: every other process on the machine, e.g. concurrent builds)",
+        "  (batch: mean tokens per commit; commit p99/max from the server's rolling summary; ckpts: rounds of\n   the SQLite checkpointer (`-` on PostgreSQL); CPU in cores of {}; others: every other process on the\n   machine, e.g. concurrent builds)",
         machine.cores
     );
     if wide {

@@ -133,6 +133,8 @@ pub struct Internals {
     /// Commit time quantiles 0.99 and 1 (the exporter's rolling summary; with several nodes the
     /// largest node's), in milliseconds.
     pub commit_ms: [Option<f64>; 2],
+    /// Rounds of the SQLite checkpointer (`tsa_archive_checkpoints_total`; none on PostgreSQL).
+    pub checkpoints: Option<f64>,
 }
 
 /// A running release `tsa serve`; stopped (SIGINT, then SIGKILL) when dropped.
@@ -394,6 +396,7 @@ fn read_metrics(per_node: &[Option<String>]) -> (Option<u64>, Internals) {
             .filter(|(_, c)| *c > 0.0)
             .map(|(s, c)| s * 1000.0 / c),
         commit_ms: ["0.99", "1"].map(quantile_ms),
+        checkpoints: sum("tsa_archive_checkpoints_total"),
     };
     (tokens, internals)
 }
