@@ -734,8 +734,9 @@ async fn the_checkpointer_sleeps_while_nothing_is_committed() {
     for serial in 1..=20 {
         archive.append(record(serial, 1)).await.expect("append");
     }
-    // 400 ms is twenty ticks of the checkpointer.
-    let quiet = std::time::Duration::from_millis(400);
+    // A second is fifty ticks of the checkpointer, and long enough that a busy machine does not
+    // pass a late round for an idle one.
+    let quiet = std::time::Duration::from_secs(1);
     let idle = checkpoints_settle(&archive, quiet).await;
     assert!(
         idle.is_some_and(|n| n > 0),
