@@ -1058,7 +1058,11 @@ async fn connect_sqlite(
         .connect_with(options.create_if_missing(false))
         .await
         .map_err(connect)?;
-    tokio::spawn(checkpoint_sqlite(pool.clone(), database_file, wal, stats));
+    // A reader for an operator (`migrate: false`) writes nothing and runs no checkpoints: the
+    // server's checkpointer copies the WAL, and a read-only copy would refuse every round.
+    if opts.migrate {
+        tokio::spawn(checkpoint_sqlite(pool.clone(), database_file, wal, stats));
+    }
     Ok(pool)
 }
 

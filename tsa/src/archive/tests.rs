@@ -758,6 +758,37 @@ async fn the_checkpointer_sleeps_while_nothing_is_committed() {
     archive.close().await;
 }
 
+/// A reader for an operator (`tsa archive export`, `list`) runs no checkpointer: the server's
+/// copies the WAL, and on a read-only copy every round failed (a warning in the export's
+/// output, and a failing query fifty times a second).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_runs_no_checkpoints() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = sqlite_url(&dir);
+    let writer = open(&url).await;
+    for serial in 1..=5 {
+        writer.append(record(serial, 1)).await.expect("append");
+    }
+    let reader = Archive::connect(
+        &url,
+        ArchiveOptions {
+            migrate: false,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("reader");
+    assert_eq!(reader.count().await.expect("count"), 5);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(reader.stats().checkpoints, 0, "the reader checkpointed");
+    assert!(
+        writer.stats().checkpoints > 0,
+        "the writer's checkpointer did not run"
+    );
+    reader.close().await;
+    writer.close().await;
+}
+
 #[test]
 fn a_spell_of_failures_is_reported_once_at_each_end() {
     let mut spell = FailureSpell::default();
