@@ -1048,11 +1048,7 @@ async fn connect_sqlite(
     sqlx::Connection::close(first.map_err(connect)?)
         .await
         .map_err(connect)?;
-    // The checkpointer's own handle on the database file, to sync what it copied (see
-    // `checkpoint_sqlite`); none for an in-memory database.
-    let database_file = std::fs::File::open(options.get_filename())
-        .ok()
-        .map(Arc::new);
+    let filename = options.get_filename().to_owned();
     let pool = SqlitePoolOptions::new()
         .max_connections(opts.max_connections.max(2))
         .connect_with(options.create_if_missing(false))
@@ -1061,6 +1057,9 @@ async fn connect_sqlite(
     // A reader for an operator (`migrate: false`) writes nothing and runs no checkpoints: the
     // server's checkpointer copies the WAL, and a read-only copy would refuse every round.
     if opts.migrate {
+        // The checkpointer's own handle on the database file, to sync what it copied (see
+        // `checkpoint_sqlite`); none for an in-memory database.
+        let database_file = std::fs::File::open(filename).ok().map(Arc::new);
         tokio::spawn(checkpoint_sqlite(pool.clone(), database_file, wal, stats));
     }
     Ok(pool)
