@@ -87,3 +87,71 @@ fn a_client_over_its_rate_gets_429_with_retry_after_and_a_rejection_it_can_read(
         .expect("post");
     assert_eq!(r.status().as_u16(), 200);
 }
+
+/// `n` timestamp requests, each with `forwarded` as its X-Forwarded-For; their statuses.
+fn statuses_forwarded(
+    server: &TsaServer,
+    forwarded: impl Fn(usize) -> String,
+    n: usize,
+) -> Vec<u16> {
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let q = ReqSpec::sha256(b"proxied").encode();
+    (0..n)
+        .map(|i| {
+            agent
+                .post(server.url())
+                .header("Content-Type", "application/timestamp-query")
+                .header("X-Forwarded-For", forwarded(i))
+                .send(&q[..])
+                .expect("post")
+                .status()
+                .as_u16()
+        })
+        .collect()
+}
+
+/// A burst of 2 served, then at least two of the next four refused (a slow machine may refill
+/// one request in between: half a second at 2 a second).
+fn limited(statuses: &[u16]) -> bool {
+    statuses[..2] == [200, 200]
+        && statuses.iter().all(|s| *s == 200 || *s == 429)
+        && statuses[2..].iter().filter(|s| **s == 429).count() >= 2
+}
+
+#[test]
+fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit() {
+    let server = TsaServer::start_with(TsaOptions {
+        config: Some(
+            "allow_unsynced_clock = true\n\n[server]\nrequests_per_second_per_client = 2\n\
+             trusted_proxies = [\"127.0.0.1\", \"::1\"]\n"
+                .into(),
+        ),
+        ..Default::default()
+    });
+    // The proxy (127.0.0.1, trusted) forwards for one client: that client is limited...
+    let first = statuses_forwarded(&server, |_| "203.0.113.1".into(), 6);
+    assert!(limited(&first), "{first:?}");
+    // ...and another client behind the same proxy has a bucket of its own, right away. The
+    // client is the right-most untrusted entry: what the client itself wrote to the left of
+    // it (here the exhausted 203.0.113.1) is not read.
+    let second = statuses_forwarded(&server, |_| "203.0.113.1, 203.0.113.2".into(), 2);
+    assert_eq!(second, [200, 200]);
+}
+
+#[test]
+fn from_an_untrusted_peer_x_forwarded_for_is_ignored() {
+    let server = TsaServer::start_with(TsaOptions {
+        config: Some(
+            "allow_unsynced_clock = true\n\n[server]\nrequests_per_second_per_client = 2\n\
+             trusted_proxies = [\"10.0.0.0/8\"]\n"
+                .into(),
+        ),
+        ..Default::default()
+    });
+    // 127.0.0.1 is no listed proxy: a new address in every request's header changes nothing.
+    let statuses = statuses_forwarded(&server, |i| format!("203.0.113.{}", i + 1), 6);
+    assert!(limited(&statuses), "{statuses:?}");
+}

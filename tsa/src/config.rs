@@ -169,6 +169,9 @@ pub struct ServerFileConfig {
     /// Requests a second one client address may make (a burst of as many), per node; over it,
     /// HTTP 429 with Retry-After. Off when absent.
     pub requests_per_second_per_client: Option<u32>,
+    /// Proxies (addresses or CIDR ranges) whose `X-Forwarded-For` names the client (see
+    /// [`crate::proxy`]). Empty when absent: the TCP peer is the client.
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 /// `[server]`, validated: what [`crate::server`] runs with.
@@ -188,6 +191,8 @@ pub struct ServerConfig {
     pub drain_timeout: Duration,
     /// Per-client rate limit, requests a second.
     pub requests_per_second_per_client: Option<u32>,
+    /// Whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: crate::proxy::TrustedProxies,
 }
 
 impl Default for ServerConfig {
@@ -199,6 +204,7 @@ impl Default for ServerConfig {
             max_connections_configured: false,
             drain_timeout: Duration::from_millis(limits::DEFAULT_DRAIN_TIMEOUT_MS),
             requests_per_second_per_client: None,
+            trusted_proxies: crate::proxy::TrustedProxies::default(),
         }
     }
 }
@@ -258,6 +264,12 @@ impl ServerFileConfig {
                 detail: "0 would refuse everything; leave it out to switch the limit off".into(),
             });
         }
+        let trusted_proxies =
+            crate::proxy::TrustedProxies::parse(self.trusted_proxies.as_deref().unwrap_or(&[]))
+                .map_err(|detail| ConfigError::Value {
+                    key: "server.trusted_proxies",
+                    detail,
+                })?;
         Ok(ServerConfig {
             request_timeout,
             idle_timeout,
@@ -265,6 +277,7 @@ impl ServerFileConfig {
             max_connections_configured: self.max_connections.is_some(),
             drain_timeout,
             requests_per_second_per_client: self.requests_per_second_per_client,
+            trusted_proxies,
         })
     }
 }
@@ -962,6 +975,38 @@ mod tests {
         assert_eq!(
             (s.max_connections, s.max_connections_configured),
             (40, true)
+        );
+    }
+
+    #[test]
+    fn trusted_proxies_are_read_and_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\"]\n",
+        )
+        .expect("write");
+        let s = Config::load(Some(&path), Overrides::default())
+            .expect("proxies")
+            .server;
+        let forwarded = |peer: &str| {
+            let mut h = axum::http::HeaderMap::new();
+            h.insert("x-forwarded-for", "203.0.113.7".parse().expect("value"));
+            s.trusted_proxies
+                .client(peer.parse().expect("ip"), &h)
+                .to_string()
+        };
+        assert_eq!(forwarded("10.1.2.3"), "203.0.113.7");
+        assert_eq!(forwarded("192.0.2.7"), "203.0.113.7");
+        assert_eq!(forwarded("192.0.2.8"), "192.0.2.8");
+        std::fs::write(&path, "[server]\ntrusted_proxies = [\"10.0.0.1/8\"]\n").expect("write");
+        let err = Config::load(Some(&path), Overrides::default())
+            .expect_err("host bits")
+            .to_string();
+        assert!(
+            err.contains("server.trusted_proxies") && err.contains("10.0.0.0/8"),
+            "{err}"
         );
     }
 

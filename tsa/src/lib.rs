@@ -26,6 +26,7 @@ pub mod export;
 pub mod info;
 pub mod keys;
 pub mod limits;
+pub mod proxy;
 pub mod ratelimit;
 pub mod routes;
 pub mod serial;

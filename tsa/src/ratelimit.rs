@@ -2,8 +2,8 @@
 //! client IP address on this node, refilled at the configured rate with a burst of one
 //! second's worth. Over the limit a client gets HTTP 429 with `Retry-After`: on the RFC 3161
 //! routes a DER rejection (systemFailure, "rate limit"), elsewhere the JSON error with its
-//! request id. Off by default; a load balancer in front must pass the client address through
-//! (the limit keys on the TCP peer).
+//! request id. Off by default. The client is the TCP peer, or behind a proxy in `[server]
+//! trusted_proxies` the address it forwarded for (`X-Forwarded-For`, [`crate::proxy`]).
 
 use crate::ca::http::ClientAddr;
 use crate::error::AppError;
@@ -82,10 +82,10 @@ pub async fn limit(
     // as heavy clients must still see the node.
     let path = req.uri().path();
     let exempt = matches!(path, "/livez" | "/healthz" | "/metrics");
-    let Some(Extension(ClientAddr(peer))) = client.filter(|_| !exempt) else {
+    let Some(Extension(ClientAddr(client))) = client.filter(|_| !exempt) else {
         return next.run(req).await;
     };
-    match limiter.take(peer.ip(), Instant::now()) {
+    match limiter.take(client, Instant::now()) {
         Ok(()) => next.run(req).await,
         Err(retry_after) => {
             metrics::counter!("tsa_rate_limited_total").increment(1);

@@ -25,6 +25,7 @@ use std::sync::Arc;
 /// The router, without a socket, so tests drive it directly.
 pub fn app(state: Arc<App>) -> Router {
     let limiter = state.rate_limit.clone();
+    let proxies = Arc::clone(&state.trusted_proxies);
     let admin = Router::new()
         .route("/admin/enroll-code", post(crate::admin::enroll_code))
         .route("/admin/archive/list", get(crate::admin::archive_list))
@@ -48,13 +49,22 @@ pub fn app(state: Arc<App>) -> Router {
         .route("/ocsp/{*request}", get(ca::ocsp_get))
         .route("/crl", get(ca::crl))
         .route("/ca.cer", get(ca::ca_certificate));
-    // Layers wrap what is above them: the request id is outermost, so refusals carry it too.
+    // Layers wrap what is above them: the request id is outermost, so refusals carry it too;
+    // the forwarded client is known before the rate limit counts it.
     let router = match limiter {
         Some(l) => router.layer(axum::middleware::from_fn_with_state(
             l,
             crate::ratelimit::limit,
         )),
         None => router,
+    };
+    let router = if proxies.is_empty() {
+        router
+    } else {
+        router.layer(axum::middleware::from_fn_with_state(
+            proxies,
+            crate::proxy::forwarded_client,
+        ))
     };
     router
         .layer(axum::middleware::from_fn(crate::error::with_request_id))

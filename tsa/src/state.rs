@@ -39,6 +39,8 @@ pub struct App {
     pub ca: Option<crate::ca::CaService>,
     /// Per-client rate limits, when configured.
     pub rate_limit: Option<Arc<crate::ratelimit::RateLimiter>>,
+    /// Proxies whose `X-Forwarded-For` names the client (empty: none).
+    pub trusted_proxies: Arc<crate::proxy::TrustedProxies>,
     /// Who may use the `/admin/` routes.
     pub admin: crate::config::AdminAccess,
 }
@@ -165,6 +167,7 @@ impl App {
                 .server
                 .requests_per_second_per_client
                 .map(|n| Arc::new(crate::ratelimit::RateLimiter::new(n))),
+            trusted_proxies: Arc::new(cfg.server.trusted_proxies.clone()),
             admin: {
                 let mut admin = cfg.admin.clone();
                 if let Some(path) = &cfg.tls_client_ca {

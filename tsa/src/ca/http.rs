@@ -12,9 +12,10 @@ use base64::Engine;
 use std::sync::Arc;
 
 /// The client's address, put on each request by the accept loop (absent when a test drives
-/// the router directly).
+/// the router directly): the TCP peer, or behind a trusted proxy the client it forwarded for
+/// ([`crate::proxy`]).
 #[derive(Clone, Copy, Debug)]
-pub struct ClientAddr(pub std::net::SocketAddr);
+pub struct ClientAddr(pub std::net::IpAddr);
 
 const PKIXCMP: &str = "application/pkixcmp";
 
@@ -96,7 +97,7 @@ pub async fn enroll_start(
     };
     let client = client.map_or_else(
         || "local".to_owned(),
-        |Extension(ClientAddr(a))| a.ip().to_string(),
+        |Extension(ClientAddr(a))| a.to_string(),
     );
     let (reference, secret, expires_at) = ca.new_code(&app.archive, &email, &client).await??;
     mailer

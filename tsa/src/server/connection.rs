@@ -305,7 +305,7 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
         let mut req =
             req.map(|body| DeadlineBody::new(body, started, timeout, Arc::clone(&tracker)));
         req.extensions_mut()
-            .insert(crate::ca::http::ClientAddr(self.peer));
+            .insert(crate::ca::http::ClientAddr(self.peer.ip().to_canonical()));
         if let Some(cert) = &self.client_cert {
             req.extensions_mut()
                 .insert(crate::admin::ClientCert(Arc::clone(cert)));
