@@ -343,4 +343,91 @@ fn an_issuer_on_the_allowlist_admits_every_client_it_certified() {
         .env_remove("TSA_CONFIG"));
     assert_eq!(r.code, Some(2), "{r}");
     assert!(r.stderr.contains("tls.client_ca"), "{}", r.stderr);
+    // So are CRLs without it.
+    std::fs::write(
+        &bad,
+        format!(
+            "[tls]\nlisten = \"127.0.0.1:1\"\ncertificate = \"{}\"\nkey = \"{}\"\nclient_crl = \"x.crl\"\n",
+            p(&d.join("https.pem")),
+            p(&d.join("https.key"))
+        ),
+    )
+    .expect("config");
+    let r = run(Command::new(sigillum_tests::tsa_bin())
+        .args(["serve", "--config"])
+        .arg(&bad)
+        .env_remove("TSA_CONFIG"));
+    assert_eq!(r.code, Some(2), "{r}");
+    assert!(
+        r.stderr.contains("tls.client_crl") && r.stderr.contains("tls.client_ca"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_revoked_client_certificate_or_one_without_a_crl_fails_the_handshake() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    pki(d);
+    // The clients CA revokes `auditor` (openssl ca's database and CRL); the strangers CA,
+    // also a client_ca here, publishes no CRL.
+    std::fs::write(
+        d.join("ca.cnf"),
+        "[ca]\ndefault_ca = clients\n[clients]\ndatabase = index.txt\ncrlnumber = crlnumber\n\
+         default_md = sha256\ndefault_crl_days = 2\n",
+    )
+    .expect("ca.cnf");
+    std::fs::write(d.join("index.txt"), "").expect("index");
+    std::fs::write(d.join("crlnumber"), "01\n").expect("crlnumber");
+    let ca = [
+        "-config",
+        "ca.cnf",
+        "-keyfile",
+        "clients-ca.key",
+        "-cert",
+        "clients-ca.pem",
+    ];
+    openssl(d, &[&["ca"], &ca[..], &["-revoke", "auditor.pem"]].concat()).assert_ok();
+    openssl(
+        d,
+        &[&["ca"], &ca[..], &["-gencrl", "-out", "clients.crl"]].concat(),
+    )
+    .assert_ok();
+    let both = format!(
+        "{}{}",
+        std::fs::read_to_string(d.join("clients-ca.pem")).expect("clients CA"),
+        std::fs::read_to_string(d.join("strangers-ca.pem")).expect("strangers CA")
+    );
+    std::fs::write(d.join("both-ca.pem"), both).expect("both");
+    let port = free_port();
+    let _server = TsaServer::start_with(TsaOptions {
+        config: Some(format!(
+            "allow_unsynced_clock = true\n\n[tls]\nlisten = \"127.0.0.1:{port}\"\ncertificate = \"{}\"\n\
+             key = \"{}\"\nclient_ca = \"{}\"\nclient_crl = \"{}\"\n\
+             admin_issuers = [\"CN=clients CA,O=Bank\", \"CN=strangers CA,O=Bank\"]\n",
+            p(&d.join("https.pem")),
+            p(&d.join("https.key")),
+            p(&d.join("both-ca.pem")),
+            p(&d.join("clients.crl")),
+        )),
+        ..Default::default()
+    });
+    let url = format!("https://127.0.0.1:{port}/admin/enroll-code");
+    let code_req = Some(r#"{"email": "x@example.org"}"#);
+    // Not revoked: admitted, as every client of an allowlisted issuer.
+    let (_, status, body) = curl(d, &url, Some("branch-7"), code_req);
+    assert_eq!(status, "200", "{body}");
+    // Revoked (admitted by the issuer allowlist without the CRL: the test above), and from a
+    // CA with no CRL: both refused by the handshake itself, before any route.
+    for client in ["auditor", "stranger"] {
+        let (code, status, body) = curl(d, &url, Some(client), code_req);
+        assert!(
+            code != Some(0) && status == "000",
+            "{client}: {code:?} {status} {body}"
+        );
+    }
+    // Without a certificate the public routes still answer over HTTPS.
+    let (_, status, _) = curl(d, &format!("https://127.0.0.1:{port}/healthz"), None, None);
+    assert_eq!(status, "200");
 }

@@ -295,6 +295,10 @@ pub struct TlsConfig {
     /// CA certificates (PEM) whose client certificates the HTTPS listener asks for and checks;
     /// the `/admin/` routes need one (and an allowlisted subject or issuer).
     pub client_ca: Option<PathBuf>,
+    /// CRLs of the `client_ca` certificates (PEM `X509 CRL` blocks, or one DER CRL), read at
+    /// start: a revoked client certificate, or one from a CA with no CRL here, fails the
+    /// handshake.
+    pub client_crl: Option<PathBuf>,
     /// Client certificate subjects (RFC 4514, as `CN=branch-7,O=Bank`: no space after commas) allowed
     /// on the `/admin/` routes.
     #[serde(default)]
@@ -524,6 +528,8 @@ pub struct Config {
     pub tls: Option<(SocketAddr, PathBuf, PathBuf)>,
     /// The client CAs the HTTPS listener checks client certificates against.
     pub tls_client_ca: Option<PathBuf>,
+    /// Their CRLs, when configured.
+    pub tls_client_crl: Option<PathBuf>,
     /// Who may use the `/admin/` routes.
     pub admin: AdminAccess,
     /// Connection handling (`[server]`).
@@ -746,6 +752,7 @@ impl Config {
         // a configuration file must opt in.
         let allow_unsynced_clock = fc.allow_unsynced_clock.unwrap_or(!from_file);
         let mut tls_client_ca = None;
+        let mut tls_client_crl = None;
         let mut admin = AdminAccess::default();
         let tls = match fc.tls.take() {
             None => None,
@@ -763,7 +770,15 @@ impl Config {
                             .into(),
                     });
                 }
+                if t.client_ca.is_none() && t.client_crl.is_some() {
+                    return Err(ConfigError::Value {
+                        key: "tls.client_crl",
+                        detail: "CRLs need tls.client_ca, the CAs whose certificates they revoke"
+                            .into(),
+                    });
+                }
                 tls_client_ca = t.client_ca.map(&resolve);
+                tls_client_crl = t.client_crl.map(&resolve);
                 admin = AdminAccess {
                     subjects: t.admin_subjects,
                     issuers: t.admin_issuers,
@@ -793,6 +808,7 @@ impl Config {
             archive: fc.archive,
             tls,
             tls_client_ca,
+            tls_client_crl,
             admin,
             server,
             from_file,

@@ -422,7 +422,16 @@ fn serve(config: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<()> {
         let https = match &cfg.tls {
             Some((addr, cert, key)) => {
                 let bound =
-                    tsa::tls::bind(*addr, cert, key, cfg.tls_client_ca.as_deref()).await?;
+                    tsa::tls::bind(
+                        *addr,
+                        cert,
+                        key,
+                        cfg.tls_client_ca.as_deref().map(|ca| tsa::tls::ClientCerts {
+                            ca,
+                            crl: cfg.tls_client_crl.as_deref(),
+                        }),
+                    )
+                    .await?;
                 eprintln!("Listening on https://{addr}/");
                 Some(bound)
             }
