@@ -172,6 +172,9 @@ pub struct ServerFileConfig {
     /// Proxies (addresses or CIDR ranges) whose `X-Forwarded-For` names the client (see
     /// [`crate::proxy`]). Empty when absent: the TCP peer is the client.
     pub trusted_proxies: Option<Vec<String>>,
+    /// Clients (addresses or CIDR ranges) that may read `GET /metrics`; everyone when absent,
+    /// no one when empty.
+    pub metrics_clients: Option<Vec<String>>,
 }
 
 /// `[server]`, validated: what [`crate::server`] runs with.
@@ -193,6 +196,8 @@ pub struct ServerConfig {
     pub requests_per_second_per_client: Option<u32>,
     /// Whose `X-Forwarded-For` is believed.
     pub trusted_proxies: crate::proxy::TrustedProxies,
+    /// Who may read `GET /metrics` (`None`: everyone).
+    pub metrics_clients: Option<crate::proxy::AddressRanges>,
 }
 
 impl Default for ServerConfig {
@@ -205,6 +210,7 @@ impl Default for ServerConfig {
             drain_timeout: Duration::from_millis(limits::DEFAULT_DRAIN_TIMEOUT_MS),
             requests_per_second_per_client: None,
             trusted_proxies: crate::proxy::TrustedProxies::default(),
+            metrics_clients: None,
         }
     }
 }
@@ -270,6 +276,15 @@ impl ServerFileConfig {
                     key: "server.trusted_proxies",
                     detail,
                 })?;
+        let metrics_clients = self
+            .metrics_clients
+            .as_deref()
+            .map(crate::proxy::AddressRanges::parse)
+            .transpose()
+            .map_err(|detail| ConfigError::Value {
+                key: "server.metrics_clients",
+                detail,
+            })?;
         Ok(ServerConfig {
             request_timeout,
             idle_timeout,
@@ -278,6 +293,7 @@ impl ServerFileConfig {
             drain_timeout,
             requests_per_second_per_client: self.requests_per_second_per_client,
             trusted_proxies,
+            metrics_clients,
         })
     }
 }
@@ -1024,6 +1040,28 @@ mod tests {
             err.contains("server.trusted_proxies") && err.contains("10.0.0.0/8"),
             "{err}"
         );
+        // metrics_clients: absent is everyone, empty is no one, a range is its addresses.
+        assert_eq!(s.metrics_clients, None);
+        std::fs::write(&path, "[server]\nmetrics_clients = []\n").expect("write");
+        let none = Config::load(Some(&path), Overrides::default())
+            .expect("empty")
+            .server
+            .metrics_clients
+            .expect("a list");
+        assert!(none.is_empty() && !none.contains("127.0.0.1".parse().expect("ip")));
+        std::fs::write(&path, "[server]\nmetrics_clients = [\"10.0.0.0/8\"]\n").expect("write");
+        let some = Config::load(Some(&path), Overrides::default())
+            .expect("range")
+            .server
+            .metrics_clients
+            .expect("a list");
+        assert!(some.contains("10.9.8.7".parse().expect("ip")));
+        assert!(!some.contains("127.0.0.1".parse().expect("ip")));
+        std::fs::write(&path, "[server]\nmetrics_clients = [\"prometheus\"]\n").expect("write");
+        let err = Config::load(Some(&path), Overrides::default())
+            .expect_err("a name")
+            .to_string();
+        assert!(err.contains("server.metrics_clients"), "{err}");
     }
 
     #[test]

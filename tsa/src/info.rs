@@ -1,7 +1,9 @@
 //! The informational routes: certificates, health, metrics.
 
+use crate::ca::http::ClientAddr;
+use crate::error::AppError;
 use crate::state::App;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use std::sync::Arc;
@@ -66,11 +68,30 @@ pub async fn livez() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain")], "alive\n")
 }
 
-/// `GET /metrics`: Prometheus text format.
-pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
+/// `GET /metrics`: Prometheus text format; with `[server] metrics_clients`, to those clients
+/// only (403 for the others).
+pub async fn metrics(
+    State(app): State<Arc<App>>,
+    client: Option<Extension<ClientAddr>>,
+) -> Result<impl IntoResponse, AppError> {
+    if let Some(allowed) = &app.metrics_clients {
+        match client {
+            Some(Extension(ClientAddr(ip))) if allowed.contains(ip) => {}
+            Some(Extension(ClientAddr(ip))) => {
+                return Err(AppError::Forbidden(format!(
+                    "GET /metrics answers the clients in [server] metrics_clients only, not {ip}"
+                )));
+            }
+            None => {
+                return Err(AppError::Forbidden(
+                    "GET /metrics answers the clients in [server] metrics_clients only".into(),
+                ));
+            }
+        }
+    }
     app.metrics.run_upkeep();
-    (
+    Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         app.metrics.render(),
-    )
+    ))
 }

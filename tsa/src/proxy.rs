@@ -1,4 +1,5 @@
-//! The client's address behind reverse proxies (`[server] trusted_proxies`).
+//! Client addresses: who the client is behind reverse proxies (`[server] trusted_proxies`), and
+//! the address lists the configuration names (`trusted_proxies`, `metrics_clients`).
 //!
 //! Behind a load balancer or a TLS-terminating proxy every connection comes from the proxy, so a
 //! limit keyed on the TCP peer (the per-client rate limit, the CA's per-client enrolment codes)
@@ -27,20 +28,49 @@ use std::sync::Arc;
 /// The header proxies append their peer to.
 const FORWARDED_FOR: &str = "x-forwarded-for";
 
-/// The address ranges whose `X-Forwarded-For` is believed.
+/// Addresses and ranges (`10.0.0.0/8`, `192.0.2.7`, `2001:db8::/32`), as the configuration
+/// lists them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct TrustedProxies(Vec<IpNet>);
+pub struct AddressRanges(Vec<IpNet>);
 
-impl TrustedProxies {
-    /// Parses `entries` (`10.0.0.0/8`, `192.0.2.7`, `2001:db8::/32`). Refused: what is not an
-    /// address or a range, a range with host bits set (`10.0.0.1/8`: which was meant?), and a
-    /// range of every address (then any client could choose the address it is counted as).
-    pub fn parse(entries: &[String]) -> Result<TrustedProxies, String> {
+impl AddressRanges {
+    /// Parses `entries`. Refused: what is not an address or a range, and a range with host bits
+    /// set (`10.0.0.1/8`: which was meant?).
+    pub fn parse(entries: &[String]) -> Result<AddressRanges, String> {
         entries
             .iter()
             .map(|e| parse_range(e.trim()))
             .collect::<Result<Vec<_>, _>>()
-            .map(TrustedProxies)
+            .map(AddressRanges)
+    }
+
+    /// Whether `ip` (IPv4-mapped IPv6 counting as IPv4) is in one of the ranges.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// The address ranges whose `X-Forwarded-For` is believed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TrustedProxies(AddressRanges);
+
+impl TrustedProxies {
+    /// Parses `entries` as [`AddressRanges::parse`] does, refusing a range of every address as
+    /// well (then any client could choose the address it is counted as).
+    pub fn parse(entries: &[String]) -> Result<TrustedProxies, String> {
+        let ranges = AddressRanges::parse(entries)?;
+        if let Some(all) = ranges.0.iter().find(|net| net.prefix_len() == 0) {
+            return Err(format!(
+                "{all} trusts every address, so any client could name its own; list the proxies' addresses"
+            ));
+        }
+        Ok(TrustedProxies(ranges))
     }
 
     /// Whether none is configured (the TCP peer is the client).
@@ -49,7 +79,7 @@ impl TrustedProxies {
     }
 
     fn trusts(&self, ip: IpAddr) -> bool {
-        self.0.iter().any(|net| net.contains(&ip))
+        self.0.contains(ip)
     }
 
     /// The client of a request that came from `peer` with `headers` (see the module's text).
@@ -86,11 +116,6 @@ fn parse_range(entry: &str) -> Result<IpNet, String> {
             )
         })?,
     };
-    if net.prefix_len() == 0 {
-        return Err(format!(
-            "{entry:?} trusts every address, so any client could name its own; list the proxies' addresses"
-        ));
-    }
     if net.trunc() != net {
         return Err(format!(
             "{entry:?} has host bits set; write the range as {}",

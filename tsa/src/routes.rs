@@ -7,7 +7,7 @@
 //! | `GET /certs`   | the TSA certificate chain as PEM                                |
 //! | `GET /healthz` | 200 when tokens can be issued, 503 when not (clock, archive)    |
 //! | `GET /livez`   | 200 while the process serves HTTP (liveness, not readiness)     |
-//! | `GET /metrics` | Prometheus text format                                          |
+//! | `GET /metrics` | Prometheus text format (`[server] metrics_clients` only, when set) |
 //! | `POST /.well-known/cmp[/p/{profile}]` | CMP over HTTP (RFC 9811): ir, cr, p10cr, kur, rr, certConf, genm |
 //! | `POST /enroll/start` | `{"email": ADDR}`: mail a one-time enrolment code to ADDR |
 //! | `GET /directory/{email}` | the address's valid certificates (PEM, or DER by Accept) |

@@ -41,6 +41,8 @@ pub struct App {
     pub rate_limit: Option<Arc<crate::ratelimit::RateLimiter>>,
     /// Proxies whose `X-Forwarded-For` names the client (empty: none).
     pub trusted_proxies: Arc<crate::proxy::TrustedProxies>,
+    /// Who may read `GET /metrics` (`None`: everyone).
+    pub metrics_clients: Option<crate::proxy::AddressRanges>,
     /// Who may use the `/admin/` routes.
     pub admin: crate::config::AdminAccess,
 }
@@ -168,6 +170,7 @@ impl App {
                 .requests_per_second_per_client
                 .map(|n| Arc::new(crate::ratelimit::RateLimiter::new(n))),
             trusted_proxies: Arc::new(cfg.server.trusted_proxies.clone()),
+            metrics_clients: cfg.server.metrics_clients.clone(),
             admin: {
                 let mut admin = cfg.admin.clone();
                 if let Some(path) = &cfg.tls_client_ca {
