@@ -326,43 +326,35 @@ fn an_issuer_on_the_allowlist_admits_every_client_it_certified() {
         let (_, status, body) = curl(d, &url, Some(client), Some(r#"{"email": "x@example.org"}"#));
         assert_eq!(status, "200", "{client}: {body}");
     }
-    // An allowlist without client_ca is a configuration error.
+    // An allowlist without client_ca is a configuration error, and so are CRLs without it.
     let bad = d.join("bad.toml");
-    std::fs::write(
-        &bad,
-        format!(
-            "[tls]\nlisten = \"127.0.0.1:1\"\ncertificate = \"{}\"\nkey = \"{}\"\nadmin_subjects = [\"CN=x\"]\n",
-            p(&d.join("https.pem")),
-            p(&d.join("https.key"))
+    for (line, names) in [
+        ("admin_subjects = [\"CN=x\"]", &["tls.client_ca"][..]),
+        (
+            "client_crl = \"x.crl\"",
+            &["tls.client_crl", "tls.client_ca"][..],
         ),
-    )
-    .expect("config");
-    let r = run(Command::new(sigillum_tests::tsa_bin())
-        .args(["serve", "--config"])
-        .arg(&bad)
-        .env_remove("TSA_CONFIG"));
-    assert_eq!(r.code, Some(2), "{r}");
-    assert!(r.stderr.contains("tls.client_ca"), "{}", r.stderr);
-    // So are CRLs without it.
-    std::fs::write(
-        &bad,
-        format!(
-            "[tls]\nlisten = \"127.0.0.1:1\"\ncertificate = \"{}\"\nkey = \"{}\"\nclient_crl = \"x.crl\"\n",
-            p(&d.join("https.pem")),
-            p(&d.join("https.key"))
-        ),
-    )
-    .expect("config");
-    let r = run(Command::new(sigillum_tests::tsa_bin())
-        .args(["serve", "--config"])
-        .arg(&bad)
-        .env_remove("TSA_CONFIG"));
-    assert_eq!(r.code, Some(2), "{r}");
-    assert!(
-        r.stderr.contains("tls.client_crl") && r.stderr.contains("tls.client_ca"),
-        "{}",
-        r.stderr
-    );
+    ] {
+        std::fs::write(
+            &bad,
+            format!(
+                "[tls]\nlisten = \"127.0.0.1:1\"\ncertificate = \"{}\"\nkey = \"{}\"\n{line}\n",
+                p(&d.join("https.pem")),
+                p(&d.join("https.key"))
+            ),
+        )
+        .expect("config");
+        let r = run(Command::new(sigillum_tests::tsa_bin())
+            .args(["serve", "--config"])
+            .arg(&bad)
+            .env_remove("TSA_CONFIG"));
+        assert_eq!(r.code, Some(2), "{line}: {r}");
+        assert!(
+            names.iter().all(|n| r.stderr.contains(n)),
+            "{line}: {}",
+            r.stderr
+        );
+    }
 }
 
 #[test]

@@ -121,16 +121,20 @@ fn limited(statuses: &[u16]) -> bool {
         && statuses[2..].iter().filter(|s| **s == 429).count() >= 2
 }
 
+/// A server limiting each client to 2 requests a second, with `proxies` trusted.
+fn limited_to_two(proxies: &str) -> TsaServer {
+    TsaServer::start_with(TsaOptions {
+        config: Some(format!(
+            "allow_unsynced_clock = true\n\n[server]\nrequests_per_second_per_client = 2\n\
+             trusted_proxies = {proxies}\n"
+        )),
+        ..Default::default()
+    })
+}
+
 #[test]
 fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit() {
-    let server = TsaServer::start_with(TsaOptions {
-        config: Some(
-            "allow_unsynced_clock = true\n\n[server]\nrequests_per_second_per_client = 2\n\
-             trusted_proxies = [\"127.0.0.1\", \"::1\"]\n"
-                .into(),
-        ),
-        ..Default::default()
-    });
+    let server = limited_to_two(r#"["127.0.0.1", "::1"]"#);
     // The proxy (127.0.0.1, trusted) forwards for one client: that client is limited...
     let first = statuses_forwarded(&server, |_| "203.0.113.1".into(), 6);
     assert!(limited(&first), "{first:?}");
@@ -143,14 +147,7 @@ fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit() {
 
 #[test]
 fn from_an_untrusted_peer_x_forwarded_for_is_ignored() {
-    let server = TsaServer::start_with(TsaOptions {
-        config: Some(
-            "allow_unsynced_clock = true\n\n[server]\nrequests_per_second_per_client = 2\n\
-             trusted_proxies = [\"10.0.0.0/8\"]\n"
-                .into(),
-        ),
-        ..Default::default()
-    });
+    let server = limited_to_two(r#"["10.0.0.0/8"]"#);
     // 127.0.0.1 is no listed proxy: a new address in every request's header changes nothing.
     let statuses = statuses_forwarded(&server, |i| format!("203.0.113.{}", i + 1), 6);
     assert!(limited(&statuses), "{statuses:?}");

@@ -1010,18 +1010,20 @@ mod tests {
         );
     }
 
-    #[test]
-    fn trusted_proxies_are_read_and_checked() {
+    /// `[server]` from a file holding `text`, or the error's text.
+    fn server_section(text: &str) -> Result<ServerConfig, String> {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("c.toml");
-        std::fs::write(
-            &path,
-            "[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\"]\n",
-        )
-        .expect("write");
-        let s = Config::load(Some(&path), Overrides::default())
-            .expect("proxies")
-            .server;
+        std::fs::write(&path, format!("[server]\n{text}\n")).expect("write");
+        Config::load(Some(&path), Overrides::default())
+            .map(|c| c.server)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn trusted_proxies_are_read_and_checked() {
+        let s =
+            server_section("trusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\"]").expect("proxies");
         let forwarded = |peer: &str| {
             let mut h = axum::http::HeaderMap::new();
             h.insert("x-forwarded-for", "203.0.113.7".parse().expect("value"));
@@ -1032,35 +1034,25 @@ mod tests {
         assert_eq!(forwarded("10.1.2.3"), "203.0.113.7");
         assert_eq!(forwarded("192.0.2.7"), "203.0.113.7");
         assert_eq!(forwarded("192.0.2.8"), "192.0.2.8");
-        std::fs::write(&path, "[server]\ntrusted_proxies = [\"10.0.0.1/8\"]\n").expect("write");
-        let err = Config::load(Some(&path), Overrides::default())
-            .expect_err("host bits")
-            .to_string();
+        let err = server_section("trusted_proxies = [\"10.0.0.1/8\"]").expect_err("host bits");
         assert!(
             err.contains("server.trusted_proxies") && err.contains("10.0.0.0/8"),
             "{err}"
         );
         // metrics_clients: absent is everyone, empty is no one, a range is its addresses.
         assert_eq!(s.metrics_clients, None);
-        std::fs::write(&path, "[server]\nmetrics_clients = []\n").expect("write");
-        let none = Config::load(Some(&path), Overrides::default())
+        let none = server_section("metrics_clients = []")
             .expect("empty")
-            .server
             .metrics_clients
             .expect("a list");
         assert!(none.is_empty() && !none.contains("127.0.0.1".parse().expect("ip")));
-        std::fs::write(&path, "[server]\nmetrics_clients = [\"10.0.0.0/8\"]\n").expect("write");
-        let some = Config::load(Some(&path), Overrides::default())
+        let some = server_section("metrics_clients = [\"10.0.0.0/8\"]")
             .expect("range")
-            .server
             .metrics_clients
             .expect("a list");
         assert!(some.contains("10.9.8.7".parse().expect("ip")));
         assert!(!some.contains("127.0.0.1".parse().expect("ip")));
-        std::fs::write(&path, "[server]\nmetrics_clients = [\"prometheus\"]\n").expect("write");
-        let err = Config::load(Some(&path), Overrides::default())
-            .expect_err("a name")
-            .to_string();
+        let err = server_section("metrics_clients = [\"prometheus\"]").expect_err("a name");
         assert!(err.contains("server.metrics_clients"), "{err}");
     }
 
