@@ -34,8 +34,9 @@ fn metrics_answer_the_listed_clients_only() {
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("tsa_"), "{body}");
     drop(open);
-    // Not listed: 403, saying why, with the request id.
-    let closed = server("metrics_clients = [\"10.0.0.0/8\"]");
+    // Not listed: 403, saying why, with the request id. (Proxies are trusted, but not this
+    // peer.)
+    let closed = server("trusted_proxies = [\"10.0.0.0/8\"]\nmetrics_clients = [\"10.0.0.0/8\"]");
     let (status, body) = scrape(&closed, None);
     assert_eq!(status, 403, "{body}");
     assert!(

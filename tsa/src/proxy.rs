@@ -8,13 +8,17 @@
 //! too, with any address in it, so it is read only from a peer in `trusted_proxies`, and only
 //! as far as the trusted hops go: walking the list from its right end (the entry the nearest
 //! proxy appended), trusted addresses are skipped and the first untrusted one is the client.
-//! Whatever a client wrote further left stays unread. An entry that is not an address (`unknown`,
-//! an obfuscated RFC 7239 name, garbage) ends the walk at the last trusted hop: the limit then
-//! counts that proxy, never an address nobody vouched for.
+//! Whatever a client wrote further left stays unread. When every entry is a trusted address, the
+//! left-most is the client (a proxy host made the request itself). An entry that is not an
+//! address (`unknown`, an obfuscated RFC 7239 name, garbage) ends the walk at the last trusted
+//! hop: the limit then counts that proxy, never an address nobody vouched for. So the list must
+//! hold the proxies only, and only proxies that append to the header (a TCP pass-through
+//! balancer forwards what the client wrote): any host in a listed range is believed.
 //!
 //! Entries may carry a port (`203.0.113.7:4711`, `[2001:db8::1]:443`); several header lines are
 //! one list, in order (RFC 9110 §5.3). The RFC 7239 `Forwarded` header is not read.
-//! IPv4-mapped IPv6 addresses (a dual-stack listener's peers) count as the IPv4 address.
+//! IPv4-mapped IPv6 addresses (a dual-stack listener's peers) count as the IPv4 address, in the
+//! configuration's lists too (`::ffff:10.0.0.0/104` is `10.0.0.0/8`).
 
 use crate::ca::http::ClientAddr;
 use axum::extract::{Request, State};
@@ -115,6 +119,16 @@ fn parse_range(entry: &str) -> Result<IpNet, String> {
                 "{entry:?} is neither an address nor a range (10.0.0.0/8, 192.0.2.7, 2001:db8::/32)"
             )
         })?,
+    };
+    // Addresses are compared as IPv4 when IPv4-mapped, so a mapped range is its IPv4 range.
+    let net = match net {
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
+            Some(v4) => ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96)
+                .map(IpNet::V4)
+                .unwrap_or(net),
+            None => net,
+        },
+        other => other,
     };
     if net.trunc() != net {
         return Err(format!(
@@ -290,6 +304,15 @@ mod tests {
         let ok = proxies(&["10.0.0.0/8", "192.0.2.7", "2001:db8::/32", " ::1 "]);
         assert!(ok.trusts(ip("10.255.0.1")) && ok.trusts(ip("192.0.2.7")));
         assert!(ok.trusts(ip("::1")) && !ok.trusts(ip("192.0.2.8")));
+        // IPv4-mapped entries mean their IPv4 addresses, as the addresses compared do.
+        let mapped = proxies(&["::ffff:127.0.0.1", "::ffff:10.0.0.0/104"]);
+        assert!(mapped.trusts(ip("127.0.0.1")) && mapped.trusts(ip("::ffff:127.0.0.1")));
+        assert!(mapped.trusts(ip("10.1.2.3")) && !mapped.trusts(ip("11.0.0.1")));
+        assert_eq!(
+            mapped,
+            proxies(&["127.0.0.1", "10.0.0.0/8"]),
+            "the same lists"
+        );
         for (bad, says) in [
             ("10.0.0.1/8", "write the range as 10.0.0.0/8"),
             ("0.0.0.0/0", "trusts every address"),
