@@ -731,8 +731,13 @@ impl TsaServer {
 
     /// Sends SIGTERM and returns at once; [`TsaServer::wait_exit`] then waits for the exit.
     pub fn send_sigterm(&self) {
+        self.send_signal("TERM");
+    }
+
+    /// Sends the signal `name` (`kill -NAME`: `TERM`, `HUP`, ...).
+    pub fn send_signal(&self, name: &str) {
         let child = self.child.as_ref().expect("the server is running");
-        run(Command::new("kill").args(["-TERM", &child.id().to_string()])).assert_ok();
+        run(Command::new("kill").args([&format!("-{name}"), &child.id().to_string()])).assert_ok();
     }
 
     /// Waits at most `guard` for the process to exit and returns its status; past `guard` it

@@ -357,21 +357,19 @@ fn an_issuer_on_the_allowlist_admits_every_client_it_certified() {
     }
 }
 
-#[test]
-fn a_revoked_client_certificate_or_one_without_a_crl_fails_the_handshake() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let d = tmp.path();
-    pki(d);
-    // The clients CA revokes `auditor` (openssl ca's database and CRL); the strangers CA,
-    // also a client_ca here, publishes no CRL.
-    std::fs::write(
-        d.join("ca.cnf"),
-        "[ca]\ndefault_ca = clients\n[clients]\ndatabase = index.txt\ncrlnumber = crlnumber\n\
-         default_md = sha256\ndefault_crl_days = 2\n",
-    )
-    .expect("ca.cnf");
-    std::fs::write(d.join("index.txt"), "").expect("index");
-    std::fs::write(d.join("crlnumber"), "01\n").expect("crlnumber");
+/// Revokes `revoke` (client names) with the clients CA (openssl ca's database, made on first
+/// use) and publishes its CRL as `clients.crl`, replacing the old one at once (a rename).
+fn clients_crl(d: &Path, revoke: &[&str]) {
+    if !d.join("ca.cnf").exists() {
+        std::fs::write(
+            d.join("ca.cnf"),
+            "[ca]\ndefault_ca = clients\n[clients]\ndatabase = index.txt\ncrlnumber = crlnumber\n\
+             default_md = sha256\ndefault_crl_days = 2\n",
+        )
+        .expect("ca.cnf");
+        std::fs::write(d.join("index.txt"), "").expect("index");
+        std::fs::write(d.join("crlnumber"), "01\n").expect("crlnumber");
+    }
     let ca = [
         "-config",
         "ca.cnf",
@@ -380,12 +378,103 @@ fn a_revoked_client_certificate_or_one_without_a_crl_fails_the_handshake() {
         "-cert",
         "clients-ca.pem",
     ];
-    openssl(d, &[&["ca"], &ca[..], &["-revoke", "auditor.pem"]].concat()).assert_ok();
+    for name in revoke {
+        let cert = format!("{name}.pem");
+        openssl(d, &[&["ca"], &ca[..], &["-revoke", &cert]].concat()).assert_ok();
+    }
     openssl(
         d,
-        &[&["ca"], &ca[..], &["-gencrl", "-out", "clients.crl"]].concat(),
+        &[&["ca"], &ca[..], &["-gencrl", "-out", "new.crl"]].concat(),
     )
     .assert_ok();
+    std::fs::rename(d.join("new.crl"), d.join("clients.crl")).expect("publish the CRL");
+}
+
+/// Whether `client` gets past the handshake (any HTTP status) on `url`.
+fn handshakes(d: &Path, url: &str, client: &str) -> bool {
+    curl(d, url, Some(client), Some(r#"{"email": "x@example.org"}"#)).1 != "000"
+}
+
+/// Waits (at most 20 s, a hang guard) until `done`; panics with the server's log past it.
+fn wait_until(server: &TsaServer, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not after 20 s\n{}",
+            server.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_new_crl_takes_effect_on_sighup_and_one_that_does_not_load_changes_nothing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    pki(d);
+    clients_crl(d, &[]);
+    let port = free_port();
+    let server = TsaServer::start_with(TsaOptions {
+        config: Some(format!(
+            "allow_unsynced_clock = true\n\n[tls]\nlisten = \"127.0.0.1:{port}\"\ncertificate = \"{}\"\n\
+             key = \"{}\"\nclient_ca = \"{}\"\nclient_crl = \"{}\"\n\
+             admin_issuers = [\"CN=clients CA,O=Bank\"]\n",
+            p(&d.join("https.pem")),
+            p(&d.join("https.key")),
+            p(&d.join("clients-ca.pem")),
+            p(&d.join("clients.crl")),
+        )),
+        ..Default::default()
+    });
+    let url = format!("https://127.0.0.1:{port}/admin/enroll-code");
+    assert!(handshakes(d, &url, "auditor"), "not revoked yet");
+    // A new CRL revoking `auditor`: in force once the node has read it on SIGHUP.
+    clients_crl(d, &["auditor"]);
+    assert!(
+        handshakes(d, &url, "auditor"),
+        "read at start, not before SIGHUP"
+    );
+    server.send_signal("HUP");
+    wait_until(&server, "the new CRL applied", || {
+        !handshakes(d, &url, "auditor")
+    });
+    assert!(
+        server.log().contains("client CRLs reloaded"),
+        "{}",
+        server.log()
+    );
+    assert!(handshakes(d, &url, "branch-7"));
+    // A CRL file that does not load: the node says so and keeps the CRLs it had.
+    std::fs::write(d.join("clients.crl"), "not a CRL\n").expect("write");
+    server.send_signal("HUP");
+    wait_until(&server, "the failed reload logged", || {
+        server.log().contains("HTTPS files not reloaded")
+    });
+    assert!(server.log().contains("clients.crl"), "{}", server.log());
+    assert!(!handshakes(d, &url, "auditor"), "still revoked");
+    assert!(handshakes(d, &url, "branch-7"), "still served");
+}
+
+#[test]
+fn sighup_without_tls_ends_nothing() {
+    let mut server = TsaServer::start();
+    server.send_signal("HUP");
+    wait_until(&server, "the SIGHUP logged", || {
+        server.log().contains("nothing to reload")
+    });
+    assert!(server.is_running(), "{}", server.log());
+    assert_eq!(server.healthz(), 200);
+}
+
+#[test]
+fn a_revoked_client_certificate_or_one_without_a_crl_fails_the_handshake() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    pki(d);
+    // The clients CA revokes `auditor`; the strangers CA, also a client_ca here, publishes no
+    // CRL.
+    clients_crl(d, &["auditor"]);
     let both = format!(
         "{}{}",
         std::fs::read_to_string(d.join("clients-ca.pem")).expect("clients CA"),

@@ -419,24 +419,22 @@ fn serve(config: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<()> {
         eprintln!("Listening on http://{}/", cfg.listen);
         let archive = app.archive.clone();
         let router = tsa::routes::app(app);
-        let https = match &cfg.tls {
+        let (https, reload) = match &cfg.tls {
             Some((addr, cert, key)) => {
-                let bound =
-                    tsa::tls::bind(
-                        *addr,
-                        cert,
-                        key,
-                        cfg.tls_client_ca.as_deref().map(|ca| tsa::tls::ClientCerts {
-                            ca,
-                            crl: cfg.tls_client_crl.as_deref(),
-                        }),
-                    )
-                    .await?;
+                let files = tsa::tls::TlsFiles::new(
+                    cert,
+                    key,
+                    cfg.tls_client_ca.as_deref(),
+                    cfg.tls_client_crl.as_deref(),
+                )?;
+                let (listener, acceptor) = tsa::tls::bind(*addr, &files).await?;
                 eprintln!("Listening on https://{addr}/");
-                Some(bound)
+                let (reloaded, current) = tokio::sync::watch::channel(acceptor);
+                (Some((listener, current)), Some((files, reloaded)))
             }
-            None => None,
+            None => (None, None),
         };
+        tokio::spawn(tsa::tls::reload_on_hangup(reload));
         tsa::server::Server::new(router, &cfg.server, max_connections)?
             .run(listener, https, shutdown_signal())
             .await;

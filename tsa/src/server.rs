@@ -251,13 +251,14 @@ impl Server {
         })
     }
 
-    /// Serves `plain` (and `tls`, with its acceptor) until `signal` resolves, then drains:
+    /// Serves `plain` (and `tls`, with its acceptor: each new connection takes the current one,
+    /// which a SIGHUP may replace) until `signal` resolves, then drains:
     /// no new connections, idle ones closed, in-flight requests given the drain deadline,
     /// the rest aborted. Returns once every connection is gone (or the deadline has passed).
     pub async fn run(
         self,
         plain: TcpListener,
-        tls: Option<(TcpListener, TlsAcceptor)>,
+        tls: Option<(TcpListener, watch::Receiver<TlsAcceptor>)>,
         signal: impl Future<Output = ()>,
     ) {
         let mut loops = vec![tokio::spawn(accept_loop(
@@ -300,7 +301,11 @@ impl Server {
 
 /// Accepts on `listener` until shutdown begins (the listener is then dropped, so the kernel
 /// refuses new connections).
-async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, tls: Option<TlsAcceptor>) {
+async fn accept_loop(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    tls: Option<watch::Receiver<TlsAcceptor>>,
+) {
     let mut shutdown = shared.shutdown.clone();
     let mut backoff = ACCEPT_BACKOFF.0;
     loop {
@@ -312,7 +317,8 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, tls: Option<Tls
         match accepted {
             Ok((stream, peer)) => {
                 backoff = ACCEPT_BACKOFF.0;
-                admit(&shared, stream, peer, tls.as_ref());
+                let acceptor = tls.as_ref().map(|current| current.borrow().clone());
+                admit(&shared, stream, peer, acceptor.as_ref());
             }
             // The client gave up between SYN and accept: nothing wrong on our side.
             Err(e)

@@ -2,15 +2,15 @@
 //!
 //! RFC 3161 is served over plain HTTP always (signtool refuses https TSA URLs, and the token
 //! protects itself); `[tls]` adds an HTTPS listener for clients and policies that want one.
-//! This module only loads the certificate and key and binds the socket: the accept loop in
-//! [`crate::server`] runs each handshake on the connection's own task, inside the connection
-//! cap and the request deadline, so a slow or hostile client can hold up neither `accept` nor
-//! a file descriptor for long.
+//! This module loads the certificate and key (again on SIGHUP: [`reload_on_hangup`]) and binds
+//! the socket: the accept loop in [`crate::server`] runs each handshake on the connection's own
+//! task, inside the connection cap and the request deadline, so a slow or hostile client can
+//! hold up neither `accept` nor a file descriptor for long.
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -51,43 +51,111 @@ pub enum TlsError {
     },
 }
 
-/// Which client certificates the HTTPS listener accepts (`[tls] client_ca`, `client_crl`).
-#[derive(Clone, Copy, Debug)]
-pub struct ClientCerts<'a> {
-    /// The CA certificates (PEM) a client certificate must chain to.
-    pub ca: &'a Path,
-    /// CRLs (PEM `X509 CRL` blocks, or one DER CRL) of those CAs: a client certificate they
-    /// list as revoked, or one from a CA with no CRL here, fails the handshake.
-    pub crl: Option<&'a Path>,
+/// What an HTTPS listener is made of (`[tls]`), kept so that SIGHUP can build it again: the
+/// certificate chain, key and client CRLs are read anew each time; the client CAs are the ones
+/// read at start (the `/admin/` check uses them too, so a new `client_ca` needs a restart).
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    certificate: PathBuf,
+    key: PathBuf,
+    /// The `client_ca` file and its certificates (DER), read at start.
+    client_ca: Option<(PathBuf, Vec<CertificateDer<'static>>)>,
+    client_crl: Option<PathBuf>,
 }
 
-/// Loads the PEM certificate chain and key and binds `addr` for HTTPS; with `client`, clients
-/// are asked for a certificate (optional: RFC 3161 and the CA routes need none), and one that
-/// does not chain to its CAs, or that their CRLs revoke, fails the handshake.
+impl TlsFiles {
+    /// The files of `[tls]`; reads the client CAs now. With `client_ca`, clients are asked for
+    /// a certificate (optional: RFC 3161 and the CA routes need none), and one that does not
+    /// chain to those CAs, or that `client_crl` revokes, fails the handshake.
+    pub fn new(
+        certificate: &Path,
+        key: &Path,
+        client_ca: Option<&Path>,
+        client_crl: Option<&Path>,
+    ) -> Result<TlsFiles, TlsError> {
+        let client_ca = match client_ca {
+            Some(path) => {
+                let certs = CertificateDer::pem_file_iter(path)
+                    .map_err(pem_err(path))?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(pem_err(path))?;
+                Some((path.to_owned(), certs))
+            }
+            None => None,
+        };
+        Ok(TlsFiles {
+            certificate: certificate.to_owned(),
+            key: key.to_owned(),
+            client_ca,
+            client_crl: client_crl.map(Path::to_owned),
+        })
+    }
+
+    /// A TLS acceptor from the files as they are now.
+    pub fn acceptor(&self) -> Result<TlsAcceptor, TlsError> {
+        acceptor(self)
+    }
+}
+
+/// Binds `addr` for HTTPS with an acceptor made from `files`.
 pub async fn bind(
     addr: SocketAddr,
-    certificate: &Path,
-    key: &Path,
-    client: Option<ClientCerts<'_>>,
+    files: &TlsFiles,
 ) -> Result<(TcpListener, TlsAcceptor), TlsError> {
-    let acceptor = acceptor(certificate, key, client)?;
+    let acceptor = files.acceptor()?;
     let tcp = TcpListener::bind(addr)
         .await
         .map_err(|source| TlsError::Bind { addr, source })?;
     Ok((tcp, acceptor))
 }
 
-/// A TLS acceptor for the PEM certificate chain and key (PKCS#8, PKCS#1 or SEC1) given, asking
-/// for optional client certificates as `client` says.
-pub fn acceptor(
-    certificate: &Path,
-    key: &Path,
-    client: Option<ClientCerts<'_>>,
-) -> Result<TlsAcceptor, TlsError> {
-    let pem_err = |path: &Path| {
-        let path = path.display().to_string();
-        move |source| TlsError::Pem { path, source }
+/// On each SIGHUP, builds the HTTPS listener's acceptor again from `files` and hands it to the
+/// accept loop (`acceptor`): new connections use it, open ones keep theirs. A file that no
+/// longer loads leaves the acceptor as it was, with an error in the log. Without `[tls]` a
+/// SIGHUP only says so (it must not end the process, SIGHUP's default).
+pub async fn reload_on_hangup(tls: Option<(TlsFiles, tokio::sync::watch::Sender<TlsAcceptor>)>) {
+    let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP: HTTPS files reload only at a restart");
+            return;
+        }
     };
+    while hangups.recv().await.is_some() {
+        let Some((files, acceptor)) = &tls else {
+            tracing::info!("SIGHUP: nothing to reload (no [tls])");
+            continue;
+        };
+        match files.acceptor() {
+            Ok(new) => {
+                acceptor.send_replace(new);
+                metrics::counter!("tsa_tls_reloads_total", "result" => "ok").increment(1);
+                tracing::info!(
+                    certificate = %files.certificate.display(),
+                    client_crl = ?files.client_crl,
+                    "SIGHUP: HTTPS certificate, key and client CRLs reloaded; new connections use them"
+                );
+            }
+            Err(e) => {
+                metrics::counter!("tsa_tls_reloads_total", "result" => "failed").increment(1);
+                tracing::error!(
+                    error = %pki::error::error_text(&e),
+                    "SIGHUP: HTTPS files not reloaded; the listener keeps the ones it had"
+                );
+            }
+        }
+    }
+}
+
+fn pem_err(path: &Path) -> impl FnOnce(rustls_pki_types::pem::Error) -> TlsError + use<> {
+    let path = path.display().to_string();
+    move |source| TlsError::Pem { path, source }
+}
+
+/// A TLS acceptor for the PEM certificate chain and key (PKCS#8, PKCS#1 or SEC1) of `files`,
+/// asking for optional client certificates when they name client CAs.
+fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
+    let (certificate, key) = (files.certificate.as_path(), files.key.as_path());
     let certs = CertificateDer::pem_file_iter(certificate)
         .map_err(pem_err(certificate))?
         .collect::<Result<Vec<_>, _>>()
@@ -97,14 +165,13 @@ pub fn acceptor(
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(TlsError::Config)?;
-    let builder = match client {
+    let crl = files.client_crl.as_deref();
+    let builder = match &files.client_ca {
         None => builder.with_no_client_auth(),
-        Some(ClientCerts { ca: path, crl }) => {
+        Some((_, cas)) => {
             let mut roots = tokio_rustls::rustls::RootCertStore::empty();
-            for cert in CertificateDer::pem_file_iter(path).map_err(pem_err(path))? {
-                roots
-                    .add(cert.map_err(pem_err(path))?)
-                    .map_err(TlsError::Config)?;
+            for cert in cas {
+                roots.add(cert.clone()).map_err(TlsError::Config)?;
             }
             let crls = match crl {
                 Some(crl) => load_crls(crl)?,
