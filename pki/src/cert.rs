@@ -260,11 +260,7 @@ pub fn tsa_certificate_problems(cert: &Certificate) -> Vec<String> {
 /// no usage at all: `(1, 0)`.
 pub fn key_usage_period(cert: &Certificate) -> (u64, u64) {
     use x509_cert::ext::pkix::PrivateKeyUsagePeriod;
-    let v = &cert.tbs_certificate.validity;
-    let (mut from, mut until) = (
-        v.not_before.to_unix_duration().as_secs(),
-        v.not_after.to_unix_duration().as_secs(),
-    );
+    let (mut from, mut until) = validity(cert);
     if let Some((_, value)) = extension(
         cert,
         &const_oid::db::rfc5280::ID_CE_PRIVATE_KEY_USAGE_PERIOD,
@@ -364,11 +360,19 @@ pub fn emails(cert: &Certificate) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The certificate's validity period: notBefore and notAfter, Unix seconds, inclusive.
+pub fn validity(cert: &Certificate) -> (u64, u64) {
+    let v = &cert.tbs_certificate.validity;
+    (
+        v.not_before.to_unix_duration().as_secs(),
+        v.not_after.to_unix_duration().as_secs(),
+    )
+}
+
 /// Whether `at` (Unix seconds) lies within the certificate's validity period.
 pub fn valid_at(cert: &Certificate, at_unix: u64) -> bool {
-    let v = &cert.tbs_certificate.validity;
-    v.not_before.to_unix_duration().as_secs() <= at_unix
-        && at_unix <= v.not_after.to_unix_duration().as_secs()
+    let (from, until) = validity(cert);
+    from <= at_unix && at_unix <= until
 }
 
 /// Whether the certificate is self-issued (subject equals issuer), as a root is.

@@ -512,3 +512,48 @@ fn a_revoked_client_certificate_or_one_without_a_crl_fails_the_handshake() {
     let (_, status, _) = curl(d, &format!("https://127.0.0.1:{port}/healthz"), None, None);
     assert_eq!(status, "200");
 }
+
+/// The notAfter of the certificate in `pem`, Unix seconds, as openssl and date(1) read it.
+fn not_after(pem: &Path) -> u64 {
+    let r = run(Command::new("sh").arg("-c").arg(format!(
+        "date -u -d \"$(openssl x509 -enddate -noout -in '{}' | cut -d= -f2)\" +%s",
+        p(pem)
+    )));
+    r.stdout.trim().parse().unwrap_or_else(|_| panic!("{r}"))
+}
+
+#[test]
+fn certificate_expiries_are_exported_for_alerts() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    sigillum_tests::openssl_ca::https_server_cert(d);
+    let port = free_port();
+    let server = TsaServer::start_with(TsaOptions {
+        config: Some(format!(
+            "allow_unsynced_clock = true\n\n[tls]\nlisten = \"127.0.0.1:{port}\"\ncertificate = \"{}\"\n\
+             key = \"{}\"\n",
+            p(&d.join("https.pem")),
+            p(&d.join("https.key")),
+        )),
+        ..Default::default()
+    });
+    let metrics = sigillum_tests::get(&format!("{}metrics", server.url()));
+    let text = String::from_utf8_lossy(&metrics.body);
+    let gauge = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+            .parse::<f64>()
+            .map(|v| v as u64)
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    assert_eq!(
+        gauge("tsa_tls_certificate_not_after_seconds"),
+        not_after(&d.join("https.pem"))
+    );
+    // The development TSA certificate has no privateKeyUsagePeriod: its notAfter.
+    assert_eq!(
+        gauge("tsa_signing_key_usage_end_seconds"),
+        not_after(&server.tsa_pem())
+    );
+}

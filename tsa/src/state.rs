@@ -182,6 +182,9 @@ impl App {
                 admin
             },
         });
+        // For alerts (once the recorder exists): when the key stops signing (the certificate's
+        // validity narrowed by privateKeyUsagePeriod), as Unix seconds.
+        metrics::gauge!("tsa_signing_key_usage_end_seconds").set(app.key_usage.1 as f64);
         if app.ca.is_some() {
             let weak = Arc::downgrade(&app);
             tokio::spawn(async move {

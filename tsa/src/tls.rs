@@ -201,9 +201,28 @@ fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
             builder.with_client_cert_verifier(verifier)
         }
     };
+    let not_after = certs
+        .first()
+        .and_then(|c| pki::cert::parse(c.as_ref()).ok())
+        .map(|c| pki::cert::validity(&c).1);
     let config = builder
         .with_single_cert(certs, key)
         .map_err(TlsError::Config)?;
+    if let Some(not_after) = not_after {
+        // For alerts: when the HTTPS certificate in use expires, as Unix seconds.
+        metrics::gauge!("tsa_tls_certificate_not_after_seconds").set(not_after as f64);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if not_after < now + crate::state::KEY_EXPIRY_WARNING_SECS {
+            tracing::warn!(
+                certificate = %certificate.display(),
+                days_left = not_after.saturating_sub(now) / 86_400,
+                expired = not_after < now,
+                "the HTTPS certificate expires within 30 days: renew it and send SIGHUP"
+            );
+        }
+    }
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
