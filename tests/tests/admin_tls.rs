@@ -543,8 +543,7 @@ fn certificate_expiries_are_exported_for_alerts() {
         text.lines()
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
             .unwrap_or_else(|| panic!("no {name} in\n{text}"))
-            .parse::<f64>()
-            .map(|v| v as u64)
+            .parse::<u64>()
             .unwrap_or_else(|e| panic!("{name}: {e}"))
     };
     assert_eq!(
