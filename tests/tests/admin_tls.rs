@@ -68,13 +68,19 @@ fn pki(dir: &Path) {
 }
 
 fn start(dir: &Path, port: u16, allow: &str) -> TsaServer {
+    start_with_ca(dir, port, "clients-ca.pem", allow)
+}
+
+/// An HTTPS listener on `port` whose client CAs are in `client_ca` (a file in `dir`), with the
+/// `[tls]` lines `more`.
+fn start_with_ca(dir: &Path, port: u16, client_ca: &str, more: &str) -> TsaServer {
     TsaServer::start_with(TsaOptions {
         config: Some(format!(
             "allow_unsynced_clock = true\n\n[tls]\nlisten = \"127.0.0.1:{port}\"\ncertificate = \"{}\"\n\
-             key = \"{}\"\nclient_ca = \"{}\"\n{allow}\n",
+             key = \"{}\"\nclient_ca = \"{}\"\n{more}\n",
             dir.join("https.pem").display(),
             dir.join("https.key").display(),
-            dir.join("clients-ca.pem").display(),
+            dir.join(client_ca).display(),
         )),
         ..Default::default()
     })
@@ -415,18 +421,15 @@ fn a_new_crl_takes_effect_on_sighup_and_one_that_does_not_load_changes_nothing()
     pki(d);
     clients_crl(d, &[]);
     let port = free_port();
-    let server = TsaServer::start_with(TsaOptions {
-        config: Some(format!(
-            "allow_unsynced_clock = true\n\n[tls]\nlisten = \"127.0.0.1:{port}\"\ncertificate = \"{}\"\n\
-             key = \"{}\"\nclient_ca = \"{}\"\nclient_crl = \"{}\"\n\
-             admin_issuers = [\"CN=clients CA,O=Bank\"]\n",
-            p(&d.join("https.pem")),
-            p(&d.join("https.key")),
-            p(&d.join("clients-ca.pem")),
-            p(&d.join("clients.crl")),
-        )),
-        ..Default::default()
-    });
+    let server = start_with_ca(
+        d,
+        port,
+        "clients-ca.pem",
+        &format!(
+            "client_crl = \"{}\"\nadmin_issuers = [\"CN=clients CA,O=Bank\"]",
+            p(&d.join("clients.crl"))
+        ),
+    );
     let url = format!("https://127.0.0.1:{port}/admin/enroll-code");
     assert!(handshakes(d, &url, "auditor"), "not revoked yet");
     // A new CRL revoking `auditor`: in force once the node has read it on SIGHUP.
@@ -482,18 +485,15 @@ fn a_revoked_client_certificate_or_one_without_a_crl_fails_the_handshake() {
     );
     std::fs::write(d.join("both-ca.pem"), both).expect("both");
     let port = free_port();
-    let _server = TsaServer::start_with(TsaOptions {
-        config: Some(format!(
-            "allow_unsynced_clock = true\n\n[tls]\nlisten = \"127.0.0.1:{port}\"\ncertificate = \"{}\"\n\
-             key = \"{}\"\nclient_ca = \"{}\"\nclient_crl = \"{}\"\n\
-             admin_issuers = [\"CN=clients CA,O=Bank\", \"CN=strangers CA,O=Bank\"]\n",
-            p(&d.join("https.pem")),
-            p(&d.join("https.key")),
-            p(&d.join("both-ca.pem")),
-            p(&d.join("clients.crl")),
-        )),
-        ..Default::default()
-    });
+    let _server = start_with_ca(
+        d,
+        port,
+        "both-ca.pem",
+        &format!(
+            "client_crl = \"{}\"\nadmin_issuers = [\"CN=clients CA,O=Bank\", \"CN=strangers CA,O=Bank\"]",
+            p(&d.join("clients.crl"))
+        ),
+    );
     let url = format!("https://127.0.0.1:{port}/admin/enroll-code");
     let code_req = Some(r#"{"email": "x@example.org"}"#);
     // Not revoked: admitted, as every client of an allowlisted issuer.
