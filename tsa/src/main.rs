@@ -407,6 +407,7 @@ fn serve(config: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let served = runtime.block_on(async move {
+        let hangups = tsa::tls::hangup_signal();
         let app = App::build(&cfg, ClockGuard::kernel()).await?;
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
@@ -434,7 +435,7 @@ fn serve(config: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<()> {
             }
             None => (None, None),
         };
-        tokio::spawn(tsa::tls::reload_on_hangup(reload));
+        tokio::spawn(tsa::tls::reload_on_hangup(hangups, reload));
         tsa::server::Server::new(router, &cfg.server, max_connections)?
             .run(listener, https, shutdown_signal())
             .await;

@@ -109,12 +109,24 @@ pub async fn bind(
     Ok((tcp, acceptor))
 }
 
+/// Installs the SIGHUP handler (call inside the runtime, first thing): from then on a SIGHUP
+/// waits in the returned stream for [`reload_on_hangup`] instead of ending the process.
+pub fn hangup_signal() -> std::io::Result<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+}
+
 /// On each SIGHUP, builds the HTTPS listener's acceptor again from `files` and hands it to the
 /// accept loop (`acceptor`): new connections use it, open ones keep theirs. A file that no
 /// longer loads leaves the acceptor as it was, with an error in the log. Without `[tls]` a
 /// SIGHUP only says so (it must not end the process, SIGHUP's default).
-pub async fn reload_on_hangup(tls: Option<(TlsFiles, tokio::sync::watch::Sender<TlsAcceptor>)>) {
-    let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+///
+/// `hangups` is [`hangup_signal`]'s, taken as early as the runtime allows, so that a SIGHUP
+/// during start-up does not take the default action either.
+pub async fn reload_on_hangup(
+    hangups: std::io::Result<tokio::signal::unix::Signal>,
+    tls: Option<(TlsFiles, tokio::sync::watch::Sender<TlsAcceptor>)>,
+) {
+    let mut hangups = match hangups {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(error = %e, "cannot listen for SIGHUP: HTTPS files reload only at a restart");
