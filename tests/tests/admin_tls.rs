@@ -340,6 +340,7 @@ fn an_issuer_on_the_allowlist_admits_every_client_it_certified() {
             "client_crl = \"x.crl\"",
             &["tls.client_crl", "tls.client_ca"][..],
         ),
+        ("reload_check_secs = 100000", &["tls.reload_check_secs"][..]),
     ] {
         std::fs::write(
             &bad,
@@ -421,12 +422,13 @@ fn a_new_crl_takes_effect_on_sighup_and_one_that_does_not_load_changes_nothing()
     pki(d);
     clients_crl(d, &[]);
     let port = free_port();
+    // No checks on disk: only the SIGHUP reloads.
     let server = start_with_ca(
         d,
         port,
         "clients-ca.pem",
         &format!(
-            "client_crl = \"{}\"\nadmin_issuers = [\"CN=clients CA,O=Bank\"]",
+            "client_crl = \"{}\"\nadmin_issuers = [\"CN=clients CA,O=Bank\"]\nreload_check_secs = 0",
             p(&d.join("clients.crl"))
         ),
     );
@@ -457,6 +459,33 @@ fn a_new_crl_takes_effect_on_sighup_and_one_that_does_not_load_changes_nothing()
     assert!(server.log().contains("clients.crl"), "{}", server.log());
     assert!(!handshakes(d, &url, "auditor"), "still revoked");
     assert!(handshakes(d, &url, "branch-7"), "still served");
+}
+
+#[test]
+fn a_crl_replaced_on_disk_is_read_without_a_signal() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    pki(d);
+    clients_crl(d, &[]);
+    let port = free_port();
+    let server = start_with_ca(
+        d,
+        port,
+        "clients-ca.pem",
+        &format!(
+            "client_crl = \"{}\"\nadmin_issuers = [\"CN=clients CA,O=Bank\"]\nreload_check_secs = 1",
+            p(&d.join("clients.crl"))
+        ),
+    );
+    let url = format!("https://127.0.0.1:{port}/admin/enroll-code");
+    assert!(handshakes(d, &url, "auditor"), "not revoked yet");
+    // Published as a Kubernetes Secret or a cron job would: a new file renamed over the old.
+    clients_crl(d, &["auditor"]);
+    wait_until(&server, "the new CRL applied", || {
+        !handshakes(d, &url, "auditor")
+    });
+    assert!(server.log().contains("changed on disk"), "{}", server.log());
+    assert!(handshakes(d, &url, "branch-7"));
 }
 
 #[test]

@@ -298,6 +298,11 @@ impl ServerFileConfig {
     }
 }
 
+/// How often, by default, the HTTPS files are checked for a change on disk.
+const DEFAULT_TLS_RELOAD_CHECK_SECS: u64 = 60;
+/// The longest check interval accepted.
+const MAX_TLS_RELOAD_CHECK_SECS: u64 = 86_400;
+
 /// `[tls]`: an HTTPS listener served beside plain HTTP.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -315,6 +320,9 @@ pub struct TlsConfig {
     /// start: a revoked client certificate, or one from a CA with no CRL here, fails the
     /// handshake.
     pub client_crl: Option<PathBuf>,
+    /// How often (seconds) the certificate, key and CRL files are checked for a change on disk,
+    /// which reloads them as SIGHUP does; 0: only on SIGHUP. Default 60.
+    pub reload_check_secs: Option<u64>,
     /// Client certificate subjects (RFC 4514, as `CN=branch-7,O=Bank`: no space after commas) allowed
     /// on the `/admin/` routes.
     #[serde(default)]
@@ -546,6 +554,8 @@ pub struct Config {
     pub tls_client_ca: Option<PathBuf>,
     /// Their CRLs, when configured.
     pub tls_client_crl: Option<PathBuf>,
+    /// How often the HTTPS files are checked for a change on disk (`None`: only on SIGHUP).
+    pub tls_reload_check: Option<Duration>,
     /// Who may use the `/admin/` routes.
     pub admin: AdminAccess,
     /// Connection handling (`[server]`).
@@ -769,6 +779,7 @@ impl Config {
         let allow_unsynced_clock = fc.allow_unsynced_clock.unwrap_or(!from_file);
         let mut tls_client_ca = None;
         let mut tls_client_crl = None;
+        let mut tls_reload_check = None;
         let mut admin = AdminAccess::default();
         let tls = match fc.tls.take() {
             None => None,
@@ -795,6 +806,16 @@ impl Config {
                 }
                 tls_client_ca = t.client_ca.map(&resolve);
                 tls_client_crl = t.client_crl.map(&resolve);
+                let check = t.reload_check_secs.unwrap_or(DEFAULT_TLS_RELOAD_CHECK_SECS);
+                if check > MAX_TLS_RELOAD_CHECK_SECS {
+                    return Err(ConfigError::Value {
+                        key: "tls.reload_check_secs",
+                        detail: format!(
+                            "{check} is over {MAX_TLS_RELOAD_CHECK_SECS} (a day); 0 checks only on SIGHUP"
+                        ),
+                    });
+                }
+                tls_reload_check = (check > 0).then(|| Duration::from_secs(check));
                 admin = AdminAccess {
                     subjects: t.admin_subjects,
                     issuers: t.admin_issuers,
@@ -825,6 +846,7 @@ impl Config {
             tls,
             tls_client_ca,
             tls_client_crl,
+            tls_reload_check,
             admin,
             server,
             from_file,

@@ -435,7 +435,11 @@ fn serve(config: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<()> {
             }
             None => (None, None),
         };
-        tokio::spawn(tsa::tls::reload_on_hangup(hangups, reload));
+        tokio::spawn(tsa::tls::reload_on_hangup(
+            hangups,
+            reload,
+            cfg.tls_reload_check,
+        ));
         tsa::server::Server::new(router, &cfg.server, max_connections)?
             .run(listener, https, shutdown_signal())
             .await;

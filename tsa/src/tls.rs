@@ -95,6 +95,25 @@ impl TlsFiles {
     pub fn acceptor(&self) -> Result<TlsAcceptor, TlsError> {
         acceptor(self)
     }
+
+    /// What identifies the reloadable files' contents without reading them: each one's
+    /// modification time, size and inode, through symbolic links (a Kubernetes Secret's files
+    /// are links swapped at once); `None` for a file that cannot be read now.
+    fn on_disk(&self) -> Vec<Option<(std::time::SystemTime, u64, u64)>> {
+        use std::os::unix::fs::MetadataExt;
+        [
+            Some(&self.certificate),
+            Some(&self.key),
+            self.client_crl.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|path| {
+            let meta = std::fs::metadata(path).ok()?;
+            Some((meta.modified().ok()?, meta.len(), meta.ino()))
+        })
+        .collect()
+    }
 }
 
 /// Binds `addr` for HTTPS with an acceptor made from `files`.
@@ -115,25 +134,44 @@ pub fn hangup_signal() -> std::io::Result<tokio::signal::unix::Signal> {
     tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
 }
 
-/// On each SIGHUP, builds the HTTPS listener's acceptor again from `files` and hands it to the
-/// accept loop (`acceptor`): new connections use it, open ones keep theirs. A file that no
-/// longer loads leaves the acceptor as it was, with an error in the log. Without `[tls]` a
-/// SIGHUP only says so (it must not end the process, SIGHUP's default).
+/// On each SIGHUP, and when the files change on disk (checked every `check_every`, if set),
+/// builds the HTTPS listener's acceptor again from `files` and hands it to the accept loop
+/// (`acceptor`): new connections use it, open ones keep theirs. A file that no longer loads
+/// leaves the acceptor as it was, with an error in the log (a change on disk is not tried again
+/// until the files change once more). Without `[tls]` a SIGHUP only says so (it must not end the
+/// process, SIGHUP's default).
 ///
 /// `hangups` is [`hangup_signal`]'s, taken as early as the runtime allows, so that a SIGHUP
 /// during start-up does not take the default action either.
 pub async fn reload_on_hangup(
     hangups: std::io::Result<tokio::signal::unix::Signal>,
     tls: Option<(TlsFiles, tokio::sync::watch::Sender<TlsAcceptor>)>,
+    check_every: Option<std::time::Duration>,
 ) {
     let mut hangups = match hangups {
-        Ok(s) => s,
+        Ok(s) => Some(s),
         Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGHUP: HTTPS files reload only at a restart");
-            return;
+            tracing::warn!(error = %e, "cannot listen for SIGHUP: HTTPS files reload only when they change on disk");
+            None
         }
     };
-    while hangups.recv().await.is_some() {
+    let mut check = check_every
+        .filter(|_| tls.is_some())
+        .map(tokio::time::interval);
+    let mut seen = tls.as_ref().map(|(files, _)| files.on_disk());
+    loop {
+        let why = tokio::select! {
+            Some(()) = async { hangups.as_mut()?.recv().await } => "SIGHUP",
+            Some(_) = async { Some(check.as_mut()?.tick().await) } => {
+                let now = tls.as_ref().map(|(files, _)| files.on_disk());
+                if now == seen {
+                    continue;
+                }
+                seen = now;
+                "changed on disk"
+            }
+            else => return,
+        };
         let Some((files, acceptor)) = &tls else {
             tracing::info!("SIGHUP: nothing to reload (no [tls])");
             continue;
@@ -143,16 +181,18 @@ pub async fn reload_on_hangup(
                 acceptor.send_replace(new);
                 metrics::counter!("tsa_tls_reloads_total", "result" => "ok").increment(1);
                 tracing::info!(
+                    why,
                     certificate = %files.certificate.display(),
                     client_crl = ?files.client_crl,
-                    "SIGHUP: HTTPS certificate, key and client CRLs reloaded; new connections use them"
+                    "HTTPS certificate, key and client CRLs reloaded; new connections use them"
                 );
             }
             Err(e) => {
                 metrics::counter!("tsa_tls_reloads_total", "result" => "failed").increment(1);
                 tracing::error!(
+                    why,
                     error = %pki::error::error_text(&e),
-                    "SIGHUP: HTTPS files not reloaded; the listener keeps the ones it had"
+                    "HTTPS files not reloaded; the listener keeps the ones it had"
                 );
             }
         }
