@@ -415,25 +415,33 @@ fn wait_until(server: &TsaServer, what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-#[test]
-fn a_new_crl_takes_effect_on_sighup_and_one_that_does_not_load_changes_nothing() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let d = tmp.path();
+/// A node whose admin clients are the clients CA's, under a CRL that revokes none of them yet,
+/// checking its files on disk every `check_secs` (0: never); and its admin URL.
+fn crl_server(d: &Path, check_secs: u64) -> (TsaServer, String) {
     pki(d);
     clients_crl(d, &[]);
     let port = free_port();
-    // No checks on disk: only the SIGHUP reloads.
     let server = start_with_ca(
         d,
         port,
         "clients-ca.pem",
         &format!(
-            "client_crl = \"{}\"\nadmin_issuers = [\"CN=clients CA,O=Bank\"]\nreload_check_secs = 0",
+            "client_crl = \"{}\"\nadmin_issuers = [\"CN=clients CA,O=Bank\"]\n\
+             reload_check_secs = {check_secs}",
             p(&d.join("clients.crl"))
         ),
     );
     let url = format!("https://127.0.0.1:{port}/admin/enroll-code");
     assert!(handshakes(d, &url, "auditor"), "not revoked yet");
+    (server, url)
+}
+
+#[test]
+fn a_new_crl_takes_effect_on_sighup_and_one_that_does_not_load_changes_nothing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    // No checks on disk: only the SIGHUP reloads.
+    let (server, url) = crl_server(d, 0);
     // A new CRL revoking `auditor`: in force once the node has read it on SIGHUP.
     clients_crl(d, &["auditor"]);
     assert!(
@@ -465,20 +473,7 @@ fn a_new_crl_takes_effect_on_sighup_and_one_that_does_not_load_changes_nothing()
 fn a_crl_replaced_on_disk_is_read_without_a_signal() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let d = tmp.path();
-    pki(d);
-    clients_crl(d, &[]);
-    let port = free_port();
-    let server = start_with_ca(
-        d,
-        port,
-        "clients-ca.pem",
-        &format!(
-            "client_crl = \"{}\"\nadmin_issuers = [\"CN=clients CA,O=Bank\"]\nreload_check_secs = 1",
-            p(&d.join("clients.crl"))
-        ),
-    );
-    let url = format!("https://127.0.0.1:{port}/admin/enroll-code");
-    assert!(handshakes(d, &url, "auditor"), "not revoked yet");
+    let (server, url) = crl_server(d, 1);
     // Published as a Kubernetes Secret or a cron job would: a new file renamed over the old.
     clients_crl(d, &["auditor"]);
     wait_until(&server, "the new CRL applied", || {
