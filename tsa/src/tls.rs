@@ -58,8 +58,8 @@ pub enum TlsError {
 pub struct TlsFiles {
     certificate: PathBuf,
     key: PathBuf,
-    /// The `client_ca` file and its certificates (DER), read at start.
-    client_ca: Option<(PathBuf, Vec<CertificateDer<'static>>)>,
+    /// The `client_ca` certificates, read at start.
+    client_cas: Option<Vec<CertificateDer<'static>>>,
     client_crl: Option<PathBuf>,
 }
 
@@ -73,20 +73,19 @@ impl TlsFiles {
         client_ca: Option<&Path>,
         client_crl: Option<&Path>,
     ) -> Result<TlsFiles, TlsError> {
-        let client_ca = match client_ca {
-            Some(path) => {
-                let certs = CertificateDer::pem_file_iter(path)
+        let client_cas = match client_ca {
+            Some(path) => Some(
+                CertificateDer::pem_file_iter(path)
                     .map_err(pem_err(path))?
                     .collect::<Result<Vec<_>, _>>()
-                    .map_err(pem_err(path))?;
-                Some((path.to_owned(), certs))
-            }
+                    .map_err(pem_err(path))?,
+            ),
             None => None,
         };
         Ok(TlsFiles {
             certificate: certificate.to_owned(),
             key: key.to_owned(),
-            client_ca,
+            client_cas,
             client_crl: client_crl.map(Path::to_owned),
         })
     }
@@ -218,9 +217,9 @@ fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
         .with_safe_default_protocol_versions()
         .map_err(TlsError::Config)?;
     let crl = files.client_crl.as_deref();
-    let builder = match &files.client_ca {
+    let builder = match &files.client_cas {
         None => builder.with_no_client_auth(),
-        Some((_, cas)) => {
+        Some(cas) => {
             let mut roots = tokio_rustls::rustls::RootCertStore::empty();
             for cert in cas {
                 roots.add(cert.clone()).map_err(TlsError::Config)?;
@@ -271,7 +270,7 @@ fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
                 certificate = %certificate.display(),
                 days_left = not_after.saturating_sub(now) / 86_400,
                 expired = not_after < now,
-                "the HTTPS certificate expires within 30 days: renew it and send SIGHUP"
+                "the HTTPS certificate expires within 30 days: renew it (read again on SIGHUP and when it changes on disk)"
             );
         }
     }
