@@ -317,8 +317,8 @@ pub struct TlsConfig {
     /// the `/admin/` routes need one (and an allowlisted subject or issuer).
     pub client_ca: Option<PathBuf>,
     /// CRLs of the `client_ca` certificates (PEM `X509 CRL` blocks, or one DER CRL), read at
-    /// start: a revoked client certificate, or one from a CA with no CRL here, fails the
-    /// handshake.
+    /// start, on SIGHUP and when the file changes: a revoked client certificate, or one from a
+    /// CA with no CRL here, fails the handshake.
     pub client_crl: Option<PathBuf>,
     /// How often (seconds) the certificate, key and CRL files are checked for a change on disk,
     /// which reloads them as SIGHUP does; 0: only on SIGHUP. Default 60.
