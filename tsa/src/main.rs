@@ -393,6 +393,15 @@ async fn shutdown_signal() {
 }
 
 fn serve(config: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<()> {
+    // The runtime first, so that SIGHUP has its handler before anything else is done (its
+    // default ends the process, and systemd allows a reload as soon as the process runs).
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let hangups = {
+        let _in_runtime = runtime.enter();
+        tsa::tls::hangup_signal()
+    };
     let cfg = Config::load(config.as_deref(), overrides)?;
     let stop = cfg.stop_budget();
     if stop > tsa::limits::SUPERVISOR_STOP_TIMEOUT {
@@ -403,11 +412,7 @@ fn serve(config: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<()> {
     }
     // Before the archive opens its files: the cap must leave them room.
     let max_connections = tsa::server::connection_budget(&cfg.server, cfg.archive.max_connections)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
     let served = runtime.block_on(async move {
-        let hangups = tsa::tls::hangup_signal();
         let app = App::build(&cfg, ClockGuard::kernel()).await?;
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await

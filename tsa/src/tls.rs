@@ -61,7 +61,13 @@ pub struct TlsFiles {
     /// The `client_ca` certificates, read at start.
     client_cas: Option<Vec<CertificateDer<'static>>>,
     client_crl: Option<PathBuf>,
+    /// The files as [`TlsFiles::new`] found them, before the first acceptor reads them: a
+    /// change after that is a change to load.
+    at_start: OnDisk,
 }
+
+/// Each reloadable file's modification time, size and inode (`None`: unreadable now).
+type OnDisk = Vec<Option<(std::time::SystemTime, u64, u64)>>;
 
 impl TlsFiles {
     /// The files of `[tls]`; reads the client CAs now. With `client_ca`, clients are asked for
@@ -82,12 +88,15 @@ impl TlsFiles {
             ),
             None => None,
         };
-        Ok(TlsFiles {
+        let mut files = TlsFiles {
             certificate: certificate.to_owned(),
             key: key.to_owned(),
             client_cas,
             client_crl: client_crl.map(Path::to_owned),
-        })
+            at_start: Vec::new(),
+        };
+        files.at_start = files.on_disk();
+        Ok(files)
     }
 
     /// A TLS acceptor from the files as they are now.
@@ -98,7 +107,7 @@ impl TlsFiles {
     /// What identifies the reloadable files' contents without reading them: each one's
     /// modification time, size and inode, through symbolic links (a Kubernetes Secret's files
     /// are links swapped at once); `None` for a file that cannot be read now.
-    fn on_disk(&self) -> Vec<Option<(std::time::SystemTime, u64, u64)>> {
+    fn on_disk(&self) -> OnDisk {
         use std::os::unix::fs::MetadataExt;
         [
             Some(&self.certificate),
@@ -135,12 +144,12 @@ pub fn hangup_signal() -> std::io::Result<tokio::signal::unix::Signal> {
 
 /// On each SIGHUP, and when the files change on disk (checked every `check_every`, if set),
 /// builds the HTTPS listener's acceptor again from `files` and hands it to the accept loop
-/// (`acceptor`): new connections use it, open ones keep theirs. A file that no longer loads
-/// leaves the acceptor as it was, with an error in the log (a change on disk is not tried again
-/// until the files change once more). Without `[tls]` a SIGHUP only says so (it must not end the
-/// process, SIGHUP's default).
+/// (`acceptor`): new connections use it, open ones keep theirs. A file that does not load
+/// leaves the acceptor as it was, with an error in the log, and is tried again at each check
+/// until it loads (a renewal may still be half written, or its permissions not yet set).
+/// Without `[tls]` a SIGHUP only says so (it must not end the process, SIGHUP's default).
 ///
-/// `hangups` is [`hangup_signal`]'s, taken as early as the runtime allows, so that a SIGHUP
+/// `hangups` is [`hangup_signal`]'s, taken before the configuration is read, so that a SIGHUP
 /// during start-up does not take the default action either.
 pub async fn reload_on_hangup(
     hangups: std::io::Result<tokio::signal::unix::Signal>,
@@ -150,23 +159,29 @@ pub async fn reload_on_hangup(
     let mut hangups = match hangups {
         Ok(s) => Some(s),
         Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGHUP: HTTPS files reload only when they change on disk");
+            tracing::warn!(error = %e, "cannot listen for SIGHUP: a SIGHUP ends the process, and the HTTPS files reload only when they change on disk ([tls] reload_check_secs)");
             None
         }
     };
+    if tls.is_some() {
+        // Exported from the start, so that an alert on failures has a series to watch.
+        for result in ["ok", "failed"] {
+            metrics::counter!("tsa_tls_reloads_total", "result" => result).increment(0);
+        }
+    }
     let mut check = check_every
         .filter(|_| tls.is_some())
         .map(tokio::time::interval);
-    let mut seen = tls.as_ref().map(|(files, _)| files.on_disk());
+    let mut seen = tls.as_ref().map(|(files, _)| files.at_start.clone());
+    let mut failing = false;
     loop {
         let why = tokio::select! {
             Some(()) = async { hangups.as_mut()?.recv().await } => "SIGHUP",
             Some(_) = async { Some(check.as_mut()?.tick().await) } => {
                 let now = tls.as_ref().map(|(files, _)| files.on_disk());
-                if now == seen {
+                if now == seen && !failing {
                     continue;
                 }
-                seen = now;
                 "changed on disk"
             }
             else => return,
@@ -175,9 +190,19 @@ pub async fn reload_on_hangup(
             tracing::info!("SIGHUP: nothing to reload (no [tls])");
             continue;
         };
-        match files.acceptor() {
+        seen = Some(files.on_disk());
+        let load = files.clone();
+        let loaded = tokio::task::spawn_blocking(move || load.acceptor())
+            .await
+            .unwrap_or_else(|e| {
+                Err(TlsError::Config(tokio_rustls::rustls::Error::General(
+                    format!("the reload task failed: {e}"),
+                )))
+            });
+        match loaded {
             Ok(new) => {
                 acceptor.send_replace(new);
+                failing = false;
                 metrics::counter!("tsa_tls_reloads_total", "result" => "ok").increment(1);
                 tracing::info!(
                     why,
@@ -186,14 +211,17 @@ pub async fn reload_on_hangup(
                     "HTTPS certificate, key and client CRLs reloaded; new connections use them"
                 );
             }
-            Err(e) => {
+            // Logged and counted once per spell of failures, and at every SIGHUP.
+            Err(e) if !failing || why == "SIGHUP" => {
+                failing = true;
                 metrics::counter!("tsa_tls_reloads_total", "result" => "failed").increment(1);
                 tracing::error!(
                     why,
                     error = %pki::error::error_text(&e),
-                    "HTTPS files not reloaded; the listener keeps the ones it had"
+                    "HTTPS files not reloaded; the listener keeps the ones it had (tried again at each check)"
                 );
             }
+            Err(_) => {}
         }
     }
 }
@@ -256,6 +284,11 @@ fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
         .first()
         .and_then(|c| pki::cert::parse(c.as_ref()).ok())
         .map(|c| pki::cert::validity(&c).1);
+    if not_after.is_none() {
+        // rustls took it, but its expiry cannot be read here: 0 rather than the old one's.
+        metrics::gauge!("tsa_tls_certificate_not_after_seconds").set(0.0);
+        tracing::warn!(certificate = %certificate.display(), "cannot read the HTTPS certificate's notAfter for tsa_tls_certificate_not_after_seconds (set to 0)");
+    }
     let config = builder
         .with_single_cert(certs, key)
         .map_err(TlsError::Config)?;
