@@ -26,8 +26,10 @@ use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::Response;
 use ipnet::IpNet;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
+
+mod walk;
 
 /// The header proxies append their peer to.
 const FORWARDED_FOR: &str = "x-forwarded-for";
@@ -88,26 +90,13 @@ impl TrustedProxies {
 
     /// The client of a request that came from `peer` with `headers` (see the module's text).
     pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
-        let mut client = peer.to_canonical();
-        if !self.trusts(client) {
-            return client;
-        }
-        // Header lines in order, each a comma-separated list: walked from the last entry back.
+        // Header lines in order, each a comma-separated list.
         let lines: Vec<&[u8]> = headers
             .get_all(FORWARDED_FOR)
             .iter()
             .map(|v| v.as_bytes())
             .collect();
-        for line in lines.iter().rev() {
-            for entry in line.rsplit(|b| *b == b',') {
-                match parse_entry(entry) {
-                    Some(ip) if self.trusts(ip) => client = ip,
-                    Some(ip) => return ip,
-                    None => return client,
-                }
-            }
-        }
-        client
+        walk::client(peer, &lines, |ip| self.trusts(ip))
     }
 }
 
@@ -137,22 +126,6 @@ fn parse_range(entry: &str) -> Result<IpNet, String> {
         ));
     }
     Ok(net)
-}
-
-/// One `X-Forwarded-For` entry: an address, with or without a port (IPv6 in brackets then).
-fn parse_entry(entry: &[u8]) -> Option<IpAddr> {
-    let text = std::str::from_utf8(entry).ok()?.trim();
-    let ip = text
-        .parse::<IpAddr>()
-        .or_else(|_| text.parse::<SocketAddr>().map(|s| s.ip()))
-        .ok()
-        .or_else(|| {
-            text.strip_prefix('[')?
-                .strip_suffix(']')?
-                .parse::<IpAddr>()
-                .ok()
-        })?;
-    Some(ip.to_canonical())
 }
 
 /// Middleware: replaces the connection's [`ClientAddr`] with the forwarded client when the peer
