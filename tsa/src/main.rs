@@ -417,14 +417,8 @@ fn serve(config: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
             .with_context(|| format!("cannot listen on {}", cfg.listen))?;
-        let root = cfg.data_dir.join(tsa::keys::files::ROOT_CERT);
-        if cfg.key.is_none() {
-            eprintln!("Development root certificate: {} (stamp verify FILE --trust {})", root.display(), root.display());
-        }
-        tracing::info!(listen = %cfg.listen, archive = %tsa::state::redact(&cfg.database_url), max_connections, "serving RFC 3161");
-        eprintln!("Listening on http://{}/", cfg.listen);
-        let archive = app.archive.clone();
-        let router = tsa::routes::app(app);
+        // HTTPS is set up before anything says "Listening": a TLS file that does not load ends
+        // the start with its error alone.
         let (https, reload) = match &cfg.tls {
             Some((addr, cert, key)) => {
                 let files = tsa::tls::TlsFiles::new(
@@ -434,12 +428,23 @@ fn serve(config: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<()> {
                     cfg.tls_client_crl.as_deref(),
                 )?;
                 let (listener, acceptor) = tsa::tls::bind(*addr, &files).await?;
-                eprintln!("Listening on https://{addr}/");
                 let (reloaded, current) = tokio::sync::watch::channel(acceptor);
-                (Some((listener, current)), Some((files, reloaded)))
+                (Some((*addr, listener, current)), Some((files, reloaded)))
             }
             None => (None, None),
         };
+        let root = cfg.data_dir.join(tsa::keys::files::ROOT_CERT);
+        if cfg.key.is_none() {
+            eprintln!("Development root certificate: {} (stamp verify FILE --trust {})", root.display(), root.display());
+        }
+        tracing::info!(listen = %cfg.listen, archive = %tsa::state::redact(&cfg.database_url), max_connections, "serving RFC 3161");
+        eprintln!("Listening on http://{}/", cfg.listen);
+        let https = https.map(|(addr, listener, current)| {
+            eprintln!("Listening on https://{addr}/");
+            (listener, current)
+        });
+        let archive = app.archive.clone();
+        let router = tsa::routes::app(app);
         tokio::spawn(tsa::tls::reload_on_hangup(
             hangups,
             reload,
