@@ -75,18 +75,12 @@ pub async fn metrics(
     client: Option<Extension<ClientAddr>>,
 ) -> Result<impl IntoResponse, AppError> {
     if let Some(allowed) = &app.metrics_clients {
-        match client {
-            Some(Extension(ClientAddr(ip))) if allowed.contains(ip) => {}
-            Some(Extension(ClientAddr(ip))) => {
-                return Err(AppError::Forbidden(format!(
-                    "GET /metrics answers the clients in [server] metrics_clients only, not {ip}"
-                )));
-            }
-            None => {
-                return Err(AppError::Forbidden(
-                    "GET /metrics answers the clients in [server] metrics_clients only".into(),
-                ));
-            }
+        let client = client.map(|Extension(ClientAddr(ip))| ip);
+        if !client.is_some_and(|ip| allowed.contains(ip)) {
+            let who = client.map(|ip| format!(", not {ip}")).unwrap_or_default();
+            return Err(AppError::Forbidden(format!(
+                "GET /metrics answers the clients in [server] metrics_clients only{who}"
+            )));
         }
     }
     app.metrics.run_upkeep();

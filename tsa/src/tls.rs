@@ -175,14 +175,15 @@ pub async fn reload_on_hangup(
     let mut seen = tls.as_ref().map(|(files, _)| files.at_start.clone());
     let mut failing = false;
     loop {
-        let why = tokio::select! {
-            Some(()) = async { hangups.as_mut()?.recv().await } => "SIGHUP",
+        // Why, and the files' state a check has just read (a SIGHUP reads it below).
+        let (why, now) = tokio::select! {
+            Some(()) = async { hangups.as_mut()?.recv().await } => ("SIGHUP", None),
             Some(_) = async { Some(check.as_mut()?.tick().await) } => {
                 let now = tls.as_ref().map(|(files, _)| files.on_disk());
                 if now == seen && !failing {
                     continue;
                 }
-                "changed on disk"
+                ("changed on disk", now)
             }
             else => return,
         };
@@ -190,7 +191,7 @@ pub async fn reload_on_hangup(
             tracing::info!("SIGHUP: nothing to reload (no [tls])");
             continue;
         };
-        seen = Some(files.on_disk());
+        seen = now.or_else(|| Some(files.on_disk()));
         let load = files.clone();
         let loaded = tokio::task::spawn_blocking(move || load.acceptor())
             .await
@@ -295,13 +296,12 @@ fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
     if let Some(not_after) = not_after {
         // For alerts: when the HTTPS certificate in use expires, as Unix seconds.
         metrics::gauge!("tsa_tls_certificate_not_after_seconds").set(not_after as f64);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        if not_after < now + crate::state::KEY_EXPIRY_WARNING_SECS {
+        let now = u64::try_from(crate::ca::now()).unwrap_or(0);
+        // The signing key's warning period, counted as /healthz counts it.
+        if not_after.saturating_sub(now) <= crate::state::KEY_EXPIRY_WARNING_SECS {
             tracing::warn!(
                 certificate = %certificate.display(),
-                days_left = not_after.saturating_sub(now) / 86_400,
+                days_left = not_after.saturating_sub(now).div_ceil(86_400),
                 expired = not_after < now,
                 "the HTTPS certificate expires within 30 days: renew it (read again on SIGHUP and when it changes on disk)"
             );
